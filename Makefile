@@ -1,0 +1,45 @@
+# postgate — build and test.
+GO        ?= go
+DEB_PKGS  := postfix swaks pflogsumm
+BIN       := bin/postgate
+
+.PHONY: all build run test deps vet bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/postgate
+
+# Run on the embedded defaults: 127.0.0.1:2525, queue in ./postgate-queue.
+run: build
+	./$(BIN) serve
+
+# Install the Debian packages the tests use when they are missing (as root).
+# Postfix is preseeded so it asks nothing; a temporary policy-rc.d keeps
+# package scripts from starting any service, so nothing is left running.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make test needs Debian packages:$$missing (run as root to install them)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  rcd=/usr/sbin/policy-rc.d; added=""; \
+	  if [ ! -e $$rcd ]; then printf '#!/bin/sh\nexit 101\n' > $$rcd; chmod 755 $$rcd; added=1; fi; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; rc=$$?; \
+	  [ -n "$$added" ] && rm -f $$rcd; \
+	  exit $$rc; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Benchmarks stay out of `make test`; figures go in issue notes.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./queue/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./test/bench/
+
+clean:
+	rm -rf bin postgate-queue

@@ -1,0 +1,48 @@
+// Command postgate is a Postfix-compatible policy and content-filtering
+// mail gateway: one binary for the daemon and its admin tools.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage: postgate COMMAND [-c DIR] [ARGS]
+
+commands:
+  serve                 run the gateway
+  check                 validate the configuration; print non-default settings (postconf -n)
+  queue list [--json]   list the queue (mailq; --json as postqueue -j)
+  queue show [--raw] ID print a queued message (postcat -q; --raw: the stored bytes only)
+  version               print the version
+
+Without -c, postgate reads /etc/postgate when it exists, else runs on its
+embedded defaults (listen on 127.0.0.1:2525, queue in ./postgate-queue).
+`
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "0.1-dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var code int
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "serve":
+		code = serve(args)
+	case "check":
+		code = check(args)
+	case "queue":
+		code = queueCmd(args)
+	case "version":
+		fmt.Println("postgate", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "postgate: unknown command %q\n%s", cmd, usage)
+		code = 2
+	}
+	os.Exit(code)
+}

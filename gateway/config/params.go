@@ -1,0 +1,156 @@
+package config
+
+import (
+	"strings"
+	"sync"
+)
+
+// param describes a parameter postgate types: its default (raw, expanded like a
+// main.cf value, or computed), its type, and whether postgate implements it yet.
+// Defaults are current Postfix's (reference §1.5), except where postgate differs
+// on purpose (queue_directory, syslog_name, smtpd_forbid_bare_newline).
+type param struct {
+	name string
+	kind kind
+	def  string
+	impl bool
+	unit byte  // kindTime: unit of a bare number
+	min  int64 // kindInt: lowest value; kindTime: lowest number of seconds
+	max  int64 // kindInt: highest value, 0 for none
+	// check validates the expanded value beyond its kind.
+	check func(string) (warning string, err error)
+	// canon turns the expanded value into the form Get returns.
+	canon func(string) string
+	// computed: the default depends on the host or the directory (see
+	// view.computeDefault) rather than on fixed text.
+	computed bool
+}
+
+// Compatibility-dependent defaults, written as Postfix writes them so that an
+// explicit compatibility_level selects the historical behaviour.
+const (
+	defRelayRestrictions = "${{$compatibility_level} <level {1} ? {} : {permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination}}"
+	defMynetworksStyle   = "${{$compatibility_level} <level {2} ? {subnet} : {host}}"
+	defRelayDomains      = "${{$compatibility_level} <level {2} ? {$mydestination} : {}}"
+	defRelayBeforeRcpt   = "${{$compatibility_level} <level {3.6} ? {no} : {yes}}"
+	defSMTPUTF8          = "${{$compatibility_level} <level {1} ? {no} : {yes}}"
+)
+
+func str(name, def string) param  { return param{name: name, kind: kindString, def: def, impl: true} }
+func list(name, def string) param { return param{name: name, kind: kindList, def: def, impl: true} }
+func boolean(name, def string) param {
+	return param{name: name, kind: kindBool, def: def, impl: true}
+}
+func integer(name, def string, min int64) param {
+	return param{name: name, kind: kindInt, def: def, impl: true, min: min}
+}
+func seconds(name, def string, unit byte, min int64) param {
+	return param{name: name, kind: kindTime, def: def, impl: true, unit: unit, min: min}
+}
+func code(name, def string) param {
+	return param{name: name, kind: kindInt, def: def, impl: true, check: replyCode}
+}
+
+func lower(s string) string { return strings.ToLower(s) }
+
+// later marks a parameter as typed but not implemented yet.
+func later(p param) param { p.impl = false; return p }
+
+var paramTable = []param{
+	// Identity and address classes.
+	{name: "myhostname", kind: kindString, impl: true, computed: true},
+	{name: "mydomain", kind: kindString, impl: true, computed: true},
+	str("myorigin", "$myhostname"),
+	list("mydestination", "$myhostname, localhost.$mydomain, localhost"),
+	{name: "mynetworks", kind: kindList, impl: true, computed: true},
+	{name: "mynetworks_style", kind: kindString, def: defMynetworksStyle, impl: true,
+		check: oneOf("host", "subnet", "class"), canon: lower},
+	list("inet_interfaces", "all"),
+	{name: "inet_protocols", kind: kindList, def: "all", impl: true,
+		check: listOf("all", "ipv4", "ipv6"), canon: lower},
+	list("relay_domains", defRelayDomains),
+	list("parent_domain_matches_subdomains", "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"),
+	{name: "compatibility_level", kind: kindString, def: currentCompatLevel, impl: true, check: compatLevel},
+	str("mail_name", "postgate"), // Received: and the banner name postgate, not Postfix
+	str("mail_version", currentCompatLevel),
+	{name: "config_directory", kind: kindString, impl: true, computed: true},
+
+	// SMTP server.
+	str("smtpd_banner", "$myhostname ESMTP $mail_name"),
+	list("smtpd_relay_restrictions", defRelayRestrictions),
+	list("smtpd_recipient_restrictions", ""),
+	list("smtpd_client_restrictions", ""),
+	list("smtpd_helo_restrictions", ""),
+	list("smtpd_sender_restrictions", ""),
+	list("smtpd_data_restrictions", ""),
+	list("smtpd_end_of_data_restrictions", ""),
+	list("smtpd_etrn_restrictions", ""),
+	list("smtpd_restriction_classes", ""),
+	boolean("smtpd_relay_before_recipient_restrictions", defRelayBeforeRcpt),
+	boolean("smtpd_delay_reject", "yes"),
+	code("reject_code", "554"),
+	code("defer_code", "450"),
+	code("relay_domains_reject_code", "554"),
+	code("access_map_reject_code", "554"),
+	code("access_map_defer_code", "450"),
+	boolean("soft_bounce", "no"),
+	integer("message_size_limit", "10240000", 0),
+	integer("smtpd_recipient_limit", "1000", 1),
+	seconds("smtpd_timeout", "300s", 's', 1), // Postfix: ${stress?{10}:{300}}s
+	integer("smtpd_soft_error_limit", "10", 1),
+	integer("smtpd_hard_error_limit", "20", 1), // Postfix: ${stress?{1}:{20}}
+	seconds("smtpd_error_sleep_time", "1s", 's', 0),
+	integer("default_process_limit", "100", 1),
+	{name: "smtpd_forbid_bare_newline", kind: kindString, def: "normalize", impl: true,
+		check: bareNewline, canon: bareNewlineMode},
+	code("smtpd_forbid_bare_newline_reject_code", "550"),
+	list("smtpd_forbid_bare_newline_exclusions", "$mynetworks"),
+	boolean("smtputf8_enable", defSMTPUTF8),
+	boolean("smtpd_client_port_logging", "no"),
+
+	// Queue and logging.
+	str("queue_directory", "/var/spool/postgate"),
+	boolean("enable_long_queue_ids", "no"),
+	str("maillog_file", ""),
+	str("syslog_name", "postgate"),
+
+	// postgate's own.
+	list("postgate_dns_servers", ""), // empty: the servers of /etc/resolv.conf
+	str("postgate_state_store", "memory"),
+	str("postgate_metrics_address", ""),
+	seconds("postgate_greylist_delay", "300s", 's', 0),
+
+	// Delivery: typed now, implemented with the delivery issue.
+	later(list("relayhost", "")),
+	later(str("relay_transport", "relay")),
+	later(str("default_transport", "smtp")),
+	later(list("transport_maps", "")),
+	later(seconds("minimal_backoff_time", "300s", 's', 1)),
+	later(seconds("maximal_backoff_time", "4000s", 's', 1)),
+	later(seconds("queue_run_delay", "300s", 's', 1)),
+	later(seconds("maximal_queue_lifetime", "5d", 'd', 0)),
+	later(seconds("bounce_queue_lifetime", "5d", 'd', 0)),
+	later(seconds("delay_warning_time", "0h", 'h', 0)),
+	later(integer("default_destination_concurrency_limit", "20", 0)),
+	later(integer("default_destination_recipient_limit", "50", 0)),
+	later(param{name: "notify_classes", kind: kindList, def: "resource, software",
+		check: listOf("bounce", "2bounce", "data", "delay", "policy", "protocol", "resource", "software")}),
+	later(str("bounce_notice_recipient", "postmaster")),
+	later(str("2bounce_notice_recipient", "postmaster")),
+	later(str("delay_notice_recipient", "postmaster")),
+	later(str("error_notice_recipient", "postmaster")),
+	later(str("smtp_helo_name", "$myhostname")),
+	later(str("smtp_bind_address", "")),
+	later(integer("bounce_size_limit", "50000", 1)),
+}
+
+// params indexes paramTable by name.
+var params = sync.OnceValue(func() map[string]*param {
+	m := make(map[string]*param, len(paramTable))
+	for i := range paramTable {
+		m[paramTable[i].name] = &paramTable[i]
+	}
+	return m
+})
+
+func lookupParam(name string) *param { return params()[name] }

@@ -1,0 +1,182 @@
+// Package gateway is postgate's SMTP server side: the listeners of
+// master.cf, the go-smtp sessions, the order of the stages, message
+// reception into the queue, and the mail log.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"postgate/gateway/config"
+	"postgate/queue"
+)
+
+// Options are the parts of a gateway that tests and the command line set.
+type Options struct {
+	LogOutput io.Writer    // mail log when maillog_file is empty; nil = stderr
+	Syncer    queue.Syncer // queue fsync; nil = fdatasync
+}
+
+// Gateway is a running postgate: its queue, its mail log and one service
+// per master.cf smtpd listener.
+type Gateway struct {
+	cfg       *config.Config
+	log       *MailLog
+	store     *queue.Store
+	services  []*service
+	listeners []net.Listener
+}
+
+// Check compiles everything the daemon would (restriction lists, tables,
+// listener addresses) without opening the queue or any socket. It returns
+// notices for names postgate knows but does not implement yet.
+func Check(cfg *config.Config) ([]string, error) {
+	_, notices, err := buildServices(cfg)
+	return notices, err
+}
+
+func buildServices(cfg *config.Config) ([]*service, []string, error) {
+	tables := tableCache{}
+	var out []*service
+	var notices []string
+	seen := map[string]bool{}
+	svcs := cfg.Services()
+	if len(svcs) == 0 {
+		return nil, nil, errors.New("master.cf: no inet service runs smtpd: nothing to listen on")
+	}
+	for _, svc := range svcs {
+		s, ni, err := buildService(cfg.ForService(svc), svc, tables)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, n := range ni {
+			if !seen[n] {
+				seen[n] = true
+				notices = append(notices, n)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, notices, nil
+}
+
+// New builds the runtime from cfg, opens the mail log and the queue. It
+// binds no socket yet.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	services, _, err := buildServices(cfg)
+	if err != nil {
+		return nil, err
+	}
+	qdir := cfg.Get("queue_directory")
+	if err := config.CheckQueueDirectory(qdir); err != nil {
+		return nil, err
+	}
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	log, err := OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+	if err != nil {
+		return nil, err
+	}
+	store, err := queue.Open(qdir, queue.Options{
+		Syncer:  opts.Syncer,
+		LongIDs: cfg.Bool("enable_long_queue_ids"),
+		Logf:    func(f string, a ...any) { log.Logf("qmgr", "warning: "+f, a...) },
+	})
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("queue_directory %s: %w", qdir, err)
+	}
+	g := &Gateway{cfg: cfg, log: log, store: store, services: services}
+	for _, s := range services {
+		s.log, s.store = log, store
+	}
+	return g, nil
+}
+
+// Listen binds every service socket.
+func (g *Gateway) Listen(ctx context.Context) error {
+	for _, s := range g.services {
+		slot := make(chan struct{}, s.maxProc)
+		for _, addr := range s.addrs {
+			// No TCP keepalive: smtpd_timeout bounds idle sessions, and
+			// it saves four setsockopt calls per connection.
+			lc := net.ListenConfig{KeepAlive: -1}
+			nl, err := lc.Listen(ctx, "tcp", addr)
+			if err != nil {
+				g.closeListeners()
+				return fmt.Errorf("%s: service %s: %w", s.pos, s.name, err)
+			}
+			g.listeners = append(g.listeners, &listener{Listener: nl, svc: s, slot: slot})
+		}
+	}
+	return nil
+}
+
+// Addrs lists the bound addresses, in master.cf order.
+func (g *Gateway) Addrs() []net.Addr {
+	out := make([]net.Addr, len(g.listeners))
+	for i, l := range g.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+func (g *Gateway) closeListeners() {
+	for _, l := range g.listeners {
+		l.Close()
+	}
+}
+
+// Serve serves every listener until ctx ends, then stops gracefully:
+// listeners close at once, sessions in progress get up to grace to finish,
+// and the queue is closed after the last one.
+func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(g.listeners))
+	// Sessions outlive ctx by the grace period, so a message being
+	// received when the stop comes is still queued and acknowledged.
+	sessions, endSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer endSessions()
+	for _, s := range g.services {
+		s.ctx = sessions
+	}
+	for _, l := range g.listeners {
+		l := l.(*listener)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.svc.server.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	for _, s := range g.services {
+		if e := s.server.Shutdown(stop); e != nil {
+			s.server.Close()
+		}
+	}
+	wg.Wait()
+	endSessions()
+	if e := g.store.Close(); err == nil {
+		err = e
+	}
+	if e := g.log.Close(); err == nil {
+		err = e
+	}
+	return err
+}

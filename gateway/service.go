@@ -1,0 +1,279 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"postgate/gateway/config"
+	"postgate/queue"
+	"postgate/restrictions"
+	"postgate/rules"
+)
+
+// service is the runtime of one master.cf smtpd listener: its parameters
+// (main.cf with the service's -o overrides), compiled restrictions and the
+// go-smtp server that serves its sockets.
+type service struct {
+	name   string
+	addrs  []string
+	ctx    context.Context // ends when the gateway stops
+	pos    config.Position
+	log    *MailLog
+	store  *queue.Store
+	server *smtp.Server
+
+	hostname, banner, mailName     string
+	timeout, errorSleep            time.Duration
+	softErrorLimit, hardErrorLimit int
+	recipientLimit                 int
+	maxProc                        int
+
+	bareLF           bareLFMode
+	bareLFCode       int
+	bareLFExclusions *rules.AddrList
+
+	lists               *restrictions.Lists
+	hasDataRestrictions bool
+}
+
+type bareLFMode int
+
+const (
+	bareLFNormalize bareLFMode = iota
+	bareLFNote
+	bareLFReject
+)
+
+// restrictionParams are the lists compiled for each service.
+var restrictionParams = []string{
+	"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
+	"smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_data_restrictions",
+	"smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
+}
+
+// tableCache opens each "type:name" once per runtime, shared by all services.
+type tableCache map[string]rules.Table
+
+func (tc tableCache) open(spec string) (rules.Table, error) {
+	if t, ok := tc[spec]; ok {
+		return t, nil
+	}
+	t, err := rules.Open(spec)
+	if err != nil {
+		return nil, err
+	}
+	tc[spec] = t
+	return t, nil
+}
+
+// buildService compiles one listener's runtime. Errors name the parameter
+// and where it was set.
+func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*service, []string, error) {
+	s := &service{
+		name:           svc.Name,
+		pos:            svc.Pos,
+		hostname:       cfg.Get("myhostname"),
+		banner:         cfg.Get("smtpd_banner"),
+		mailName:       cfg.Get("mail_name"),
+		timeout:        cfg.Duration("smtpd_timeout"),
+		errorSleep:     cfg.Duration("smtpd_error_sleep_time"),
+		softErrorLimit: int(cfg.Int("smtpd_soft_error_limit")),
+		hardErrorLimit: int(cfg.Int("smtpd_hard_error_limit")),
+		recipientLimit: int(cfg.Int("smtpd_recipient_limit")),
+		maxProc:        svc.MaxProc,
+		bareLFCode:     int(cfg.Int("smtpd_forbid_bare_newline_reject_code")),
+	}
+	if s.maxProc <= 0 {
+		s.maxProc = int(cfg.Int("default_process_limit"))
+	}
+	switch cfg.Get("smtpd_forbid_bare_newline") {
+	case "note":
+		s.bareLF = bareLFNote
+	case "reject":
+		s.bareLF = bareLFReject
+	}
+	addrs, err := cfg.ListenAddrs(svc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: service %s: %w", svc.Pos, svc.Name, err)
+	}
+	s.addrs = addrs
+
+	mynetworks, err := mynetworksList(cfg)
+	if err != nil {
+		return nil, nil, paramError(cfg, "mynetworks", err)
+	}
+	if s.bareLFExclusions, err = rules.NewAddrList(cfg.List("smtpd_forbid_bare_newline_exclusions")); err != nil {
+		return nil, nil, paramError(cfg, "smtpd_forbid_bare_newline_exclusions", err)
+	}
+	parent := parentMatcher(cfg)
+	relayDomains, err := rules.NewDomainList(cfg.List("relay_domains"), parent("relay_domains"))
+	if err != nil {
+		return nil, nil, paramError(cfg, "relay_domains", err)
+	}
+	mydestination, err := rules.NewDomainList(cfg.List("mydestination"), parent("mydestination"))
+	if err != nil {
+		return nil, nil, paramError(cfg, "mydestination", err)
+	}
+	classes := map[string]string{}
+	for _, name := range cfg.List("smtpd_restriction_classes") {
+		classes[name] = cfg.Get(name)
+	}
+	params := map[string]string{}
+	for _, p := range restrictionParams {
+		params[p] = cfg.Get(p)
+	}
+	s.hasDataRestrictions = len(cfg.List("smtpd_data_restrictions")) > 0
+	s.lists, err = restrictions.Compile(params, restrictions.Options{
+		Mynetworks:                    mynetworks,
+		RelayDomains:                  relayDomains,
+		MyDestination:                 mydestination,
+		RejectCode:                    int(cfg.Int("reject_code")),
+		DeferCode:                     int(cfg.Int("defer_code")),
+		RelayDomainsRejectCode:        int(cfg.Int("relay_domains_reject_code")),
+		AccessMapRejectCode:           int(cfg.Int("access_map_reject_code")),
+		AccessMapDeferCode:            int(cfg.Int("access_map_defer_code")),
+		SoftBounce:                    cfg.Bool("soft_bounce"),
+		DelayReject:                   cfg.Bool("smtpd_delay_reject"),
+		RelayBeforeRecipient:          cfg.Bool("smtpd_relay_before_recipient_restrictions"),
+		Classes:                       classes,
+		ParentDomainMatchesSubdomains: parent,
+		OpenTable:                     tables.open,
+		Myorigin:                      cfg.Get("myorigin"),
+	})
+	if err != nil {
+		return nil, nil, restrictionError(cfg, err)
+	}
+	if !s.lists.RelayGuarded() {
+		return nil, nil, errors.New(restrictions.RelayGuardError)
+	}
+	s.server = s.newServer(cfg)
+	return s, s.lists.NotImplemented(), nil
+}
+
+// paramError names where the parameter was set.
+func paramError(cfg *config.Config, param string, err error) error {
+	return fmt.Errorf("%s: parameter %s: %w", cfg.Pos(param), param, err)
+}
+
+// restrictionError places a compile error at the list parameter it names.
+func restrictionError(cfg *config.Config, err error) error {
+	msg := err.Error()
+	for _, p := range restrictionParams {
+		if len(msg) > len(p) && msg[:len(p)] == p {
+			return fmt.Errorf("%s: %s", cfg.Pos(p), msg)
+		}
+	}
+	return err
+}
+
+func parentMatcher(cfg *config.Config) func(string) bool {
+	features := map[string]bool{}
+	for _, f := range cfg.List("parent_domain_matches_subdomains") {
+		features[f] = true
+	}
+	return func(feature string) bool { return features[feature] }
+}
+
+// mynetworksList is $mynetworks, or the list mynetworks_style computes from
+// the addresses postgate listens on when mynetworks is not set.
+func mynetworksList(cfg *config.Config) (*rules.AddrList, error) {
+	if _, set := cfg.Raw("mynetworks"); set {
+		return rules.NewAddrList(cfg.List("mynetworks"))
+	}
+	ifaces, err := interfacePrefixes(cfg.List("inet_interfaces"))
+	if err != nil {
+		return nil, err
+	}
+	items, err := rules.MynetworksFromStyle(cfg.Get("mynetworks_style"), ifaces)
+	if err != nil {
+		return nil, err
+	}
+	return rules.NewAddrList(items)
+}
+
+// interfacePrefixes lists the addresses of inet_interfaces with their
+// interface netmasks ("all": every interface, loopback included).
+func interfacePrefixes(items []string) ([]netip.Prefix, error) {
+	all, err := rules.InterfacePrefixes()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	add := func(a netip.Addr) {
+		for _, p := range all {
+			if p.Addr() == a {
+				out = append(out, p)
+				return
+			}
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	for _, it := range items {
+		switch it {
+		case "all":
+			return all, nil
+		case "loopback-only":
+			add(netip.MustParseAddr("127.0.0.1"))
+			add(netip.MustParseAddr("::1"))
+		case "localhost":
+			add(netip.MustParseAddr("127.0.0.1"))
+		default:
+			ip, err := netip.ParseAddr(trimBrackets(it))
+			if err != nil {
+				return nil, fmt.Errorf("inet_interfaces: %q is not an address (host names are not supported)", it)
+			}
+			add(ip.Unmap())
+		}
+	}
+	return out, nil
+}
+
+func trimBrackets(s string) string {
+	if len(s) > 1 && s[0] == '[' && s[len(s)-1] == ']' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+func (s *service) bareLFExcluded(ctx context.Context, addr netip.Addr) bool {
+	ok, err := s.bareLFExclusions.Match(ctx, addr)
+	return ok && err == nil
+}
+
+// NewSession starts a session at the client's first HELO/EHLO.
+func (s *service) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	pc, ok := c.Conn().(*conn)
+	if !ok {
+		return nil, fmt.Errorf("internal error: connection not wrapped")
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &session{c: pc, svc: s, ctx: ctx, cancel: cancel, helo: c.Hostname()}, nil
+}
+
+// newServer configures go-smtp for this service.
+func (s *service) newServer(cfg *config.Config) *smtp.Server {
+	srv := smtp.NewServer(s)
+	srv.Domain = s.hostname
+	srv.MaxMessageBytes = cfg.Int("message_size_limit")
+	srv.MaxLineLength = 0 // body lines of any length; conn bounds command lines
+	srv.MaxRecipients = 0 // counted in the session, with Postfix's reply
+	srv.ReadTimeout = 0   // conn applies smtpd_timeout to every read
+	srv.EnableSMTPUTF8 = cfg.Bool("smtputf8_enable")
+	srv.EnableDSN = true
+	srv.ErrorLog = warningLog{s}
+	return srv
+}
+
+// warningLog sends go-smtp's internal errors (panics, I/O errors) to the
+// mail log as warnings.
+type warningLog struct{ s *service }
+
+func (w warningLog) Printf(format string, args ...any) {
+	w.s.log.Logf("smtpd", "warning: "+format, args...)
+}
+func (w warningLog) Println(args ...any) { w.s.log.Logf("smtpd", "warning: %s", fmt.Sprint(args...)) }

@@ -1,0 +1,10 @@
+module postgate
+
+go 1.26.8
+
+require (
+	github.com/emersion/go-smtp v0.25.1
+	golang.org/x/sys v0.47.0
+)
+
+require github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect

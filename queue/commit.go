@@ -1,0 +1,256 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Group commit. Appenders encode their record outside the lock, then under
+// it take the record's place in the log and join the open batch; one
+// commit loop writes a whole batch with one pwritev per segment, syncs once,
+// applies the batch to the index and releases every appender in it. While
+// it syncs, the next batch fills up: the busier the queue, the more records
+// each sync covers.
+
+// batch is the records that share one write and one sync.
+type batch struct {
+	done chan struct{} // closed when the batch is durable (or failed)
+	err  error         // set before done is closed
+	recs []pendingRec
+	iov  [][]byte // the records' bytes, in log order
+}
+
+// pendingRec is a record in a batch: where it goes, and what to apply to
+// the index once it is durable.
+type pendingRec struct {
+	seg    uint32
+	off    int64
+	iovEnd int    // end of this record's parts in batch.iov
+	ent    *entry // message record
+	id     string // change record
+	change Change
+	at     int64
+}
+
+// Append writes the message record (envelope + content, content already
+// CRLF) and returns only after an fsync that covers it has returned.
+// Concurrent Appends share one sync. Cancelling ctx aborts the Append only
+// until the record has joined a batch; from then on it waits for the sync.
+//
+// An empty env.ID is filled with NewID(), a zero env.Arrival with the
+// current time. content must not change until Append returns.
+func (s *Store) Append(ctx context.Context, env *Envelope, content []byte) error {
+	if env.ID == "" {
+		env.ID = s.NewID()
+	}
+	if !validID(env.ID) {
+		return fmt.Errorf("queue: invalid queue ID %q", env.ID)
+	}
+	if len(env.Recipients) == 0 {
+		return fmt.Errorf("queue: %s: message has no recipients", env.ID)
+	}
+	if env.Arrival.IsZero() {
+		env.Arrival = time.Now()
+	}
+	arrival := env.Arrival.UnixNano()
+	el := envelopeLen(env, arrival)
+	if el+len(content) > maxBodyLen {
+		return fmt.Errorf("queue: %s: message too large (%d bytes)", env.ID, len(content))
+	}
+	// One allocation holds header, envelope and trailer; the content is
+	// written from the caller's slice (pwritev), never copied.
+	buf := make([]byte, recHeaderSize, recOverhead+el)
+	fillHeader(buf, recMessage, env.ID, el+len(content), el)
+	buf = appendEnvelope(buf, env, arrival)
+	envBytes := buf[recHeaderSize:]
+	buf = binary.LittleEndian.AppendUint32(buf, bodyChecksum(idBytes(buf), envBytes, content))
+	e := &entry{
+		id: env.ID, env: string(envBytes),
+		bodyLen: uint32(el + len(content)), envLen: uint32(el),
+		nrcpt: int32(len(env.Recipients)),
+	}
+	head, trailer := buf[:recHeaderSize+el], buf[recHeaderSize+el:]
+	return s.submit(ctx, pendingRec{ent: e}, head, content, trailer)
+}
+
+// Change records a state change for a message, durable like Append. It
+// fails with ErrNotFound for a message not (or no longer) queued.
+func (s *Store) Change(ctx context.Context, id string, c Change) error {
+	if !validID(id) {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	at := time.Now().UnixNano()
+	cl := changeLen(&c, at)
+	buf := make([]byte, recHeaderSize, recOverhead+cl)
+	fillHeader(buf, recChange, id, cl, 0)
+	buf = appendChange(buf, &c, at)
+	buf = binary.LittleEndian.AppendUint32(buf, bodyChecksum(idBytes(buf), buf[recHeaderSize:]))
+	return s.submit(ctx, pendingRec{id: id, change: c, at: at}, buf)
+}
+
+// submit places a record in the log and the open batch, then waits for the
+// batch to be durable. parts[0] starts with the record header.
+func (s *Store) submit(ctx context.Context, p pendingRec, parts ...[]byte) error {
+	var n int64
+	for _, b := range parts {
+		n += int64(len(b))
+	}
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if p.ent != nil {
+		if _, ok := s.idx.m[p.ent.id]; ok {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
+		}
+		if _, ok := s.pending[p.ent.id]; ok {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
+		}
+		s.pending[p.ent.id] = struct{}{}
+	} else if err := s.idx.checkChange(p.id, &p.change); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if s.segEnd > segHeaderSize && s.segEnd+n > s.opts.SegmentSize {
+		s.segSeq++
+		s.segEnd = segHeaderSize
+	}
+	p.seg, p.off = s.segSeq, s.segEnd
+	sealHeader(parts[0], p.seg, p.off)
+	s.segEnd += n
+	s.submitted++
+	b := s.cur
+	b.iov = append(b.iov, parts...)
+	p.iovEnd = len(b.iov)
+	b.recs = append(b.recs, p)
+	if len(b.recs) == 1 {
+		s.wake.Signal()
+	}
+	s.mu.Unlock()
+	<-b.done
+	return b.err
+}
+
+func (s *Store) usable() error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.err != nil {
+		return fmt.Errorf("queue: store failed earlier, reopen it: %w", s.err)
+	}
+	return nil
+}
+
+func (s *Store) newBatch() *batch {
+	b := &batch{done: make(chan struct{}), recs: s.spareRecs, iov: s.spareIOV}
+	s.spareRecs, s.spareIOV = nil, nil
+	return b
+}
+
+// commitLoop writes and syncs batches until the Store is closed and
+// nothing is left to write.
+func (s *Store) commitLoop() {
+	defer close(s.loopDone)
+	for {
+		s.mu.Lock()
+		for len(s.cur.recs) == 0 && !s.closed {
+			s.wake.Wait()
+		}
+		if len(s.cur.recs) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		b := s.cur
+		s.cur = s.newBatch()
+		err := s.err
+		s.mu.Unlock()
+
+		if err == nil {
+			err = s.flush(b)
+		}
+
+		s.mu.Lock()
+		for i := range b.recs {
+			p := &b.recs[i]
+			if p.ent != nil {
+				delete(s.pending, p.ent.id)
+			}
+			if err == nil {
+				s.applyPending(p)
+			}
+		}
+		first := err != nil && s.err == nil
+		if first {
+			// Later records were given offsets after these, so nothing can
+			// be written any more: fail until reopened (recovery cuts what
+			// was not synced).
+			s.err = err
+		}
+		s.mu.Unlock()
+		if first {
+			s.opts.Logf("queue: %v; refusing further appends until the queue is reopened", err)
+		}
+		b.err = err
+		close(b.done)
+		s.recycle(b)
+	}
+}
+
+func (s *Store) applyPending(p *pendingRec) {
+	if p.ent != nil {
+		p.ent.seg, p.ent.off = p.seg, p.off
+		s.idx.add(p.ent)
+		return
+	}
+	s.idx.apply(p.id, &p.change, p.at)
+}
+
+// recycle keeps a finished batch's slices for a later batch; the waiters
+// only read b.err.
+func (s *Store) recycle(b *batch) {
+	clear(b.iov) // drop references to message content
+	clear(b.recs)
+	s.mu.Lock()
+	s.spareRecs, s.spareIOV = b.recs[:0], b.iov[:0]
+	s.mu.Unlock()
+}
+
+// flush writes a batch and syncs it: per segment one pwritev and one sync.
+// When a batch crosses into a new segment the old one is synced first, then
+// the new one is created (header and directory synced), so a crash can only
+// ever tear the last segment.
+func (s *Store) flush(b *batch) error {
+	start := 0
+	for i := 0; i < len(b.recs); {
+		seg := b.recs[i].seg
+		j := i + 1
+		for j < len(b.recs) && b.recs[j].seg == seg {
+			j++
+		}
+		if seg != s.activeSeq {
+			f, err := s.createSegment(seg)
+			if err != nil {
+				return err
+			}
+			s.setActive(seg, f)
+		}
+		end := b.recs[j-1].iovEnd
+		if err := pwritev(s.active, b.iov[start:end], b.recs[i].off); err != nil {
+			return fmt.Errorf("queue: write segment %d: %w", seg, err)
+		}
+		if err := s.syncer().Sync(s.active); err != nil {
+			return fmt.Errorf("queue: sync segment %d: %w", seg, err)
+		}
+		start, i = end, j
+	}
+	return nil
+}

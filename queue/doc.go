@@ -1,0 +1,96 @@
+// Package queue is postgate's durable mail queue: a segmented, append-only,
+// group-committed log of message and state-change records, the in-memory
+// index rebuilt from it at start, Postfix-shaped queue IDs, and the
+// mailq / postqueue -j views of it.
+//
+// # Why a log
+//
+// A message is acknowledged (250 after DATA) only once it is on disk and
+// fsync'd. One file per message costs one fsync each (~1.3 ms here); one log
+// shared by every session lets a single fdatasync cover every record appended
+// since the last one (group commit), which is what makes thousands of
+// acknowledgements per second possible on one disk.
+//
+// # Layout
+//
+//	DIR/lock                     flock'd by the one Store that owns DIR
+//	DIR/log/000000000001.seg     segments, numbered in append order
+//
+// A segment is written until it would grow past Options.SegmentSize, then the
+// next one is created, its header synced and the directory synced before any
+// record in it is acknowledged. Segments are never rewritten except that Open
+// cuts a torn tail off the last one.
+//
+// # Segment header (32 bytes, little-endian)
+//
+//	0  8  magic "\x89PGSEG\r\n"
+//	8  4  format version (1)
+//	12 4  segment number (same as the file name)
+//	16 8  creation time, Unix nanoseconds
+//	24 4  reserved, zero
+//	28 4  CRC32C of bytes 0..27
+//
+// The segment header is informative: records carry their own position, so a
+// damaged segment header costs nothing but a warning.
+//
+// # Record framing (little-endian)
+//
+//	0   4   magic 0x89 'P' 'G' 'Q'
+//	4   1   type: 1 message, 2 change (unknown types are skipped)
+//	5   1   format version (1)
+//	6   1   ID length, 1..24
+//	7   1   flags, zero
+//	8   4   segment number this record was written to
+//	12  8   byte offset of this record in that segment
+//	20  4   body length
+//	24  4   envelope length (message records: where the content starts)
+//	28  24  queue ID, zero padded
+//	52  4   header checksum: CRC32C of bytes 0..51
+//	56  n   body
+//	56+n 4  body checksum: CRC32C of the ID bytes followed by the body
+//
+// The header checksum makes the length and the ID trustworthy on their own,
+// so a record whose body is damaged can still be named (and moved to the
+// corrupt state) and skipped precisely. The body checksum includes the ID so
+// a body cannot be attached to another message's header. The position
+// (segment, offset) in the header means a record is valid only where it was
+// written: bytes that merely look like a record — for instance a copy of a
+// queue segment mailed as an attachment, met while resynchronising after
+// damage — are not mistaken for one.
+//
+// A message body is the encoded envelope followed by the content (already
+// CRLF). The envelope: a version byte, the arrival time (varint Unix ns),
+// then length-prefixed (uvarint) sender, RET, ENVID, client name, client
+// address, HELO, protocol, and the recipient count followed by address,
+// ORCPT and NOTIFY of each. A change body: kind byte, time of the change
+// (varint ns), "until" (varint ns, 0 = none), reason (length-prefixed), and
+// the recipient indexes (uvarint count+1, 0 meaning "all"). Decoders ignore
+// bytes after the fields they know, so later versions can append fields.
+//
+// # Recovery
+//
+// Open reads the segments in order. A record with a bad header checksum is
+// not trusted at all: the reader scans forward for the next magic whose
+// header checksum and position verify, drops the bytes in between as an
+// unidentifiable fragment and says so through Options.Logf. A record with a
+// good header but a bad body checksum is named by its ID: a message record
+// becomes a message in the corrupt state (its raw bytes stay readable), a
+// change record puts the message it names into the corrupt state, since its
+// true state is unknown. An incomplete record at the end of the last
+// segment is a torn write that was never acknowledged and is cut off.
+//
+// State changes are applied in log order, live and at recovery alike, by
+// the same code, so a restart rebuilds exactly the state the daemon had.
+//
+// # Later work this format leaves room for
+//
+//   - Segment deletion: segments go oldest first; the oldest may be deleted
+//     once no live message has its record in it (every change in it then
+//     concerns messages that are gone). The index counts live messages per
+//     segment for this.
+//   - Copy-forward of long-lived messages: a future record type carrying the
+//     envelope, content and current state, superseding the older record of
+//     the same ID (a later message record for an ID already wins today).
+//   - A per-segment index file of envelopes and offsets, so a restart need
+//     not read bodies.
+package queue

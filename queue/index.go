@@ -1,0 +1,266 @@
+package queue
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// entry is what the index keeps per live message: where its record is and
+// its state, never its content. The envelope stays in its encoded form (one
+// string, decoded on demand) so a million-message backlog stays within a
+// few hundred MB.
+//
+// done and reasons are copy-on-write: apply replaces them instead of
+// writing into them, so a shallow copy taken under the lock stays valid.
+type entry struct {
+	id      string
+	env     string // encoded envelope; "" when the record is damaged
+	off     int64
+	nextTry int64    // Unix ns, 0 = none
+	done    []bool   // nil until a recipient is done
+	reasons []string // nil until a recipient has a reason
+	seg     uint32
+	bodyLen uint32
+	envLen  uint32
+	nrcpt   int32
+	ndone   int32
+	state   State
+	expired bool
+	damaged bool // the message record itself is damaged: Content returns it raw
+}
+
+// index is the in-memory state rebuilt from the log. Its methods are not
+// safe for concurrent use; the Store serializes them.
+type index struct {
+	m map[string]*entry
+	// liveBySeg counts live messages per segment of their record: the
+	// oldest segment can be deleted when its count is zero.
+	liveBySeg map[uint32]int
+	logf      func(format string, args ...any)
+	// lastReason shares one copy of a delay reason among the messages
+	// deferred for it: a backlog behind one dead next hop repeats it.
+	lastReason string
+}
+
+func newIndex(logf func(string, ...any)) *index {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &index{m: make(map[string]*entry), liveBySeg: make(map[uint32]int), logf: logf}
+}
+
+func (x *index) add(e *entry) {
+	if old := x.m[e.id]; old != nil {
+		// Only a copied-forward record (later) or a damaged log repeats a
+		// live ID; the later record is the newer truth.
+		x.logf("queue: %s: queue ID recorded again (segment %d offset %d); the later record wins", e.id, e.seg, e.off)
+		x.remove(old)
+	}
+	x.m[e.id] = e
+	x.liveBySeg[e.seg]++
+}
+
+func (x *index) remove(e *entry) {
+	delete(x.m, e.id)
+	if x.liveBySeg[e.seg]--; x.liveBySeg[e.seg] <= 0 {
+		delete(x.liveBySeg, e.seg)
+	}
+}
+
+// replay applies one record met while reading the log.
+func (x *index) replay(r *rawRecord) {
+	switch r.typ {
+	case recMessage:
+		e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen}
+		env := string(r.body[:r.envLen])
+		n, ok := checkEnvelope(env)
+		switch {
+		case !r.ok:
+			x.logf("queue: %s: message record damaged (segment %d offset %d): moved to corrupt", r.id, r.seg, r.off)
+		case !ok:
+			x.logf("queue: %s: message envelope unreadable (segment %d offset %d): moved to corrupt", r.id, r.seg, r.off)
+		default:
+			e.env, e.nrcpt = env, int32(n)
+			x.add(e)
+			return
+		}
+		e.state, e.damaged = Corrupt, true
+		x.add(e)
+	case recChange:
+		c, at, err := decodeChange(string(r.body))
+		if !r.ok || err != nil {
+			x.changeDamaged(r)
+			return
+		}
+		x.apply(r.id, &c, at)
+	default:
+		// A record type from a newer postgate: its length is trusted, skip it.
+		x.logf("queue: %s: unknown record type %d (segment %d offset %d) skipped", r.id, r.typ, r.seg, r.off)
+	}
+}
+
+// changeDamaged handles a change record whose body cannot be trusted: the
+// message it names may be in any state, so it goes to corrupt for an admin
+// to look at rather than being delivered (again) or forgotten.
+func (x *index) changeDamaged(r *rawRecord) {
+	e := x.m[r.id]
+	if e == nil {
+		x.logf("queue: %s: damaged change record for a message no longer queued (segment %d offset %d) dropped", r.id, r.seg, r.off)
+		return
+	}
+	x.logf("queue: %s: change record damaged (segment %d offset %d): message moved to corrupt", r.id, r.seg, r.off)
+	e.state = Corrupt
+}
+
+// checkChange validates a change before it is logged.
+func (x *index) checkChange(id string, c *Change) error {
+	e := x.m[id]
+	if e == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if c.Kind < ChangeDelivered || c.Kind > ChangeExpire {
+		return fmt.Errorf("queue: %s: unknown change kind %d", id, c.Kind)
+	}
+	if e.state == Corrupt && c.Kind != ChangeDelete {
+		return fmt.Errorf("%w: %s is in the corrupt queue; it can only be deleted", ErrCorrupt, id)
+	}
+	for _, r := range c.Rcpts {
+		if r < 0 || r >= int(e.nrcpt) {
+			return fmt.Errorf("queue: %s: no recipient #%d (it has %d)", id, r, e.nrcpt)
+		}
+	}
+	return nil
+}
+
+// apply applies a change in log order. It is the only interpreter of
+// changes, used live and at recovery alike, so a restart rebuilds exactly
+// the state the daemon had.
+func (x *index) apply(id string, c *Change, at int64) {
+	_ = at // recorded for logs and the scheduler; no state depends on it yet
+	e := x.m[id]
+	if e == nil {
+		return // changes outlive their message, or its record was lost
+	}
+	switch c.Kind {
+	case ChangeDelivered, ChangeBounced:
+		done := cloneOr(e.done, int(e.nrcpt))
+		var reasons []string
+		why := x.intern(c.Reason)
+		if c.Kind == ChangeBounced && why != "" {
+			reasons = cloneOr(e.reasons, int(e.nrcpt))
+		}
+		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) {
+			if !done[i] {
+				done[i] = true
+				e.ndone++
+			}
+			if reasons != nil {
+				reasons[i] = why
+			}
+		})
+		e.done = done
+		if reasons != nil {
+			e.reasons = reasons
+		}
+		if e.ndone >= e.nrcpt {
+			x.remove(e)
+		}
+	case ChangeDeferred:
+		reasons := cloneOr(e.reasons, int(e.nrcpt))
+		why := x.intern(c.Reason)
+		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) { reasons[i] = why })
+		e.reasons = reasons
+		e.nextTry = nanos(c.Until)
+		if e.state == Active {
+			e.state = Deferred
+		}
+	case ChangeHold:
+		if e.state != Corrupt {
+			e.state = Hold
+		}
+	case ChangeRelease:
+		if e.state == Hold {
+			e.state = Deferred // like postsuper -H
+		}
+	case ChangeDelete:
+		x.remove(e)
+	case ChangeExpire:
+		e.expired = true
+	}
+}
+
+// intern returns a copy of a reason that is not part of a larger string
+// (a change body) and is shared with the previous identical reason.
+func (x *index) intern(s string) string {
+	if s != x.lastReason {
+		x.lastReason = strings.Clone(s)
+	}
+	return x.lastReason
+}
+
+func cloneOr[T any](s []T, n int) []T {
+	if s == nil {
+		return make([]T, n)
+	}
+	return slices.Clone(s)
+}
+
+// eachRcpt calls f for each valid index in rcpts, or for all n when nil.
+func eachRcpt(rcpts []int, n int, f func(int)) {
+	if rcpts == nil {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	for _, i := range rcpts {
+		if i >= 0 && i < n {
+			f(i)
+		}
+	}
+}
+
+// message builds the public view of an entry. It only reads e's fields,
+// so it runs on a shallow copy outside the lock.
+func (e *entry) message() Message {
+	var env Envelope
+	if e.env != "" {
+		env, _ = decodeEnvelope(e.env) // checked when the entry was made
+	}
+	env.ID = e.id
+	n := len(env.Recipients)
+	m := Message{
+		Envelope: env,
+		State:    e.state,
+		Size:     int64(e.bodyLen) - int64(e.envLen),
+		Done:     make([]bool, n),
+		Reasons:  make([]string, n),
+		NextTry:  fromNanos(e.nextTry),
+		Expired:  e.expired,
+	}
+	copy(m.Done, e.done)
+	copy(m.Reasons, e.reasons)
+	return m
+}
+
+// snapshot copies the entries in log (arrival) order.
+func (x *index) snapshot() []entry {
+	es := make([]entry, 0, len(x.m))
+	for _, e := range x.m {
+		es = append(es, *e)
+	}
+	slices.SortFunc(es, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
+	})
+	return es
+}
+
+func messages(es []entry) []Message {
+	msgs := make([]Message, len(es))
+	for i := range es {
+		msgs[i] = es[i].message()
+	}
+	return msgs
+}

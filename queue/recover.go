@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// lastSegment describes the newest segment after recovery: where Open
+// continues appending, or why it cannot.
+type lastSegment struct {
+	seq      uint32 // 0: there are no segments
+	headerOK bool
+	end      int // end of the last complete record
+	torn     bool
+}
+
+// recoverLog replays every segment in logDir into x. Writable is false for
+// read-only snapshots, which change nothing on disk and tolerate segments
+// that are being written or have just gone.
+func recoverLog(logDir string, x *index, writable bool) (lastSegment, error) {
+	seqs, err := listSegments(logDir)
+	if err != nil {
+		return lastSegment{}, fmt.Errorf("queue: %w", err)
+	}
+	if writable {
+		seqs, err = dropUnfinished(logDir, seqs, x.logf)
+		if err != nil {
+			return lastSegment{}, err
+		}
+	}
+	var (
+		buf  []byte
+		last lastSegment
+	)
+	for i, seq := range seqs {
+		path := segPath(logDir, seq)
+		buf, err = readSegment(path, buf)
+		if err != nil {
+			if !writable && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return lastSegment{}, fmt.Errorf("queue: %w", err)
+		}
+		isLast := i == len(seqs)-1
+		res := scanSegment(buf, seq, x.replay, func(off, n int) {
+			x.logf("queue: segment %d offset %d: dropped %d damaged bytes holding no identifiable record", seq, off, n)
+		})
+		if !res.headerOK && len(buf) >= segHeaderSize {
+			x.logf("queue: segment %d: segment header damaged", seq)
+		}
+		if res.torn && !isLast {
+			x.logf("queue: segment %d offset %d: dropped %d damaged bytes at the end of the segment", seq, res.end, len(buf)-res.end)
+		}
+		if isLast {
+			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn}
+		}
+	}
+	return last, nil
+}
+
+// dropUnfinished removes trailing segments shorter than a segment header:
+// they were being created when the system stopped, and no record in them
+// was ever acknowledged (a segment's header is synced before its first
+// record is written).
+func dropUnfinished(logDir string, seqs []uint32, logf func(string, ...any)) ([]uint32, error) {
+	for len(seqs) > 0 {
+		seq := seqs[len(seqs)-1]
+		path := segPath(logDir, seq)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		if fi.Size() >= segHeaderSize {
+			break
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		logf("queue: segment %d: removed unfinished segment of %d bytes", seq, fi.Size())
+		seqs = seqs[:len(seqs)-1]
+	}
+	return seqs, nil
+}

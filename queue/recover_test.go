@@ -1,0 +1,256 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+)
+
+// buildLog queues six messages and puts message 1 on hold, then closes
+// the store. It returns the IDs and contents.
+func buildLog(t *testing.T, dir string, opts Options) ([]string, [][]byte) {
+	t.Helper()
+	s := openT(t, dir, opts)
+	var idl []string
+	var contents [][]byte
+	for i := range 6 {
+		c := testContent(i, 400+50*i)
+		idl = append(idl, mustAppend(t, s, testEnvelope(i), c))
+		contents = append(contents, c)
+		if i == 1 {
+			mustChange(t, s, idl[1], Change{Kind: ChangeHold})
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return idl, contents
+}
+
+func flip(data []byte, off int, mask byte) []byte {
+	data[off] ^= mask
+	return data
+}
+
+func TestRecoverTornTail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cut  func(l recLoc) int // new file length, from the last record's place
+	}{
+		{"after the magic", func(l recLoc) int { return l.off + 4 }},
+		{"inside the header", func(l recLoc) int { return l.off + 20 }},
+		{"inside the ID", func(l recLoc) int { return l.off + 30 }},
+		{"inside the body", func(l recLoc) int { return l.off + recHeaderSize + 10 }},
+		{"inside the content", func(l recLoc) int { return l.off + recHeaderSize + l.envLen + 100 }},
+		{"inside the trailing checksum", func(l recLoc) int { return l.end - 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			idl, contents := buildLog(t, dir, Options{})
+			last := scanLog(t, dir)[idl[5]][0]
+			editSegment(t, dir, last.seg, func(b []byte) []byte { return b[:tc.cut(last)] })
+
+			var log logBuf
+			s := openT(t, dir, Options{Logf: log.logf})
+			if got := segSize(t, dir, last.seg); got != int64(last.off) {
+				t.Errorf("segment is %d bytes after Open, want the torn tail cut at %d", got, last.off)
+			}
+			if !log.has("cut torn tail") {
+				t.Errorf("no log of the cut; log:\n%s", log.String())
+			}
+			if _, ok := s.Get(idl[5]); ok {
+				t.Errorf("torn message %s recovered", idl[5])
+			}
+			for i := range 5 {
+				if c, err := s.Content(idl[i]); err != nil || !bytes.Equal(c, contents[i]) {
+					t.Errorf("message %d: %v", i, err)
+				}
+			}
+			// Appending continues where the tail was cut, and survives a reopen.
+			id := mustAppend(t, s, testEnvelope(9), []byte("after\r\n"))
+			s.Close()
+			s = openT(t, dir, Options{})
+			defer s.Close()
+			if c, err := s.Content(id); err != nil || string(c) != "after\r\n" || len(s.List()) != 6 {
+				t.Fatalf("after reopen: %q %v, %d messages", c, err, len(s.List()))
+			}
+		})
+	}
+}
+
+// TestRecoverDamage flips bits inside records in the middle of the log:
+// the damaged record goes to corrupt when its header can still name it,
+// is dropped (and logged) when not, and every later record is read.
+func TestRecoverDamage(t *testing.T) {
+	type want struct {
+		missing []int  // messages gone
+		corrupt []int  // messages in the corrupt state
+		raw     []int  // of those, whose own record is damaged (Content returns it raw)
+		log     string // a warning that must be logged
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte, l map[string][]recLoc, idl []string) []byte
+		want   want
+	}{
+		{"length field low bit", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off+20, 0x01)
+		}, want{missing: []int{2}, log: "dropped"}},
+		{"length field huge", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off+23, 0x40)
+		}, want{missing: []int{2}, log: "dropped"}},
+		{"length field shrunk", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off+21, 0x01) // 256 bytes shorter or longer
+		}, want{missing: []int{2}, log: "dropped"}},
+		{"ID", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off+30, 0x04)
+		}, want{missing: []int{2}, log: "dropped"}},
+		{"magic", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off, 0xff)
+		}, want{missing: []int{2}, log: "dropped"}},
+		{"header checksum", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off+53, 0x10)
+		}, want{missing: []int{2}, log: "dropped"}},
+		{"envelope", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].off+recHeaderSize+5, 0x20)
+		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to corrupt"}},
+		{"content", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			r := l[idl[2]][0]
+			return flip(b, r.off+recHeaderSize+r.envLen+77, 0x01)
+		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to corrupt"}},
+		{"trailing checksum", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			return flip(b, l[idl[2]][0].end-1, 0x80)
+		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to corrupt"}},
+		{"content of the last record", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			r := l[idl[5]][0]
+			return flip(b, r.off+recHeaderSize+r.envLen+1, 0x01)
+		}, want{corrupt: []int{5}, raw: []int{5}, log: "moved to corrupt"}},
+		{"zeros across two records", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			r := l[idl[2]][0]
+			clear(b[r.end-50 : r.end+80])
+			return b
+		}, want{corrupt: []int{2}, raw: []int{2}, missing: []int{3}, log: "dropped"}},
+		{"change record body", func(b []byte, l map[string][]recLoc, idl []string) []byte {
+			r := l[idl[1]][1] // the Hold change
+			return flip(b, r.off+recHeaderSize, 0x02)
+		}, want{corrupt: []int{1}, log: "change record damaged"}},
+		{"segment header", func(b []byte, _ map[string][]recLoc, _ []string) []byte {
+			return flip(b, 3, 0x01)
+		}, want{log: "segment header damaged"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			idl, contents := buildLog(t, dir, Options{})
+			locs := scanLog(t, dir)
+			editSegment(t, dir, 1, func(b []byte) []byte { return tc.damage(b, locs, idl) })
+
+			var log logBuf
+			s := openT(t, dir, Options{Logf: log.logf})
+			defer s.Close()
+			if !log.has(tc.want.log) {
+				t.Errorf("no %q in the log:\n%s", tc.want.log, log.String())
+			}
+			in := func(i int, l []int) bool {
+				for _, x := range l {
+					if x == i {
+						return true
+					}
+				}
+				return false
+			}
+			for i, id := range idl {
+				m, ok := s.Get(id)
+				c, err := s.Content(id)
+				switch {
+				case in(i, tc.want.missing):
+					if ok {
+						t.Errorf("message %d recovered, want it dropped", i)
+					}
+				case in(i, tc.want.corrupt):
+					if !ok || m.State != Corrupt {
+						t.Errorf("message %d: found %v state %v, want corrupt", i, ok, m.State)
+					}
+					if in(i, tc.want.raw) && (!errors.Is(err, ErrCorrupt) || len(c) == 0) {
+						t.Errorf("message %d Content = %d bytes, %v; want the raw body and ErrCorrupt", i, len(c), err)
+					}
+				default:
+					wantState := Active
+					if i == 1 {
+						wantState = Hold
+					}
+					if !ok || m.State != wantState || err != nil || !bytes.Equal(c, contents[i]) {
+						t.Errorf("message %d: found %v state %v content err %v; want it intact", i, ok, m.State, err)
+					}
+				}
+			}
+			// The store keeps working, and what it appends is read back.
+			id := mustAppend(t, s, testEnvelope(9), []byte("after\r\n"))
+			s.Close()
+			s = openT(t, dir, Options{})
+			if c, err := s.Content(id); err != nil || string(c) != "after\r\n" {
+				t.Fatalf("append after recovery, reopened: %q %v", c, err)
+			}
+		})
+	}
+}
+
+// TestRecoverDamageAcrossSegments: damage at the end of a segment that is
+// not the last is dropped, not cut, and the next segments are read.
+func TestRecoverDamageAcrossSegments(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{SegmentSize: 2048})
+	var idl []string
+	for i := range 12 {
+		idl = append(idl, mustAppend(t, s, testEnvelope(i), testContent(i, 500)))
+	}
+	s.Close()
+	locs := scanLog(t, dir)
+	// The last record of segment 1.
+	var victim string
+	var vl recLoc
+	for _, id := range idl {
+		if l := locs[id][0]; l.seg == 1 && l.off >= vl.off {
+			victim, vl = id, l
+		}
+	}
+	size := segSize(t, dir, 1)
+	editSegment(t, dir, 1, func(b []byte) []byte { return flip(b, vl.off+22, 0x01) })
+
+	var log logBuf
+	s = openT(t, dir, Options{SegmentSize: 2048, Logf: log.logf})
+	defer s.Close()
+	if got := segSize(t, dir, 1); got != size {
+		t.Errorf("segment 1 changed size %d -> %d", size, got)
+	}
+	if !log.has("damaged bytes at the end of the segment") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	if _, ok := s.Get(victim); ok {
+		t.Errorf("damaged %s recovered", victim)
+	}
+	if n := len(s.List()); n != 11 {
+		t.Errorf("%d messages recovered, want 11", n)
+	}
+}
+
+// TestRecoverUnfinishedSegment: a segment whose creation was cut short
+// (shorter than its header) is removed and appends continue in a new one.
+func TestRecoverUnfinishedSegment(t *testing.T) {
+	dir := t.TempDir()
+	idl, _ := buildLog(t, dir, Options{})
+	editSegment(t, dir, 1, func(b []byte) []byte { return b }) // exists
+	if err := os.WriteFile(segPath(dir+"/log", 2), []byte("\x89PG"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log logBuf
+	s := openT(t, dir, Options{Logf: log.logf})
+	defer s.Close()
+	if len(s.List()) != len(idl) || !log.has("removed unfinished segment") {
+		t.Fatalf("%d messages; log:\n%s", len(s.List()), log.String())
+	}
+	id := mustAppend(t, s, testEnvelope(9), []byte("x"))
+	if l := scanLog(t, dir)[id][0]; l.seg != 1 {
+		t.Fatalf("appended to segment %d", l.seg)
+	}
+}

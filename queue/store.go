@@ -1,0 +1,315 @@
+package queue
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Store is the queue owned by one daemon: an exclusive lock on its
+// directory, the log it appends to, and the index of live messages.
+// Its methods are safe for concurrent use.
+type Store struct {
+	dir, logDir string
+	opts        Options
+	lock        *os.File // flock'd DIR/lock
+	logDirF     *os.File // synced after creating a segment
+
+	mu        sync.Mutex
+	wake      sync.Cond // the commit loop waits on it for work
+	idx       *index
+	pending   map[string]struct{} // IDs appended but not yet durable
+	ids       idGen
+	now       func() time.Time // the clock for IDs; tests pin it
+	cur       *batch           // records waiting for the next write+sync
+	segSeq    uint32           // segment the next record goes to
+	segEnd    int64            // offset the next record goes to
+	submitted int64            // records accepted since Open; tests watch it
+	closed    bool
+	err       error // sticky write/sync failure
+
+	// Owned by the commit loop (and by Open before it starts).
+	active    *os.File
+	activeSeq uint32
+	spareRecs []pendingRec
+	spareIOV  [][]byte
+
+	fmu   sync.RWMutex
+	files map[uint32]*os.File // open segments, for Content; nil once closed
+
+	loopDone chan struct{}
+}
+
+// Open opens (creating if needed) the queue directory, takes an exclusive
+// lock (flock on DIR/lock) so two daemons cannot share it, and recovers:
+// it scans the segments, cuts a torn tail off the last one, moves damaged
+// records found in the middle to corrupt (identified by ID when the record
+// header is intact; an unidentifiable fragment is dropped and logged), and
+// keeps every later record.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	logDir := filepath.Join(dir, "log")
+	if err := makeDirs(dir, logDir); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir: dir, logDir: logDir, opts: opts, lock: lock,
+		idx:      newIndex(opts.Logf),
+		pending:  make(map[string]struct{}),
+		ids:      newIDGen(opts.LongIDs),
+		now:      time.Now,
+		files:    make(map[uint32]*os.File),
+		loopDone: make(chan struct{}),
+	}
+	s.wake.L = &s.mu
+	if err := s.open(); err != nil {
+		s.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	s.cur = s.newBatch()
+	go s.commitLoop()
+	return s, nil
+}
+
+// open recovers the log and readies the segment appends go to.
+func (s *Store) open() error {
+	var err error
+	if s.logDirF, err = os.Open(s.logDir); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	last, err := recoverLog(s.logDir, s.idx, true)
+	if err != nil {
+		return err
+	}
+	if last.seq == 0 || !last.headerOK {
+		// No log yet, or the newest segment's header is damaged: start a
+		// fresh segment rather than append behind damage.
+		f, err := s.createSegment(last.seq + 1)
+		if err != nil {
+			return err
+		}
+		s.setActive(last.seq+1, f)
+		s.segSeq, s.segEnd = last.seq+1, segHeaderSize
+		return nil
+	}
+	f, err := os.OpenFile(segPath(s.logDir, last.seq), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	s.setActive(last.seq, f)
+	if last.torn {
+		fi, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		// Never acknowledged: only a synced record is, and the sync covers
+		// everything before it.
+		s.opts.Logf("queue: segment %d: cut torn tail of %d bytes at offset %d", last.seq, fi.Size()-int64(last.end), last.end)
+		if err := f.Truncate(int64(last.end)); err != nil {
+			return fmt.Errorf("queue: truncate torn tail: %w", err)
+		}
+	}
+	s.segSeq, s.segEnd = last.seq, int64(last.end)
+	return nil
+}
+
+func makeDirs(dir, logDir string) error {
+	if _, err := os.Stat(logDir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	// Make the new directories themselves durable.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if f, err := os.Open(d); err == nil {
+			f.Sync()
+			f.Close()
+		}
+	}
+	return nil
+}
+
+func (s *Store) setActive(seq uint32, f *os.File) {
+	s.active, s.activeSeq = f, seq
+	s.fmu.Lock()
+	s.files[seq] = f
+	s.fmu.Unlock()
+}
+
+// createSegment creates segment seq with its header, durable together with
+// its directory entry before any record in it can be acknowledged.
+func (s *Store) createSegment(seq uint32) (*os.File, error) {
+	path := segPath(s.logDir, seq)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: create segment: %w", err)
+	}
+	if _, err = f.WriteAt(segHeader(seq, time.Now()), 0); err == nil {
+		if err = s.syncer().Sync(f); err == nil {
+			err = s.syncDir()
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("queue: create segment %d: %w", seq, err)
+	}
+	return f, nil
+}
+
+func (s *Store) syncer() Syncer {
+	if s.opts.Syncer != nil {
+		return s.opts.Syncer
+	}
+	return fdatasyncer{}
+}
+
+func (s *Store) syncDir() error {
+	if s.opts.Syncer != nil {
+		return s.opts.Syncer.Sync(s.logDirF)
+	}
+	return s.logDirF.Sync() // fsync: a directory's entries are its metadata
+}
+
+// Close waits for appends already accepted to be written and synced, then
+// releases the directory. Later calls fail with ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.wake.Broadcast()
+	s.mu.Unlock()
+	<-s.loopDone
+	err := s.closeFiles()
+	if cerr := s.lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("queue: %w", cerr)
+	}
+	return err
+}
+
+func (s *Store) closeFiles() error {
+	var err error
+	s.fmu.Lock()
+	for _, f := range s.files {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("queue: %w", cerr)
+		}
+	}
+	s.files = nil
+	s.fmu.Unlock()
+	if s.logDirF != nil {
+		s.logDirF.Close()
+	}
+	return err
+}
+
+// Get returns a message's envelope and state from the index (no content).
+func (s *Store) Get(id string) (Message, bool) {
+	s.mu.Lock()
+	e, ok := s.idx.m[id]
+	var c entry
+	if ok {
+		c = *e
+	}
+	s.mu.Unlock()
+	if !ok {
+		return Message{}, false
+	}
+	return c.message(), true
+}
+
+// List returns every live message, in arrival (log) order, corrupt ones
+// included.
+func (s *Store) List() []Message {
+	s.mu.Lock()
+	es := s.idx.snapshot()
+	s.mu.Unlock()
+	return messages(es)
+}
+
+// Content reads a message's content back from its segment and verifies
+// it. For a corrupt message whose own record is damaged it returns the raw
+// record body along with an error wrapping ErrCorrupt, so it stays
+// inspectable.
+func (s *Store) Content(id string) ([]byte, error) {
+	s.mu.Lock()
+	e, ok := s.idx.m[id]
+	var c entry
+	if ok {
+		c = *e
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	f, err := s.segmentFile(c.seg)
+	if err != nil {
+		return nil, err
+	}
+	return readContent(f, &c)
+}
+
+// segmentFile returns segment seq open for reading, opening it once.
+func (s *Store) segmentFile(seq uint32) (*os.File, error) {
+	s.fmu.RLock()
+	f, files := s.files[seq], s.files
+	s.fmu.RUnlock()
+	if f != nil {
+		return f, nil
+	}
+	if files == nil {
+		return nil, ErrClosed
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.files == nil {
+		return nil, ErrClosed
+	}
+	if f = s.files[seq]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(segPath(s.logDir, seq))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	s.files[seq] = f
+	return f, nil
+}
+
+// readContent reads e's record from r and returns its verified content.
+func readContent(r io.ReaderAt, e *entry) ([]byte, error) {
+	n := recOverhead + int(e.bodyLen)
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, e.off); err != nil {
+		return nil, fmt.Errorf("queue: %s: read: %w", e.id, err)
+	}
+	h, ok := parseHeader(buf, e.seg, e.off)
+	if !ok || h.id != e.id || h.bodyLen != e.bodyLen {
+		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, e.id)
+	}
+	body := buf[recHeaderSize : n-recTrailerSize : n-recTrailerSize]
+	if e.damaged {
+		return body, fmt.Errorf("%w: %s: raw record body returned", ErrCorrupt, e.id)
+	}
+	if !trailerOK(buf) {
+		return nil, fmt.Errorf("%w: %s: content checksum mismatch", ErrCorrupt, e.id)
+	}
+	return body[e.envLen:], nil
+}

@@ -1,0 +1,134 @@
+package queue
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// Recipient is one envelope recipient with its DSN parameters.
+type Recipient struct {
+	Addr   string // as given in RCPT TO, without <>
+	ORCPT  string // DSN ORCPT "rfc822;addr" raw, "" if none
+	Notify string // DSN NOTIFY raw, e.g. "SUCCESS,FAILURE", "NEVER", "" if none
+}
+
+// Envelope is what the queue keeps about a message besides its content.
+type Envelope struct {
+	ID         string
+	Sender     string // "" for the null sender
+	Recipients []Recipient
+	RET        string // "FULL", "HDRS" or ""
+	EnvID      string // DSN ENVID, "" if none
+	Arrival    time.Time
+	// For logs and Received-style reporting.
+	ClientName, ClientAddr, Helo, Proto string
+}
+
+// State is the Postfix queue a message would be in.
+type State int
+
+// The states, named like Postfix's queue directories.
+const (
+	Active   State = iota // new, or being delivered
+	Deferred              // waiting for its next attempt
+	Hold                  // put on hold by an admin or a HOLD action
+	Corrupt               // its record, or one of its changes, is damaged
+)
+
+func (s State) String() string {
+	switch s {
+	case Active:
+		return "active"
+	case Deferred:
+		return "deferred"
+	case Hold:
+		return "hold"
+	case Corrupt:
+		return "corrupt"
+	}
+	return "unknown"
+}
+
+// ChangeKind says what a Change record does. The values are stored in the
+// log: never renumber them, only add.
+type ChangeKind uint8
+
+// The change kinds. (They carry a prefix because State already owns the
+// names Deferred and Hold.)
+const (
+	ChangeDelivered ChangeKind = 1 // Rcpts delivered
+	ChangeDeferred  ChangeKind = 2 // Rcpts deferred until Until, because Reason
+	ChangeHold      ChangeKind = 3 // put on hold
+	ChangeRelease   ChangeKind = 4 // released from hold (to deferred, like postsuper -H)
+	ChangeDelete    ChangeKind = 5 // removed from the queue
+	ChangeBounced   ChangeKind = 6 // Rcpts failed for good, because Reason
+	ChangeExpire    ChangeKind = 7 // force-expired (postsuper -e): bounce at the next attempt
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangeDelivered:
+		return "delivered"
+	case ChangeDeferred:
+		return "deferred"
+	case ChangeHold:
+		return "hold"
+	case ChangeRelease:
+		return "release"
+	case ChangeDelete:
+		return "delete"
+	case ChangeBounced:
+		return "bounced"
+	case ChangeExpire:
+		return "expire"
+	}
+	return "unknown"
+}
+
+// Change is a state change for one message.
+type Change struct {
+	Kind   ChangeKind
+	Rcpts  []int     // recipient indexes (Delivered, Deferred, Bounced); nil = all
+	Until  time.Time // Deferred: next attempt
+	Reason string
+}
+
+// Message is a queued message as the index knows it: envelope and state,
+// never the content (see Content).
+type Message struct {
+	Envelope
+	State   State
+	Size    int64    // content bytes
+	Done    []bool   // per recipient: delivered or bounced
+	Reasons []string // per recipient: last delay or bounce reason
+	NextTry time.Time
+	Expired bool // force-expired (postsuper -e)
+}
+
+// Syncer makes a file's written data durable. The Store calls it for
+// segment files after writing and for the log directory after creating a
+// segment. The default is fdatasync (fsync for the directory).
+type Syncer interface {
+	Sync(f *os.File) error
+}
+
+// Options configure a Store.
+type Options struct {
+	Syncer      Syncer                           // nil = fdatasync
+	SegmentSize int64                            // roll to a new segment after this many bytes; 0 = 64 MiB
+	Logf        func(format string, args ...any) // warnings (damaged records, corrupt); nil = discard
+	LongIDs     bool                             // enable_long_queue_ids
+}
+
+// DefaultSegmentSize is the segment size when Options.SegmentSize is 0.
+const DefaultSegmentSize = 64 << 20
+
+// Errors returned by the Store.
+var (
+	ErrNotFound = errors.New("queue: no such message")
+	ErrExists   = errors.New("queue: queue ID already in use")
+	ErrClosed   = errors.New("queue: store is closed")
+	ErrLocked   = errors.New("queue: directory is in use by another process")
+	ErrCorrupt  = errors.New("queue: damaged record")
+)

@@ -1,0 +1,90 @@
+package restrictions
+
+import (
+	"strings"
+
+	"postgate/rules"
+)
+
+// Options are the parameters the restrictions use besides the lists
+// themselves. A zero reply code means Postfix's default.
+type Options struct {
+	Mynetworks    *rules.AddrList   // nil matches nothing
+	RelayDomains  *rules.DomainList // built with parent matching per parent_domain_matches_subdomains
+	MyDestination *rules.DomainList
+
+	RejectCode                     int // reject_code (554)
+	DeferCode                      int // defer_code (450)
+	RelayDomainsRejectCode         int // relay_domains_reject_code (554)
+	AccessMapRejectCode            int // access_map_reject_code (554)
+	AccessMapDeferCode             int // access_map_defer_code (450)
+	InvalidHostnameRejectCode      int // invalid_hostname_reject_code (501)
+	NonFQDNRejectCode              int // non_fqdn_reject_code (504)
+	MultiRecipientBounceRejectCode int // multi_recipient_bounce_reject_code (550)
+
+	SoftBounce           bool // soft_bounce
+	DelayReject          bool // smtpd_delay_reject (Postfix default yes)
+	RelayBeforeRecipient bool // smtpd_relay_before_recipient_restrictions (Postfix default yes)
+
+	// Classes maps each smtpd_restriction_classes name to its list value.
+	Classes map[string]string
+	// ParentDomainMatchesSubdomains reports whether a feature (e.g.
+	// "smtpd_access_maps") is in parent_domain_matches_subdomains; nil
+	// means Postfix's default list.
+	ParentDomainMatchesSubdomains func(feature string) bool
+	// OpenTable opens the tables of check_*_access; nil means rules.Open.
+	// Tables are opened once at Compile and shared by spec.
+	OpenTable func(spec string) (rules.Table, error)
+
+	Myorigin               string   // qualifies unqualified addresses in access lookups
+	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@
+	NullAccessLookupKey    string   // smtpd_null_access_lookup_key ("<>")
+	LogAccessPermitActions []string // smtpd_log_access_permit_actions: names, or type:table items
+}
+
+// DefaultRelayRestrictions is smtpd_relay_restrictions' default at
+// compatibility_level >= 1.
+const DefaultRelayRestrictions = "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"
+
+// defaultParentFeatures is parent_domain_matches_subdomains' default.
+var defaultParentFeatures = []string{
+	"debug_peer_list", "fast_flush_domains", "mynetworks", "permit_mx_backup_networks",
+	"qmqpd_authorized_clients", "relay_domains", "smtpd_access_maps",
+}
+
+// DefaultParentDomainMatchesSubdomains reports whether feature is in the
+// default parent_domain_matches_subdomains.
+func DefaultParentDomainMatchesSubdomains(feature string) bool {
+	for _, f := range defaultParentFeatures {
+		if strings.EqualFold(f, feature) {
+			return true
+		}
+	}
+	return false
+}
+
+func (o Options) withDefaults() Options {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&o.RejectCode, 554)
+	def(&o.DeferCode, 450)
+	def(&o.RelayDomainsRejectCode, 554)
+	def(&o.AccessMapRejectCode, 554)
+	def(&o.AccessMapDeferCode, 450)
+	def(&o.InvalidHostnameRejectCode, 501)
+	def(&o.NonFQDNRejectCode, 504)
+	def(&o.MultiRecipientBounceRejectCode, 550)
+	if o.NullAccessLookupKey == "" {
+		o.NullAccessLookupKey = "<>"
+	}
+	if o.ParentDomainMatchesSubdomains == nil {
+		o.ParentDomainMatchesSubdomains = DefaultParentDomainMatchesSubdomains
+	}
+	if o.OpenTable == nil {
+		o.OpenTable = rules.Open
+	}
+	return o
+}

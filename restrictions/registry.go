@@ -1,0 +1,127 @@
+package restrictions
+
+// argKind says whether a restriction takes the next list item as argument.
+type argKind int
+
+const (
+	noArg     argKind = iota
+	tableArg          // check_*_access type:table
+	wordArg           // reject_rbl_client domain[=filter] ...
+	numberArg         // sleep seconds
+	serverArg         // check_policy_service transport:server
+)
+
+// runFunc evaluates one compiled restriction.
+type runFunc func(e *eval) status
+
+// builder makes the step of a restriction; arg is its argument and tr the
+// opened table for tableArg restrictions.
+type builder func(c *compiler, name, arg string, tr *tableRef) runFunc
+
+// spec is a registry entry. A nil build means known to Postfix but not
+// implemented yet: it compiles, is listed by NotImplemented, and answers
+// 451 4.3.5 when reached.
+type spec struct {
+	arg   argKind
+	build builder
+}
+
+// registry holds every smtpd restriction name (postfix-semantics §2.6),
+// lowercased. warn_if_reject is handled by the compiler itself.
+var registry = map[string]spec{
+	// Generic.
+	"permit":                   {noArg, buildPermit},
+	"reject":                   {noArg, buildReject},
+	"defer":                    {noArg, buildDefer},
+	"defer_if_permit":          {noArg, buildDeferIfPermit},
+	"defer_if_reject":          {noArg, buildDeferIfReject},
+	"sleep":                    {numberArg, buildSleep},
+	"reject_unauth_pipelining": {noArg, nil},
+	"reject_plaintext_session": {noArg, nil},
+	"check_policy_service":     {serverArg, nil},
+
+	// Client.
+	"permit_mynetworks":                       {noArg, buildPermitMynetworks},
+	"permit_sasl_authenticated":               {noArg, buildPermitSASL},
+	"permit_inet_interfaces":                  {noArg, nil},
+	"permit_tls_clientcerts":                  {noArg, nil},
+	"permit_tls_all_clientcerts":              {noArg, nil},
+	"check_client_access":                     {tableArg, buildClientAccess},
+	"check_reverse_client_hostname_access":    {tableArg, buildReverseClientAccess},
+	"check_client_a_access":                   {tableArg, nil},
+	"check_client_mx_access":                  {tableArg, nil},
+	"check_client_ns_access":                  {tableArg, nil},
+	"check_reverse_client_hostname_a_access":  {tableArg, nil},
+	"check_reverse_client_hostname_mx_access": {tableArg, nil},
+	"check_reverse_client_hostname_ns_access": {tableArg, nil},
+	"check_ccert_access":                      {tableArg, nil},
+	"check_sasl_access":                       {tableArg, nil},
+	"reject_unknown_client_hostname":          {noArg, nil},
+	"reject_unknown_client":                   {noArg, nil},
+	"reject_unknown_reverse_client_hostname":  {noArg, nil},
+	"reject_rbl_client":                       {wordArg, nil},
+	"reject_rbl":                              {wordArg, nil},
+	"permit_dnswl_client":                     {wordArg, nil},
+	"reject_rhsbl_client":                     {wordArg, nil},
+	"reject_rhsbl_reverse_client":             {wordArg, nil},
+	"permit_rhswl_client":                     {wordArg, nil},
+	"reject_maps_rbl":                         {noArg, nil},
+
+	// HELO.
+	"check_helo_access":             {tableArg, buildHeloAccess},
+	"check_helo_a_access":           {tableArg, nil},
+	"check_helo_mx_access":          {tableArg, nil},
+	"check_helo_ns_access":          {tableArg, nil},
+	"reject_invalid_helo_hostname":  {noArg, buildRejectInvalidHelo},
+	"reject_invalid_hostname":       {noArg, buildRejectInvalidHelo},
+	"reject_non_fqdn_helo_hostname": {noArg, buildRejectNonFQDNHelo},
+	"reject_non_fqdn_hostname":      {noArg, buildRejectNonFQDNHelo},
+	"reject_unknown_helo_hostname":  {noArg, nil},
+	"reject_unknown_hostname":       {noArg, nil},
+	"reject_rhsbl_helo":             {wordArg, nil},
+	"permit_naked_ip_address":       {noArg, buildRemoved("permit_mynetworks\" or \"permit_sasl_authenticated")},
+
+	// Sender.
+	"check_sender_access":                          {tableArg, buildSenderAccess},
+	"check_sender_a_access":                        {tableArg, nil},
+	"check_sender_mx_access":                       {tableArg, nil},
+	"check_sender_ns_access":                       {tableArg, nil},
+	"reject_non_fqdn_sender":                       {noArg, buildRejectNonFQDNSender},
+	"reject_unknown_sender_domain":                 {noArg, nil},
+	"reject_unknown_address":                       {noArg, nil},
+	"reject_unverified_sender":                     {noArg, nil},
+	"reject_unlisted_sender":                       {noArg, nil},
+	"reject_sender_login_mismatch":                 {noArg, nil},
+	"reject_authenticated_sender_login_mismatch":   {noArg, nil},
+	"reject_known_sender_login_mismatch":           {noArg, nil},
+	"reject_unauthenticated_sender_login_mismatch": {noArg, nil},
+	"reject_rhsbl_sender":                          {wordArg, nil},
+
+	// Recipient.
+	"check_recipient_access":          {tableArg, buildRecipientAccess},
+	"check_recipient_a_access":        {tableArg, nil},
+	"check_recipient_mx_access":       {tableArg, nil},
+	"check_recipient_ns_access":       {tableArg, nil},
+	"permit_auth_destination":         {noArg, buildPermitAuthDestination},
+	"reject_unauth_destination":       {noArg, buildRejectUnauthDestination},
+	"defer_unauth_destination":        {noArg, buildDeferUnauthDestination},
+	"permit_mx_backup":                {noArg, nil},
+	"reject_non_fqdn_recipient":       {noArg, buildRejectNonFQDNRecipient},
+	"reject_unknown_recipient_domain": {noArg, nil},
+	"reject_unlisted_recipient":       {noArg, nil},
+	"check_recipient_maps":            {noArg, nil},
+	"reject_unverified_recipient":     {noArg, nil},
+	"reject_multi_recipient_bounce":   {noArg, buildRejectMultiRecipientBounce},
+	"reject_rhsbl_recipient":          {wordArg, nil},
+	"check_relay_domains":             {noArg, buildRemoved("reject_unauth_destination")},
+
+	// ETRN.
+	"check_etrn_access": {tableArg, buildEtrnAccess},
+}
+
+// removedIn39 lists restrictions Postfix 3.9 removed: they compile with a
+// warning and answer 451 4.3.5 at run time, as in Postfix.
+var removedIn39 = map[string]string{
+	"permit_naked_ip_address": "permit_mynetworks\" or \"permit_sasl_authenticated",
+	"check_relay_domains":     "reject_unauth_destination",
+}

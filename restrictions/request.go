@@ -1,0 +1,92 @@
+package restrictions
+
+import "net/netip"
+
+// Request is what the session knows when a stage is checked.
+type Request struct {
+	ClientAddr  netip.Addr
+	ClientName  string // verified client name, "unknown" if none
+	ReverseName string // unverified reverse name, "unknown" if none
+	Helo        string // HELO/EHLO argument, "" before HELO/EHLO
+	Proto       string // "SMTP" or "ESMTP" (for logs)
+	Sender      string // MAIL FROM address, "" for the null sender (from the Mail stage on)
+	Recipient   string // RCPT TO address being checked; at DATA/END-OF-MESSAGE the recipient, if only one
+	SASLUser    string // "" unless AUTH succeeded
+	EtrnDomain  string // ETRN argument
+
+	// RecipientCount is the number of recipients accepted so far in this
+	// transaction (not counting the one being checked at RCPT).
+	RecipientCount int
+}
+
+// namaddr is Postfix's "name[addr]".
+func (r *Request) namaddr() string {
+	return r.clientName() + "[" + r.addr() + "]"
+}
+
+func (r *Request) clientName() string {
+	if r.ClientName == "" {
+		return "unknown"
+	}
+	return r.ClientName
+}
+
+func (r *Request) reverseName() string {
+	if r.ReverseName == "" {
+		return "unknown"
+	}
+	return r.ReverseName
+}
+
+// addr is the client address as Postfix prints it (IPv4-mapped IPv6 as IPv4).
+func (r *Request) addr() string {
+	if !r.ClientAddr.IsValid() {
+		return ""
+	}
+	return r.ClientAddr.Unmap().WithZone("").String()
+}
+
+// Txn carries the state of one SMTP session that outlives a single check:
+// the defer_if_permit flag and reason saved per stage (postfix-semantics
+// §2.4), and the DISCARD/HOLD state of the current mail transaction. Use one
+// Txn per session and call Reset at the end of each mail transaction
+// (RSET, a new MAIL, after the message). The zero Txn is ready to use.
+//
+// Postfix keeps one defer_if_permit reason per session and only a flag per
+// stage, so a reason raised at DATA could later show up for ETRN; postgate
+// saves the reason with each stage's flag.
+type Txn struct {
+	dip                           deferral // defer_if_permit of the stage being checked
+	dipClient, dipHelo, dipSender deferral // its value after each stage's list
+	discard                       bool     // DISCARD seen: no more restrictions run
+	hold                          bool     // HOLD seen (logged once)
+}
+
+// Reset ends the mail transaction: DISCARD and HOLD are forgotten, and so
+// is the sender stage's defer_if_permit flag. The client and HELO stages'
+// flags stay (they belong to the session).
+func (t *Txn) Reset() {
+	t.discard, t.hold, t.dipSender = false, false, deferral{}
+}
+
+// Discarded reports whether a DISCARD action fired in this transaction.
+func (t *Txn) Discarded() bool { return t.discard }
+
+// Held reports whether a HOLD action fired in this transaction.
+func (t *Txn) Held() bool { return t.hold }
+
+// deferral is a saved defer_if_permit or defer_if_reject reply.
+type deferral struct {
+	active bool
+	class  errClass
+	code   int
+	dsn    string
+	reason string
+}
+
+// set keeps the first reason, as Postfix does.
+func (d *deferral) set(class errClass, code int, dsn, reason string) {
+	if !d.active {
+		*d = deferral{active: true, class: class, code: code, dsn: dsn, reason: reason}
+	}
+}

@@ -1,0 +1,100 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Table is a lookup table opened from "type:name". found=false with err=nil
+// is "not found"; err!=nil is a lookup failure, never to be mistaken for
+// "not found".
+type Table interface {
+	Lookup(ctx context.Context, key string) (value string, found bool, err error)
+}
+
+// FixedString is an optional ability: true for tables whose keys are literal
+// strings (texthash, inline, static, hash...). Such tables get partial-key
+// lookups (parent domains, user@, IP prefixes) and lowercased keys; pattern
+// tables (regexp, pcre, cidr) see the full key once, in its original case.
+type FixedString interface {
+	FixedString() bool
+}
+
+// IsFixedString reports whether t is a fixed-string table.
+func IsFixedString(t Table) bool {
+	f, ok := t.(FixedString)
+	return ok && f.FixedString()
+}
+
+// OpenOptions are the optional dependencies of OpenWith.
+type OpenOptions struct {
+	// Warn receives problems that do not stop the table from working:
+	// duplicate keys, and a reload that failed (the table then keeps
+	// serving its previous contents). Nil discards them.
+	Warn func(msg string)
+}
+
+func (o OpenOptions) warn(format string, args ...any) {
+	if o.Warn != nil {
+		o.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// Open opens a table from its spec "type:name" with default options.
+//
+//   - texthash:/path reads the source file; it is reloaded when the file
+//     changes (checked at most once a second).
+//   - hash:, lmdb:, btree:, cdb:, dbm:, sdbm: read the SOURCE file at the
+//     same path (the admin's /etc/postfix/access, not access.db) with
+//     texthash semantics: no postmap step is needed.
+//   - inline:{ k=v, { k2 = v with spaces } } and static:value / static:{ text }.
+//   - fail:name fails every lookup (useful to test error handling).
+//   - proxy:type:name opens type:name directly.
+func Open(spec string) (Table, error) {
+	return OpenWith(spec, OpenOptions{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(spec string, o OpenOptions) (Table, error) {
+	typ, name, ok := strings.Cut(spec, ":")
+	if !ok || typ == "" || name == "" {
+		return nil, fmt.Errorf("open dictionary: expecting \"type:name\" form instead of %q", spec)
+	}
+	typ = strings.ToLower(typ)
+	if typ == "proxy" {
+		return OpenWith(name, o)
+	}
+	open, ok := openers[typ]
+	if !ok {
+		if notYet[typ] {
+			return nil, fmt.Errorf("dictionary type %s is not implemented yet", typ)
+		}
+		return nil, fmt.Errorf("unsupported dictionary type: %s", typ)
+	}
+	return open(typ, name, o)
+}
+
+type opener func(typ, name string, o OpenOptions) (Table, error)
+
+// openers is the registry of table types, by Postfix type name.
+var openers = map[string]opener{
+	"texthash": openTexthash,
+	"hash":     openTexthash,
+	"btree":    openTexthash,
+	"lmdb":     openTexthash,
+	"cdb":      openTexthash,
+	"dbm":      openTexthash,
+	"sdbm":     openTexthash,
+	"inline":   openInline,
+	"static":   openStatic,
+	"fail":     openFail,
+}
+
+// notYet lists Postfix table types postgate knows but does not serve yet.
+var notYet = map[string]bool{
+	"regexp": true, "pcre": true, "cidr": true, "tcp": true, "socketmap": true,
+	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
+	"pipemap": true, "unionmap": true, "randmap": true, "environ": true,
+	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,
+}
