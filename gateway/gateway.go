@@ -46,11 +46,8 @@ func buildServices(cfg *config.Config) ([]*service, []string, error) {
 	var out []*service
 	var notices []string
 	seen := map[string]bool{}
-	svcs := cfg.Services()
-	if len(svcs) == 0 {
-		return nil, nil, errors.New("master.cf: no inet service runs smtpd: nothing to listen on")
-	}
-	for _, svc := range svcs {
+	// No smtpd service is only a warning (config says it): the queue still runs.
+	for _, svc := range cfg.Services() {
 		s, ni, err := buildService(cfg.ForService(svc), svc, tables)
 		if err != nil {
 			return nil, nil, err

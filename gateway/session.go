@@ -102,7 +102,7 @@ func dsnRecipient(to string, opts *smtp.RcptOptions) queue.Recipient {
 		return r
 	}
 	if opts.OriginalRecipient != "" {
-		r.ORCPT = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+		r.ORCPT = strings.ToLower(string(opts.OriginalRecipientType)) + ";" + opts.OriginalRecipient
 	}
 	if len(opts.Notify) > 0 {
 		n := make([]string, len(opts.Notify))

@@ -71,6 +71,37 @@ func TestCheckBadFixtures(t *testing.T) {
 	}
 }
 
+// TestCheckWarnFixtures: warnings (a leading continuation line, unknown and
+// not-implemented parameters, ...) are printed and do not fail the check.
+func TestCheckWarnFixtures(t *testing.T) {
+	t.Parallel()
+	dirs, err := filepath.Glob("../gateway/config/testdata/warn/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no warning fixtures: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			expect, err := os.ReadFile(filepath.Join(dir, "expect"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			abs, _ := filepath.Abs(dir)
+			var stderr bytes.Buffer
+			cmd := exec.Command(harness.Binary(t), "check", "-c", abs)
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("postgate check: %v\n%s", err, stderr.String())
+			}
+			want := strings.ReplaceAll(string(expect), "testdata/warn/"+filepath.Base(dir), abs)
+			for _, line := range strings.Split(strings.TrimSpace(want), "\n") {
+				if !strings.Contains(stderr.String(), "postgate: "+line+"\n") {
+					t.Errorf("stderr lacks %q:\n%s", "postgate: "+line, stderr.String())
+				}
+			}
+		})
+	}
+}
+
 // TestCheckMatchesPostconf: on a valid configuration, `postgate check`
 // prints exactly what Debian's `postconf -n` prints for the same files.
 func TestCheckMatchesPostconf(t *testing.T) {
