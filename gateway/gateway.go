@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"postgate/gateway/config"
+	"postgate/gateway/resolver"
 	"postgate/queue"
 )
 
@@ -31,18 +32,22 @@ type Gateway struct {
 	store     *queue.Store
 	services  []*service
 	listeners []net.Listener
+	delivery  *delivery
 }
 
 // Check compiles everything the daemon would (restriction lists, tables,
 // listener addresses) without opening the queue or any socket. It returns
 // notices for names postgate knows but does not implement yet.
 func Check(cfg *config.Config) ([]string, error) {
-	_, notices, err := buildServices(cfg)
+	tables := tableCache{}
+	if _, err := newRoute(cfg, tables); err != nil {
+		return nil, err
+	}
+	_, notices, err := buildServices(cfg, tables)
 	return notices, err
 }
 
-func buildServices(cfg *config.Config) ([]*service, []string, error) {
-	tables := tableCache{}
+func buildServices(cfg *config.Config, tables tableCache) ([]*service, []string, error) {
 	var out []*service
 	var notices []string
 	seen := map[string]bool{}
@@ -66,9 +71,18 @@ func buildServices(cfg *config.Config) ([]*service, []string, error) {
 // New builds the runtime from cfg, opens the mail log and the queue. It
 // binds no socket yet.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	services, _, err := buildServices(cfg)
+	tables := tableCache{}
+	rt, err := newRoute(cfg, tables)
 	if err != nil {
 		return nil, err
+	}
+	services, _, err := buildServices(cfg, tables)
+	if err != nil {
+		return nil, err
+	}
+	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
+	if err != nil {
+		return nil, paramError(cfg, "postgate_dns_servers", err)
 	}
 	qdir := cfg.Get("queue_directory")
 	if err := config.CheckQueueDirectory(qdir); err != nil {
@@ -83,15 +97,22 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	store, err := queue.Open(qdir, queue.Options{
-		Syncer:  opts.Syncer,
-		LongIDs: cfg.Bool("enable_long_queue_ids"),
-		Logf:    func(f string, a ...any) { log.Logf("qmgr", "warning: "+f, a...) },
+		Syncer:      opts.Syncer,
+		LongIDs:     cfg.Bool("enable_long_queue_ids"),
+		SegmentSize: cfg.Int("postgate_queue_segment_size"),
+		Logf:        func(f string, a ...any) { log.Logf("qmgr", "warning: "+f, a...) },
 	})
 	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("queue_directory %s: %w", qdir, err)
 	}
-	g := &Gateway{cfg: cfg, log: log, store: store, services: services}
+	d, err := newDelivery(cfg, rt, dns, log)
+	if err != nil {
+		store.Close()
+		log.Close()
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
 	for _, s := range services {
 		s.log, s.store = log, store
 	}
@@ -145,6 +166,11 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	for _, s := range g.services {
 		s.ctx = sessions
 	}
+	// The queue manager delivers until the sessions are over.
+	manager, endManager := context.WithCancel(context.WithoutCancel(ctx))
+	defer endManager()
+	managerDone := make(chan error, 1)
+	go func() { managerDone <- g.store.RunManager(manager, g.delivery.opts) }()
 	for _, l := range g.listeners {
 		l := l.(*listener)
 		wg.Add(1)
@@ -169,6 +195,11 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Wait()
 	endSessions()
+	endManager()
+	if e := <-managerDone; e != nil && !errors.Is(e, context.Canceled) && err == nil {
+		err = e
+	}
+	g.delivery.smtp.Close()
 	if e := g.store.Close(); err == nil {
 		err = e
 	}

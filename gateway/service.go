@@ -128,7 +128,13 @@ func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*s
 		params[p] = cfg.Get(p)
 	}
 	s.hasDataRestrictions = len(cfg.List("smtpd_data_restrictions")) > 0
+	// The same address resolution as delivery, with this service's view.
+	rt, err := newRoute(cfg, tables)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
+		Route:                         rt,
 		Mynetworks:                    mynetworks,
 		RelayDomains:                  relayDomains,
 		MyDestination:                 mydestination,

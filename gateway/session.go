@@ -200,20 +200,17 @@ func (s *session) Data(r io.Reader) error {
 		Helo:       s.helo,
 		Proto:      s.c.proto(),
 	}
-	if err := s.svc.store.Append(s.ctx, env, content); err != nil {
+	// An access HOLD sends the message straight to the hold queue: one
+	// record, so no delivery can start in between.
+	appendFn := s.svc.store.Append
+	if s.txn.Held() {
+		appendFn = s.svc.store.AppendHeld
+	}
+	if err := appendFn(s.ctx, env, content); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.id, err)
 		return replyError(451, "4.3.0", "Error: queue file write error")
 	}
 	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.id, messageID(content))
-	if s.txn.Held() {
-		// An access HOLD: the message waits in the hold queue for the admin.
-		if err := s.svc.store.Change(s.ctx, s.id, queue.Change{Kind: queue.ChangeHold}); err != nil {
-			s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.id, err)
-			return replyError(451, "4.3.0", "Error: queue file write error")
-		}
-		return replyError(250, "2.0.0", "Ok: queued as "+s.id)
-	}
-	s.svc.log.Logf("qmgr", "%s: from=<%s>, size=%d, nrcpt=%d (queue active)", s.id, s.sender, len(content), len(s.rcpts))
 	return replyError(250, "2.0.0", "Ok: queued as "+s.id)
 }
 

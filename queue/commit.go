@@ -42,6 +42,17 @@ type pendingRec struct {
 // An empty env.ID is filled with NewID(), a zero env.Arrival with the
 // current time. content must not change until Append returns.
 func (s *Store) Append(ctx context.Context, env *Envelope, content []byte) error {
+	return s.appendMessage(ctx, env, content, Active)
+}
+
+// AppendHeld is Append for a message that goes straight to the hold queue
+// (an access HOLD action): one record carries the message and its hold, so
+// no queue manager ever sees the one without the other.
+func (s *Store) AppendHeld(ctx context.Context, env *Envelope, content []byte) error {
+	return s.appendMessage(ctx, env, content, Hold)
+}
+
+func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte, state State) error {
 	if env.ID == "" {
 		env.ID = s.NewID()
 	}
@@ -55,24 +66,31 @@ func (s *Store) Append(ctx context.Context, env *Envelope, content []byte) error
 		env.Arrival = time.Now()
 	}
 	arrival := env.Arrival.UnixNano()
+	e := &entry{id: env.ID, nrcpt: int32(len(env.Recipients)), state: state}
+	typ := recMessage
+	var trailer []byte
+	if state != Active {
+		typ = recState
+		trailer = appendStateTrailer(nil, e)
+	}
 	el := envelopeLen(env, arrival)
-	if el+len(content) > maxBodyLen {
+	bl := el + len(content) + len(trailer)
+	if bl > maxBodyLen {
 		return fmt.Errorf("queue: %s: message too large (%d bytes)", env.ID, len(content))
 	}
-	// One allocation holds header, envelope and trailer; the content is
-	// written from the caller's slice (pwritev), never copied.
-	buf := make([]byte, recHeaderSize, recOverhead+el)
-	fillHeader(buf, recMessage, env.ID, el+len(content), el)
+	// One allocation holds header, envelope, state trailer and checksum;
+	// the content is written from the caller's slice (pwritev), never
+	// copied.
+	buf := make([]byte, recHeaderSize, recOverhead+el+len(trailer))
+	fillHeader(buf, typ, env.ID, bl, el)
 	buf = appendEnvelope(buf, env, arrival)
 	envBytes := buf[recHeaderSize:]
-	buf = binary.LittleEndian.AppendUint32(buf, bodyChecksum(idBytes(buf), envBytes, content))
-	e := &entry{
-		id: env.ID, env: string(envBytes),
-		bodyLen: uint32(el + len(content)), envLen: uint32(el),
-		nrcpt: int32(len(env.Recipients)),
-	}
-	head, trailer := buf[:recHeaderSize+el], buf[recHeaderSize+el:]
-	return s.submit(ctx, pendingRec{ent: e}, head, content, trailer)
+	headEnd := len(buf)
+	buf = append(buf, trailer...)
+	buf = binary.LittleEndian.AppendUint32(buf, bodyChecksum(idBytes(buf), envBytes, content, trailer))
+	e.env = string(envBytes)
+	e.bodyLen, e.envLen, e.tail = uint32(bl), uint32(el), uint32(len(trailer))
+	return s.submit(ctx, pendingRec{ent: e}, buf[:headEnd], content, buf[headEnd:])
 }
 
 // Change records a state change for a message, durable like Append. It
@@ -93,34 +111,47 @@ func (s *Store) Change(ctx context.Context, id string, c Change) error {
 // submit places a record in the log and the open batch, then waits for the
 // batch to be durable. parts[0] starts with the record header.
 func (s *Store) submit(ctx context.Context, p pendingRec, parts ...[]byte) error {
+	s.mu.Lock()
+	if err := s.admit(ctx, &p); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	b := s.place(&p, parts)
+	s.mu.Unlock()
+	<-b.done
+	return b.err
+}
+
+// admit checks, under s.mu, that a record may join the log.
+func (s *Store) admit(ctx context.Context, p *pendingRec) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p.ent == nil {
+		return s.idx.checkChange(p.id, &p.change)
+	}
+	if _, ok := s.idx.m[p.ent.id]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
+	}
+	if _, ok := s.pending[p.ent.id]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
+	}
+	s.pending[p.ent.id] = struct{}{}
+	return nil
+}
+
+// place gives a record, under s.mu, its place in the log and in the open
+// batch, which it returns.
+func (s *Store) place(p *pendingRec, parts [][]byte) *batch {
 	var n int64
 	for _, b := range parts {
 		n += int64(len(b))
 	}
-	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	if p.ent != nil {
-		if _, ok := s.idx.m[p.ent.id]; ok {
-			s.mu.Unlock()
-			return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
-		}
-		if _, ok := s.pending[p.ent.id]; ok {
-			s.mu.Unlock()
-			return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
-		}
-		s.pending[p.ent.id] = struct{}{}
-	} else if err := s.idx.checkChange(p.id, &p.change); err != nil {
-		s.mu.Unlock()
-		return err
-	}
 	if s.segEnd > segHeaderSize && s.segEnd+n > s.opts.SegmentSize {
+		s.segBytes[s.segSeq] = s.segEnd // sealed
 		s.segSeq++
 		s.segEnd = segHeaderSize
 	}
@@ -131,13 +162,11 @@ func (s *Store) submit(ctx context.Context, p pendingRec, parts ...[]byte) error
 	b := s.cur
 	b.iov = append(b.iov, parts...)
 	p.iovEnd = len(b.iov)
-	b.recs = append(b.recs, p)
+	b.recs = append(b.recs, *p)
 	if len(b.recs) == 1 {
 		s.wake.Signal()
 	}
-	s.mu.Unlock()
-	<-b.done
-	return b.err
+	return b
 }
 
 func (s *Store) usable() error {
@@ -171,6 +200,7 @@ func (s *Store) commitLoop() {
 		}
 		b := s.cur
 		s.cur = s.newBatch()
+		s.flushing = b
 		err := s.err
 		s.mu.Unlock()
 
@@ -188,6 +218,7 @@ func (s *Store) commitLoop() {
 				s.applyPending(p)
 			}
 		}
+		s.flushing = nil
 		first := err != nil && s.err == nil
 		if first {
 			// Later records were given offsets after these, so nothing can
@@ -209,9 +240,12 @@ func (s *Store) applyPending(p *pendingRec) {
 	if p.ent != nil {
 		p.ent.seg, p.ent.off = p.seg, p.off
 		s.idx.add(p.ent)
-		return
+	} else {
+		s.idx.apply(p.id, &p.change, p.at)
 	}
-	s.idx.apply(p.id, &p.change, p.at)
+	if s.mgr != nil {
+		s.mgr.applied(p)
+	}
 }
 
 // recycle keeps a finished batch's slices for a later batch; the waiters

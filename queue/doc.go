@@ -19,7 +19,7 @@
 // A segment is written until it would grow past Options.SegmentSize, then the
 // next one is created, its header synced and the directory synced before any
 // record in it is acknowledged. Segments are never rewritten except that Open
-// cuts a torn tail off the last one.
+// cuts a torn tail off the last one; old ones are deleted by compaction.
 //
 // # Segment header (32 bytes, little-endian)
 //
@@ -36,7 +36,7 @@
 // # Record framing (little-endian)
 //
 //	0   4   magic 0x89 'P' 'G' 'Q'
-//	4   1   type: 1 message, 2 change (unknown types are skipped)
+//	4   1   type: 1 message, 2 change, 3 message with state (unknown types are skipped)
 //	5   1   format version (1)
 //	6   1   ID length, 1..24
 //	7   1   flags, zero
@@ -67,6 +67,12 @@
 // the recipient indexes (uvarint count+1, 0 meaning "all"). Decoders ignore
 // bytes after the fields they know, so later versions can append fields.
 //
+// A message-with-state record (type 3, staterec.go) is a message record
+// whose body ends with the message's state: it supersedes the earlier
+// record of its ID and every change logged before it. Compaction writes
+// them to copy long-lived messages forward; AppendHeld writes one so a
+// message queued on hold never exists without its hold.
+//
 // # Recovery
 //
 // Open reads the segments in order. A record with a bad header checksum is
@@ -82,15 +88,30 @@
 // State changes are applied in log order, live and at recovery alike, by
 // the same code, so a restart rebuilds exactly the state the daemon had.
 //
+// # The queue manager
+//
+// RunManager is Postfix's qmgr (manager.go, deliver.go): a schedule of due
+// times kept in the index takes each message when it is due (a new one at
+// once), routes its recipients to (transport, next hop) destinations,
+// delivers batches of at most the recipient limit with at most the
+// concurrency limit in flight per destination, and records each outcome
+// with a change record before it is relied on. Deferred mail waits
+// clamp(age, minimal_backoff_time, maximal_backoff_time); a destination
+// that fails as a whole is suspended for minimal_backoff_time; mail past
+// its lifetime is returned; every failure is reported through the Bouncer
+// before it is recorded, so a crash repeats a notice rather than loses
+// one. Log lines are Postfix's (logline.go).
+//
+// # Compaction
+//
+// Changes follow their message's record in the log, so a prefix of the
+// log with no live message record can be deleted; live messages in an old
+// segment are copied forward first (compact.go). The index counts live
+// records and bytes per segment, and lists each segment's live records,
+// for this.
+//
 // # Later work this format leaves room for
 //
-//   - Segment deletion: segments go oldest first; the oldest may be deleted
-//     once no live message has its record in it (every change in it then
-//     concerns messages that are gone). The index counts live messages per
-//     segment for this.
-//   - Copy-forward of long-lived messages: a future record type carrying the
-//     envelope, content and current state, superseding the older record of
-//     the same ID (a later message record for an ID already wins today).
 //   - A per-segment index file of envelopes and offsets, so a restart need
 //     not read bodies.
 package queue

@@ -19,25 +19,44 @@ type entry struct {
 	env     string // encoded envelope; "" when the record is damaged
 	off     int64
 	nextTry int64    // Unix ns, 0 = none
+	due     int64    // Unix ns: when the queue manager takes it next (while in the schedule)
 	done    []bool   // nil until a recipient is done
 	reasons []string // nil until a recipient has a reason
-	seg     uint32
-	bodyLen uint32
-	envLen  uint32
-	nrcpt   int32
-	ndone   int32
-	state   State
-	expired bool
-	damaged bool // the message record itself is damaged: Content returns it raw
+	// The live records of one segment are a list, so compaction finds
+	// them without walking the whole index.
+	segPrev, segNext *entry
+	seg              uint32
+	bodyLen          uint32
+	envLen           uint32
+	tail             uint32 // state trailer at the end of the body (state records), else 0
+	nrcpt            int32
+	ndone            int32
+	hpos             int32 // 1 + position in the schedule heap, 0 = not scheduled
+	state            State
+	expired          bool
+	warned           bool
+	damaged          bool // the message record itself is damaged: Content returns it raw
 }
+
+// recLen is the size of the entry's record in its segment.
+func (e *entry) recLen() int64 { return recOverhead + int64(e.bodyLen) }
+
+// contentLen is the size of the message content.
+func (e *entry) contentLen() int64 { return int64(e.bodyLen) - int64(e.envLen) - int64(e.tail) }
 
 // index is the in-memory state rebuilt from the log. Its methods are not
 // safe for concurrent use; the Store serializes them.
 type index struct {
 	m map[string]*entry
-	// liveBySeg counts live messages per segment of their record: the
-	// oldest segment can be deleted when its count is zero.
+	// liveBySeg counts live messages per segment of their record, and
+	// liveBytes the bytes of those records: the oldest segments can be
+	// deleted when their count is zero, and are worth compacting when
+	// little of them is live.
 	liveBySeg map[uint32]int
+	liveBytes map[uint32]int64
+	bySeg     map[uint32]*entry // head of each segment's list
+	removals  uint64            // records that stopped being live; compaction watches it
+	sched     dueHeap           // messages waiting for the queue manager, while one runs
 	logf      func(format string, args ...any)
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.
@@ -48,24 +67,57 @@ func newIndex(logf func(string, ...any)) *index {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &index{m: make(map[string]*entry), liveBySeg: make(map[uint32]int), logf: logf}
+	return &index{
+		m:         make(map[string]*entry),
+		liveBySeg: make(map[uint32]int),
+		liveBytes: make(map[uint32]int64),
+		bySeg:     make(map[uint32]*entry),
+		logf:      logf,
+	}
 }
 
 func (x *index) add(e *entry) {
 	if old := x.m[e.id]; old != nil {
-		// Only a copied-forward record (later) or a damaged log repeats a
-		// live ID; the later record is the newer truth.
-		x.logf("queue: %s: queue ID recorded again (segment %d offset %d); the later record wins", e.id, e.seg, e.off)
+		// A state record (copy-forward) supersedes the older record of its
+		// message; otherwise only a damaged log repeats a live ID. Either
+		// way the later record is the newer truth.
+		if e.tail == 0 {
+			x.logf("queue: %s: queue ID recorded again (segment %d offset %d); the later record wins", e.id, e.seg, e.off)
+		}
+		x.takeSlot(old, e)
 		x.remove(old)
 	}
 	x.m[e.id] = e
 	x.liveBySeg[e.seg]++
+	x.liveBytes[e.seg] += e.recLen()
+	if head := x.bySeg[e.seg]; head != nil {
+		head.segPrev = e
+		e.segNext = head
+	}
+	x.bySeg[e.seg] = e
 }
 
 func (x *index) remove(e *entry) {
 	delete(x.m, e.id)
+	x.unschedule(e)
+	x.removals++
+	if e.segPrev != nil {
+		e.segPrev.segNext = e.segNext
+	} else if x.bySeg[e.seg] == e {
+		x.bySeg[e.seg] = e.segNext
+		if e.segNext == nil {
+			delete(x.bySeg, e.seg)
+		}
+	}
+	if e.segNext != nil {
+		e.segNext.segPrev = e.segPrev
+	}
+	e.segPrev, e.segNext = nil, nil
 	if x.liveBySeg[e.seg]--; x.liveBySeg[e.seg] <= 0 {
 		delete(x.liveBySeg, e.seg)
+		delete(x.liveBytes, e.seg)
+	} else {
+		x.liveBytes[e.seg] -= e.recLen()
 	}
 }
 
@@ -88,6 +140,8 @@ func (x *index) replay(r *rawRecord) {
 		}
 		e.state, e.damaged = Corrupt, true
 		x.add(e)
+	case recState:
+		x.replayState(r)
 	case recChange:
 		c, at, err := decodeChange(string(r.body))
 		if !r.ok || err != nil {
@@ -120,7 +174,7 @@ func (x *index) checkChange(id string, c *Change) error {
 	if e == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	if c.Kind < ChangeDelivered || c.Kind > ChangeExpire {
+	if c.Kind < ChangeDelivered || c.Kind > ChangeWarned {
 		return fmt.Errorf("queue: %s: unknown change kind %d", id, c.Kind)
 	}
 	if e.state == Corrupt && c.Kind != ChangeDelete {
@@ -138,11 +192,21 @@ func (x *index) checkChange(id string, c *Change) error {
 // changes, used live and at recovery alike, so a restart rebuilds exactly
 // the state the daemon had.
 func (x *index) apply(id string, c *Change, at int64) {
-	_ = at // recorded for logs and the scheduler; no state depends on it yet
+	_ = at // recorded for logs; no state depends on it yet
 	e := x.m[id]
 	if e == nil {
 		return // changes outlive their message, or its record was lost
 	}
+	if x.change(e, c) {
+		x.remove(e)
+	}
+}
+
+// change applies c to e and reports whether the message is gone. It only
+// writes e's own fields (done and reasons copy-on-write), so it also
+// serves to work out the state of a message that changes still in flight
+// will leave (see stateAhead).
+func (x *index) change(e *entry, c *Change) (gone bool) {
 	switch c.Kind {
 	case ChangeDelivered, ChangeBounced:
 		done := cloneOr(e.done, int(e.nrcpt))
@@ -164,9 +228,7 @@ func (x *index) apply(id string, c *Change, at int64) {
 		if reasons != nil {
 			e.reasons = reasons
 		}
-		if e.ndone >= e.nrcpt {
-			x.remove(e)
-		}
+		return e.ndone >= e.nrcpt
 	case ChangeDeferred:
 		reasons := cloneOr(e.reasons, int(e.nrcpt))
 		why := x.intern(c.Reason)
@@ -185,10 +247,13 @@ func (x *index) apply(id string, c *Change, at int64) {
 			e.state = Deferred // like postsuper -H
 		}
 	case ChangeDelete:
-		x.remove(e)
+		return true
 	case ChangeExpire:
 		e.expired = true
+	case ChangeWarned:
+		e.warned = true
 	}
+	return false
 }
 
 // intern returns a copy of a reason that is not part of a larger string
@@ -234,11 +299,12 @@ func (e *entry) message() Message {
 	m := Message{
 		Envelope: env,
 		State:    e.state,
-		Size:     int64(e.bodyLen) - int64(e.envLen),
+		Size:     e.contentLen(),
 		Done:     make([]bool, n),
 		Reasons:  make([]string, n),
 		NextTry:  fromNanos(e.nextTry),
 		Expired:  e.expired,
+		Warned:   e.warned,
 	}
 	copy(m.Done, e.done)
 	copy(m.Reasons, e.reasons)

@@ -25,6 +25,7 @@ type recType uint8
 const (
 	recMessage recType = 1
 	recChange  recType = 2
+	recState   recType = 3 // a message record that also carries the message's state
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

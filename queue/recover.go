@@ -16,23 +16,25 @@ type lastSegment struct {
 	torn     bool
 }
 
-// recoverLog replays every segment in logDir into x. Writable is false for
-// read-only snapshots, which change nothing on disk and tolerate segments
-// that are being written or have just gone.
-func recoverLog(logDir string, x *index, writable bool) (lastSegment, error) {
+// recoverLog replays every segment in logDir into x and returns, besides
+// the newest segment, the size of every segment read. Writable is false
+// for read-only snapshots, which change nothing on disk and tolerate
+// segments that are being written or have just gone.
+func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32]int64, error) {
 	seqs, err := listSegments(logDir)
 	if err != nil {
-		return lastSegment{}, fmt.Errorf("queue: %w", err)
+		return lastSegment{}, nil, fmt.Errorf("queue: %w", err)
 	}
 	if writable {
 		seqs, err = dropUnfinished(logDir, seqs, x.logf)
 		if err != nil {
-			return lastSegment{}, err
+			return lastSegment{}, nil, err
 		}
 	}
 	var (
-		buf  []byte
-		last lastSegment
+		buf   []byte
+		last  lastSegment
+		sizes = make(map[uint32]int64, len(seqs))
 	)
 	for i, seq := range seqs {
 		path := segPath(logDir, seq)
@@ -41,8 +43,9 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, error) {
 			if !writable && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			return lastSegment{}, fmt.Errorf("queue: %w", err)
+			return lastSegment{}, nil, fmt.Errorf("queue: %w", err)
 		}
+		sizes[seq] = int64(len(buf))
 		isLast := i == len(seqs)-1
 		res := scanSegment(buf, seq, x.replay, func(off, n int) {
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes holding no identifiable record", seq, off, n)
@@ -57,7 +60,7 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, error) {
 			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn}
 		}
 	}
-	return last, nil
+	return last, sizes, nil
 }
 
 // dropUnfinished removes trailing segments shorter than a segment header:

@@ -18,18 +18,25 @@ type Store struct {
 	lock        *os.File // flock'd DIR/lock
 	logDirF     *os.File // synced after creating a segment
 
-	mu        sync.Mutex
-	wake      sync.Cond // the commit loop waits on it for work
-	idx       *index
-	pending   map[string]struct{} // IDs appended but not yet durable
-	ids       idGen
-	now       func() time.Time // the clock for IDs; tests pin it
-	cur       *batch           // records waiting for the next write+sync
-	segSeq    uint32           // segment the next record goes to
-	segEnd    int64            // offset the next record goes to
-	submitted int64            // records accepted since Open; tests watch it
-	closed    bool
-	err       error // sticky write/sync failure
+	mu         sync.Mutex
+	wake       sync.Cond // the commit loop waits on it for work
+	idx        *index
+	pending    map[string]struct{} // IDs appended but not yet durable
+	ids        idGen
+	now        func() time.Time // the clock for IDs; tests pin it
+	cur        *batch           // records waiting for the next write+sync
+	segSeq     uint32           // segment the next record goes to
+	segEnd     int64            // offset the next record goes to
+	submitted  int64            // records accepted since Open; tests watch it
+	closed     bool
+	err        error               // sticky write/sync failure
+	flushing   *batch              // the batch being written, applied when durable
+	segBytes   map[uint32]int64    // size of each sealed segment
+	mgr        *manager            // the running queue manager, nil if none
+	delivering map[string]struct{} // messages the manager has taken: Postfix's active queue
+	// compactHook, when set by a test, is called at each step of a
+	// compaction ("copy", "copied", "deleted").
+	compactHook func(stage string)
 
 	// Owned by the commit loop (and by Open before it starts).
 	active    *os.File
@@ -37,8 +44,9 @@ type Store struct {
 	spareRecs []pendingRec
 	spareIOV  [][]byte
 
-	fmu   sync.RWMutex
-	files map[uint32]*os.File // open segments, for Content; nil once closed
+	fmu     sync.RWMutex
+	files   map[uint32]*os.File // open segments, for Content; nil once closed
+	writing uint32              // the segment the commit loop appends to
 
 	loopDone chan struct{}
 }
@@ -66,12 +74,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir: dir, logDir: logDir, opts: opts, lock: lock,
-		idx:      newIndex(opts.Logf),
-		pending:  make(map[string]struct{}),
-		ids:      newIDGen(opts.LongIDs),
-		now:      time.Now,
-		files:    make(map[uint32]*os.File),
-		loopDone: make(chan struct{}),
+		idx:        newIndex(opts.Logf),
+		pending:    make(map[string]struct{}),
+		delivering: make(map[string]struct{}),
+		ids:        newIDGen(opts.LongIDs),
+		now:        time.Now,
+		files:      make(map[uint32]*os.File),
+		loopDone:   make(chan struct{}),
 	}
 	s.wake.L = &s.mu
 	if err := s.open(); err != nil {
@@ -90,10 +99,11 @@ func (s *Store) open() error {
 	if s.logDirF, err = os.Open(s.logDir); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	last, err := recoverLog(s.logDir, s.idx, true)
+	last, sizes, err := recoverLog(s.logDir, s.idx, true)
 	if err != nil {
 		return err
 	}
+	s.segBytes = sizes // the sealed ones: all but the one appends go to
 	if last.seq == 0 || !last.headerOK {
 		// No log yet, or the newest segment's header is damaged: start a
 		// fresh segment rather than append behind damage.
@@ -110,6 +120,7 @@ func (s *Store) open() error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	s.setActive(last.seq, f)
+	delete(s.segBytes, last.seq)
 	if last.torn {
 		fi, err := f.Stat()
 		if err != nil {
@@ -147,6 +158,7 @@ func (s *Store) setActive(seq uint32, f *os.File) {
 	s.active, s.activeSeq = f, seq
 	s.fmu.Lock()
 	s.files[seq] = f
+	s.writing = seq
 	s.fmu.Unlock()
 }
 
@@ -226,7 +238,7 @@ func (s *Store) Get(id string) (Message, bool) {
 	e, ok := s.idx.m[id]
 	var c entry
 	if ok {
-		c = *e
+		c = s.shown(e)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -240,8 +252,21 @@ func (s *Store) Get(id string) (Message, bool) {
 func (s *Store) List() []Message {
 	s.mu.Lock()
 	es := s.idx.snapshot()
+	for i := range es {
+		es[i] = s.shown(&es[i])
+	}
 	s.mu.Unlock()
 	return messages(es)
+}
+
+// shown copies e as admins see it: a deferred message the queue manager
+// has taken for delivery is in the active queue, as in Postfix.
+func (s *Store) shown(e *entry) entry {
+	c := *e
+	if _, ok := s.delivering[e.id]; ok && c.state == Deferred {
+		c.state = Active
+	}
+	return c
 }
 
 // Content reads a message's content back from its segment and verifies
@@ -249,21 +274,46 @@ func (s *Store) List() []Message {
 // record body along with an error wrapping ErrCorrupt, so it stays
 // inspectable.
 func (s *Store) Content(id string) ([]byte, error) {
+	for try := 0; ; try++ {
+		c, err := s.locate(id)
+		if err != nil {
+			return nil, err
+		}
+		f, err := s.segmentFile(c.seg)
+		var content []byte
+		if err == nil {
+			content, err = readContent(f, &c)
+		}
+		if err != nil && try == 0 && s.moved(&c) {
+			continue // copied forward, its old segment deleted meanwhile
+		}
+		return content, err
+	}
+}
+
+// locate copies the index entry of a live message.
+func (s *Store) locate(id string) (entry, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	e, ok := s.idx.m[id]
-	var c entry
-	if ok {
-		c = *e
-	}
-	s.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return entry{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	f, err := s.segmentFile(c.seg)
-	if err != nil {
-		return nil, err
-	}
-	return readContent(f, &c)
+	return *e, nil
+}
+
+// moved reports whether c's message now has its record elsewhere.
+func (s *Store) moved(c *entry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.idx.m[c.id]
+	return ok && (e.seg != c.seg || e.off != c.off)
+}
+
+// SegmentCount returns the number of segment files in the log.
+func (s *Store) SegmentCount() int {
+	seqs, _ := listSegments(s.logDir)
+	return len(seqs)
 }
 
 // segmentFile returns segment seq open for reading, opening it once.
@@ -311,5 +361,12 @@ func readContent(r io.ReaderAt, e *entry) ([]byte, error) {
 	if !trailerOK(buf) {
 		return nil, fmt.Errorf("%w: %s: content checksum mismatch", ErrCorrupt, e.id)
 	}
-	return body[e.envLen:], nil
+	return body[e.envLen : len(body)-int(e.tail)], nil
+}
+
+// failed reports whether the store can no longer take records.
+func (s *Store) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usable() != nil
 }

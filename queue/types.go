@@ -64,6 +64,7 @@ const (
 	ChangeDelete    ChangeKind = 5 // removed from the queue
 	ChangeBounced   ChangeKind = 6 // Rcpts failed for good, because Reason
 	ChangeExpire    ChangeKind = 7 // force-expired (postsuper -e): bounce at the next attempt
+	ChangeWarned    ChangeKind = 8 // the one delay warning (delay_warning_time) was sent
 )
 
 func (k ChangeKind) String() string {
@@ -82,6 +83,8 @@ func (k ChangeKind) String() string {
 		return "bounced"
 	case ChangeExpire:
 		return "expire"
+	case ChangeWarned:
+		return "warned"
 	}
 	return "unknown"
 }
@@ -104,6 +107,7 @@ type Message struct {
 	Reasons []string // per recipient: last delay or bounce reason
 	NextTry time.Time
 	Expired bool // force-expired (postsuper -e)
+	Warned  bool // the delay warning was sent
 }
 
 // Syncer makes a file's written data durable. The Store calls it for

@@ -45,6 +45,8 @@ type eval struct {
 
 	reply     string // "code dsn text" of the reject
 	permitted bool   // a top-level list ended with OK
+
+	memo resolveMemo // the last address resolved
 }
 
 func (e *eval) reset() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"postgate/rules"
+	"postgate/rules/route"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scripts")
@@ -267,8 +268,49 @@ func (h *harness) build() (*Lists, error) {
 	if o.MyDestination, err = rules.NewDomainList(rules.SplitList(p["mydestination"]), parent("mydestination")); err != nil {
 		return nil, fmt.Errorf("mydestination: %w", err)
 	}
+	if o.Route, err = h.route(parent); err != nil {
+		return nil, err
+	}
 	for _, c := range rules.SplitList(p["smtpd_restriction_classes"]) {
 		o.Classes[c] = p[c]
 	}
 	return Compile(p, o)
+}
+
+// route builds the address resolver from the script's settings, as the
+// gateway does from main.cf.
+func (h *harness) route(parent func(string) bool) (*route.Resolver, error) {
+	p := h.params
+	o := route.Options{
+		Myorigin:                      p["myorigin"],
+		Myhostname:                    p["myhostname"],
+		RecipientDelimiter:            p["recipient_delimiter"],
+		ParentDomainMatchesSubdomains: parent,
+	}
+	if o.Myhostname == "" {
+		o.Myhostname = o.Myorigin
+	}
+	for _, d := range []struct {
+		param string
+		list  **rules.DomainList
+	}{
+		{"mydestination", &o.MyDestination},
+		{"relay_domains", &o.RelayDomains},
+		{"virtual_alias_domains", &o.VirtualAliasDomains},
+		{"virtual_mailbox_domains", &o.VirtualMailboxDomains},
+	} {
+		l, err := rules.NewDomainList(rules.SplitList(p[d.param]), parent(d.param))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.param, err)
+		}
+		*d.list = l
+	}
+	for _, a := range rules.SplitList(p["inet_interfaces"]) {
+		addr, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("inet_interfaces: %w", err)
+		}
+		o.InetInterfaces = append(o.InetInterfaces, addr)
+	}
+	return route.New(o), nil
 }

@@ -108,7 +108,7 @@ func (e *eval) checkMailAccess(tr *tableRef, addr, name, class string) status {
 		e.warning("%s: %v", addr, err)
 		return e.dictRetry(addr)
 	}
-	if r.domain == "" {
+	if !r.qualified {
 		e.warning("check_mail_access: no @domain in address: %s", r.addr)
 		return dunno
 	}

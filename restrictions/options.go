@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"postgate/rules"
+	"postgate/rules/route"
 )
 
 // Options are the parameters the restrictions use besides the lists
@@ -12,6 +13,12 @@ type Options struct {
 	Mynetworks    *rules.AddrList   // nil matches nothing
 	RelayDomains  *rules.DomainList // built with parent matching per parent_domain_matches_subdomains
 	MyDestination *rules.DomainList
+	// Route resolves recipients (address class, routing operators) for
+	// permit_auth_destination, reject_unauth_destination and the access
+	// lookups: the same resolver the queue manager uses. nil builds one
+	// from MyDestination, RelayDomains, Myorigin and RecipientDelimiter
+	// (no virtual domains, no interface literals).
+	Route *route.Resolver
 
 	RejectCode                     int // reject_code (554)
 	DeferCode                      int // defer_code (450)
@@ -85,6 +92,16 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OpenTable == nil {
 		o.OpenTable = rules.Open
+	}
+	if o.Route == nil {
+		o.Route = route.New(route.Options{
+			MyDestination:                 o.MyDestination,
+			RelayDomains:                  o.RelayDomains,
+			Myorigin:                      o.Myorigin,
+			Myhostname:                    o.Myorigin, // Postfix's default myorigin is $myhostname
+			RecipientDelimiter:            o.RecipientDelimiter,
+			ParentDomainMatchesSubdomains: o.ParentDomainMatchesSubdomains,
+		})
 	}
 	return o
 }

@@ -1,95 +1,65 @@
 package restrictions
 
-import "strings"
+import (
+	"strings"
 
-// resolved is an address after the part of Postfix's trivial-rewrite the
-// restrictions need: unqualified addresses get @myorigin, a source route
-// (@a,@b:user@c) is dropped, routing operators in the local part of a local
-// address are followed (user%host@local, host!user@local), and the result
-// says whether the address is routed (its final local part still has
-// routing operators, or it had a source route) and whether its domain is
-// local (mydestination).
-//
-// TODO: replace with rules/route when address resolution lands there.
+	"postgate/rules/route"
+)
+
+// resolved is an address as the restrictions see it after rules/route
+// (Postfix's smtpd_resolve_addr): the canonical address, lowercased as
+// smtpd folds it, its parts, whether it is still routed (routing
+// operators or a source route left in the local part) and its class.
 type resolved struct {
-	addr   string // canonical address for lookups
-	local  string
-	domain string // "" only when unqualified and myorigin is empty
-	routed bool   // source-routed
-	final  bool   // the domain matches mydestination
+	addr      string // lowercased canonical address: the access lookup key
+	local     string
+	domain    string
+	qualified bool // has an '@'; false only when there is no myorigin
+	routed    bool
+	class     route.Class
 }
 
-// maxRouteHops bounds rewriting of routing operators.
-const maxRouteHops = 10
+// resolveMemo is the last address resolved in one Check: a recipient is
+// resolved by every access lookup and relay test of its lists.
+type resolveMemo struct {
+	in  string
+	out resolved
+	ok  bool
+}
 
 func (e *eval) resolve(addr string) (resolved, error) {
-	var r resolved
-	local, domain, hasAt := cutLast(addr, '@')
-	if !hasAt {
-		local, domain = addr, e.l.opts.Myorigin
+	if e.memo.ok && e.memo.in == addr {
+		return e.memo.out, nil
 	}
-	if strings.HasPrefix(local, "@") {
-		if i := strings.IndexByte(local, ':'); i >= 0 {
-			local, r.routed = local[i+1:], true
-		}
+	res, err := e.l.opts.Route.Resolve(e.ctx, addr)
+	if err != nil {
+		return resolved{}, err
 	}
-	for hop := 0; ; hop++ {
-		domain = stripDot(domain)
-		final := domain == ""
-		if !final {
-			var err error
-			if final, err = e.l.opts.MyDestination.Match(e.ctx, domain); err != nil {
-				return r, err
-			}
-		}
-		r.final = final
-		if !final || hop >= maxRouteHops {
-			break
-		}
-		if l, d, ok := cutLast(local, '@'); ok {
-			local, domain = l, d
-		} else if i := strings.IndexByte(local, '!'); i >= 0 {
-			local, domain = local[i+1:], local[:i]
-		} else if l, d, ok := cutLast(local, '%'); ok {
-			local, domain = l, d
-		} else {
-			break
-		}
+	a := strings.ToLower(res.Address)
+	r := resolved{addr: a, local: a, routed: res.Routed, class: res.Class}
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		r.local, r.domain, r.qualified = a[:i], a[i+1:], true
 	}
-	if strings.ContainsAny(local, "@!%") {
-		r.routed = true
-	}
-	r.local, r.domain, r.addr = local, domain, local
-	if domain != "" {
-		r.addr = local + "@" + domain
-	}
+	e.memo = resolveMemo{in: addr, out: r, ok: true}
 	return r, nil
 }
 
-// authDestination is permit_auth_destination's test: the recipient's
-// domain is local (mydestination) or matches relay_domains, and the
-// address is not source-routed.
+// authDestination is permit_auth_destination's test: the recipient
+// resolves to a final class (mydestination or our interface literals,
+// virtual alias or virtual mailbox domains) or to relay_domains, and is
+// not routed (allow_untrusted_routing = no).
 func (e *eval) authDestination(rcpt string) (bool, error) {
 	r, err := e.resolve(rcpt)
 	if err != nil {
 		return false, err
 	}
 	switch {
-	case r.domain == "":
+	case !r.qualified:
 		return true, nil
 	case r.routed:
 		return false, nil
-	case r.final:
-		return true, nil
 	}
-	return e.l.opts.RelayDomains.Match(e.ctx, r.domain)
-}
-
-func cutLast(s string, sep byte) (before, after string, found bool) {
-	if i := strings.LastIndexByte(s, sep); i >= 0 {
-		return s[:i], s[i+1:], true
-	}
-	return s, "", false
+	return r.class.Final() || r.class == route.Relay, nil
 }
 
 // stripDot removes one trailing dot, but not from "x.." or "@.".

@@ -90,7 +90,7 @@ func TestDSNParametersStored(t *testing.T) {
 		"named_attribute: envelope_id=env-id42\n", "named_attribute: ret=HDRS\n",
 		"original_recipient: rfc822;orig@relay.test\ndsn_notify: SUCCESS,FAILURE\nrecipient: u@relay.test\n",
 		"dsn_notify: NEVER\nrecipient: v@relay.test\n",
-		"*** MESSAGE CONTENTS active/" + id + " ***\n",
+		"/" + id + " ***\nReceived: from client.src.test",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("queue show lacks %q:\n%s", want, out)
@@ -186,10 +186,13 @@ func TestEmbeddedDefaults(t *testing.T) {
 	if !strings.Contains(said[0], "running on embedded defaults") || said[1] != "postgate: listening on 127.0.0.1:2525" {
 		t.Fatalf("postgate serve said %q", said)
 	}
+	// The embedded defaults use the machine's resolver, which tests must
+	// never ask: this message needs no DNS (an address literal of ours is
+	// local, and a bounce of the null sender is discarded).
 	c := harness.Dial(t, "127.0.0.1:2525", "127.0.0.1")
 	c.Expect(250, "EHLO inside.test")
-	c.Expect(250, "MAIL FROM:<a@inside.test>")
-	c.Expect(250, "RCPT TO:<u@foreign.test>") // 127.0.0.1 is mynetworks
+	c.Expect(250, "MAIL FROM:<>")
+	c.Expect(250, "RCPT TO:<u@[127.0.0.1]>")
 	c.Expect(354, "DATA")
 	c.Send("Subject: embedded\r\n\r\nx\r\n.\r\n")
 	if code, text := c.Reply(); code != 250 {

@@ -240,10 +240,11 @@ func (p *Postgate) Run(args ...string) (stdout string, err error) {
 	return out.String(), err
 }
 
-// Log returns the maillog_file contents, waiting up to 2 s for a line
-// containing want (the log is flushed in the background).
+// Log returns the maillog_file contents, waiting up to 30 s for a line
+// containing want (the log is flushed in the background; deliveries and
+// retries take their time).
 func (p *Postgate) Log(want string) string {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, _ := os.ReadFile(p.Maillog)
 		if strings.Contains(string(b), want) || time.Now().After(deadline) {

@@ -1,0 +1,256 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"postgate/gateway/config"
+	"postgate/queue"
+	"postgate/relay"
+	"postgate/rules"
+	"postgate/rules/route"
+)
+
+// delivery is the outbound half of a runtime: address resolution, the
+// transports by name, and the notices for what could not be delivered. The
+// queue manager gets it through the small interfaces queue declares.
+type delivery struct {
+	route *route.Resolver
+	smtp  *relay.SMTP
+	opts  queue.ManagerOptions
+}
+
+// newRoute builds the one address resolver of a runtime (trivial-rewrite).
+func newRoute(cfg *config.Config, tables tableCache) (*route.Resolver, error) {
+	parent := parentMatcher(cfg)
+	domains := func(param string) (*rules.DomainList, error) {
+		l, err := rules.NewDomainList(cfg.List(param), parent(param), rules.WithOpener(tables.open))
+		if err != nil {
+			return nil, paramError(cfg, param, err)
+		}
+		return l, nil
+	}
+	var o route.Options
+	var err error
+	if o.MyDestination, err = domains("mydestination"); err != nil {
+		return nil, err
+	}
+	if o.RelayDomains, err = domains("relay_domains"); err != nil {
+		return nil, err
+	}
+	if o.VirtualAliasDomains, err = domains("virtual_alias_domains"); err != nil {
+		return nil, err
+	}
+	if o.VirtualMailboxDomains, err = domains("virtual_mailbox_domains"); err != nil {
+		return nil, err
+	}
+	for _, spec := range cfg.List("transport_maps") {
+		t, err := tables.open(spec)
+		if err != nil {
+			return nil, paramError(cfg, "transport_maps", err)
+		}
+		o.TransportMaps = append(o.TransportMaps, t)
+	}
+	prefixes, err := interfacePrefixes(cfg.List("inet_interfaces"))
+	if err != nil {
+		return nil, paramError(cfg, "inet_interfaces", err)
+	}
+	for _, p := range prefixes {
+		o.InetInterfaces = append(o.InetInterfaces, p.Addr())
+	}
+	o.Myorigin, o.Mydomain, o.Myhostname = cfg.Get("myorigin"), cfg.Get("mydomain"), cfg.Get("myhostname")
+	o.ParentDomainMatchesSubdomains = parent
+	o.LocalTransport, o.VirtualTransport = cfg.Get("local_transport"), cfg.Get("virtual_transport")
+	o.RelayTransport, o.DefaultTransport = cfg.Get("relay_transport"), cfg.Get("default_transport")
+	if hops := cfg.List("relayhost"); len(hops) > 0 {
+		o.Relayhost = hops[0]
+	}
+	o.RecipientDelimiter = cfg.Get("recipient_delimiter")
+	return route.New(o), nil
+}
+
+// newDelivery builds the queue manager's options from main.cf.
+func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver, log *MailLog) (*delivery, error) {
+	var bind netip.Addr
+	if b := cfg.Get("smtp_bind_address"); b != "" {
+		a, err := netip.ParseAddr(b)
+		if err != nil {
+			return nil, paramError(cfg, "smtp_bind_address", err)
+		}
+		bind = a
+	}
+	port, err := servicePort(cfg.Get("smtp_tcp_port"))
+	if err != nil {
+		return nil, paramError(cfg, "smtp_tcp_port", err)
+	}
+	lineLimit := int(cfg.Int("smtp_line_length_limit"))
+	if lineLimit == 0 {
+		lineLimit = -1 // Postfix's 0 is "no limit"; relay's 0 is its default
+	}
+	smtp := relay.NewSMTP(relay.Options{
+		LineLengthLimit: lineLimit,
+		HeloName:        cfg.Get("smtp_helo_name"),
+		MyHostname:      cfg.Get("myhostname"),
+		BindAddress:     bind,
+		Port:            port,
+		Resolver:        resolver,
+		ConnectionReuse: true,
+		Log:             func(line string) { log.Logf("smtp", "%s", line) },
+	})
+	d := &delivery{route: rt, smtp: smtp}
+	st := smtpTransport{smtp}
+	d.opts = queue.ManagerOptions{
+		Transports: map[string]queue.Transport{
+			"smtp": st, "relay": st,
+			"error":   errorTransport{},
+			"discard": discardTransport{},
+			"local":   localTransport{},
+			"virtual": localTransport{},
+		},
+		Router:                    router{rt},
+		Bouncer:                   newBouncer(cfg, log),
+		Log:                       log,
+		DestinationConcurrency:    perTransport(cfg, "destination_concurrency_limit"),
+		DestinationRecipientLimit: perTransport(cfg, "destination_recipient_limit"),
+		MinimalBackoff:            cfg.Duration("minimal_backoff_time"),
+		MaximalBackoff:            cfg.Duration("maximal_backoff_time"),
+		QueueRunDelay:             cfg.Duration("queue_run_delay"),
+		MaximalQueueLifetime:      cfg.Duration("maximal_queue_lifetime"),
+		BounceQueueLifetime:       cfg.Duration("bounce_queue_lifetime"),
+		DelayWarningTime:          cfg.Duration("delay_warning_time"),
+		SoftBounce:                cfg.Bool("soft_bounce"),
+	}
+	return d, nil
+}
+
+// servicePort is a port number or a service name from /etc/services.
+func servicePort(s string) (uint16, error) {
+	n, err := net.LookupPort("tcp", s)
+	if err != nil || n <= 0 || n > 65535 {
+		return 0, fmt.Errorf("bad port %q", s)
+	}
+	return uint16(n), nil
+}
+
+// perTransport reads <transport>_<suffix>, else default_<suffix>, as
+// Postfix does for per-transport limits.
+func perTransport(cfg *config.Config, suffix string) func(string) int {
+	def := int(cfg.Int("default_" + suffix))
+	return func(transport string) int {
+		if v, set := cfg.Raw(transport + "_" + suffix); set {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err == nil && n > 0 {
+				return n
+			}
+		}
+		return def
+	}
+}
+
+// router adapts rules/route to the queue manager.
+type router struct{ r *route.Resolver }
+
+func (rt router) Route(ctx context.Context, rcpt string) (string, string, error) {
+	res, err := rt.r.Resolve(ctx, rcpt)
+	if err != nil {
+		return "", "", err
+	}
+	return res.Transport, res.Nexthop, nil
+}
+
+// smtpTransport adapts relay.SMTP to the queue manager.
+type smtpTransport struct{ t *relay.SMTP }
+
+func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
+	content, err := d.Content()
+	if err != nil {
+		return all(d, queue.Result{Status: queue.StatusDeferred, DSN: "4.3.0", Reason: "queue file read error: " + err.Error(), Relay: "none"})
+	}
+	defer content.Close()
+	m := &relay.Message{
+		QueueID: d.ID,
+		Nexthop: d.Nexthop,
+		Sender:  d.Envelope.Sender,
+		RET:     d.Envelope.RET,
+		EnvID:   d.Envelope.EnvID,
+		Size:    d.Size,
+		Content: content,
+	}
+	for _, i := range d.Rcpts {
+		r := d.Envelope.Recipients[i]
+		m.Recipients = append(m.Recipients, relay.Recipient{Addr: r.Addr, Notify: r.Notify, ORCPT: r.ORCPT})
+	}
+	results := s.t.Deliver(ctx, m)
+	out := make([]queue.Result, len(results))
+	for i, r := range results {
+		out[i] = queue.Result{DSN: r.DSN, Reason: r.Reply, Relay: r.Relay, ConnSetup: r.Conn, Xfer: r.Xfer, ConnUse: r.ConnUse}
+		switch r.Status {
+		case relay.Sent:
+			out[i].Status = queue.StatusSent
+		case relay.Bounced:
+			out[i].Status = queue.StatusBounced
+		default:
+			out[i].Status = queue.StatusDeferred
+		}
+	}
+	return out
+}
+
+func all(d *queue.Delivery, r queue.Result) []queue.Result {
+	out := make([]queue.Result, len(d.Rcpts))
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+// errorTransport bounces with the text of its next hop (transport_maps
+// "error:5.1.1 no such user"), as Postfix's error(8).
+type errorTransport struct{}
+
+func (errorTransport) Deliver(_ context.Context, d *queue.Delivery) []queue.Result {
+	dsn, text := "5.0.0", d.Nexthop
+	if f := strings.Fields(text); len(f) > 0 && validDSN(f[0]) {
+		dsn, text = f[0], strings.TrimSpace(strings.TrimPrefix(text, f[0]))
+	}
+	st := queue.StatusBounced
+	if dsn[0] == '4' {
+		st = queue.StatusDeferred
+	}
+	return all(d, queue.Result{Status: st, DSN: dsn, Reason: text, Relay: "none"})
+}
+
+func validDSN(s string) bool {
+	p := strings.Split(s, ".")
+	return len(p) == 3 && (p[0] == "2" || p[0] == "4" || p[0] == "5")
+}
+
+// discardTransport accepts and drops, as Postfix's discard(8).
+type discardTransport struct{}
+
+func (discardTransport) Deliver(_ context.Context, d *queue.Delivery) []queue.Result {
+	text := "discarded"
+	if d.Nexthop != "" {
+		text = d.Nexthop
+	}
+	return all(d, queue.Result{Status: queue.StatusSent, DSN: "2.0.0", Reason: text, Relay: "none"})
+}
+
+// localTransport stands where Postfix delivers to mailboxes: postgate does
+// no mailbox delivery, so mail whose address class is local (mydestination)
+// or virtual mailbox, and that no alias or transport_maps entry routes
+// elsewhere, bounces with a reason that says what to do.
+type localTransport struct{}
+
+func (localTransport) Deliver(_ context.Context, d *queue.Delivery) []queue.Result {
+	out := make([]queue.Result, len(d.Rcpts))
+	for i, idx := range d.Rcpts {
+		addr := d.Envelope.Recipients[idx].Addr
+		out[i] = queue.Result{Status: queue.StatusBounced, DSN: "5.1.1", Relay: "none",
+			Reason: fmt.Sprintf("mail for <%s> is addressed to a local domain and postgate does no mailbox delivery: route the domain with relay_domains or transport_maps", addr)}
+	}
+	return out
+}

@@ -1,0 +1,358 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// command is one SMTP command of a transaction.
+type command struct {
+	st   stage
+	line string
+	rcpt int // recipient index for RCPT
+}
+
+// pipelineWindow bounds the unanswered commands in flight, as Postfix's
+// VSTREAM buffer does, so neither side's socket buffer can fill up.
+const pipelineWindow = 4096
+
+// exchange sends cmds, in groups when the server offers PIPELINING, and
+// passes each reply in order to handle; when handle returns false no
+// further commands are sent (those already sent are still answered). It
+// returns the stage whose reply was awaited when an I/O error happened.
+func (s *session) exchange(cmds []command, handle func(k int, r *reply) bool) (stage, error) {
+	more := true
+	for sent, recv := 0, 0; recv < len(cmds) && (more || recv < sent); {
+		s.c.setDeadline(s.opts.timeout(cmds[recv].st))
+		unacked := 0
+		for more && sent < len(cmds) {
+			n := len(cmds[sent].line) + 2
+			if sent > recv && (!s.pipelining || unacked+n > pipelineWindow) {
+				break
+			}
+			s.bw.WriteString(cmds[sent].line)
+			s.bw.WriteString("\r\n")
+			unacked += n
+			sent++
+		}
+		if err := s.bw.Flush(); err != nil {
+			return cmds[recv].st, err
+		}
+		for ; recv < sent; recv++ {
+			s.c.setDeadline(s.opts.timeout(cmds[recv].st))
+			r, err := s.readReply()
+			if err != nil {
+				return cmds[recv].st, err
+			}
+			if r.code == 421 {
+				s.broken = true
+			}
+			if !handle(recv, r) {
+				more = false
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return 0, nil
+}
+
+// transact runs one mail transaction on s for the recipients not done
+// (smtp_proto.c smtp_loop). final says a soft failure is final. It reports
+// whether a reused session failed before the server answered MAIL, or
+// answered it with 421, so the delivery may go on elsewhere as if s had
+// not been there.
+func (d *delivery) transact(s *session, final bool) (retry bool) {
+	m := d.m
+	var idx []int
+	for i := range d.res {
+		if !d.done[i] {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return false
+	}
+	if !d.canSend() {
+		d.stop = true // no other server can get the content either
+		return false
+	}
+	reused := s.uses > 0
+	relay := s.namaddrport
+	d.setup = time.Now()
+
+	if s.sizeLimit > 0 && m.Size > s.sizeLimit {
+		d.fail(idx, hardFail("5.3.4", "message size %d exceeds size limit %d of server %s", m.Size, s.sizeLimit, s.namaddr), relay, s.uses, final)
+		return false
+	}
+	utf8 := m.SMTPUTF8 && s.smtputf8
+	if m.SMTPUTF8 && !s.smtputf8 && d.needsSMTPUTF8(idx) {
+		d.fail(idx, hardFail("5.6.7", "SMTPUTF8 is required, but was not offered by host %s", s.namaddr), relay, s.uses, final)
+		return false
+	}
+	if !safeCommandArg(m.Sender) {
+		d.fail(idx, hardFail("5.1.7", "bad sender address syntax: %q", m.Sender), "none", 0, final)
+		return false
+	}
+
+	s.uses++
+	use := s.uses
+	cmds := make([]command, 0, len(idx)+2)
+	cmds = append(cmds, command{st: stageMail, line: d.mailCommand(s, utf8)})
+	for _, i := range idx {
+		r := &m.Recipients[i]
+		if !safeCommandArg(r.Addr) {
+			d.fail([]int{i}, hardFail("5.1.3", "bad recipient address syntax: %q", r.Addr), "none", 0, final)
+			continue
+		}
+		cmds = append(cmds, command{st: stageRcpt, line: rcptCommand(s, r), rcpt: i})
+	}
+	if len(cmds) == 1 {
+		s.uses--
+		return false
+	}
+	cmds = append(cmds, command{st: stageData, line: "DATA"})
+
+	// open are the recipients sent in RCPT that have no answer of their own
+	// yet: an I/O error concerns them.
+	open := make(map[int]bool, len(idx))
+	for _, c := range cmds {
+		if c.st == stageRcpt {
+			open[c.rcpt] = true
+		}
+	}
+	openIDs := func() []int {
+		var ids []int
+		for _, i := range idx {
+			if open[i] {
+				ids = append(ids, i)
+			}
+		}
+		return ids
+	}
+	said := func(r *reply, st stage) *failure {
+		return replyFailure(r, "host %s said: %s (in reply to %s)", s.namaddr, r.line(), stageRequest[st])
+	}
+	var (
+		mailRejected bool
+		accepted     []int
+		dataReply    *reply
+		replies      int
+	)
+	st, err := s.exchange(cmds, func(k int, r *reply) bool {
+		replies++
+		c := cmds[k]
+		switch c.st {
+		case stageMail:
+			if r.code == 421 && reused {
+				retry = true // the server gave up on the idle session
+				return false
+			}
+			if r.code/100 != 2 {
+				mailRejected = true
+				d.fail(openIDs(), said(r, stageMail), relay, use, final)
+				clear(open)
+				return false
+			}
+		case stageRcpt:
+			if mailRejected || retry {
+				return false
+			}
+			if r.code/100 == 2 {
+				accepted = append(accepted, c.rcpt)
+			} else {
+				d.fail([]int{c.rcpt}, said(r, stageRcpt), relay, use, final)
+				delete(open, c.rcpt)
+			}
+			if k == len(cmds)-2 && len(accepted) == 0 {
+				return false // no DATA without recipients
+			}
+		case stageData:
+			dataReply = r
+		}
+		return true
+	})
+	if retry || err != nil && reused && replies == 0 {
+		s.broken = true
+		s.uses--
+		return true
+	}
+	if err != nil {
+		d.fail(openIDs(), s.ioFailure(d.ctx, st, err), relay, use, final)
+		return false
+	}
+
+	if mailRejected || len(accepted) == 0 || dataReply == nil || dataReply.code/100 != 3 {
+		if !mailRejected && len(accepted) > 0 && dataReply != nil {
+			d.fail(accepted, said(dataReply, stageData), relay, use, final)
+		}
+		if dataReply != nil && dataReply.code/100 == 3 {
+			// In DATA with no one to deliver to: end it at once (RFC 2920).
+			if _, err := s.command(stageDot, "."); err != nil {
+				s.broken = true
+			}
+		}
+		s.abort()
+		return false
+	}
+
+	r, st, err := d.sendContent(s)
+	if err != nil {
+		f := s.ioFailure(d.ctx, st, err)
+		if errors.Is(err, errLocalData) {
+			d.stop = true
+		}
+		d.fail(accepted, f, relay, use, final)
+		return false
+	}
+	if r.code/100 == 2 {
+		for _, i := range accepted {
+			d.finish(i, Sent, r.dsn, r.line(), relay, use)
+		}
+		return false
+	}
+	d.fail(accepted, said(r, stageDot), relay, use, final)
+	return false
+}
+
+// abort ends a transaction that will not deliver with RSET ("final
+// RSET"), so the session can serve again.
+func (s *session) abort() {
+	if s.broken {
+		return
+	}
+	if r, err := s.command(stageAbort, "RSET"); err != nil || r.code/100 != 2 {
+		s.broken = true
+	}
+}
+
+// copyBufs are the buffers content is read into.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+// sendContent sends the message after the 354 reply and reads the reply to
+// its end. On a lost connection it still looks for a reply the server may
+// have sent before it hung up, as Postfix does.
+func (d *delivery) sendContent(s *session) (*reply, stage, error) {
+	if err := d.rewind(); err != nil {
+		s.broken = true
+		return nil, stageBody, errLocalData
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+
+	s.c.xfer = s.opts.DataXferTimeout
+	dw := newDataWriter(s.bw, s.opts.LineLengthLimit)
+	var werr error
+	for werr == nil {
+		n, rerr := d.content.Read(buf)
+		if n > 0 {
+			_, werr = dw.Write(buf[:n])
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil && werr == nil {
+			// Never end the data: the server must not take half a message.
+			s.broken = true
+			s.c.Close()
+			return nil, stageBody, errLocalData
+		}
+	}
+	if werr == nil {
+		werr = dw.Close()
+	}
+	if werr == nil {
+		werr = s.bw.Flush()
+	}
+	s.c.xfer = 0
+	if werr != nil {
+		s.broken = true
+		var ne net.Error
+		if d.ctx.Err() != nil || errors.As(werr, &ne) && ne.Timeout() {
+			return nil, stageBody, werr
+		}
+		s.c.setDeadline(s.opts.DataDoneTimeout)
+		if r, err := s.readReply(); err == nil && r.code >= 400 {
+			return r, stageDot, nil
+		}
+		return nil, stageBody, werr
+	}
+	s.c.setDeadline(s.opts.DataDoneTimeout)
+	r, err := s.readReply()
+	if err != nil {
+		return nil, stageDot, err
+	}
+	return r, stageDot, nil
+}
+
+// mailCommand is MAIL FROM with the parameters the server offers.
+func (d *delivery) mailCommand(s *session, utf8 bool) string {
+	m := d.m
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<")
+	b.WriteString(m.Sender)
+	b.WriteString(">")
+	if s.size && m.Size > 0 {
+		b.WriteString(" SIZE=")
+		b.WriteString(strconv.FormatInt(m.Size, 10))
+	}
+	if s.eightBitMIME {
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if utf8 {
+		b.WriteString(" SMTPUTF8")
+	}
+	if s.dsn {
+		if m.EnvID != "" {
+			b.WriteString(" ENVID=")
+			b.WriteString(xtext(m.EnvID))
+		}
+		switch ret := strings.ToUpper(m.RET); ret {
+		case "FULL", "HDRS":
+			b.WriteString(" RET=")
+			b.WriteString(ret)
+		}
+	}
+	return b.String()
+}
+
+// rcptCommand is RCPT TO with the DSN parameters when the server offers
+// DSN.
+func rcptCommand(s *session, r *Recipient) string {
+	var b strings.Builder
+	b.WriteString("RCPT TO:<")
+	b.WriteString(r.Addr)
+	b.WriteString(">")
+	if s.dsn {
+		if v := orcptParam(r.ORCPT, s.smtputf8); v != "" {
+			b.WriteString(" ORCPT=")
+			b.WriteString(v)
+		}
+		if v := notifyParam(r.Notify); v != "" {
+			b.WriteString(" NOTIFY=")
+			b.WriteString(v)
+		}
+	}
+	return b.String()
+}
+
+// needsSMTPUTF8 reports whether the envelope cannot be sent without
+// SMTPUTF8: a non-ASCII sender or recipient address.
+func (d *delivery) needsSMTPUTF8(idx []int) bool {
+	if !isASCII(d.m.Sender) {
+		return true
+	}
+	for _, i := range idx {
+		if !isASCII(d.m.Recipients[i].Addr) {
+			return true
+		}
+	}
+	return false
+}
