@@ -7,7 +7,9 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/mail"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -380,4 +382,54 @@ func execOutput(name string, args ...string) (string, error) {
 	cmd.Stdout = &out
 	err := cmd.Run()
 	return out.String(), err
+}
+
+// segments counts the queue log's segment files.
+func segments(t *testing.T, p *harness.Postgate) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(p.Queue, "log", "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(files)
+}
+
+// TestCompactionKeepsDeferred: a long-deferred message (its next hop
+// answers 4xx) survives while the segments around it are deleted after
+// their messages are delivered, and is delivered once its next hop accepts.
+func TestCompactionKeepsDeferred(t *testing.T) {
+	t.Parallel()
+	slow := harness.StartSink(t, "-r", "RCPT")
+	fast := harness.StartSink(t)
+	p := harness.Start(t, rejectUnauth+"postgate_queue_segment_size = 65536\nminimal_backoff_time = 5s\nmaximal_backoff_time = 5s\n"+
+		"relay_domains = relay.test, slow.test\n"+routes("slow.test", slow, "relay.test", fast), "")
+	id := sendGoSMTP(t, p.Addr, "a@src.test", "u@slow.test", []byte("Subject: long deferred\r\nMessage-ID: <long-1@src.test>\r\n\r\nx\r\n"))
+	p.Log(id + ": to=<u@slow.test>")
+	filler := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n"), 120) // ~8 KiB
+	const n = 60
+	peak := 0
+	for i := 0; i < n; i++ {
+		sendGoSMTP(t, p.Addr, "a@src.test", "u@relay.test", append([]byte(fmt.Sprintf("Subject: filler %d\r\n\r\n", i)), filler...))
+		peak = max(peak, segments(t, p))
+	}
+	fast.WaitMessages(n, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && segments(t, p) >= peak {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := segments(t, p); peak < 4 || got >= peak {
+		t.Fatalf("segments: peak %d, now %d: compaction deleted none", peak, got)
+	}
+	// The segment that held the deferred message's record is gone.
+	if _, err := os.Stat(filepath.Join(p.Queue, "log", "000000000001.seg")); !os.IsNotExist(err) {
+		t.Errorf("the first segment is still there: %v", err)
+	}
+	if msgs := queueJSON(t, p); len(msgs) != 1 || msgs[id].QueueID != id {
+		t.Fatalf("queue after compaction: %v, want only %s", msgs, id)
+	}
+	slow.Restart()
+	msgs := slow.WaitMessages(1, 30*time.Second)
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "Message-ID: <long-1@src.test>") {
+		t.Fatalf("the long-deferred message did not arrive: %q", msgs)
+	}
 }
