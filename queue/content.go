@@ -37,14 +37,16 @@ func (s *Store) openContent(id string) (io.ReadCloser, error) {
 	}
 	start := c.off + int64(len(head))
 	n := c.contentLen()
-	return &contentReader{
+	r := &contentReader{
 		id:      id,
 		sr:      io.NewSectionReader(f, start, n),
 		f:       f,
-		crc:     bodyChecksum(idBytes(head), head[recHeaderSize:]),
+		crc0:    bodyChecksum(idBytes(head), head[recHeaderSize:]),
 		tailOff: start + n,
 		tailLen: int(c.tail) + recTrailerSize,
-	}, nil
+	}
+	r.crc = r.crc0
+	return r, nil
 }
 
 // contentReader reads content and checks the record checksum at its end.
@@ -53,7 +55,8 @@ type contentReader struct {
 	sr      *io.SectionReader
 	f       io.ReaderAt
 	crc     uint32
-	tailOff int64 // state trailer (if any) and checksum
+	crc0    uint32 // the checksum state at the start of the content
+	tailOff int64  // state trailer (if any) and checksum
 	tailLen int
 	err     error // sticky: io.EOF once verified
 }
@@ -86,6 +89,20 @@ func (r *contentReader) verify() error {
 		return fmt.Errorf("%w: %s: content checksum mismatch", ErrCorrupt, r.id)
 	}
 	return io.EOF
+}
+
+// Seek lets a transport send the content again (to the next MX host). Only
+// the current position and a rewind to the start are supported, so the
+// checksum is always verified over the whole content.
+func (r *contentReader) Seek(offset int64, whence int) (int64, error) {
+	switch {
+	case whence == io.SeekCurrent && offset == 0:
+		return r.sr.Seek(0, io.SeekCurrent)
+	case whence == io.SeekStart && offset == 0:
+		r.crc, r.err = r.crc0, nil
+		return r.sr.Seek(0, io.SeekStart)
+	}
+	return 0, fmt.Errorf("queue: %s: content can only be rewound to its start", r.id)
 }
 
 // Close releases nothing: the segment file belongs to the Store.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -346,5 +347,33 @@ func TestDefaultSyncer(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "lock")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestContentRewind: a transport can read the content again from its
+// start (to send it to the next MX host), checksum verified each time.
+func TestContentRewind(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{})
+	content := testContent(3, 5000)
+	id := mustAppend(t, s, oneRcpt("a@example.net", "b@example.com", time.Time{}), content)
+	rc, err := s.openContent(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, ok := rc.(io.Seeker)
+	if !ok {
+		t.Fatal("content reader is not an io.Seeker")
+	}
+	for i := 0; i < 2; i++ {
+		got, err := io.ReadAll(rc)
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("read %d: %v, %d bytes", i, err, len(got))
+		}
+		if _, err := sk.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sk.Seek(10, io.SeekStart); err == nil {
+		t.Error("seeking into the middle should fail: the checksum could not be verified")
 	}
 }
