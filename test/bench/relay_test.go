@@ -1,0 +1,319 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"postgate/test/harness"
+)
+
+// server is one mail server under comparison, relaying relay.test to its
+// own counting sink.
+type server struct {
+	name string
+	addr string
+	sink *countSink
+	root int // PID whose process tree is the server
+	log  func() string
+}
+
+// startServers starts postgate and a real Postfix configured alike (relay
+// for 127.0.0.0/8 and relay.test, routed by transport_maps to [127.0.0.1]
+// and a sink each). Both run for the whole benchmark, one measured at a time.
+func startServers(b *testing.B) []server {
+	routes := func(s *countSink) string {
+		return fmt.Sprintf("mynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
+			"transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", s.port)
+	}
+	pgSink, pfSink := startCountSink(b), startCountSink(b)
+	pg := harness.Start(b, routes(pgSink), "")
+	pf := harness.StartPostfix(b, routes(pfSink))
+	return []server{
+		{"postgate", pg.Addr, pgSink, postgatePid(b, pg.Dir), func() string { return pg.Log("") }},
+		{"postfix", pf.Addr, pfSink, pf.MasterPid(), pf.Log},
+	}
+}
+
+// BenchmarkRelayVsPostfix: smtp-source (20 sessions, one 2 KiB message per
+// connection) → server → smtp-sink, for postgate and for Postfix in the same
+// run. The rate is end to end: 20,000 messages over the time from
+// smtp-source's start to the 20,000th message at the sink. The workload is
+// fixed, so b.N is ignored: run with -benchtime 1x.
+func BenchmarkRelayVsPostfix(b *testing.B) {
+	source := harness.Need(b, "smtp-source", "postfix")
+	servers := startServers(b)
+	const messages = 20000
+	b.ResetTimer()
+	rate := map[string]float64{}
+	for _, s := range servers {
+		cpu0 := treeCPU(s.root)
+		pss := samplePSS(s.root)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := exec.CommandContext(ctx, source, "-s", "20", "-l", "2048", "-m", fmt.Sprint(messages),
+			"-f", "a@src.test", "-t", "u@relay.test", s.addr).CombinedOutput()
+		cancel()
+		if err != nil {
+			b.Fatalf("%s: smtp-source: %v\n%s", s.name, err, out)
+		}
+		end := s.waitSink(b, messages, start)
+		cpu := treeCPU(s.root) - cpu0
+		peak := pss()
+		rate[s.name] = messages / end.Sub(start).Seconds()
+		b.ReportMetric(rate[s.name], "msgs/s-"+s.name)
+		b.ReportMetric(cpu/(messages/1000), "cpu-s/1k-"+s.name)
+		b.ReportMetric(peak, "pss-MB-"+s.name)
+	}
+	b.ReportMetric(rate["postgate"]/rate["postfix"], "ratio-pg/pf")
+}
+
+// BenchmarkDataLatency: 2,000 messages of 2 KiB over 20 concurrent
+// sessions (100 each) to each server; per message the time from sending the
+// final "." to reading the 250 reply. Fixed workload, like the above.
+func BenchmarkDataLatency(b *testing.B) {
+	servers := startServers(b)
+	const sessions, perSession = 20, 100
+	body := message()
+	b.ResetTimer()
+	for _, s := range servers {
+		var mu sync.Mutex
+		var lat []time.Duration
+		var wg sync.WaitGroup
+		errs := make(chan error, sessions)
+		start := time.Now()
+		for i := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := sendTimed(s.addr, i, perSession, body)
+				mu.Lock()
+				lat = append(lat, l...)
+				mu.Unlock()
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatalf("%s: %v", s.name, err)
+		}
+		// Let deliveries finish so they do not load the next server's run.
+		s.waitSink(b, sessions*perSession, start)
+		slices.Sort(lat)
+		pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
+		b.ReportMetric(pct(0.50), "p50-ms-"+s.name)
+		b.ReportMetric(pct(0.99), "p99-ms-"+s.name)
+	}
+}
+
+// sendTimed sends n messages over one session and returns each one's
+// DATA-to-250 time. go-smtp buffers the 2 KiB body and writes it with the
+// final "." (as clients do), so the clock starts when the "." is written.
+func sendTimed(addr string, session, n int, body []byte) ([]time.Duration, error) {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.CommandTimeout, c.SubmissionTimeout = time.Minute, time.Minute
+	if err := c.Hello("client.src.test"); err != nil {
+		return nil, err
+	}
+	var lat []time.Duration
+	for i := range n {
+		if err := c.Mail("a@src.test", nil); err != nil {
+			return lat, err
+		}
+		if err := c.Rcpt("u@relay.test", nil); err != nil {
+			return lat, err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return lat, err
+		}
+		fmt.Fprintf(w, "Message-ID: <%d.%d@src.test>\r\n", session, i)
+		w.Write(body)
+		t0 := time.Now()
+		if err := w.Close(); err != nil {
+			return lat, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return lat, c.Quit()
+}
+
+// message is a 2 KiB message (with the Message-ID header sendTimed adds).
+func message() []byte {
+	var sb strings.Builder
+	sb.WriteString("From: <a@src.test>\r\nTo: <u@relay.test>\r\nSubject: latency\r\n\r\n")
+	for sb.Len() < 2048-40 {
+		sb.WriteString(strings.Repeat("x", 76) + "\r\n")
+	}
+	return []byte(sb.String())
+}
+
+// countSink is smtp-sink -c without dumps: it prints "sess=N quit=N mesg=N"
+// with a CR after every event; the reader keeps the last mesg count and
+// when it changed.
+type countSink struct {
+	port int
+	n    atomic.Int64
+	at   atomic.Int64 // UnixNano of the last count change
+}
+
+func startCountSink(b *testing.B) *countSink {
+	bin := harness.Need(b, "smtp-sink", "postfix")
+	s := &countSink{port: harness.FreePort(b)}
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
+	cmd := exec.Command(bin, "-c", "-u", "nobody", addr, "256")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	go func() {
+		r := bufio.NewReader(out)
+		for {
+			line, err := r.ReadString('\r')
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "mesg="); ok {
+					if n, _ := strconv.Atoi(v); int64(n) != s.n.Load() {
+						s.at.Store(time.Now().UnixNano())
+						s.n.Store(int64(n))
+					}
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("smtp-sink did not listen on %s", addr)
+		}
+	}
+}
+
+// waitSink waits until s's sink (fresh for each benchmark) has counted want
+// messages, bounded by 5 minutes, and returns when the last one arrived.
+func (s server) waitSink(b *testing.B, want int, since time.Time) time.Time {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		if s.sink.n.Load() >= int64(want) {
+			return time.Unix(0, s.sink.at.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	log := s.log()
+	if len(log) > 4000 {
+		log = log[len(log)-4000:]
+	}
+	b.Fatalf("%s: sink counted %d of %d messages after %v; maillog tail:\n%s",
+		s.name, s.sink.n.Load(), want, time.Since(since), log)
+	return time.Time{}
+}
+
+// postgatePid finds the daemon serving config dir (the harness keeps its
+// exec.Cmd to itself) by its command line.
+func postgatePid(b *testing.B, dir string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasSuffix(string(cl), "\x00serve\x00-c\x00"+dir+"\x00") {
+			pid, _ := strconv.Atoi(e.Name())
+			return pid
+		}
+	}
+	b.Fatalf("no postgate process for %s", dir)
+	return 0
+}
+
+// treeCPU is the CPU seconds (user+system) used so far by root's process
+// tree: each live process's own time plus its reaped children's (cutime,
+// cstime), so Postfix daemons that exited during the run still count, once,
+// in the master's figures. Clock ticks are USER_HZ, 100 on Linux.
+func treeCPU(root int) float64 {
+	var ticks int64
+	for _, pid := range harness.ProcessTree(root) {
+		if f := harness.ProcStat(pid); f != nil {
+			for _, v := range f[11:15] {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				ticks += n
+			}
+		}
+	}
+	return float64(ticks) / 100
+}
+
+// treePSS is the sum of Pss over root's process tree in MB (shared pages
+// are split among the processes that map them, so the sum is fair).
+func treePSS(root int) float64 {
+	var kb int64
+	for _, pid := range harness.ProcessTree(root) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				kb += n
+			}
+		}
+	}
+	return float64(kb) / 1024
+}
+
+// samplePSS samples treePSS every 250 ms until the returned function is
+// called, which returns the peak (or for at most 6 minutes, if a failed
+// benchmark never calls it).
+func samplePSS(root int) func() float64 {
+	var peak float64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for end := time.Now().Add(6 * time.Minute); time.Now().Before(end); {
+			peak = max(peak, treePSS(root))
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 { close(stop); <-done; return peak }
+}

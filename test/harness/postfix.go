@@ -1,0 +1,228 @@
+package harness
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Postfix is a private real Postfix for side-by-side runs: its own
+// config_directory and queue_directory in a temp dir, one smtpd on a
+// loopback port, logging to a file, in a mount namespace whose
+// /etc/resolv.conf points at 127.0.0.1 (so it never asks the machine's DNS
+// server). No service is chrooted.
+type Postfix struct {
+	t       testing.TB
+	Dir     string // temp root: conf/, queue/, data/, maillog, resolv.conf
+	Conf    string // config_directory
+	Maillog string
+	Port    int
+	Addr    string
+	bin     string // the postfix command
+	script  string // script(1), see run
+	master  int
+}
+
+// postfixMaster is master.cf: the services a relay needs, none chrooted.
+const postfixMaster = `PORT inet n - n - - smtpd
+pickup    unix n - n 60 1 pickup
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+showq     unix n - n - - showq
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+`
+
+// StartPostfix writes the config (the head below plus extraMain), starts
+// Postfix and waits until its smtpd answers. It is stopped when the test
+// ends. extraMain should not repeat the head's parameters: the later one
+// wins, but every Postfix command warns about it.
+func StartPostfix(t testing.TB, extraMain string) *Postfix {
+	t.Helper()
+	postfix, unshare := Need(t, "postfix", "postfix"), Need(t, "unshare", "util-linux")
+	// Postfix's daemons run as user postfix and chdir into the queue, so
+	// every path component must be searchable (t.TempDir's parent is 0700).
+	dir, err := os.MkdirTemp("", "postgate-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &Postfix{t: t, Dir: dir, Conf: filepath.Join(dir, "conf"), Maillog: filepath.Join(dir, "maillog"),
+		Port: FreePort(t), bin: postfix, script: Need(t, "script", "bsdutils")}
+	p.Addr = fmt.Sprintf("127.0.0.1:%d", p.Port)
+	main := fmt.Sprintf(`# written by the test harness
+compatibility_level = 3.6
+myhostname = postfix.bench.test
+mydomain = bench.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+queue_directory = %[1]s/queue
+data_directory = %[1]s/data
+maillog_file = %[1]s/maillog
+maillog_file_prefixes = %[1]s
+# no /etc/aliases here: an empty alias map avoids warnings at every start
+alias_maps =
+alias_database =
+`, dir) + extraMain
+	master := strings.ReplaceAll(postfixMaster, "PORT", p.Addr)
+	for _, d := range []string{dir, p.Conf, filepath.Join(dir, "queue")} {
+		err := os.MkdirAll(d, 0o755)
+		if err == nil {
+			err = os.Chmod(d, 0o755) // whatever the umask
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, text := range map[string]string{"conf/main.cf": main, "conf/master.cf": master, "resolv.conf": "nameserver 127.0.0.1\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// check creates the queue's subdirectories with their owners.
+	if out, err := p.run(p.bin, "-c", p.Conf, "check"); err != nil {
+		t.Fatalf("postfix check: %v\n%s\n--- maillog:\n%s", err, out, p.Log())
+	}
+	// The master and all its children stay in the new mount namespace, so
+	// they see only the private resolv.conf. (unshare -m makes mounts
+	// private: the machine's own /etc/resolv.conf is untouched.)
+	t.Cleanup(p.Stop)
+	if out, err := p.run(unshare, "-m", "sh", "-c", `mount --bind "$1" /etc/resolv.conf && exec "$2" -c "$3" start`,
+		"sh", filepath.Join(dir, "resolv.conf"), p.bin, p.Conf); err != nil {
+		p.fail("postfix start: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.master == 0 {
+			b, _ := os.ReadFile(filepath.Join(dir, "queue", "pid", "master.pid"))
+			p.master, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if c, err := net.DialTimeout("tcp", p.Addr, 200*time.Millisecond); err == nil && p.master != 0 {
+			c.Close()
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.fail("postfix did not listen on %s (master pid %d)", p.Addr, p.master)
+	return nil
+}
+
+// fail ends the test with Postfix's own view: its maillog and check output.
+func (p *Postfix) fail(format string, args ...any) {
+	p.t.Helper()
+	check, _ := p.run(p.bin, "-c", p.Conf, "check")
+	p.t.Fatalf("%s\n--- postfix check:\n%s--- maillog:\n%s", fmt.Sprintf(format, args...), check, p.Log())
+}
+
+// run runs a command under script(1), for a terminal: Postfix's commands
+// print their messages on stderr only when it is one (else only to the
+// maillog, which errors before logging starts never reach).
+func (p *Postfix) run(argv ...string) (string, error) {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	out, err := exec.Command(p.script, "-qec", strings.Join(quoted, " "), "/dev/null").CombinedOutput()
+	return strings.ReplaceAll(string(out), "\r\n", "\n"), err
+}
+
+// Log returns the maillog_file contents.
+func (p *Postfix) Log() string {
+	b, _ := os.ReadFile(p.Maillog)
+	return string(b)
+}
+
+// MasterPid is the master daemon's PID; every Postfix process descends
+// from it.
+func (p *Postfix) MasterPid() int { return p.master }
+
+// Stop runs `postfix stop` and waits (bounded) for the master to go; if it
+// lingers, the master and its children are killed by PID.
+func (p *Postfix) Stop() {
+	p.run(p.bin, "-c", p.Conf, "stop")
+	if p.master == 0 {
+		return // never came up
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !Alive(p.master) {
+			p.master = 0
+			return
+		}
+	}
+	for _, pid := range ProcessTree(p.master) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	p.master = 0
+}
+
+// Alive reports whether pid runs (exists and is not a zombie).
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+// ProcessTree returns root and all its live descendants, from /proc.
+func ProcessTree(root int) []int {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := ProcStat(pid); f != nil {
+			ppid, _ := strconv.Atoi(f[1])
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	tree := []int{root}
+	for i := 0; i < len(tree); i++ {
+		tree = append(tree, children[tree[i]]...)
+	}
+	return tree
+}
+
+// ProcStat returns the fields of /proc/PID/stat after the command name:
+// [0] is the state, [1] the ppid, [11..14] utime, stime, cutime, cstime
+// (proc(5) fields 3.. shifted by 3); nil if the process is gone.
+func ProcStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the name may hold spaces
+	if i < 0 {
+		return nil
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return nil
+	}
+	return f
+}
