@@ -12,6 +12,7 @@ import (
 
 	"postgate/queue"
 	"postgate/restrictions"
+	"postgate/rules"
 )
 
 // session is one SMTP session on go-smtp, from the first HELO/EHLO to the
@@ -67,12 +68,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.ret = string(opts.Return)
 		s.envID = opts.EnvelopeID
 	}
-	if v := s.svc.lists.Check(s.ctx, restrictions.Mail, s.request(""), &s.txn); v.Decision == restrictions.Reject {
+	v := s.svc.lists.Check(s.ctx, restrictions.Mail, s.request(""), &s.txn)
+	if v.Decision == restrictions.Reject {
+		err := s.reject("MAIL", "", v) // logged with from=<...>, as Postfix
 		s.sender, s.hasMail = "", false
-		return s.reject("MAIL", "", v)
-	} else {
-		s.logEvents("MAIL", "", v)
+		return err
 	}
+	s.logEvents("MAIL", "", v)
 	return nil
 }
 
@@ -140,8 +142,17 @@ func (s *session) logContext(rcpt string) string {
 	return b.String()
 }
 
-// logEvents writes the action and warning lines a verdict carries.
+// logEvents writes the action and warning lines a verdict carries, and a
+// warning for each access action the message stage cannot apply yet
+// (FILTER, REDIRECT, BCC, PREPEND come with the access-language issue), so
+// none is ignored silently.
 func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
+	for _, e := range v.Effects {
+		switch e.Action {
+		case rules.ActionFilter, rules.ActionRedirect, rules.ActionBCC, rules.ActionPrepend:
+			s.svc.log.Logf("smtpd", "warning: %s: access action %s %s is not implemented yet: ignored", s.idOrNoqueue(), e.Action, e.Arg)
+		}
+	}
 	for _, e := range v.Log {
 		switch e.Kind {
 		case restrictions.LogAction:
