@@ -351,29 +351,62 @@ func TestDefaultSyncer(t *testing.T) {
 }
 
 // TestContentRewind: a transport can read the content again from its
-// start (to send it to the next MX host), checksum verified each time.
+// start (to send it to the next MX host), checksum verified each time, for
+// small records (read whole) and large ones (streamed).
 func TestContentRewind(t *testing.T) {
 	s := openQ(t, t.TempDir(), Options{})
-	content := testContent(3, 5000)
-	id := mustAppend(t, s, oneRcpt("a@example.net", "b@example.com", time.Time{}), content)
-	rc, err := s.openContent(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, ok := rc.(io.Seeker)
-	if !ok {
-		t.Fatal("content reader is not an io.Seeker")
-	}
-	for i := 0; i < 2; i++ {
-		got, err := io.ReadAll(rc)
-		if err != nil || !bytes.Equal(got, content) {
-			t.Fatalf("read %d: %v, %d bytes", i, err, len(got))
-		}
-		if _, err := sk.Seek(0, io.SeekStart); err != nil {
+	for _, size := range []int{5000, 200000} {
+		content := testContent(3, size)
+		id := mustAppend(t, s, oneRcpt("a@example.net", "b@example.com", time.Time{}), content)
+		rc, err := s.openContent(id)
+		if err != nil {
 			t.Fatal(err)
 		}
+		sk, ok := rc.(io.Seeker)
+		if !ok {
+			t.Fatalf("%d bytes: content reader is not an io.Seeker", size)
+		}
+		for i := 0; i < 2; i++ {
+			got, err := io.ReadAll(rc)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("%d bytes, read %d: %v, %d bytes", size, i, err, len(got))
+			}
+			if _, err := sk.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if _, err := sk.Seek(10, io.SeekStart); err == nil {
-		t.Error("seeking into the middle should fail: the checksum could not be verified")
+}
+
+// TestContentDamaged: a flipped content byte is never handed to a
+// transport: small records fail at open, large ones at the end of reading.
+func TestContentDamaged(t *testing.T) {
+	for _, size := range []int{5000, 200000} {
+		dir := t.TempDir()
+		s := openQ(t, dir, Options{})
+		content := testContent(4, size)
+		id := mustAppend(t, s, oneRcpt("a@example.net", "b@example.com", time.Time{}), content)
+		seg := filepath.Join(dir, "log", "000000000001.seg")
+		raw, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := bytes.Index(raw, content[100:140])
+		if i < 0 {
+			t.Fatal("content not found in the segment")
+		}
+		f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte{raw[i] ^ 1}, int64(i))
+		f.Close()
+		rc, err := s.openContent(id)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%d bytes: damaged content read with error %v, want ErrCorrupt", size, err)
+		}
 	}
 }
