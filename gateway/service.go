@@ -166,13 +166,12 @@ func paramError(cfg *config.Config, param string, err error) error {
 	return fmt.Errorf("%s: parameter %s: %w", cfg.Pos(param), param, err)
 }
 
-// restrictionError places a compile error at the list parameter it names.
+// restrictionError places a compile error where its parameter (a list or
+// a restriction class) was set.
 func restrictionError(cfg *config.Config, err error) error {
-	msg := err.Error()
-	for _, p := range restrictionParams {
-		if len(msg) > len(p) && msg[:len(p)] == p {
-			return fmt.Errorf("%s: %s", cfg.Pos(p), msg)
-		}
+	var pe *restrictions.ParamError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", cfg.Pos(pe.Param), err)
 	}
 	return err
 }

@@ -79,7 +79,7 @@ func Compile(params map[string]string, opts Options) (*Lists, error) {
 		if p.acl == accessNone {
 			for _, s := range lst.steps {
 				if isBareTable(s.name) {
-					return nil, fmt.Errorf("%s: specify one of (%s) before %q", p.name, accessNames, s.name)
+					return nil, &ParamError{Param: p.name, Err: fmt.Errorf("specify one of (%s) before %q", accessNames, s.name)}
 				}
 			}
 		}
@@ -92,6 +92,16 @@ func Compile(params map[string]string, opts Options) (*Lists, error) {
 	l.permitLog = pl
 	return l, nil
 }
+
+// ParamError is a compile error in one list parameter (or restriction
+// class), so the caller can say where the admin set it.
+type ParamError struct {
+	Param string
+	Err   error
+}
+
+func (e *ParamError) Error() string { return e.Param + ": " + e.Err.Error() }
+func (e *ParamError) Unwrap() error { return e.Err }
 
 // NotImplemented lists the restrictions the configuration uses that
 // postgate knows but does not implement yet, as "parameter: name". They
@@ -122,7 +132,7 @@ func (c *compiler) compile(param, text string) (*list, error) {
 		s, used, err := c.step(param, toks[i:])
 		if err != nil {
 			if !c.lenient {
-				return nil, fmt.Errorf("%s: %w", param, err)
+				return nil, &ParamError{Param: param, Err: err}
 			}
 			lst.steps = append(lst.steps, failStep(err))
 			break
