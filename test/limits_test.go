@@ -59,8 +59,10 @@ func TestSizeLimit(t *testing.T) {
 func TestSessionCap(t *testing.T) {
 	t.Parallel()
 	p := harness.Start(t, rejectUnauth, "127.0.0.1:PORT inet n - n - 2 smtpd\n")
-	a := harness.Dial(t, p.Addr, outside)
-	b := harness.Dial(t, p.Addr, outside)
+	// The harness's readiness probe holds a slot until the server sees it
+	// close: wait for a free slot rather than assume one.
+	a := dialWhenFree(t, p.Addr)
+	b := dialWhenFree(t, p.Addr)
 	c := harness.DialRaw(t, p.Addr, outside)
 	if code, text := c.Reply(); code != 421 || text != "4.3.2 All server ports are busy" {
 		t.Errorf("connection over the cap: %d %s, want 421 4.3.2 All server ports are busy", code, text)
@@ -70,16 +72,27 @@ func TestSessionCap(t *testing.T) {
 	}
 	a.Expect(221, "QUIT")
 	// The freed slot takes a new session.
-	var d *harness.Client
-	for i := 0; i < 50; i++ {
-		d = harness.DialRaw(t, p.Addr, outside)
-		if code, _ := d.Reply(); code == 220 {
-			break
+	d := dialWhenFree(t, p.Addr)
+	d.Expect(250, "EHLO client.src.test")
+	b.Expect(250, "NOOP")
+}
+
+// dialWhenFree connects until the greeting is 220 (a session slot was
+// free), for at most 5 s.
+func dialWhenFree(t *testing.T, addr string) *harness.Client {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := harness.DialRaw(t, addr, outside)
+		code, text := c.Reply()
+		if code == 220 {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no free session slot: %d %s", code, text)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	d.Expect(250, "EHLO client.src.test")
-	b.Expect(250, "NOOP")
 }
 
 func TestRecipientLimit(t *testing.T) {
