@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"postgate/gateway/config"
@@ -102,19 +103,28 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 	})
 	d := &delivery{route: rt, smtp: smtp}
 	st := smtpTransport{smtp}
+	transports := map[string]queue.Transport{
+		"smtp": st, "relay": st,
+		"error":   errorTransport{},
+		"discard": discardTransport{},
+		"local":   localTransport{},
+		"virtual": localTransport{},
+	}
+	concurrency, err := perTransport(cfg, "destination_concurrency_limit", transports)
+	if err != nil {
+		return nil, err
+	}
+	rcptLimit, err := perTransport(cfg, "destination_recipient_limit", transports)
+	if err != nil {
+		return nil, err
+	}
 	d.opts = queue.ManagerOptions{
-		Transports: map[string]queue.Transport{
-			"smtp": st, "relay": st,
-			"error":   errorTransport{},
-			"discard": discardTransport{},
-			"local":   localTransport{},
-			"virtual": localTransport{},
-		},
+		Transports:                transports,
 		Router:                    router{rt},
 		Bouncer:                   newBouncer(cfg, log),
 		Log:                       log,
-		DestinationConcurrency:    perTransport(cfg, "destination_concurrency_limit"),
-		DestinationRecipientLimit: perTransport(cfg, "destination_recipient_limit"),
+		DestinationConcurrency:    concurrency,
+		DestinationRecipientLimit: rcptLimit,
 		MinimalBackoff:            cfg.Duration("minimal_backoff_time"),
 		MaximalBackoff:            cfg.Duration("maximal_backoff_time"),
 		QueueRunDelay:             cfg.Duration("queue_run_delay"),
@@ -136,18 +146,28 @@ func servicePort(s string) (uint16, error) {
 }
 
 // perTransport reads <transport>_<suffix>, else default_<suffix>, as
-// Postfix does for per-transport limits.
-func perTransport(cfg *config.Config, suffix string) func(string) int {
+// Postfix does for per-transport limits. The values are read once here:
+// the queue manager asks for every delivery.
+func perTransport(cfg *config.Config, suffix string, transports map[string]queue.Transport) (func(string) int, error) {
 	def := int(cfg.Int("default_" + suffix))
-	return func(transport string) int {
-		if v, set := cfg.Raw(transport + "_" + suffix); set {
-			var n int
-			if _, err := fmt.Sscan(v, &n); err == nil && n > 0 {
-				return n
+	limits := make(map[string]int, len(transports))
+	for name := range transports {
+		limits[name] = def
+		param := name + "_" + suffix
+		if _, set := cfg.Raw(param); set {
+			n, err := strconv.Atoi(cfg.Get(param))
+			if err != nil || n <= 0 {
+				return nil, paramError(cfg, param, fmt.Errorf("bad value %q: must be a number, 1 or more", cfg.Get(param)))
 			}
+			limits[name] = n
+		}
+	}
+	return func(transport string) int {
+		if n, ok := limits[transport]; ok {
+			return n
 		}
 		return def
-	}
+	}, nil
 }
 
 // router adapts rules/route to the queue manager.
@@ -213,19 +233,14 @@ type errorTransport struct{}
 
 func (errorTransport) Deliver(_ context.Context, d *queue.Delivery) []queue.Result {
 	dsn, text := "5.0.0", d.Nexthop
-	if f := strings.Fields(text); len(f) > 0 && validDSN(f[0]) {
-		dsn, text = f[0], strings.TrimSpace(strings.TrimPrefix(text, f[0]))
+	if n := rules.ValidDSN(text); n > 0 {
+		dsn, text = text[:n], strings.TrimSpace(text[n:])
 	}
 	st := queue.StatusBounced
 	if dsn[0] == '4' {
 		st = queue.StatusDeferred
 	}
 	return all(d, queue.Result{Status: st, DSN: dsn, Reason: text, Relay: "none"})
-}
-
-func validDSN(s string) bool {
-	p := strings.Split(s, ".")
-	return len(p) == 3 && (p[0] == "2" || p[0] == "4" || p[0] == "5")
 }
 
 // discardTransport accepts and drops, as Postfix's discard(8).

@@ -13,14 +13,8 @@ import (
 // records, then the content with LF line ends. With raw, only the stored
 // content bytes are written, unchanged.
 func showMessage(snap *queue.Snapshot, id string, raw bool) error {
-	var msg *queue.Message
-	for _, m := range snap.List() {
-		if m.ID == id {
-			msg = &m
-			break
-		}
-	}
-	if msg == nil {
+	msg, ok := snap.Get(id)
+	if !ok {
 		return fmt.Errorf("%s: no such message in the queue", id)
 	}
 	content, err := snap.Content(id)
