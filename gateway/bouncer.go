@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"strings"
@@ -79,59 +80,57 @@ func (b *bouncer) Notify(ctx context.Context, n *queue.Notice) ([]queue.Outgoing
 	}
 
 	var out []queue.Outgoing
-	add := func(label, sender, to string, msg []byte) {
+	var buildErr error
+	queueIt := func(label, sender, to string, msg []byte, err error) {
+		if err != nil {
+			buildErr = cmp.Or(buildErr, err)
+			return
+		}
 		out = append(out, queue.Outgoing{Label: label, Content: msg,
 			Envelope: queue.Envelope{Sender: sender, Recipients: []queue.Recipient{{Addr: to}}}})
 	}
-	switch {
-	case strings.EqualFold(m.Sender, b.doubleBounce):
-		// A postmaster notice that failed: never notify about a notice.
+	// toSender notifies the sender of the recipients whose NOTIFY wants it.
+	toSender := func(label string, k bounce.Kind, rcpts []bounce.Rcpt) {
+		if w := bounce.Wanted(k, rcpts); len(w) > 0 {
+			msg, err := bounce.Build(b.opts, k, orig, w)
+			queueIt(label, "", m.Sender, msg, err)
+		}
+	}
+	// toPostmaster sends a notice from double-bounce@, so that its own
+	// failure is discarded.
+	toPostmaster := func(label string, k bounce.Kind, rcpts []bounce.Rcpt, to string, double bool) {
+		if len(rcpts) > 0 {
+			msg, err := bounce.BuildPostmaster(b.opts, k, orig, rcpts, to, double)
+			queueIt(label, b.doubleBounce, to, msg, err)
+		}
+	}
+	discarded := func() {
 		if len(failed) > 0 {
 			b.log.Logf("bounce", "%s: undeliverable postmaster notification discarded", m.ID)
 		}
+	}
+	switch {
+	case strings.EqualFold(m.Sender, b.doubleBounce):
+		discarded() // a postmaster notice that failed: never notify about a notice
 	case m.Sender == "":
 		// A bounce that failed: the postmaster hears of it with 2bounce.
-		if len(failed) == 0 {
-			break
-		}
 		if !b.classes["2bounce"] {
-			b.log.Logf("bounce", "%s: undeliverable postmaster notification discarded", m.ID)
+			discarded()
 			break
 		}
-		msg, err := bounce.BuildPostmaster(b.opts, bounce.Failure, orig, failed, b.twoBounceRcpt, true)
-		if err != nil {
-			return nil, err
-		}
-		add("postmaster non-delivery notification", b.doubleBounce, b.twoBounceRcpt, msg)
+		toPostmaster("postmaster non-delivery notification", bounce.Failure, failed, b.twoBounceRcpt, true)
 	default:
-		if w := bounce.Wanted(bounce.Failure, failed); len(w) > 0 {
-			msg, err := bounce.Build(b.opts, bounce.Failure, orig, w)
-			if err != nil {
-				return nil, err
-			}
-			add("sender non-delivery notification", "", m.Sender, msg)
+		toSender("sender non-delivery notification", bounce.Failure, failed)
+		if b.classes["bounce"] {
+			toPostmaster("postmaster non-delivery notification", bounce.Failure, failed, b.bounceRcpt, false)
 		}
-		if len(failed) > 0 && b.classes["bounce"] {
-			msg, err := bounce.BuildPostmaster(b.opts, bounce.Failure, orig, failed, b.bounceRcpt, false)
-			if err != nil {
-				return nil, err
-			}
-			add("postmaster non-delivery notification", b.doubleBounce, b.bounceRcpt, msg)
+		toSender("sender delay notification", bounce.Delay, delayed)
+		if b.classes["delay"] {
+			toPostmaster("postmaster delay notification", bounce.Delay, delayed, b.delayRcpt, false)
 		}
-		if w := bounce.Wanted(bounce.Delay, delayed); len(w) > 0 {
-			msg, err := bounce.Build(b.opts, bounce.Delay, orig, w)
-			if err != nil {
-				return nil, err
-			}
-			add("sender delay notification", "", m.Sender, msg)
-		}
-		if len(delayed) > 0 && b.classes["delay"] {
-			msg, err := bounce.BuildPostmaster(b.opts, bounce.Delay, orig, delayed, b.delayRcpt, false)
-			if err != nil {
-				return nil, err
-			}
-			add("postmaster delay notification", b.doubleBounce, b.delayRcpt, msg)
-		}
+	}
+	if buildErr != nil {
+		return nil, buildErr
 	}
 	return out, nil
 }
