@@ -135,17 +135,9 @@ func TestSmugglingNormalized(t *testing.T) {
 	p := harness.Start(t, rejectUnauth, "")
 	for _, sm := range smuggling {
 		for _, bdat := range []bool{false, true} {
-			c := harness.Dial(t, p.Addr, outside)
-			c.Expect(250, "EHLO client.src.test")
-			c.Expect(250, "MAIL FROM:<a@src.test>")
-			c.Expect(250, "RCPT TO:<u@relay.test>")
+			c := outsideTxn(t, p.Addr)
 			payload := "Subject: " + sm.name + "\r\n\r\nbefore" + sm.seq + smuggled
-			if bdat {
-				c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(payload), payload))
-			} else {
-				c.Expect(354, "DATA")
-				c.Send(payload + ".\r\n")
-			}
+			sendContent(c, payload, bdat)
 			if code, text := c.Reply(); code != 250 {
 				t.Errorf("%s (bdat=%v): %d %s", sm.name, bdat, code, text)
 			}
@@ -171,17 +163,9 @@ func TestBareLFReject(t *testing.T) {
 	t.Parallel()
 	p := harness.Start(t, rejectUnauth+"smtpd_forbid_bare_newline = reject\n", "")
 	for _, bdat := range []bool{false, true} {
-		c := harness.Dial(t, p.Addr, outside)
-		c.Expect(250, "EHLO client.src.test")
-		c.Expect(250, "MAIL FROM:<a@src.test>")
-		c.Expect(250, "RCPT TO:<u@relay.test>")
+		c := outsideTxn(t, p.Addr)
 		payload := "Subject: x\r\n\r\nbefore\n.\r\n" + smuggled
-		if bdat {
-			c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(payload), payload))
-		} else {
-			c.Expect(354, "DATA")
-			c.Send(payload + ".\r\n")
-		}
+		sendContent(c, payload, bdat)
 		if code, text := c.Reply(); code != 550 || text != "5.5.2 mx.gateway.test Error: bare <LF> received" {
 			t.Errorf("bdat=%v: %d %s, want 550 5.5.2 mx.gateway.test Error: bare <LF> received", bdat, code, text)
 		}
@@ -206,10 +190,7 @@ func TestTimeouts(t *testing.T) {
 	p := harness.Start(t, rejectUnauth+"smtpd_timeout = 2s\n", "")
 
 	// Trickled DATA: 5 s in all, no gap longer than 0.5 s: accepted.
-	c := harness.Dial(t, p.Addr, outside)
-	c.Expect(250, "EHLO client.src.test")
-	c.Expect(250, "MAIL FROM:<a@src.test>")
-	c.Expect(250, "RCPT TO:<u@relay.test>")
+	c := outsideTxn(t, p.Addr)
 	c.Expect(354, "DATA")
 	c.Send("Subject: slow\r\n\r\n")
 	for i := 0; i < 10; i++ {

@@ -160,6 +160,28 @@ func trySend(addr, from, to string, body []byte) (string, error) {
 	return m[1], nil
 }
 
+// outsideTxn opens a session from an outside client with one accepted
+// recipient in the relay domain: where most tests start.
+func outsideTxn(t *testing.T, addr string) *harness.Client {
+	t.Helper()
+	c := harness.Dial(t, addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	c.Expect(250, "RCPT TO:<u@relay.test>")
+	return c
+}
+
+// sendContent sends payload with BDAT, or with DATA and the end-of-data
+// line (payload already dot-stuffed as the test wants it).
+func sendContent(c *harness.Client, payload string, bdat bool) {
+	if bdat {
+		c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(payload), payload))
+		return
+	}
+	c.Expect(354, "DATA")
+	c.Send(payload + ".\r\n")
+}
+
 func TestRelayDomainStoredIntact(t *testing.T) {
 	t.Parallel()
 	p := harness.Start(t, rejectUnauth, "")
@@ -237,10 +259,7 @@ func TestSwaksStoredIntact(t *testing.T) {
 func TestBareLFStoredAsCRLF(t *testing.T) {
 	t.Parallel()
 	p := harness.Start(t, rejectUnauth, "")
-	c := harness.Dial(t, p.Addr, outside)
-	c.Expect(250, "EHLO client.src.test")
-	c.Expect(250, "MAIL FROM:<a@src.test>")
-	c.Expect(250, "RCPT TO:<u@relay.test>")
+	c := outsideTxn(t, p.Addr)
 	c.Expect(354, "DATA")
 	c.Send("Subject: bare\n\nline one\nline two\r\nline three\n\r\n.\r\n")
 	code, text := c.Reply()

@@ -130,10 +130,7 @@ func TestListenersWithOverrides(t *testing.T) {
 func TestBareLFNote(t *testing.T) {
 	t.Parallel()
 	p := harness.Start(t, rejectUnauth+"smtpd_forbid_bare_newline = note\n", "")
-	c := harness.Dial(t, p.Addr, outside)
-	c.Expect(250, "EHLO client.src.test")
-	c.Expect(250, "MAIL FROM:<a@src.test>")
-	c.Expect(250, "RCPT TO:<u@relay.test>")
+	c := outsideTxn(t, p.Addr)
 	c.Expect(354, "DATA")
 	c.Send("Subject: note\n\nbare\r\n.\r\n")
 	if code, text := c.Reply(); code != 250 {

@@ -101,17 +101,12 @@ func TestSmugglingOnTheWire(t *testing.T) {
 	sent := 0
 	for _, sm := range smuggling {
 		for _, bdat := range []bool{false, true} {
-			c := harness.Dial(t, p.Addr, outside)
-			c.Expect(250, "EHLO client.src.test")
-			c.Expect(250, "MAIL FROM:<a@src.test>")
-			c.Expect(250, "RCPT TO:<u@relay.test>")
+			c := outsideTxn(t, p.Addr)
 			payload := "Subject: " + sm.name + "\r\n\r\n.leading dot\r\nbefore" + sm.seq + smuggled
-			if bdat {
-				c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(payload), payload))
-			} else {
-				c.Expect(354, "DATA")
-				c.Send(strings.ReplaceAll(payload, "\r\n.", "\r\n..") + ".\r\n")
+			if !bdat {
+				payload = strings.ReplaceAll(payload, "\r\n.", "\r\n..")
 			}
+			sendContent(c, payload, bdat)
 			if code, text := c.Reply(); code != 250 {
 				t.Fatalf("%s (bdat=%v): %d %s", sm.name, bdat, code, text)
 			}
