@@ -3,7 +3,7 @@ module postgate
 go 1.26.8
 
 require (
-	github.com/emersion/go-smtp v0.25.1
+	github.com/emersion/go-smtp v0.26.0
 	github.com/miekg/dns v1.1.73
 	golang.org/x/sys v0.47.0
 )
@@ -12,3 +12,5 @@ require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	golang.org/x/net v0.57.0 // indirect
 )
+
+replace github.com/emersion/go-smtp => ./gateway/go-smtp
