@@ -1080,8 +1080,17 @@ func (c *Conn) handleBdat(arg string) {
 	}()
 
 	chunk := io.LimitReader(c.text.R, int64(size))
-	_, err = io.Copy(c.bdatPipe, chunk)
+	n, err := io.Copy(c.bdatPipe, chunk)
+	if err == nil && n < int64(size) {
+		// The connection ended inside the chunk: the message is incomplete
+		// and must not reach the backend as if it were whole.
+		err = ErrDataReset
+	}
 	if err != nil {
+		// Data sees why the message was aborted (a lost connection, or its
+		// own early error) rather than ErrDataReset.
+		c.bdatPipe.CloseWithError(err)
+
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
 		io.Copy(ioutil.Discard, chunk)

@@ -1902,3 +1902,39 @@ func TestServerMTPRIORITY(t *testing.T) {
 		t.Fatalf("MTPriority: want %d, got %d", expectedPriority, *opts.MTPriority)
 	}
 }
+
+// A BDAT chunk cut short by the end of the connection aborts the message:
+// Data must see an error, never a clean end of a truncated message.
+func TestServer_ChunkingCutShort(t *testing.T) {
+	for _, last := range []string{" LAST", ""} {
+		t.Run("BDAT 100"+last, func(t *testing.T) {
+			be, s, c, scanner := testServerAuthenticated(t)
+			defer s.Close()
+			be.dataErrors = make(chan error, 1)
+
+			io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+			scanner.Scan()
+			io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+			scanner.Scan()
+			if !strings.HasPrefix(scanner.Text(), "250 ") {
+				t.Fatal("Invalid RCPT response:", scanner.Text())
+			}
+			io.WriteString(c, "BDAT 100"+last+"\r\n")
+			io.WriteString(c, strings.Repeat("x", 50))
+			c.(*net.TCPConn).CloseWrite()
+
+			select {
+			case err := <-be.dataErrors:
+				if err == nil {
+					t.Fatal("Data accepted a message cut short inside a chunk")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Data did not end")
+			}
+			c.Close()
+			if len(be.messages) != 0 {
+				t.Fatal("truncated message stored:", be.messages)
+			}
+		})
+	}
+}
