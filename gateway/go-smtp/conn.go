@@ -44,6 +44,7 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+	closed       bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -69,6 +70,11 @@ func (c *Conn) init() {
 		Reader: c.lineLimitReader,
 		Writer: c.conn,
 		Closer: c.conn,
+	}
+	if c.server.Handler != nil {
+		// Message lines of any length; readCommandLine bounds command lines.
+		c.lineLimitReader.LineLimit = 0
+		rwc.Reader = flushReader{c: c, r: c.conn}
 	}
 
 	if c.server.Debug != nil {
@@ -170,6 +176,29 @@ func (c *Conn) Close() error {
 	c.locker.Lock()
 	defer c.locker.Unlock()
 
+	if c.server.Handler != nil && !c.closed {
+		// Replies a Handler sent before closing still go out.
+		c.text.W.Flush()
+	}
+	return c.closeLocked()
+}
+
+// abort closes the connection without sending what is still buffered: the
+// server is shutting down from another goroutine than the dialogue's.
+func (c *Conn) abort() error {
+	c.locker.Lock()
+	defer c.locker.Unlock()
+	return c.closeLocked()
+}
+
+func (c *Conn) isClosed() bool {
+	c.locker.Lock()
+	defer c.locker.Unlock()
+	return c.closed
+}
+
+func (c *Conn) closeLocked() error {
+	c.closed = true
 	if c.bdatPipe != nil {
 		c.bdatPipe.CloseWithError(ErrDataReset)
 		c.bdatPipe = nil
@@ -1313,6 +1342,10 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	// transform each single line with \n, into separate lines
 	text = strings.Split(strings.Join(text, "\n"), "\n")
 
+	if c.server.Handler != nil {
+		c.bufferResponse(code, enhCode, text)
+		return
+	}
 	lastLineIndex := len(text) - 1
 	for i := 0; i < lastLineIndex; i++ {
 		c.text.PrintfLine("%d-%v", code, text[i])
@@ -1321,6 +1354,33 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 		c.text.PrintfLine("%d %v", code, text[lastLineIndex])
 	} else {
 		c.text.PrintfLine("%d %v.%v.%v %v", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
+	}
+}
+
+// bufferResponse writes a reply as writeResponse does, without flushing:
+// with a Handler, replies go out when the server next reads (flushReader)
+// or closes the connection.
+func (c *Conn) bufferResponse(code int, enhCode EnhancedCode, text []string) {
+	w := c.text.W
+	var num [3]byte
+	for i, line := range text {
+		num[0], num[1], num[2] = byte('0'+code/100%10), byte('0'+code/10%10), byte('0'+code%10)
+		w.Write(num[:])
+		if i < len(text)-1 {
+			w.WriteByte('-')
+		} else {
+			w.WriteByte(' ')
+			if enhCode != NoEnhancedCode {
+				w.WriteString(strconv.Itoa(enhCode[0]))
+				w.WriteByte('.')
+				w.WriteString(strconv.Itoa(enhCode[1]))
+				w.WriteByte('.')
+				w.WriteString(strconv.Itoa(enhCode[2]))
+				w.WriteByte(' ')
+			}
+		}
+		w.WriteString(line)
+		w.WriteString("\r\n")
 	}
 }
 

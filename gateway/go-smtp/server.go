@@ -82,6 +82,10 @@ type Server struct {
 	// The server backend.
 	Backend Backend
 
+	// Handler, when set, takes over the dialogue of every connection from
+	// Backend (see Handler).
+	Handler Handler
+
 	wg   sync.WaitGroup
 	done chan struct{}
 
@@ -171,6 +175,11 @@ func (s *Server) handleConn(c *Conn) error {
 		if err := tlsConn.Handshake(); err != nil {
 			return err
 		}
+	}
+
+	if s.Handler != nil {
+		c.serveHandler(s.Handler)
+		return nil
 	}
 
 	c.greet()
@@ -276,7 +285,7 @@ func (s *Server) Close() error {
 	}
 
 	for conn := range s.conns {
-		conn.Close()
+		conn.abort()
 	}
 	s.locker.Unlock()
 
