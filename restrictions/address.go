@@ -3,6 +3,8 @@ package restrictions
 import (
 	"fmt"
 	"strings"
+
+	"postgate/rules"
 )
 
 func buildSenderAccess(_ *compiler, _, _ string, tr *tableRef) runFunc {
@@ -63,8 +65,8 @@ func (e *eval) rejectNonFQDNAddress(addr, class string) status {
 	if len(domain) > 1 && domain[0] == '[' && domain[len(domain)-1] == ']' {
 		return dunno
 	}
-	d := truncateDot(domain)
-	if d != "" && validHostname(d) && containsDot(d) {
+	d := rules.TruncateDot(domain)
+	if d != "" && rules.ValidHostname(d, false) && containsDot(d) {
 		return dunno
 	}
 	return e.reject(classPolicy, e.l.opts.NonFQDNRejectCode, "4.5.2",

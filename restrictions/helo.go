@@ -1,6 +1,10 @@
 package restrictions
 
-import "fmt"
+import (
+	"fmt"
+
+	"postgate/rules"
+)
 
 func buildHeloAccess(_ *compiler, _, _ string, tr *tableRef) runFunc {
 	return func(e *eval) status { return e.heloAccess(tr) }
@@ -25,8 +29,8 @@ func buildRejectInvalidHelo(_ *compiler, _, _ string, _ *tableRef) runFunc {
 		case helo[0] == '[':
 			return e.rejectInvalidHostaddr(helo)
 		}
-		name := truncateDot(helo)
-		if validHostname(name) || validHostaddr(name) {
+		name := rules.TruncateDot(helo)
+		if rules.ValidHostname(name, false) || rules.ValidHostaddr(name) {
 			return dunno
 		}
 		return e.reject(classPolicy, e.l.opts.InvalidHostnameRejectCode, "5.5.2",
@@ -45,8 +49,8 @@ func buildRejectNonFQDNHelo(_ *compiler, _, _ string, _ *tableRef) runFunc {
 		case helo[0] == '[':
 			return e.rejectInvalidHostaddr(helo)
 		}
-		name := truncateDot(helo)
-		if validHostname(name) && containsDot(name) {
+		name := rules.TruncateDot(helo)
+		if rules.ValidHostname(name, false) && containsDot(name) {
 			return dunno
 		}
 		return e.reject(classPolicy, e.l.opts.NonFQDNRejectCode, "5.5.2",
@@ -60,7 +64,7 @@ func (e *eval) rejectInvalidHostaddr(helo string) status {
 	if len(addr) > 2 && addr[len(addr)-1] == ']' {
 		addr = addr[1 : len(addr)-1]
 	}
-	if validMailhostAddr(addr) {
+	if _, ok := rules.MailhostAddr(addr); ok {
 		return dunno
 	}
 	return e.reject(classPolicy, e.l.opts.InvalidHostnameRejectCode, "5.5.2",

@@ -46,7 +46,7 @@ func (e *eval) found(tr *tableRef, key, value string, ok bool, err error, datum,
 // ("example.com" or ".example.com" forms per smtpd_access_maps in
 // parent_domain_matches_subdomains); an IP address gets no parent walk.
 func (e *eval) checkDomainAccess(tr *tableRef, domain, name, class string) (status, bool) {
-	partial, numerical := false, validHostaddr(domain)
+	partial, numerical := false, rules.ValidHostaddr(domain)
 	for key := domain; key != ""; partial = true {
 		v, ok, err := e.find(tr, key, partial)
 		if st, done := e.found(tr, key, v, ok, err, domain, name, class); done {

@@ -61,11 +61,3 @@ func (e *eval) authDestination(rcpt string) (bool, error) {
 	}
 	return r.class.Final() || r.class == route.Relay, nil
 }
-
-// stripDot removes one trailing dot, but not from "x.." or "@.".
-func stripDot(d string) string {
-	if len(d) > 1 && d[len(d)-1] == '.' && d[len(d)-2] != '.' {
-		return d[:len(d)-1]
-	}
-	return d
-}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"postgate/rules"
 )
 
 // ParseNexthop parses one SMTP or LMTP next-hop destination, as smtp(8)
@@ -57,7 +59,7 @@ func ParseNexthop(s string) (host string, port int, mx bool, err error) {
 				return bad("invalid IPv6 address")
 			}
 			host = a.String()
-		} else if a, ok := mailhostAddr(host); ok {
+		} else if a, ok := rules.MailhostAddr(host); ok {
 			host = a.String()
 		} else if a, err := netip.ParseAddr(host); err == nil && a.Is6() && a.Zone() == "" {
 			host = a.String() // [2001:db8::1]: unambiguous, accepted without "ipv6:"
@@ -72,7 +74,7 @@ func ParseNexthop(s string) (host string, port int, mx bool, err error) {
 				return bad("an IPv6 address needs the [ipv6:address] form")
 			}
 		}
-		if _, err := netip.ParseAddr(host); err == nil || validIPv4(host) {
+		if _, err := netip.ParseAddr(host); err == nil || rules.ValidIPv4Hostaddr(host) {
 			return bad("an IP address needs the [address] form")
 		}
 		if !validNexthopName(host) {
@@ -87,10 +89,10 @@ func ParseNexthop(s string) (host string, port int, mx bool, err error) {
 	return host, port, mx, nil
 }
 
-// validNexthopName accepts a host or domain name with an optional
-// trailing dot.
+// validNexthopName accepts a host or domain name (UTF-8 labels allowed)
+// with an optional trailing dot.
 func validNexthopName(name string) bool {
-	return validHostname(strings.TrimSuffix(name, "."))
+	return rules.ValidHostname(strings.TrimSuffix(name, "."), true)
 }
 
 // wellKnownPorts spares a services lookup for the common names.

@@ -30,6 +30,7 @@ func TestParseNexthop(t *testing.T) {
 		{in: "relay.example.test:submission", host: "relay.example.test", port: 587, mx: true},
 		{in: "[relay.example.test]:smtp", host: "relay.example.test", port: 25},
 		{in: "[010.0.0.1]", host: "10.0.0.1"},
+		{in: "[0010.0.0.01]", host: "10.0.0.1"},
 
 		{in: "", err: "empty destination"},
 		{in: "a.test, b.test", err: "a list of destinations"},

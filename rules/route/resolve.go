@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"postgate/rules"
 )
 
 // emptyAddressRecipient is empty_address_recipient: the local part the
@@ -140,7 +142,7 @@ func (r *Resolver) canonical(ctx context.Context, addr string) (a address, remot
 			return a, false, fmt.Errorf("resolve <%s>: giving up after %d iterations", addr, loop)
 		}
 		if a.at {
-			a.domain = stripDot(a.domain)
+			a.domain = rules.TruncateDot(a.domain)
 			if a.domain != "" {
 				local, err := r.isLocal(ctx, a.domain)
 				if err != nil {
@@ -227,16 +229,8 @@ func (r *Resolver) finishRewrite(a address) address {
 	if r.opts.AppendDotMydomain && r.opts.Mydomain != "" && a.domain != "" && !strings.ContainsAny(a.domain, "[.") {
 		a.domain += "." + r.opts.Mydomain
 	}
-	a.domain = stripDot(a.domain)
+	a.domain = rules.TruncateDot(a.domain)
 	return a
-}
-
-// stripDot removes one trailing dot, but not from "x.." or ".".
-func stripDot(d string) string {
-	if n := len(d); n > 1 && d[n-1] == '.' && d[n-2] != '.' {
-		return d[:n-1]
-	}
-	return d
 }
 
 // isLocal is Postfix's resolve_local: the domain matches mydestination,
@@ -253,7 +247,7 @@ func (r *Resolver) isLocal(ctx context.Context, domain string) (bool, error) {
 		return ok, err
 	}
 	if n := len(d); n > 2 && d[0] == '[' && d[n-1] == ']' {
-		if ip, ok := mailhostAddr(d[1 : n-1]); ok {
+		if ip, ok := rules.MailhostAddr(d[1 : n-1]); ok {
 			for _, a := range r.opts.InetInterfaces {
 				if a.Unmap() == ip.Unmap() {
 					return true, nil

@@ -128,6 +128,10 @@ func TestClasses(t *testing.T) {
 			want: Result{Address: "u@[192.0.2.9]", Class: Default, Transport: "smtp", Nexthop: "[192.0.2.9]"}},
 		{name: "IPv4 literal in IPv6 form is not IPv4", addr: "u@[IPv6:192.0.2.1]",
 			want: Result{Address: "u@[ipv6:192.0.2.1]", Class: Default, Transport: "error", Nexthop: badSyntax, Invalid: true}},
+		{name: "literal with leading zeros is that of an interface", addr: "u@[0192.000.2.01]",
+			want: Result{Address: "u@[0192.000.2.01]", Class: Local, Transport: "local", Nexthop: "mx.example.test"}},
+		{name: "literal of 46 bytes or more is bad syntax", addr: "u@[IPv6:ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]",
+			want: Result{Address: "u@[ipv6:ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]", Class: Default, Transport: "error", Nexthop: badSyntax, Invalid: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := baseOptions(t)
