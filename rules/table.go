@@ -49,6 +49,7 @@ func (o OpenOptions) warn(format string, args ...any) {
 //     same path (the admin's /etc/postfix/access, not access.db) with
 //     texthash semantics: no postmap step is needed.
 //   - inline:{ k=v, { k2 = v with spaces } } and static:value / static:{ text }.
+//   - regexp:/path and regexp:{ {/re/ result}, ... } (POSIX ERE rules).
 //   - fail:name fails every lookup (useful to test error handling).
 //   - proxy:type:name opens type:name directly.
 func Open(spec string) (Table, error) {
@@ -89,11 +90,12 @@ var openers = map[string]opener{
 	"inline":   openInline,
 	"static":   openStatic,
 	"fail":     openFail,
+	"regexp":   openRegexp,
 }
 
 // notYet lists Postfix table types postgate knows but does not serve yet.
 var notYet = map[string]bool{
-	"regexp": true, "pcre": true, "cidr": true, "tcp": true, "socketmap": true,
+	"pcre": true, "cidr": true, "tcp": true, "socketmap": true,
 	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
 	"pipemap": true, "unionmap": true, "randmap": true, "environ": true,
 	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,

@@ -1,0 +1,486 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// regexpTable is Postfix's regexp: table (regexp_table(5)): POSIX extended
+// regular expressions tried in file order against the whole key; the first
+// rule that matches gives the value. It is not a fixed-string table: callers
+// pass the full key once, in its original case.
+//
+// A file table is read once, when it is opened: unlike texthash:, a change
+// to the file takes effect when the table is opened again.
+type regexpTable struct {
+	spec  string // "regexp:" + name, for String
+	rules []regexpRule
+}
+
+type regexpOp int
+
+const (
+	regexpMatch regexpOp = iota // /pattern/flags result
+	regexpIf                    // if /pattern/flags
+	regexpEndif                 // endif
+)
+
+// regexpRule is one line of the table.
+type regexpRule struct {
+	op     regexpOp
+	line   int // where it starts, for the unclosed-if error
+	first  regexpPattern
+	second *regexpPattern // regexpMatch, old "/pattern1/!/pattern2/ result" form
+	result resultTemplate // regexpMatch
+	endif  int            // regexpIf: index of the matching endif in rules
+}
+
+// regexpPattern is a compiled /pattern/flags and its sense: negate is true
+// for !/pattern/.
+type regexpPattern struct {
+	re     *regexp.Regexp
+	negate bool
+}
+
+// matches reports whether the rule's condition holds for key, which is
+// already in matchable form (see toMatchable).
+func (p *regexpPattern) matches(key string) bool {
+	return p.re.MatchString(key) != p.negate
+}
+
+func (t *regexpTable) String() string { return t.spec }
+
+// Lookup tries the rules in order. An if whose condition does not hold
+// skips to its endif.
+func (t *regexpTable) Lookup(_ context.Context, key string) (string, bool, error) {
+	k := toMatchable(key)
+	for i := 0; i < len(t.rules); i++ {
+		r := &t.rules[i]
+		switch r.op {
+		case regexpIf:
+			if !r.first.matches(k) {
+				i = r.endif
+			}
+		case regexpMatch:
+			if v, ok := r.apply(k); ok {
+				return v, true, nil
+			}
+		}
+	}
+	return "", false, nil
+}
+
+// apply returns the rule's value when it matches key. Only rules whose
+// result uses $n ask the engine for submatches.
+func (r *regexpRule) apply(key string) (string, bool) {
+	var sub []int
+	if r.result.maxSub > 0 {
+		// Negated rules cannot use $n (a load error), so this one is positive.
+		if sub = r.first.re.FindStringSubmatchIndex(key); sub == nil {
+			return "", false
+		}
+	} else if !r.first.matches(key) {
+		return "", false
+	}
+	if r.second != nil && !r.second.matches(key) {
+		return "", false
+	}
+	return r.result.expand(key, sub), true
+}
+
+// openRegexp opens regexp:/path/file and the inline form regexp:{ {rule}, ... }.
+func openRegexp(typ, name string, o OpenOptions) (Table, error) {
+	text, err := regexpSource(name)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := parseRegexpTable(name, text, o)
+	if err != nil {
+		return nil, err
+	}
+	return &regexpTable{spec: typ + ":" + name, rules: rules}, nil
+}
+
+// regexpSource returns the table text: the file, or the rules of an inline
+// table one per line.
+func regexpSource(name string) (string, error) {
+	if strings.HasPrefix(name, "{") {
+		return inlineRules(name)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	return string(data), nil
+}
+
+// inlineRules turns "{ {rule1}, {rule2} }" into "rule1\nrule2\n", as
+// Postfix's dict_inline_to_multiline does, so that line numbers in errors
+// count rules.
+func inlineRules(name string) (string, error) {
+	inner, err := extpar(name)
+	if err != nil {
+		return "", fmt.Errorf("regexp map: %w", err)
+	}
+	var b strings.Builder
+	for _, item := range SplitList(inner) {
+		if !strings.HasPrefix(item, "{") {
+			return "", fmt.Errorf("regexp map: no '{' at start of text in %q", item)
+		}
+		rule, err := extpar(item)
+		if err != nil {
+			return "", fmt.Errorf("regexp map: %w", err)
+		}
+		b.WriteString(rule)
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// regexpParser holds the state of one table load.
+type regexpParser struct {
+	name  string // the file name or the inline "{...}", as in Postfix's messages
+	opts  OpenOptions
+	rules []regexpRule
+	open  []int // indexes of the ifs still waiting for their endif
+	line  int   // the line being parsed
+}
+
+// parseRegexpTable compiles table text. Where Postfix warns and skips a
+// rule, this is a load error: a table that silently lost a rule would
+// decide differently from the file the admin wrote. Where Postfix warns and
+// keeps going, so do we (through o.Warn).
+func parseRegexpTable(name, text string, o OpenOptions) ([]regexpRule, error) {
+	lines, err := logicalLines(text)
+	if err != nil {
+		return nil, fmt.Errorf("regexp map %s, line %w", name, err)
+	}
+	p := &regexpParser{name: name, opts: o}
+	for _, l := range lines {
+		p.line = l.num
+		if err := p.parseLine(strings.TrimRight(l.text, " \t\r\n\v\f")); err != nil {
+			return nil, p.at(err)
+		}
+	}
+	if n := len(p.open); n > 0 {
+		// Postfix names the innermost unclosed if first.
+		p.line = p.rules[p.open[n-1]].line
+		return nil, p.at(errors.New("IF has no matching ENDIF"))
+	}
+	return p.rules, nil
+}
+
+// at names the table and line in err, as Postfix's messages do.
+func (p *regexpParser) at(err error) error {
+	return fmt.Errorf("regexp map %s, line %d: %w", p.name, p.line, err)
+}
+
+func (p *regexpParser) warnf(format string, args ...any) {
+	p.opts.warn("regexp map %s, line %d: %s", p.name, p.line, fmt.Sprintf(format, args...))
+}
+
+// parseLine dispatches on the first character as dict_regexp.c does: a
+// rule starts with a delimiter (or '!'); "if" and "endif" are words, in any
+// case, that may be followed directly by a non-alphanumeric character.
+func (p *regexpParser) parseLine(text string) error {
+	switch {
+	case !isAlnum(text[0]):
+		return p.parseMatch(text)
+	case hasKeyword(text, "if"):
+		return p.parseIf(text[2:])
+	case hasKeyword(text, "endif"):
+		return p.parseEndif(text[5:])
+	default:
+		return errors.New("unrecognized request")
+	}
+}
+
+func (p *regexpParser) parseMatch(text string) error {
+	first, rest, err := cutPattern(text)
+	if err != nil {
+		return err
+	}
+	var second *rawPattern
+	if strings.HasPrefix(rest, "!") {
+		s, r, err := cutPattern(rest)
+		if err != nil {
+			return err
+		}
+		second, rest = &s, r
+	}
+	rest = strings.TrimLeft(rest, " \t\r\n\v\f")
+	if rest == "" {
+		p.warnf("no replacement text: using empty string")
+	}
+	// The checks run in dict_regexp.c's order, so the first error is the
+	// one Postfix reports.
+	result, err := parseResult(rest)
+	if err != nil {
+		return fmt.Errorf("bad replacement syntax: %w", err)
+	}
+	if result.maxSub > 0 && first.negate {
+		return errors.New("$number found in negative match replacement text")
+	}
+	rule := regexpRule{op: regexpMatch, line: p.line, result: result}
+	if rule.first, err = first.compile(); err != nil {
+		return err
+	}
+	if result.maxSub > rule.first.re.NumSubexp() {
+		return fmt.Errorf("out of range replacement index \"%d\"", result.maxSub)
+	}
+	if second != nil {
+		pat, err := second.compile()
+		if err != nil {
+			return err
+		}
+		rule.second = &pat
+	}
+	p.rules = append(p.rules, rule)
+	return nil
+}
+
+func (p *regexpParser) parseIf(text string) error {
+	raw, rest, err := cutPattern(strings.TrimLeft(text, " \t\r\n\v\f"))
+	if err != nil {
+		return err
+	}
+	if rest = strings.TrimLeft(rest, " \t\r\n\v\f"); rest != "" {
+		// Almost always an indented rule, which readllines glued onto the if.
+		p.warnf("ignoring extra text after IF statement: %q; do not prepend whitespace to statements between IF and ENDIF", rest)
+	}
+	cond, err := raw.compile()
+	if err != nil {
+		return err
+	}
+	p.open = append(p.open, len(p.rules))
+	p.rules = append(p.rules, regexpRule{op: regexpIf, line: p.line, first: cond})
+	return nil
+}
+
+func (p *regexpParser) parseEndif(rest string) error {
+	n := len(p.open)
+	if n == 0 {
+		return errors.New("ENDIF without matching IF")
+	}
+	if strings.TrimSpace(rest) != "" {
+		p.warnf("ignoring extra text after ENDIF")
+	}
+	p.rules[p.open[n-1]].endif = len(p.rules)
+	p.open = p.open[:n-1]
+	p.rules = append(p.rules, regexpRule{op: regexpEndif, line: p.line})
+	return nil
+}
+
+// rawPattern is a /pattern/flags before compilation.
+type rawPattern struct {
+	text      string
+	negate    bool
+	icase     bool // i: default on
+	extended  bool // x: default on (ERE); off would be a basic RE
+	multiline bool // m: default off
+}
+
+// cutPattern reads [!...]/pattern/flags from the start of s, as
+// dict_regexp_get_pat: any number of '!' (each one flips the sense) and
+// blanks, a delimiter, the pattern up to the next delimiter not escaped by
+// a backslash (the backslash stays in the pattern), then flags up to a
+// blank or '!'.
+func cutPattern(s string) (pat rawPattern, rest string, err error) {
+	pat = rawPattern{icase: true, extended: true}
+	i := 0
+	for ; i < len(s) && (s[i] == '!' || isSpace(s[i])); i++ {
+		if s[i] == '!' {
+			pat.negate = !pat.negate
+		}
+	}
+	if i == len(s) {
+		return pat, "", errors.New("no regexp")
+	}
+	delim := s[i]
+	start := i + 1
+	end := indexDelim(s[start:], delim)
+	if end < 0 {
+		return pat, "", fmt.Errorf("no closing regexp delimiter \"%c\"", delim)
+	}
+	pat.text = s[start : start+end]
+	i = start + end + 1
+	for ; i < len(s) && !isSpace(s[i]) && s[i] != '!'; i++ {
+		switch s[i] {
+		case 'i':
+			pat.icase = !pat.icase
+		case 'm':
+			pat.multiline = !pat.multiline
+		case 'x':
+			pat.extended = !pat.extended
+		default:
+			return pat, "", fmt.Errorf("unknown regexp option \"%c\"", s[i])
+		}
+	}
+	return pat, s[i:], nil
+}
+
+// indexDelim returns the index of the first delim in s that is not
+// escaped by a backslash, or -1.
+func indexDelim(s string, delim byte) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++ // a trailing backslash leaves i past the end: not found
+		case delim:
+			return i
+		}
+	}
+	return -1
+}
+
+func (r rawPattern) compile() (regexpPattern, error) {
+	if !r.extended {
+		return regexpPattern{}, errors.New(`basic regular expressions are not supported (the "x" flag)`)
+	}
+	re, err := compileERE(r.text, r.icase, r.multiline)
+	if err != nil {
+		return regexpPattern{}, err
+	}
+	return regexpPattern{re: re, negate: r.negate}, nil
+}
+
+// resultTemplate is a rule's result with its $n references resolved at
+// load time, so a lookup only copies.
+type resultTemplate struct {
+	parts  []resultPart
+	maxSub int // the largest n used; 0 when the result is literal
+}
+
+// resultPart is literal text (group 0) or a reference to capture group n.
+type resultPart struct {
+	text  string
+	group int
+}
+
+// parseResult reads result text as Postfix's mac_parse does for regexp
+// tables: $$ is a '$'; $n, ${n} and $(n) name capture group n (n >= 1); a
+// $name must be all digits.
+func parseResult(s string) (resultTemplate, error) {
+	var t resultTemplate
+	var lit strings.Builder
+	for i := 0; i < len(s); {
+		switch {
+		case s[i] != '$':
+			lit.WriteByte(s[i])
+			i++
+		case i+1 < len(s) && s[i+1] == '$':
+			lit.WriteByte('$')
+			i += 2
+		default:
+			name, n, err := macroName(s, i+1)
+			if err != nil {
+				return t, err
+			}
+			g, err := groupIndex(name)
+			if err != nil {
+				return t, err
+			}
+			if lit.Len() > 0 {
+				t.parts = append(t.parts, resultPart{text: lit.String()})
+				lit.Reset()
+			}
+			t.parts = append(t.parts, resultPart{group: g})
+			t.maxSub = max(t.maxSub, g)
+			i = n
+		}
+	}
+	if lit.Len() > 0 {
+		t.parts = append(t.parts, resultPart{text: lit.String()})
+	}
+	return t, nil
+}
+
+// macroName reads the name after a '$' at s[i:]: {name}, (name) (nested
+// brackets of the same kind count), or a run of letters, digits and '_'.
+// It returns the name and the index just past it.
+func macroName(s string, i int) (string, int, error) {
+	if i < len(s) && (s[i] == '{' || s[i] == '(') {
+		open, closing := s[i], byte('}')
+		if open == '(' {
+			closing = ')'
+		}
+		level := 1
+		for j := i + 1; j < len(s); j++ {
+			switch s[j] {
+			case open:
+				level++
+			case closing:
+				if level--; level == 0 {
+					if j == i+1 {
+						return "", 0, fmt.Errorf("empty macro name: %q", s)
+					}
+					return s[i+1 : j], j + 1, nil
+				}
+			}
+		}
+		return "", 0, fmt.Errorf("truncated macro reference: %q", s)
+	}
+	j := i
+	for j < len(s) && (isAlnum(s[j]) || s[j] == '_') {
+		j++
+	}
+	if j == i {
+		return "", 0, fmt.Errorf("empty macro name: %q", s)
+	}
+	return s[i:j], j, nil
+}
+
+func groupIndex(name string) (int, error) {
+	for i := 0; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return 0, fmt.Errorf("non-numeric replacement index %q", name)
+		}
+	}
+	n, err := strconv.Atoi(name)
+	if err != nil {
+		// Too many digits for an int: certainly more than the groups.
+		return 0, fmt.Errorf("out of range replacement index %q", name)
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("out-of-range replacement index %q", name)
+	}
+	return n, nil
+}
+
+// expand builds the value. key is in matchable form and sub holds the
+// submatch offsets into it; a group that did not take part in the match,
+// or matched nothing, adds nothing.
+func (t *resultTemplate) expand(key string, sub []int) string {
+	if t.maxSub == 0 && len(t.parts) <= 1 {
+		if len(t.parts) == 0 {
+			return ""
+		}
+		return t.parts[0].text
+	}
+	var b strings.Builder
+	for _, part := range t.parts {
+		if part.group == 0 {
+			b.WriteString(part.text)
+			continue
+		}
+		if lo, hi := sub[2*part.group], sub[2*part.group+1]; lo >= 0 {
+			b.WriteString(fromMatchable(key[lo:hi]))
+		}
+	}
+	return b.String()
+}
+
+func hasKeyword(s, word string) bool {
+	return len(s) >= len(word) && strings.EqualFold(s[:len(word)], word) &&
+		(len(s) == len(word) || !isAlnum(s[len(word)]))
+}
+
+// isAlnum is C's isalnum in the "C" locale, where Postfix runs.
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
