@@ -3,7 +3,7 @@ GO        ?= go
 DEB_PKGS  := postfix swaks pflogsumm
 BIN       := bin/postgate
 
-.PHONY: all build run test deps vet bench clean
+.PHONY: all build run test deps vet fuzz bench clean
 
 all: build
 
@@ -39,6 +39,13 @@ vet:
 test: deps vet
 	cd gateway/go-smtp && $(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# The parsers of what SMTP clients send, 10 s each: a whole session through
+# the real listener, and the envelope address parser.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzSMTPSession$$' -fuzztime 10s ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzExtractAddress$$' -fuzztime 10s ./gateway/command
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

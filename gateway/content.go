@@ -19,19 +19,31 @@ func putBuffer(b *bytes.Buffer) {
 	bufferPool.Put(b)
 }
 
-// readContent copies message content into buf with every line ended by
-// CRLF: a bare LF becomes CRLF (smtpd_forbid_bare_newline = normalize), so
-// the stored copy, and everything relayed from it, has canonical line ends
-// and a smuggled "<LF>.<LF>" can never end a message downstream. It reports
-// whether any bare LF was seen. The common case, no bare LF, copies once.
-func readContent(buf *bytes.Buffer, r io.Reader) (bareLF bool, err error) {
-	start := buf.Len()
-	if _, err := buf.ReadFrom(r); err != nil {
+// readLimited appends what r yields to buf, keeping at most limit bytes
+// (0: no limit) and reading on to the end past it, so the dialogue stays in
+// step; tooBig reports that content was dropped.
+func readLimited(buf *bytes.Buffer, r io.Reader, limit int64) (tooBig bool, err error) {
+	if limit <= 0 {
+		_, err = buf.ReadFrom(r)
 		return false, err
 	}
+	n, err := buf.ReadFrom(io.LimitReader(r, limit))
+	if err != nil || n < limit {
+		return false, err
+	}
+	extra, err := io.Copy(io.Discard, r)
+	return extra > 0, err
+}
+
+// normalizeLF ends every line of buf[start:] with CRLF: a bare LF becomes
+// CRLF (smtpd_forbid_bare_newline = normalize), so the stored copy, and
+// everything relayed from it, has canonical line ends and a smuggled
+// "<LF>.<LF>" can never end a message downstream. It reports whether any
+// bare LF was seen. The common case, no bare LF, costs one scan.
+func normalizeLF(buf *bytes.Buffer, start int) (bareLF bool) {
 	data := buf.Bytes()[start:]
 	if !hasBareLF(data) {
-		return false, nil
+		return false
 	}
 	fixed := make([]byte, 0, len(data)+len(data)/16)
 	for len(data) > 0 {
@@ -49,7 +61,7 @@ func readContent(buf *bytes.Buffer, r io.Reader) (bareLF bool, err error) {
 	}
 	buf.Truncate(start)
 	buf.Write(fixed)
-	return true, nil
+	return true
 }
 
 func hasBareLF(data []byte) bool {

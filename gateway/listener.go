@@ -25,9 +25,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.slot <- struct{}{}:
-			c := newConn(nc, l.svc, func() { <-l.slot })
-			l.svc.log.Logf("smtpd", "connect from %s", c.client)
-			return c, nil
+			return newConn(nc, l.svc.timeout, func() { <-l.slot }), nil
 		default:
 			go l.refuse(nc)
 		}
@@ -35,8 +33,8 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 func (l *listener) refuse(nc net.Conn) {
-	c := newConn(nc, l.svc, func() {})
-	l.svc.log.Logf("smtpd", "NOQUEUE: reject: CONNECT from %s: all server ports busy", c.client)
+	addr, _ := remoteAddr(nc)
+	l.svc.log.Logf("smtpd", "NOQUEUE: reject: CONNECT from unknown[%s]: all server ports busy", addr)
 	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	nc.Write([]byte("421 4.3.2 All server ports are busy\r\n"))
 	nc.Close()

@@ -13,6 +13,7 @@ import (
 	"postgate/queue"
 	"postgate/restrictions"
 	"postgate/rules"
+	"postgate/rules/route"
 )
 
 // service is the runtime of one master.cf smtpd listener: its parameters
@@ -26,19 +27,44 @@ type service struct {
 	log    *MailLog
 	store  *queue.Store
 	server *smtp.Server
+	route  *route.Resolver
 
 	hostname, banner, mailName     string
 	timeout, errorSleep            time.Duration
 	softErrorLimit, hardErrorLimit int
+	junkLimit                      int
+	lineLimit                      int
 	recipientLimit                 int
+	recipientOvershootLimit        int
+	messageSizeLimit               int64
 	maxProc                        int
+
+	delayReject            bool
+	heloRequired           bool
+	strictRFC821           bool
+	smtputf8               bool
+	strictSMTPUTF8         bool
+	disableVrfy            bool
+	softBounce             bool
+	forbidUnauthPipelining bool
+
+	noopCommands      *rules.StringList
+	forbiddenCommands *rules.StringList
+	ehloDiscardWords  ehloMask
+	ehloDiscardMaps   []rules.Table
+	rejectFooter      string
+	rejectFooterMaps  []rules.Table
+	xclientHosts      *rules.AddrList
+	xforwardHosts     *rules.AddrList
+	fastFlushDomains  *rules.DomainList
 
 	bareLF           bareLFMode
 	bareLFCode       int
 	bareLFExclusions *rules.AddrList
 
-	lists               *restrictions.Lists
-	hasDataRestrictions bool
+	lists                    *restrictions.Lists
+	hasDataRestrictions      bool
+	hasEndOfDataRestrictions bool
 }
 
 type bareLFMode int
@@ -75,18 +101,32 @@ func (tc tableCache) open(spec string) (rules.Table, error) {
 // and where it was set.
 func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*service, []string, error) {
 	s := &service{
-		name:           svc.Name,
-		pos:            svc.Pos,
-		hostname:       cfg.Get("myhostname"),
-		banner:         cfg.Get("smtpd_banner"),
-		mailName:       cfg.Get("mail_name"),
-		timeout:        cfg.Duration("smtpd_timeout"),
-		errorSleep:     cfg.Duration("smtpd_error_sleep_time"),
-		softErrorLimit: int(cfg.Int("smtpd_soft_error_limit")),
-		hardErrorLimit: int(cfg.Int("smtpd_hard_error_limit")),
-		recipientLimit: int(cfg.Int("smtpd_recipient_limit")),
-		maxProc:        svc.MaxProc,
-		bareLFCode:     int(cfg.Int("smtpd_forbid_bare_newline_reject_code")),
+		name:                    svc.Name,
+		pos:                     svc.Pos,
+		hostname:                cfg.Get("myhostname"),
+		banner:                  cfg.Get("smtpd_banner"),
+		mailName:                cfg.Get("mail_name"),
+		timeout:                 cfg.Duration("smtpd_timeout"),
+		errorSleep:              cfg.Duration("smtpd_error_sleep_time"),
+		softErrorLimit:          int(cfg.Int("smtpd_soft_error_limit")),
+		hardErrorLimit:          int(cfg.Int("smtpd_hard_error_limit")),
+		junkLimit:               int(cfg.Int("smtpd_junk_command_limit")),
+		lineLimit:               int(cfg.Int("line_length_limit")),
+		recipientLimit:          int(cfg.Int("smtpd_recipient_limit")),
+		recipientOvershootLimit: int(cfg.Int("smtpd_recipient_overshoot_limit")),
+		messageSizeLimit:        cfg.Int("message_size_limit"),
+		maxProc:                 svc.MaxProc,
+		delayReject:             cfg.Bool("smtpd_delay_reject"),
+		heloRequired:            cfg.Bool("smtpd_helo_required"),
+		strictRFC821:            cfg.Bool("strict_rfc821_envelopes"),
+		smtputf8:                cfg.Bool("smtputf8_enable"),
+		strictSMTPUTF8:          cfg.Bool("strict_smtputf8"),
+		disableVrfy:             cfg.Bool("disable_vrfy_command"),
+		softBounce:              cfg.Bool("soft_bounce"),
+		forbidUnauthPipelining:  cfg.Bool("smtpd_forbid_unauth_pipelining"),
+		ehloDiscardWords:        parseEHLOMask(cfg.Get("smtpd_discard_ehlo_keywords")),
+		rejectFooter:            cfg.Get("smtpd_reject_footer"),
+		bareLFCode:              int(cfg.Int("smtpd_forbid_bare_newline_reject_code")),
 	}
 	if s.maxProc <= 0 {
 		s.maxProc = int(cfg.Int("default_process_limit"))
@@ -107,8 +147,8 @@ func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*s
 	if err != nil {
 		return nil, nil, paramError(cfg, "mynetworks", err)
 	}
-	if s.bareLFExclusions, err = rules.NewAddrList(cfg.List("smtpd_forbid_bare_newline_exclusions")); err != nil {
-		return nil, nil, paramError(cfg, "smtpd_forbid_bare_newline_exclusions", err)
+	if err := s.buildLists(cfg, tables); err != nil {
+		return nil, nil, err
 	}
 	parent := parentMatcher(cfg)
 	relayDomains, err := rules.NewDomainList(cfg.List("relay_domains"), parent("relay_domains"))
@@ -128,11 +168,13 @@ func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*s
 		params[p] = cfg.Get(p)
 	}
 	s.hasDataRestrictions = len(cfg.List("smtpd_data_restrictions")) > 0
+	s.hasEndOfDataRestrictions = len(cfg.List("smtpd_end_of_data_restrictions")) > 0
 	// The same address resolution as delivery, with this service's view.
 	rt, err := newRoute(cfg, tables)
 	if err != nil {
 		return nil, nil, err
 	}
+	s.route = rt
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
 		Route:                         rt,
 		Mynetworks:                    mynetworks,
@@ -157,8 +199,52 @@ func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*s
 	if !s.lists.RelayGuarded() {
 		return nil, nil, errors.New(restrictions.RelayGuardError)
 	}
-	s.server = s.newServer(cfg)
+	s.server = s.newServer()
 	return s, s.lists.NotImplemented(), nil
+}
+
+// buildLists compiles the lists and tables of the SMTP dialogue; errors
+// name the parameter and where it was set.
+func (s *service) buildLists(cfg *config.Config, tables tableCache) error {
+	open := rules.WithOpener(tables.open)
+	var err error
+	strs := []struct {
+		param string
+		dst   **rules.StringList
+	}{{"smtpd_noop_commands", &s.noopCommands}, {"smtpd_forbidden_commands", &s.forbiddenCommands}}
+	for _, l := range strs {
+		if *l.dst, err = rules.NewStringList(cfg.List(l.param), open); err != nil {
+			return paramError(cfg, l.param, err)
+		}
+	}
+	addrs := []struct {
+		param string
+		dst   **rules.AddrList
+	}{{"smtpd_authorized_xclient_hosts", &s.xclientHosts}, {"smtpd_authorized_xforward_hosts", &s.xforwardHosts},
+		{"smtpd_forbid_bare_newline_exclusions", &s.bareLFExclusions}}
+	for _, l := range addrs {
+		if *l.dst, err = rules.NewAddrList(cfg.List(l.param), open); err != nil {
+			return paramError(cfg, l.param, err)
+		}
+	}
+	maps := []struct {
+		param string
+		dst   *[]rules.Table
+	}{{"smtpd_discard_ehlo_keyword_address_maps", &s.ehloDiscardMaps}, {"smtpd_reject_footer_maps", &s.rejectFooterMaps}}
+	for _, m := range maps {
+		for _, spec := range cfg.List(m.param) {
+			t, err := tables.open(spec)
+			if err != nil {
+				return paramError(cfg, m.param, err)
+			}
+			*m.dst = append(*m.dst, t)
+		}
+	}
+	parent := parentMatcher(cfg)
+	if s.fastFlushDomains, err = rules.NewDomainList(cfg.List("fast_flush_domains"), parent("fast_flush_domains"), open); err != nil {
+		return paramError(cfg, "fast_flush_domains", err)
+	}
+	return nil
 }
 
 // paramError names where the parameter was set.
@@ -245,31 +331,29 @@ func trimBrackets(s string) string {
 	return s
 }
 
+// inList matches a command against smtpd_noop_commands or
+// smtpd_forbidden_commands; as in Postfix, a lookup error counts as no
+// match (the features are not critical), with a warning.
+func (s *service) inList(ctx context.Context, l *rules.StringList, v string) bool {
+	ok, err := l.Match(ctx, v)
+	if err != nil {
+		s.log.Logf("smtpd", "warning: %v", err)
+	}
+	return ok && err == nil
+}
+
 func (s *service) bareLFExcluded(ctx context.Context, addr netip.Addr) bool {
 	ok, err := s.bareLFExclusions.Match(ctx, addr)
 	return ok && err == nil
 }
 
-// NewSession starts a session at the client's first HELO/EHLO.
-func (s *service) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	pc, ok := c.Conn().(*conn)
-	if !ok {
-		return nil, fmt.Errorf("internal error: connection not wrapped")
-	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	return &session{c: pc, svc: s, ctx: ctx, cancel: cancel, helo: c.Hostname()}, nil
-}
-
-// newServer configures go-smtp for this service.
-func (s *service) newServer(cfg *config.Config) *smtp.Server {
-	srv := smtp.NewServer(s)
-	srv.Domain = s.hostname
-	srv.MaxMessageBytes = cfg.Int("message_size_limit")
-	srv.MaxLineLength = 0 // body lines of any length; conn bounds command lines
-	srv.MaxRecipients = 0 // counted in the session, with Postfix's reply
-	srv.ReadTimeout = 0   // conn applies smtpd_timeout to every read
-	srv.EnableSMTPUTF8 = cfg.Bool("smtputf8_enable")
-	srv.EnableDSN = true
+// newServer configures go-smtp for this service: the service's sessions
+// decide every reply (smtp.Handler); go-smtp reads command lines, cut at
+// line_length_limit, and content.
+func (s *service) newServer() *smtp.Server {
+	srv := smtp.NewServer(nil)
+	srv.Handler = s
+	srv.MaxLineLength = s.lineLimit
 	srv.ErrorLog = warningLog{s}
 	return srv
 }

@@ -1,146 +1,385 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"io"
+	"errors"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
+	"postgate/gateway/command"
 	"postgate/queue"
 	"postgate/restrictions"
 	"postgate/rules"
 )
 
-// session is one SMTP session on go-smtp, from the first HELO/EHLO to the
-// end of the connection. It runs the restriction stages, assembles the
-// message and appends it to the queue before the 250 is sent.
+// session is the SMTP dialogue of one connection: Postfix's smtpd state
+// machine on go-smtp's Handler. go-smtp reads command lines and message
+// content and writes the replies; the session parses each command as
+// Postfix does (gateway/command), runs the restriction stages, receives
+// the message into the queue, and decides every reply, which it sends
+// through reply, the one place a reply is made.
 type session struct {
-	c      *conn
 	svc    *service
+	c      *smtp.Conn
+	nc     *conn
 	ctx    context.Context
 	cancel context.CancelFunc
-	helo   string
+	client clientInfo
 
-	// The current transaction, reset by RSET, EHLO and the end of DATA.
-	id      string
-	sender  string
-	hasMail bool
-	ret     string
-	envID   string
-	rcpts   []queue.Recipient
-	txn     restrictions.Txn
+	helo     string // HELO/EHLO argument, "" before HELO/EHLO
+	proto    string // "SMTP", or "ESMTP" after EHLO
+	where    string // the command or stage the session is at, for "lost connection after X"
+	stats    cmdStats
+	errors   int // Postfix's error_count: failed commands and protocol errors
+	junk     int // NOOP, RSET, VRFY, ETRN, HELO/EHLO so far (smtpd_junk_command_limit)
+	ehloMask ehloMask
+	denied   *rules.Reply // smtpd_delay_reject = no: the client was refused at connect
+	hangup   bool         // a 421 or 521 reply was sent: close after it
+	quit     bool
+	bareLF   bool // a bare LF was seen (notes=bare_lf)
+	// illPipelining: improper pipelining was seen (logged once, as Postfix).
+	illPipelining bool
+	xclientOK     bool // the client may send XCLIENT (smtpd_authorized_xclient_hosts)
+	xforwardOK    bool
+
+	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
+	txn    transaction
 }
 
-func (s *session) request(rcpt string) *restrictions.Request {
-	return &restrictions.Request{
-		ClientAddr:     s.c.client.addr,
-		ClientName:     s.c.client.name,
-		ReverseName:    s.c.client.name,
-		Helo:           s.helo,
-		Proto:          s.c.proto(),
-		Sender:         s.sender,
-		Recipient:      rcpt,
-		RecipientCount: len(s.rcpts),
+// clientInfo is what the log and the restrictions know of the client.
+type clientInfo struct {
+	addr netip.Addr
+	port int
+	name string // verified name or "unknown"
+}
+
+// String formats the client as Postfix logs it: name[addr].
+func (c clientInfo) String() string {
+	return c.name + "[" + c.addr.String() + "]"
+}
+
+// transaction is the mail transaction, from MAIL to its end (Postfix's
+// mail_reset and rcpt_reset clear it).
+type transaction struct {
+	active   bool // MAIL was accepted
+	id       string
+	sender   string
+	ret      string
+	envID    string
+	size     int64 // MAIL SIZE=
+	smtputf8 bool
+	rcpts    []queue.Recipient
+	// overshoot counts recipients refused for smtpd_recipient_limit.
+	overshoot int
+	xforward  xforward
+	bdat      *bdatState // BDAT chunks are arriving
+	bdatError bool       // a BDAT failed: skip chunks until LAST or RSET
+}
+
+// NewHandlerSession starts the session of an accepted connection.
+func (s *service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
+	nc, ok := c.Conn().(*conn)
+	if !ok {
+		panic("gateway: connection not wrapped")
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	addr, port := remoteAddr(nc.Conn)
+	sess := &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",
+		client: clientInfo{addr: addr, port: port, name: "unknown"}}
+	return sess
+}
+
+// Greet runs at connect: improper pipelining before the greeting, the EHLO
+// keywords for this client, the client restrictions when they are not
+// delayed, then the greeting.
+func (s *session) Greet() {
+	s.svc.log.Logf("smtpd", "connect from %s", s.client)
+	// Unlike the XCLIENT permission, XFORWARD's is decided once, for the
+	// connection's real client.
+	s.xforwardOK = s.svc.matchClient(s.ctx, s.svc.xforwardHosts, s.client.addr)
+	s.start()
+	if s.hangup {
+		s.c.Close()
 	}
 }
 
-// Reset discards the current transaction (RSET, a new EHLO, end of DATA).
-func (s *session) Reset() {
-	s.id, s.sender, s.hasMail, s.ret, s.envID = "", "", false, "", ""
-	s.rcpts = s.rcpts[:0]
-	s.txn.Reset()
-}
-
-// Logout ends the session when the connection closes.
-func (s *session) Logout() error {
-	s.cancel()
-	return nil
-}
-
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	s.Reset()
-	s.sender, s.hasMail = from, true
-	if opts != nil {
-		s.ret = string(opts.Return)
-		s.envID = opts.EnvelopeID
+// start begins the dialogue at connect and again after XCLIENT.
+func (s *session) start() {
+	s.xclientOK = s.svc.matchClient(s.ctx, s.svc.xclientHosts, s.client.addr)
+	if !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
+		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
+		s.hangup = true
+		return
 	}
-	v := s.svc.lists.Check(s.ctx, restrictions.Mail, s.request(""), &s.txn)
-	if v.Decision == restrictions.Reject {
-		err := s.reject("MAIL", "", v) // logged with from=<...>, as Postfix
-		s.sender, s.hasMail = "", false
-		return err
+	mask, err := s.svc.ehloDiscard(s.ctx, s.client.addr.String())
+	if err != nil {
+		s.svc.log.Logf("smtpd", "warning: don't know what EHLO features to announce to %s: %v", s.client, err)
+		s.localDataError()
+		return
 	}
-	s.logEvents("MAIL", "", v)
-	return nil
-}
-
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if len(s.rcpts) >= s.svc.recipientLimit {
-		return replyError(452, "4.5.3", "Error: too many recipients")
-	}
-	v := s.svc.lists.Check(s.ctx, restrictions.Rcpt, s.request(to), &s.txn)
-	if v.Decision == restrictions.Reject {
-		return s.reject("RCPT", to, v)
-	}
-	s.logEvents("RCPT", to, v)
-	if s.id == "" {
-		// Postfix assigns the queue ID at the first accepted recipient.
-		s.id = s.svc.store.NewID()
-		s.svc.log.Logf("smtpd", "%s: client=%s", s.id, s.c.client)
-	}
-	s.rcpts = append(s.rcpts, dsnRecipient(to, opts))
-	return nil
-}
-
-// dsnRecipient keeps the DSN parameters with the envelope, so bounces can
-// honour them.
-func dsnRecipient(to string, opts *smtp.RcptOptions) queue.Recipient {
-	r := queue.Recipient{Addr: to}
-	if opts == nil {
-		return r
-	}
-	if opts.OriginalRecipient != "" {
-		r.ORCPT = strings.ToLower(string(opts.OriginalRecipientType)) + ";" + opts.OriginalRecipient
-	}
-	if len(opts.Notify) > 0 {
-		n := make([]string, len(opts.Notify))
-		for i, v := range opts.Notify {
-			n[i] = string(v)
+	s.ehloMask = mask
+	if !s.svc.delayReject {
+		if v := s.check(restrictions.Connect, ""); !s.passes("CONNECT", "", v) {
+			r := v.Reply()
+			s.denied = &r
+			s.errors++
+			return
 		}
-		r.Notify = strings.Join(n, ",")
 	}
-	return r
+	s.reply(rules.Reply{Code: 220, Text: s.svc.banner})
 }
 
-// reject logs a refused command as Postfix does (the verdict carries its
-// own reject line) and returns its reply.
-func (s *session) reject(stage, rcpt string, v restrictions.Verdict) error {
-	s.logEvents(stage, rcpt, v)
-	if v.Disconnect {
-		s.c.hangUpAfterReply()
+// localDataError is Postfix's answer when a table it needs to go on fails.
+func (s *session) localDataError() {
+	s.svc.log.Logf("smtpd", "%s: reject: %s from %s: 421 4.3.0 %s Server local data error",
+		s.idOrNoqueue(), s.where, s.client, s.svc.hostname)
+	s.reply(rules.Reply{Code: 421, DSN: "4.3.0", Text: s.svc.hostname + " Server local data error"})
+}
+
+// Command handles one command line, as Postfix's smtpd_proto loop does.
+func (s *session) Command(line smtp.CommandLine) {
+	s.command(line)
+	if s.hangup || s.quit {
+		s.c.Close()
+		return
 	}
-	return verdictError(v)
+	if s.errors >= s.svc.hardErrorLimit {
+		s.svc.log.Logf("smtpd", "too many errors after %s from %s", s.where, s.client)
+		s.reply(rules.Reply{Code: 421, DSN: "4.7.0", Text: s.svc.hostname + " Error: too many errors"})
+		s.c.Close()
+	}
+}
+
+func (s *session) command(line smtp.CommandLine) {
+	text := line.Text
+	if line.Truncated {
+		s.svc.log.Logf("smtpd", "warning: %s: request longer than %d: %.30s...", s.client, s.svc.lineLimit, printable(text))
+	}
+	if line.BareLF {
+		switch {
+		case s.svc.bareLF == bareLFReject && !s.svc.bareLFExcluded(s.ctx, s.client.addr):
+			s.logAction("reject", s.where, "bare <LF> received", "")
+			s.reply(rules.Reply{Code: s.svc.bareLFCode, DSN: "5.5.2", Text: s.svc.hostname + " Error: bare <LF> received"})
+			s.hangup = true
+			return
+		case s.svc.bareLF == bareLFNote:
+			s.bareLF = true
+		}
+	}
+	// Postfix parses C strings: a NUL byte ends the line.
+	if i := strings.IndexByte(text, 0); i >= 0 {
+		text = text[:i]
+	}
+	if s.svc.smtputf8 && !utf8.ValidString(text) {
+		s.reply(rules.Reply{Code: 500, DSN: "5.5.2", Text: "Error: bad UTF-8 syntax"})
+		s.unknownCommand()
+		return
+	}
+	args := command.Tokenize(text)
+	if len(args) == 0 {
+		s.reply(rules.Reply{Code: 500, DSN: "5.5.2", Text: "Error: bad syntax"})
+		s.unknownCommand()
+		return
+	}
+	name := args[0].Text
+	if s.svc.inList(s.ctx, s.svc.noopCommands, name) {
+		s.reply(rules.Reply{Code: 250, DSN: "2.0.0", Text: "Ok"})
+		s.countJunk()
+		return
+	}
+	idx := lookupCommand(name)
+	if idx < 0 {
+		s.stats[unknownStat].total++
+		s.where = "UNKNOWN"
+		if isHeader(name) || s.svc.inList(s.ctx, s.svc.forbiddenCommands, name) {
+			s.svc.log.Logf("smtpd", "warning: non-SMTP command from %s: %.100s", s.client, escape(line.Text))
+			s.reply(rules.Reply{Code: 221, DSN: "2.7.0", Text: "Error: I can break rules, too. Goodbye."})
+			s.hangup = true
+			return
+		}
+	} else {
+		s.stats[idx].total++
+	}
+	if s.denied != nil && (idx < 0 || commands[idx].name != "QUIT") {
+		if c := s.denied.Code; c == 421 || c == 521 {
+			s.reply(*s.denied)
+			return
+		}
+		s.reply(rules.Reply{Code: 503, DSN: "5.7.0", Text: "Error: access denied for " + s.client.String()})
+		s.errors++
+		return
+	}
+	if idx < 0 {
+		s.reply(rules.Reply{Code: 500, DSN: "5.5.2", Text: "Error: command not recognized"})
+		s.errors++
+		return
+	}
+	cmd := &commands[idx]
+	s.where = cmd.name
+	if (s.proto != "ESMTP" || cmd.flags&cmdLast != 0) && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
+		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
+		s.hangup = true
+		return
+	}
+	if cmd.run(s, args) {
+		s.stats[idx].ok++
+	} else {
+		s.errors++
+	}
+	if cmd.flags&cmdLimit != 0 {
+		s.countJunk()
+	}
+}
+
+// unknownCommand counts a line that is no command at all.
+func (s *session) unknownCommand() {
+	s.errors++
+	s.where = "UNKNOWN"
+	s.stats[unknownStat].total++
+}
+
+// countJunk counts a command that can be repeated without cost to the
+// client: past smtpd_junk_command_limit, each is an error.
+func (s *session) countJunk() {
+	if s.junk > s.svc.junkLimit {
+		s.errors++
+	}
+	s.junk++
+}
+
+// pipelinedAhead reports whether the client sent more input before the
+// reply it should have waited for, and logs the first time it does
+// (Postfix's smtpd_flag_ill_pipelining).
+func (s *session) pipelinedAhead() bool {
+	ahead := s.c.Pending()
+	if len(ahead) == 0 {
+		ahead = s.nc.peek(100)
+	}
+	if len(ahead) == 0 {
+		return false
+	}
+	s.svc.log.Logf("smtpd", "improper command pipelining after %s from %s: %s", s.where, s.client, escape(string(ahead[:min(len(ahead), 100)])))
+	s.illPipelining = true
+	return true
+}
+
+// ReadError ends the dialogue when no command line could be read.
+func (s *session) ReadError(err error) {
+	if isTimeout(err) {
+		s.svc.log.Logf("smtpd", "timeout after %s from %s", s.where, s.client)
+		s.reply(rules.Reply{Code: 421, DSN: "4.4.2", Text: s.svc.hostname + " Error: timeout exceeded"})
+		return
+	}
+	s.svc.log.Logf("smtpd", "lost connection after %s from %s", s.where, s.client)
+}
+
+// Close logs the disconnect line once the connection is gone.
+func (s *session) Close() {
+	s.resetTransaction()
+	s.cancel()
+	s.svc.log.Logf("smtpd", "disconnect from %s%s", s.client, s.stats.format(s.bareLF))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// reply sends r: the one place a reply is made. As Postfix's
+// smtpd_chat_reply it sleeps smtpd_error_sleep_time once the client has
+// made smtpd_soft_error_limit errors, adds smtpd_reject_footer to 4xx and
+// 5xx replies, turns 5xx into 4xx under soft_bounce, and hangs up after a
+// 421 or 521.
+func (s *session) reply(r rules.Reply) {
+	if s.errors >= s.svc.softErrorLimit {
+		time.Sleep(s.svc.errorSleep)
+	}
+	if r.Code >= 400 {
+		r = s.withFooter(r)
+	}
+	if s.svc.softBounce && r.Code/100 == 5 {
+		r.Code -= 100
+		if strings.HasPrefix(r.DSN, "5") {
+			r.DSN = "4" + r.DSN[1:]
+		}
+	}
+	s.c.Reply(r.Code, smtp.NoEnhancedCode, r.Lines()...)
+	if r.Code == 421 || r.Code == 521 {
+		s.hangup = true
+	}
+}
+
+// idOrNoqueue is the queue ID for log lines, NOQUEUE before there is one.
+func (s *session) idOrNoqueue() string {
+	if s.txn.id == "" {
+		return "NOQUEUE"
+	}
+	return s.txn.id
 }
 
 // logContext is the "from=<..> to=<..> proto=.. helo=<..>" tail of a log line.
 func (s *session) logContext(rcpt string) string {
 	var b strings.Builder
-	if s.hasMail {
-		b.WriteString(" from=<" + s.sender + ">")
+	if s.txn.active {
+		b.WriteString(" from=<" + s.txn.sender + ">")
 	}
 	if rcpt != "" {
 		b.WriteString(" to=<" + rcpt + ">")
 	}
-	b.WriteString(" proto=" + s.c.proto())
+	b.WriteString(" proto=" + s.proto)
 	if s.helo != "" {
 		b.WriteString(" helo=<" + s.helo + ">")
 	}
 	return b.String()
 }
+
+// logAction writes a Postfix action line: "<id>: <what>: <STAGE> from
+// <client>: <text>; from=<..> ...".
+func (s *session) logAction(what, stage, text, rcpt string) {
+	s.svc.log.Logf("smtpd", "%s: %s: %s from %s: %s;%s", s.idOrNoqueue(), what, stage, s.client, text, s.logContext(rcpt))
+}
+
+// request is what the restrictions see of the session.
+func (s *session) request(rcpt string) *restrictions.Request {
+	return &restrictions.Request{
+		ClientAddr:     s.client.addr,
+		ClientName:     s.client.name,
+		ReverseName:    s.client.name,
+		Helo:           s.helo,
+		Proto:          s.proto,
+		Sender:         s.txn.sender,
+		Recipient:      rcpt,
+		RecipientCount: len(s.txn.rcpts),
+
+		IllegalPipelining: s.illPipelining,
+	}
+}
+
+// check runs the restrictions of a stage.
+func (s *session) check(stage restrictions.Stage, rcpt string) restrictions.Verdict {
+	return s.svc.lists.Check(s.ctx, stage, s.request(rcpt), &s.checks)
+}
+
+// passes writes the log lines of a verdict for the command at stage (a
+// reject carries its own reject line, as Postfix logs it) and, when it
+// rejects, sends its reply. It reports whether the command may go on.
+func (s *session) passes(stage, rcpt string, v restrictions.Verdict) bool {
+	s.logEvents(stage, rcpt, v)
+	if v.Decision == restrictions.Reject {
+		s.reply(v.Reply())
+		return false
+	}
+	return true
+}
+
+// needSMTPUTF8 refuses a non-ASCII address under strict_smtputf8.
+var needSMTPUTF8 = rules.Reply{Code: 553, DSN: "5.6.7", Text: "Must declare SMTPUTF8 to send unicode address"}
 
 // logEvents writes the action and warning lines a verdict carries, and a
 // warning for each access action the message stage cannot apply yet
@@ -156,7 +395,7 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 	for _, e := range v.Log {
 		switch e.Kind {
 		case restrictions.LogAction:
-			s.svc.log.Logf("smtpd", "%s: %s: %s from %s: %s;%s", s.idOrNoqueue(), e.What, stage, s.c.client, e.Text, s.logContext(rcpt))
+			s.logAction(e.What, stage, e.Text, rcpt)
 		case restrictions.LogWarning:
 			s.svc.log.Logf("smtpd", "warning: %s", e.Text)
 		default:
@@ -165,119 +404,69 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 	}
 }
 
-func (s *session) Data(r io.Reader) error {
-	if s.svc.hasDataRestrictions {
-		// go-smtp has already sent 354: the data stage decides at the end.
-		if v := s.svc.lists.Check(s.ctx, restrictions.Data, s.request(s.onlyRecipient()), &s.txn); v.Decision == restrictions.Reject {
-			io.Copy(io.Discard, r)
-			return s.reject("DATA", s.onlyRecipient(), v)
+// resetTransaction ends the mail transaction (RSET, HELO/EHLO, the end of
+// a message, a refused MAIL).
+func (s *session) resetTransaction() {
+	if s.txn.bdat != nil {
+		putBuffer(s.txn.bdat.buf)
+	}
+	rcpts := s.txn.rcpts[:0]
+	s.txn = transaction{rcpts: rcpts}
+	s.checks.Reset()
+}
+
+// printable replaces what cannot be logged with '?', as Postfix's
+// printable().
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// escape writes bytes as Postfix's escape(): printable ASCII as is (a
+// backslash doubled), C escapes for \a \b \f \n \r \t \v, octal otherwise.
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch k := strings.IndexByte("\a\b\f\n\r\t\v", c); {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c >= ' ' && c < 0x7f:
+			b.WriteByte(c)
+		case k >= 0:
+			b.WriteByte('\\')
+			b.WriteByte("abfnrtv"[k])
+		default:
+			b.WriteByte('\\')
+			b.WriteString(strconv.FormatUint(uint64(c)|0o1000, 8)[1:])
 		}
 	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	arrival := time.Now()
-	s.writeReceived(buf, arrival)
-	bare, err := readContent(buf, r)
-	if err != nil {
-		return dataReadError(err)
-	}
-	if bare {
-		switch {
-		case s.svc.bareLF == bareLFReject && !s.svc.bareLFExcluded(s.ctx, s.c.client.addr):
-			s.svc.log.Logf("smtpd", "%s: reject: DATA from %s: %d 5.5.2 %s Error: bare <LF> received;%s",
-				s.idOrNoqueue(), s.c.client, s.svc.bareLFCode, s.svc.hostname, s.logContext(s.onlyRecipient()))
-			if s.svc.bareLFCode == 521 {
-				s.c.hangUpAfterReply()
+	return b.String()
+}
+
+// isHeader reports whether a command word looks like a message header
+// name ("Subject:"), the sign of a client that is not speaking SMTP
+// (Postfix's is_header).
+func isHeader(word string) bool {
+	n, space := 0, false
+	for i := 0; i < len(word); i++ {
+		switch c := word[i]; {
+		case c == ':':
+			return n > 0
+		case c == ' ' || c == '\t':
+			if n == 0 {
+				return false
 			}
-			return replyError(s.svc.bareLFCode, "5.5.2", s.svc.hostname+" Error: bare <LF> received")
-		case s.svc.bareLF == bareLFNote:
-			s.c.noteBareLF()
+			space = true
+		case c < ' ' || c >= 0x7f || space:
+			return false
+		default:
+			n++
 		}
 	}
-	content := buf.Bytes()
-	if s.txn.Discarded() {
-		// An access DISCARD: accepted with 250, never queued (logged when it fired).
-		return replyError(250, "2.0.0", "Ok: queued as "+s.id)
-	}
-	env := &queue.Envelope{
-		ID:         s.id,
-		Sender:     s.sender,
-		Recipients: s.rcpts,
-		RET:        s.ret,
-		EnvID:      s.envID,
-		Arrival:    arrival,
-		ClientName: s.c.client.name,
-		ClientAddr: s.c.client.addr.String(),
-		Helo:       s.helo,
-		Proto:      s.c.proto(),
-	}
-	// An access HOLD sends the message straight to the hold queue: one
-	// record, so no delivery can start in between.
-	appendFn := s.svc.store.Append
-	if s.txn.Held() {
-		appendFn = s.svc.store.AppendHeld
-	}
-	if err := appendFn(s.ctx, env, content); err != nil {
-		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.id, err)
-		return replyError(451, "4.3.0", "Error: queue file write error")
-	}
-	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.id, messageID(content))
-	return replyError(250, "2.0.0", "Ok: queued as "+s.id)
-}
-
-func (s *session) idOrNoqueue() string {
-	if s.id == "" {
-		return "NOQUEUE"
-	}
-	return s.id
-}
-
-// onlyRecipient is the recipient Postfix names at DATA: the only one, if one.
-func (s *session) onlyRecipient() string {
-	if len(s.rcpts) == 1 {
-		return s.rcpts[0].Addr
-	}
-	return ""
-}
-
-// writeReceived prepends Postfix's Received: header.
-func (s *session) writeReceived(buf *bytes.Buffer, now time.Time) {
-	helo := s.helo
-	buf.WriteString("Received: from ")
-	buf.WriteString(helo)
-	buf.WriteString(" (")
-	buf.WriteString(s.c.client.name)
-	buf.WriteString(" [")
-	buf.WriteString(s.c.client.addr.String())
-	buf.WriteString("])\r\n\tby ")
-	buf.WriteString(s.svc.hostname)
-	buf.WriteString(" (")
-	buf.WriteString(s.svc.mailName)
-	buf.WriteString(") with ")
-	buf.WriteString(s.c.proto())
-	buf.WriteString(" id ")
-	buf.WriteString(s.id)
-	if len(s.rcpts) == 1 {
-		buf.WriteString("\r\n\tfor <")
-		buf.WriteString(s.rcpts[0].Addr)
-		buf.WriteString(">")
-	}
-	buf.WriteString("; ")
-	buf.WriteString(mailDate(now))
-	buf.WriteString("\r\n")
-}
-
-// mailDate formats a date as Postfix's mail_date: day of month space-padded.
-func mailDate(t time.Time) string {
-	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
-}
-
-// dataReadError maps a failure while reading the content to its reply; an
-// error go-smtp made (size limit) is sent as it is.
-func dataReadError(err error) error {
-	if se, ok := err.(*smtp.SMTPError); ok {
-		return se
-	}
-	// The client went away or timed out; the reply is never seen.
-	return replyError(421, "4.4.2", "Error: "+strconv.Quote(err.Error()))
+	return false
 }

@@ -38,6 +38,23 @@ type entry struct {
 	damaged          bool // the message record itself is damaged: Content returns it raw
 }
 
+// hasDomain reports whether a recipient not yet done is in domain.
+func (e *entry) hasDomain(domain string) bool {
+	env, err := decodeEnvelope(e.env)
+	if err != nil {
+		return false
+	}
+	for i, r := range env.Recipients {
+		if i < len(e.done) && e.done[i] {
+			continue
+		}
+		if at := strings.LastIndexByte(r.Addr, '@'); at >= 0 && strings.EqualFold(r.Addr[at+1:], domain) {
+			return true
+		}
+	}
+	return false
+}
+
 // recLen is the size of the entry's record in its segment.
 func (e *entry) recLen() int64 { return recOverhead + int64(e.bodyLen) }
 

@@ -260,23 +260,42 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 // destinations, like postqueue -f. Without a running manager it does
 // nothing.
 func (s *Store) Flush() {
+	s.flushWhere(nil)
+}
+
+// FlushDomain makes the deferred messages due now that have a recipient
+// not yet delivered in domain, and revives dead destinations (ETRN:
+// Postfix's flush service for fast_flush_domains). Without a running
+// manager it does nothing.
+func (s *Store) FlushDomain(domain string) {
+	s.flushWhere(func(e *entry) bool { return e.state == Deferred && e.hasDomain(domain) })
+}
+
+// flushWhere makes the scheduled messages match chooses (nil: all) due
+// now and revives dead destinations.
+func (s *Store) flushWhere(match func(*entry) bool) {
 	s.mu.Lock()
 	m := s.mgr
 	if m != nil {
-		s.idx.dueAll(0)
+		if match == nil {
+			s.idx.dueAll(0)
+		} else {
+			s.idx.dueWhere(0, match)
+		}
 	}
 	s.mu.Unlock()
-	if m != nil {
-		m.mu.Lock()
-		for k, d := range m.dests {
-			d.deadUntil = time.Time{}
-			if d.refs == 0 {
-				delete(m.dests, k)
-			}
-		}
-		m.mu.Unlock()
-		m.poke()
+	if m == nil {
+		return
 	}
+	m.mu.Lock()
+	for k, d := range m.dests {
+		d.deadUntil = time.Time{}
+		if d.refs == 0 {
+			delete(m.dests, k)
+		}
+	}
+	m.mu.Unlock()
+	m.poke()
 }
 
 func newManager(ctx context.Context, s *Store, o ManagerOptions) *manager {

@@ -109,6 +109,17 @@ func (x *index) dueAll(due int64) {
 	heap.Init(&x.sched)
 }
 
+// dueWhere makes the scheduled messages for which match says so due at
+// due (ETRN: one domain's mail).
+func (x *index) dueWhere(due int64, match func(*entry) bool) {
+	for _, e := range x.sched {
+		if match(e) {
+			e.due = min(e.due, due)
+		}
+	}
+	heap.Init(&x.sched)
+}
+
 // clearSchedule empties the schedule when the queue manager stops.
 func (x *index) clearSchedule() {
 	for _, e := range x.sched {

@@ -19,6 +19,18 @@ func buildReject(_ *compiler, _, _ string, _ *tableRef) runFunc {
 	}
 }
 
+// buildRejectUnauthPipelining refuses a client that sent commands ahead
+// of a reply it should have waited for (the session says so).
+func buildRejectUnauthPipelining(_ *compiler, _, _ string, _ *tableRef) runFunc {
+	return func(e *eval) status {
+		if !e.req.IllegalPipelining {
+			return dunno
+		}
+		return e.reject(classProtocol, 503, "5.5.0",
+			fmt.Sprintf("<%s>: %s rejected: Improper use of SMTP command pipelining", e.replyName, e.replyClass))
+	}
+}
+
 func buildDefer(_ *compiler, _, _ string, _ *tableRef) runFunc {
 	return func(e *eval) status {
 		return e.reject(classPolicy, e.l.opts.DeferCode, "4.3.2",

@@ -36,7 +36,7 @@ var registry = map[string]spec{
 	"defer_if_permit":          {noArg, buildDeferIfPermit},
 	"defer_if_reject":          {noArg, buildDeferIfReject},
 	"sleep":                    {numberArg, buildSleep},
-	"reject_unauth_pipelining": {noArg, nil},
+	"reject_unauth_pipelining": {noArg, buildRejectUnauthPipelining},
 	"reject_plaintext_session": {noArg, nil},
 	"check_policy_service":     {serverArg, nil},
 

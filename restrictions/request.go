@@ -13,6 +13,9 @@ type Request struct {
 	Recipient   string // RCPT TO address being checked; at DATA/END-OF-MESSAGE the recipient, if only one
 	SASLUser    string // "" unless AUTH succeeded
 	EtrnDomain  string // ETRN argument
+	// IllegalPipelining: the client sent commands ahead of a reply it
+	// should have waited for (reject_unauth_pipelining).
+	IllegalPipelining bool
 
 	// RecipientCount is the number of recipients accepted so far in this
 	// transaction (not counting the one being checked at RCPT).

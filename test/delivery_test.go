@@ -430,3 +430,32 @@ func TestCompactionKeepsDeferred(t *testing.T) {
 		t.Fatalf("the long-deferred message did not arrive: %q", msgs)
 	}
 }
+
+// TestETRNFlushesDomain: ETRN for a domain in fast_flush_domains (the
+// default, $relay_domains) makes its deferred mail go out now, not after
+// minimal_backoff_time (300 s by default); a domain outside it gets 459.
+func TestETRNFlushesDomain(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t, "-r", "RCPT")
+	p := harness.Start(t, rejectUnauth+routes("relay.test", sink), "")
+	id := sendGoSMTP(t, p.Addr, "a@src.test", "u@relay.test", []byte("Subject: etrn\r\n\r\nx\r\n"))
+	if log := p.Log("status=deferred"); !strings.Contains(log, id+": to=<u@relay.test>") {
+		t.Fatalf("maillog lacks the deferral:\n%s", log)
+	}
+	sink.Restart()
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	if code, text := c.Cmd("ETRN other.test"); code != 459 || text != "<other.test>: service unavailable" {
+		t.Errorf("ETRN other.test: %d %s", code, text)
+	}
+	time.Sleep(2 * time.Second)
+	if msgs := sink.Messages(); len(msgs) != 0 {
+		t.Fatalf("delivered before ETRN relay.test: %d messages", len(msgs))
+	}
+	if code, text := c.Cmd("ETRN relay.test"); code != 250 || text != "Queuing started" {
+		t.Fatalf("ETRN relay.test: %d %s", code, text)
+	}
+	if msgs := sink.WaitMessages(1, 20*time.Second); len(msgs) != 1 {
+		t.Fatalf("sink got %d messages after ETRN, want 1\n%s", len(msgs), p.Log("status="))
+	}
+}

@@ -47,7 +47,7 @@ func testBody(msgid string) []byte {
 	return b.Bytes()
 }
 
-var queuedRe = regexp.MustCompile(`Ok: queued as ([0-9A-Za-z]+)`)
+var queuedRe = regexp.MustCompile(`Ok: (?:[0-9]+ bytes )?queued as ([0-9A-Za-z]+)`)
 
 // stripReceived removes postgate's Received: header (the first header,
 // with its continuation lines) from stored content.

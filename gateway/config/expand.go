@@ -357,3 +357,16 @@ func compareValues(a, b string) int {
 	}
 	return strings.Compare(a, b)
 }
+
+// ExpandRequest expands a value that Postfix expands per request
+// (smtpd_reject_footer, default_rbl_reply, ...) with the value lookup gives
+// each name: $name, ${name}, ${name?text}, ${name:text}, $$. Names lookup
+// does not know give "", as an undefined parameter does.
+func ExpandRequest(text string, lookup func(name string) string) (string, error) {
+	return expandString(text, requestValues(lookup))
+}
+
+type requestValues func(name string) string
+
+func (r requestValues) test(name string) bool             { return r(name) != "" }
+func (r requestValues) value(name string) (string, error) { return r(name), nil }

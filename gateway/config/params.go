@@ -108,6 +108,25 @@ var paramTable = []param{
 	boolean("smtputf8_enable", defSMTPUTF8),
 	boolean("smtpd_client_port_logging", "no"),
 
+	// The SMTP dialogue (gateway/session.go and its commands).
+	boolean("smtpd_helo_required", "no"),
+	boolean("strict_rfc821_envelopes", "no"),
+	boolean("strict_smtputf8", "no"),
+	boolean("disable_vrfy_command", "no"),
+	integer("line_length_limit", "2048", 40),
+	integer("smtpd_junk_command_limit", "100", 1), // Postfix: ${stress?{1}:{100}}
+	integer("smtpd_recipient_overshoot_limit", "1000", 1),
+	list("smtpd_noop_commands", ""),
+	list("smtpd_forbidden_commands", "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}"),
+	list("smtpd_discard_ehlo_keywords", ""),
+	list("smtpd_discard_ehlo_keyword_address_maps", ""),
+	str("smtpd_reject_footer", ""),
+	list("smtpd_reject_footer_maps", ""),
+	boolean("smtpd_forbid_unauth_pipelining", "yes"), // current Postfix; Debian's 3.7: no
+	list("smtpd_authorized_xclient_hosts", ""),
+	list("smtpd_authorized_xforward_hosts", ""),
+	list("fast_flush_domains", "$relay_domains"),
+
 	// Queue and logging.
 	str("queue_directory", "/var/spool/postgate"),
 	boolean("enable_long_queue_ids", "no"),

@@ -1,0 +1,307 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"postgate/gateway/command"
+	"postgate/queue"
+	"postgate/restrictions"
+	"postgate/rules"
+)
+
+// DATA and BDAT, as Postfix's data_cmd and bdat_cmd, and the message's way
+// into the queue: nothing is acknowledged before it is on disk.
+
+// bdatState is a message arriving in BDAT chunks.
+type bdatState struct {
+	buf     *bytes.Buffer
+	start   int // where the client's content begins (after our Received:)
+	arrival time.Time
+}
+
+func (s *session) data(args []command.Token) bool {
+	switch {
+	case s.txn.bdat != nil || s.txn.bdatError:
+		s.reply(rules.Reply{Code: 503, DSN: "5.5.1", Text: "Error: DATA after BDAT"})
+		return false
+	case len(s.txn.rcpts) == 0 && !s.txn.active:
+		s.reply(rules.Reply{Code: 503, DSN: "5.5.1", Text: "Error: need RCPT command"})
+		return false
+	case len(s.txn.rcpts) == 0:
+		// Not a protocol error: a pipelining client sends DATA before it
+		// knows that every recipient was refused.
+		s.reply(rules.Reply{Code: 554, DSN: "5.5.1", Text: "Error: no valid recipients"})
+		return false
+	case len(args) != 1:
+		s.reply(rules.Reply{Code: 501, DSN: "5.5.4", Text: "Syntax: DATA"})
+		return false
+	}
+	if r := s.checkData(); r != nil {
+		s.reply(*r)
+		return false
+	}
+	s.reply(rules.Reply{Code: 354, Text: "End data with <CR><LF>.<CR><LF>"})
+	s.where = "DATA content"
+	buf := getBuffer()
+	defer putBuffer(buf)
+	arrival := time.Now()
+	s.writeReceived(buf, arrival)
+	start := buf.Len()
+	tooBig, err := readLimited(buf, s.c.DataReader(), s.svc.messageSizeLimit)
+	if err != nil {
+		s.contentLost("DATA", int64(buf.Len()-start), err)
+		return false
+	}
+	s.where = "END-OF-MESSAGE"
+	if tooBig {
+		return s.messageTooBig()
+	}
+	return s.finishMessage(buf, start, arrival)
+}
+
+// checkData runs smtpd_data_restrictions (before 354, or at the first
+// BDAT); a reply is returned when they refuse the message.
+func (s *session) checkData() *rules.Reply {
+	if !s.svc.hasDataRestrictions {
+		return nil
+	}
+	v := s.check(restrictions.Data, s.onlyRecipient())
+	s.logEvents("DATA", s.onlyRecipient(), v)
+	if v.Decision != restrictions.Reject {
+		return nil
+	}
+	r := v.Reply()
+	return &r
+}
+
+func (s *session) bdat(args []command.Token) bool {
+	if s.ehloMask&ehloChunking != 0 {
+		// The next input would be message content: hang up.
+		s.reply(rules.Reply{Code: 521, DSN: "5.5.1", Text: "Error: command not implemented"})
+		return false
+	}
+	var size int64
+	var err error
+	last := len(args) == 3
+	if len(args) >= 2 && allDigits(args[1].Text) {
+		size, err = strconv.ParseInt(args[1].Text, 10, 64)
+	}
+	if len(args) < 2 || len(args) > 3 || !allDigits(args[1].Text) || err != nil ||
+		(last && !strings.EqualFold(args[2].Text, "LAST")) {
+		s.svc.log.Logf("smtpd", "warning: %s: malformed BDAT command syntax from %s: %.100s", s.idOrNoqueue(), s.client, printable(joinArgs(args)))
+		s.reply(rules.Reply{Code: 521, DSN: "5.5.4", Text: "Syntax: BDAT count [LAST]"})
+		return false
+	}
+	if size == 0 && !last {
+		s.svc.log.Logf("smtpd", "warning: %s: null BDAT request from %s", s.idOrNoqueue(), s.client)
+		return s.skipChunk(size, last, rules.Reply{Code: 551, DSN: "5.7.1", Text: "Null BDAT request"})
+	}
+	if s.txn.bdatError {
+		return s.skipChunk(size, last, rules.Reply{Code: 551, DSN: "5.0.0", Text: "Discarded " + strconv.FormatInt(size, 10) + " bytes after earlier error"})
+	}
+	if s.txn.bdat == nil {
+		// The first chunk is the message's DATA command.
+		switch {
+		case len(s.txn.rcpts) == 0 && !s.txn.active:
+			return s.skipChunk(size, last, rules.Reply{Code: 503, DSN: "5.5.1", Text: "Error: need RCPT command"})
+		case len(s.txn.rcpts) == 0:
+			return s.skipChunk(size, last, rules.Reply{Code: 554, DSN: "5.5.1", Text: "Error: no valid recipients"})
+		}
+		if r := s.checkData(); r != nil {
+			return s.skipChunk(size, last, *r)
+		}
+	}
+	received := int64(0)
+	if s.txn.bdat != nil {
+		received = int64(s.txn.bdat.buf.Len() - s.txn.bdat.start)
+	}
+	if limit := s.svc.messageSizeLimit; limit > 0 && received > limit-size {
+		s.svc.log.Logf("smtpd", "warning: %s: BDAT request from %s exceeds message size limit", s.idOrNoqueue(), s.client)
+		return s.skipChunk(size, last, rules.Reply{Code: 552, DSN: "5.3.4", Text: "Chunk exceeds message size limit"})
+	}
+	if s.txn.bdat == nil {
+		b := &bdatState{buf: getBuffer(), arrival: time.Now()}
+		s.writeReceived(b.buf, b.arrival)
+		b.start = b.buf.Len()
+		s.txn.bdat = b
+	}
+	b := s.txn.bdat
+	s.where = "BDAT content"
+	if _, err := b.buf.ReadFrom(s.c.ChunkReader(size)); err != nil {
+		s.contentLost("BDAT", int64(b.buf.Len()-b.start), err)
+		return false
+	}
+	if !last {
+		s.reply(rules.Reply{Code: 250, DSN: "2.0.0", Text: "Ok: " + strconv.FormatInt(size, 10) + " bytes"})
+		return true
+	}
+	s.where = "END-OF-MESSAGE"
+	return s.finishMessage(b.buf, b.start, b.arrival)
+}
+
+// skipChunk reads and drops the chunk of a refused BDAT, so the dialogue
+// stays in step, and answers. A refused last chunk ends the transaction;
+// otherwise further chunks are dropped until BDAT LAST or RSET.
+func (s *session) skipChunk(size int64, last bool, r rules.Reply) bool {
+	if _, err := io.Copy(io.Discard, s.c.ChunkReader(size)); err != nil {
+		s.contentLost("BDAT", 0, err)
+		return false
+	}
+	s.reply(r)
+	if last {
+		s.resetTransaction()
+	} else {
+		s.txn.bdatError = true
+	}
+	return false
+}
+
+// contentLost ends a session whose client went away (or timed out) inside
+// message content: the transaction is discarded, nothing is queued.
+func (s *session) contentLost(cmd string, n int64, err error) {
+	what := "lost connection"
+	if isTimeout(err) {
+		what = "timeout"
+	}
+	s.svc.log.Logf("smtpd", "%s after %s (%d bytes) from %s", what, cmd, n, s.client)
+	if what == "timeout" {
+		s.reply(rules.Reply{Code: 421, DSN: "4.4.2", Text: s.svc.hostname + " Error: timeout exceeded"})
+	}
+	s.resetTransaction()
+	s.hangup = true
+}
+
+func (s *session) messageTooBig() bool {
+	s.svc.log.Logf("smtpd", "warning: %s: queue file size limit exceeded", s.idOrNoqueue())
+	s.resetTransaction()
+	s.reply(rules.Reply{Code: 552, DSN: "5.3.4", Text: "Error: message file too big"})
+	return false
+}
+
+// finishMessage takes the whole message (buf, the client's content from
+// start on) through the end-of-data stage into the queue, and answers.
+func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time) bool {
+	defer s.resetTransaction()
+	if normalizeLF(buf, start) {
+		switch {
+		case s.svc.bareLF == bareLFReject && !s.svc.bareLFExcluded(s.ctx, s.client.addr):
+			text := s.svc.hostname + " Error: bare <LF> received"
+			s.logAction("reject", s.where, strconv.Itoa(s.svc.bareLFCode)+" 5.5.2 "+text, s.onlyRecipient())
+			s.reply(rules.Reply{Code: s.svc.bareLFCode, DSN: "5.5.2", Text: text})
+			return false
+		case s.svc.bareLF == bareLFNote:
+			s.bareLF = true
+		}
+	}
+	if s.svc.hasEndOfDataRestrictions && !s.passes("END-OF-MESSAGE", s.onlyRecipient(), s.check(restrictions.EndOfData, s.onlyRecipient())) {
+		return false
+	}
+	if s.checks.Discarded() {
+		// An access DISCARD: accepted with 250, never queued (logged when it fired).
+		s.accepted(buf, start)
+		return true
+	}
+	env := &queue.Envelope{
+		ID:         s.txn.id,
+		Sender:     s.txn.sender,
+		Recipients: s.txn.rcpts,
+		RET:        s.txn.ret,
+		EnvID:      s.txn.envID,
+		Arrival:    arrival,
+		ClientName: s.client.name,
+		ClientAddr: s.client.addr.String(),
+		Helo:       s.helo,
+		Proto:      s.proto,
+	}
+	if x := s.txn.xforward; x.set {
+		env.ClientName, env.ClientAddr, env.Helo = orDefault(x.name, env.ClientName), orDefault(x.addr, env.ClientAddr), orDefault(x.helo, env.Helo)
+		env.Proto = orDefault(x.proto, env.Proto)
+	}
+	// An access HOLD sends the message straight to the hold queue: one
+	// record, so no delivery can start in between.
+	appendFn := s.svc.store.Append
+	if s.checks.Held() {
+		appendFn = s.svc.store.AppendHeld
+	}
+	content := buf.Bytes()
+	if err := appendFn(s.ctx, env, content); err != nil {
+		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
+		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+		return false
+	}
+	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.txn.id, messageID(content))
+	s.accepted(buf, start)
+	return true
+}
+
+// accepted answers a message taken: a delivered message forgives the
+// client's earlier errors and junk commands, as Postfix does. After BDAT
+// the reply gives the size Postfix counts: the content with CRLF line ends,
+// a last line without one counted as if it had it.
+func (s *session) accepted(buf *bytes.Buffer, start int) {
+	s.errors, s.junk = 0, 0
+	text := "Ok: queued as " + s.txn.id
+	if s.txn.bdat != nil {
+		n := buf.Len() - start
+		if n > 0 && buf.Bytes()[buf.Len()-1] != '\n' {
+			n += 2
+		}
+		text = "Ok: " + strconv.Itoa(n) + " bytes queued as " + s.txn.id
+	}
+	s.reply(rules.Reply{Code: 250, DSN: "2.0.0", Text: text})
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// onlyRecipient is the recipient Postfix names at DATA: the only one, if one.
+func (s *session) onlyRecipient() string {
+	if len(s.txn.rcpts) == 1 {
+		return s.txn.rcpts[0].Addr
+	}
+	return ""
+}
+
+// writeReceived prepends Postfix's Received: header. With XFORWARD it
+// names the original client, as Postfix does.
+func (s *session) writeReceived(buf *bytes.Buffer, now time.Time) {
+	helo, name, addr, proto := s.helo, s.client.name, s.client.addr.String(), s.proto
+	if x := s.txn.xforward; x.set {
+		helo, name, addr, proto = orDefault(x.helo, helo), orDefault(x.name, name), orDefault(x.addr, addr), orDefault(x.proto, proto)
+	}
+	buf.WriteString("Received: from ")
+	buf.WriteString(helo)
+	buf.WriteString(" (")
+	buf.WriteString(name)
+	buf.WriteString(" [")
+	buf.WriteString(addr)
+	buf.WriteString("])\r\n\tby ")
+	buf.WriteString(s.svc.hostname)
+	buf.WriteString(" (")
+	buf.WriteString(s.svc.mailName)
+	buf.WriteString(") with ")
+	buf.WriteString(proto)
+	buf.WriteString(" id ")
+	buf.WriteString(s.txn.id)
+	if len(s.txn.rcpts) == 1 {
+		buf.WriteString("\r\n\tfor <")
+		buf.WriteString(s.txn.rcpts[0].Addr)
+		buf.WriteString(">")
+	}
+	buf.WriteString("; ")
+	buf.WriteString(mailDate(now))
+	buf.WriteString("\r\n")
+}
+
+// mailDate formats a date as Postfix's mail_date: day of month space-padded.
+func mailDate(t time.Time) string {
+	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
+}

@@ -1,0 +1,678 @@
+package test
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"postgate/test/harness"
+)
+
+var (
+	protocolUpdate = flag.Bool("update", false,
+		"TestProtocol: run the protocol scripts against the real Postfix and rewrite the goldens")
+	protocolAgainstPostfix = flag.Bool("protocol-against-postfix", false,
+		"TestProtocol: run the protocol scripts against the real Postfix and compare with the goldens")
+)
+
+// protocolHead is the main.cf settings of both servers, before the
+// script's @main lines. Where Debian's Postfix 3.7 defaults differ from
+// current Postfix (which postgate follows), the value is explicit. The relay
+// restrictions are the default (defer_unauth_destination: "454 4.7.1 ...
+// Relay access denied" for a foreign recipient).
+const protocolHead = `# protocol test head (test/protocol_test.go)
+myhostname = mx.gateway.test
+mydomain = gateway.test
+smtpd_banner = $myhostname ESMTP
+mynetworks = 127.0.0.1/32
+relay_domains = relay.test
+relay_transport = discard
+inet_protocols = ipv4
+smtputf8_enable = yes
+compatibility_level = 3.6
+# defaults of Postfix >= 3.9, explicit for Postfix 3.7
+smtpd_forbid_bare_newline = normalize
+smtpd_forbid_unauth_pipelining = yes
+`
+
+const protocolDir = "testdata/protocol"
+
+// protocolPostfixSlots bounds the real Postfix instances running at once.
+const protocolPostfixSlots = 4
+
+var protocolQueueID = regexp.MustCompile(`(queued as )[0-9A-Za-z]+`)
+
+func protocolNormalize(line string) string {
+	return protocolQueueID.ReplaceAllString(line, "${1}QUEUEID")
+}
+
+type protocolDifference struct{ script, command, reason string }
+
+// TestProtocol plays the SMTP dialogs in testdata/protocol/*.script and
+// compares what the server answers with testdata/protocol/*.golden, which
+// are recorded from the real Postfix (Debian's 3.7): Postfix is the oracle
+// for how postgate answers.
+//
+//	go test ./test -run TestProtocol                             # postgate vs goldens
+//	go test ./test -run TestProtocol -update                     # re-record from Postfix
+//	go test ./test -run TestProtocol -protocol-against-postfix   # Postfix vs goldens
+//
+// The last one shows that a recording is deterministic. Every script runs
+// against its own server (postgate per script in parallel; at most
+// protocolPostfixSlots Postfix instances at once) with the same settings:
+// protocolHead, then the script's @main lines, each parameter once (the
+// last value wins). Postgate gets them after the harness's default main.cf;
+// in the real Postfix they replace the harness head's definitions (see
+// startProtocolPostfix: a parameter defined twice can hang Postfix here).
+//
+// # Script format
+//
+// One item a line. Empty lines and lines starting with "#" are comments;
+// comment every case. A plain line is an SMTP command line: it is sent with
+// CRLF, then one reply is read (a multi-line reply whole) and recorded.
+// Command lines, @raw text and @postgate lines may hold the escapes \r, \n,
+// \t, \\ and \xHH (a line that must start with "#" or "@" starts with \x23
+// or \x40; trailing spaces are kept, but write them as \x20 to show them).
+// Directives start with "@":
+//
+//	@main NAME = VALUE a main.cf setting for this script, taken verbatim
+//	                   (no escapes: main.cf has its own, e.g. \n in
+//	                   smtpd_reject_footer); only before the first @connect
+//	@connect [SRC]     close the connection, open a new one from SRC (in
+//	                   127.0.0.0/8; default 127.0.0.5, outside mynetworks)
+//	                   and record the greeting
+//	@pipeline ... @end send the command lines between in ONE write, then read
+//	                   one reply per line (until the server closes)
+//	@raw TEXT          send TEXT as it is (no CRLF added) and read nothing
+//	@read              read one reply
+//	@shutwr            half-close the connection (CloseWrite)
+//	@expect-close      record whether the server closes within 2 s
+//	                   ("-- closed" or "-- open"; a reply that comes first is
+//	                   recorded too)
+//	@sleep MS          wait MS milliseconds
+//	@differs REASON    the NEXT reply is a deliberate difference: postgate
+//	@postgate LINE     answers with these lines (one @postgate per reply
+//	...                line, or "-- closed" / "-- open") instead of what
+//	                   Postfix answered. Postgate is checked against them,
+//	                   and every difference is listed in the test log.
+//
+// # Transcript format (.golden)
+//
+// After a "# " header: "-- connect SRC" for each connection, "C: LINE" for a
+// command line sent (CRLF not shown), "C: [raw] TEXT" for raw bytes,
+// "-- pipeline: N lines in one write" before the C: lines of a pipeline,
+// "S: LINE" for each reply line (CRLF removed), "-- half-close",
+// "-- closed" (the server closed instead of replying, or within the
+// @expect-close wait) and "-- open", and "-- differs: REASON" before a reply
+// that postgate answers differently. Bytes are shown as the escapes above
+// (other non-printable bytes as \xHH, a space at the end of a line as
+// \x20); a client line over 100 bytes is shortened to "<first 60
+// bytes>...(N bytes)", a server line over 1000 bytes to "<first 60
+// bytes>...(N bytes)...<last 60 bytes>". The only normalization: the queue
+// ID after "queued as " becomes QUEUEID.
+func TestProtocol(t *testing.T) {
+	if *protocolUpdate && *protocolAgainstPostfix {
+		t.Fatal("-update and -protocol-against-postfix exclude each other")
+	}
+	paths, err := filepath.Glob(filepath.Join(protocolDir, "*.script"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no scripts in %s", protocolDir)
+	}
+	scripts := map[string]bool{}
+	for _, p := range paths {
+		scripts[strings.TrimSuffix(filepath.Base(p), ".script")] = true
+	}
+	goldens, _ := filepath.Glob(filepath.Join(protocolDir, "*.golden"))
+	for _, g := range goldens {
+		if name := strings.TrimSuffix(filepath.Base(g), ".golden"); !scripts[name] {
+			t.Errorf("%s has no script %s.script: remove it", g, name)
+		}
+	}
+
+	var (
+		mu    sync.Mutex
+		diffs []protocolDifference
+	)
+	t.Cleanup(func() { // after all parallel subtests
+		if len(diffs) == 0 {
+			return
+		}
+		sort.Slice(diffs, func(i, j int) bool { return diffs[i].script < diffs[j].script })
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d deliberate differences from Postfix (@differs):\n", len(diffs))
+		for _, d := range diffs {
+			fmt.Fprintf(&b, "  %s: %s: %s\n", d.script, d.command, d.reason)
+		}
+		t.Log(b.String())
+	})
+	slots := make(chan struct{}, protocolPostfixSlots)
+	version := ""
+	if *protocolUpdate || *protocolAgainstPostfix {
+		version = postfixVersion(t)
+	}
+
+	for _, path := range paths {
+		s, err := harness.ParseScriptFile(path)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		t.Run(s.Name, func(t *testing.T) {
+			t.Parallel()
+			goldenPath := filepath.Join(protocolDir, s.Name+".golden")
+			settings, err := protocolSettings(s)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			var (
+				addr string
+				pf   *harness.Postfix
+			)
+			if *protocolUpdate || *protocolAgainstPostfix {
+				slots <- struct{}{}
+				t.Cleanup(func() { <-slots }) // after Postfix has stopped
+				pf = startProtocolPostfix(t, settings)
+				addr = pf.Addr
+			} else {
+				var main strings.Builder
+				for _, st := range settings {
+					main.WriteString(st.line + "\n")
+				}
+				addr = harness.Start(t, main.String(), "").Addr
+			}
+			got, runErr := harness.RunScript(addr, s, protocolNormalize)
+			if pf != nil {
+				checkPostfixLog(t, pf)
+			}
+
+			if *protocolUpdate {
+				if runErr != nil {
+					t.Fatalf("Postfix: %v\ntranscript so far:\n%s", runErr, strings.Join(got, "\n"))
+				}
+				if t.Failed() {
+					t.Fatalf("%s not written", goldenPath)
+				}
+				noteDifferences(&mu, &diffs, s, got)
+				header := fmt.Sprintf("# Transcript of %s.script, recorded from the real Postfix (mail_version = %s)\n"+
+					"# by `go test ./test -run TestProtocol -update`. Do not edit: re-record.\n", s.Name, version)
+				if err := os.WriteFile(goldenPath, []byte(header+strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+
+			golden, err := readGolden(goldenPath)
+			if err != nil {
+				t.Fatalf("%v (record it with -update)", err)
+			}
+			want := golden
+			who := "Postfix"
+			if !*protocolAgainstPostfix {
+				who = "postgate"
+				if want, err = applyDifferences(golden, s.Differences()); err != nil {
+					t.Fatalf("%s: %v (re-record with -update)", goldenPath, err)
+				}
+			}
+			noteDifferences(&mu, &diffs, s, golden)
+			if runErr != nil {
+				t.Errorf("%s: %v", who, runErr)
+			}
+			if d := lineDiff(want, got); d != "" {
+				t.Errorf("%s answers differently from %s (- want, + got):\n%s", who, goldenPath, d)
+			}
+		})
+	}
+}
+
+// postfixVersion is Postfix's mail_version, for the goldens' header.
+func postfixVersion(t *testing.T) string {
+	out, err := exec.Command(harness.Need(t, "postconf", "postfix"), "-d", "-h", "mail_version").Output()
+	if err != nil {
+		t.Fatalf("postconf: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// readGolden returns a golden's transcript lines, without its header.
+func readGolden(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+// applyDifferences replaces, in a transcript recorded from Postfix, each
+// reply after a "-- differs:" marker with what the script says postgate
+// answers instead.
+func applyDifferences(golden []string, ds []*harness.Difference) ([]string, error) {
+	var out []string
+	k := 0
+	for i := 0; i < len(golden); i++ {
+		out = append(out, golden[i])
+		if !strings.HasPrefix(golden[i], harness.DiffersMarker) {
+			continue
+		}
+		if k >= len(ds) {
+			return nil, fmt.Errorf("more @differs markers than the script declares")
+		}
+		if reason := strings.TrimPrefix(golden[i], harness.DiffersMarker); reason != ds[k].Reason {
+			return nil, fmt.Errorf("marker %q, but the script's @differs (line %d) says %q", reason, ds[k].Line, ds[k].Reason)
+		}
+		end := harness.ReplyEnd(golden, i+1)
+		out = append(out, ds[k].Postgate...)
+		i = end - 1
+		k++
+	}
+	if k != len(ds) {
+		return nil, fmt.Errorf("the script declares %d @differs, the golden has %d", len(ds), k)
+	}
+	return out, nil
+}
+
+// noteDifferences adds a script's @differs to the list for the test log,
+// with the command each one answers (from a transcript).
+func noteDifferences(mu *sync.Mutex, diffs *[]protocolDifference, s *harness.Script, transcript []string) {
+	ds := s.Differences()
+	if len(ds) == 0 {
+		return
+	}
+	k := 0
+	mu.Lock()
+	defer mu.Unlock()
+	for i, l := range transcript {
+		if strings.HasPrefix(l, harness.DiffersMarker) && k < len(ds) {
+			*diffs = append(*diffs, protocolDifference{s.Name, harness.LastCommand(transcript, i), ds[k].Reason})
+			k++
+		}
+	}
+	for ; k < len(ds); k++ {
+		*diffs = append(*diffs, protocolDifference{s.Name, fmt.Sprintf("(script line %d)", ds[k].Line), ds[k].Reason})
+	}
+}
+
+// lineDiff returns a unified-style diff of two transcripts (3 lines of
+// context; "" when equal).
+func lineDiff(want, got []string) string {
+	n, m := len(want), len(got)
+	// lcs[i][j]: length of the longest common subsequence of want[i:], got[j:].
+	lcs := make([][]int, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if want[i] == got[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	type op struct {
+		kind byte // ' ', '-', '+'
+		text string
+	}
+	var ops []op
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && want[i] == got[j]:
+			ops = append(ops, op{' ', want[i]})
+			i++
+			j++
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
+			ops = append(ops, op{'-', want[i]})
+			i++
+		default:
+			ops = append(ops, op{'+', got[j]})
+			j++
+		}
+	}
+	const context = 3
+	show := make([]bool, len(ops))
+	changed := false
+	for k, o := range ops {
+		if o.kind != ' ' {
+			changed = true
+			for c := max(0, k-context); c <= min(len(ops)-1, k+context); c++ {
+				show[c] = true
+			}
+		}
+	}
+	if !changed {
+		return ""
+	}
+	var b strings.Builder
+	for k, o := range ops {
+		if !show[k] {
+			if k > 0 && show[k-1] {
+				b.WriteString("  ...\n")
+			}
+			continue
+		}
+		fmt.Fprintf(&b, "%c %s\n", o.kind, o.text)
+	}
+	return b.String()
+}
+
+// mainSetting is one main.cf parameter: its name and its "name = value" line.
+type mainSetting struct{ name, line string }
+
+// protocolSettings is protocolHead plus the script's @main lines, each
+// parameter once (the last value wins, at the place of the first).
+func protocolSettings(s *harness.Script) ([]mainSetting, error) {
+	var out []mainSetting
+	seen := map[string]int{}
+	for _, l := range append(strings.Split(protocolHead, "\n"), s.Main...) {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		name, _, ok := strings.Cut(l, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return nil, fmt.Errorf("@main %q is not \"name = value\"", l)
+		}
+		if i, ok := seen[name]; ok {
+			out[i].line = l
+			continue
+		}
+		seen[name] = len(out)
+		out = append(out, mainSetting{name, l})
+	}
+	return out, nil
+}
+
+// startProtocolPostfix starts the harness's real Postfix and then gives it
+// the settings by rewriting main.cf so that no parameter is defined twice,
+// and reloading. (Postfix uses the later of two definitions, but every
+// Postfix process then logs warnings about it at start; with maillog_file,
+// postlogd logs its own warnings into its own socket, and when that socket
+// is full, postlogd, and with it every process that logs, hangs for good:
+// seen here with several instances at once.)
+func startProtocolPostfix(t *testing.T, settings []mainSetting) *harness.Postfix {
+	t.Helper()
+	p := harness.StartPostfix(t, "")
+	t.Cleanup(func() { stopPostfixBounded(t, p) }) // before the harness's own Stop
+	path := filepath.Join(p.Conf, "main.cf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := map[string]int{}
+	for i, st := range settings {
+		index[st.name] = i
+	}
+	used := make([]bool, len(settings))
+	defined := map[string]int{}
+	var out []string
+	replaced := false // the previous entry was replaced: drop its continuation lines
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if l != "" && (l[0] == ' ' || l[0] == '\t') && !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			if !replaced {
+				out = append(out, l)
+			}
+			continue
+		}
+		replaced = false
+		name, _, ok := strings.Cut(l, "=")
+		name = strings.TrimSpace(name)
+		if !ok || strings.HasPrefix(name, "#") {
+			out = append(out, l)
+			continue
+		}
+		defined[name]++
+		if i, ok := index[name]; ok {
+			out = append(out, settings[i].line)
+			used[i], replaced = true, true
+			continue
+		}
+		out = append(out, l)
+	}
+	out = append(out, "# protocol test settings (test/protocol_test.go)")
+	for i, st := range settings {
+		if !used[i] {
+			out = append(out, st.line)
+		}
+	}
+	for name, n := range defined {
+		if n > 1 {
+			t.Fatalf("the harness's Postfix main.cf defines %s %d times", name, n)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Every process that read the old main.cf goes at the reload (the
+	// master closes their status pipes); wait until they have, so that each
+	// connection meets a process of the new configuration.
+	old := harness.ProcessTree(p.MasterPid())[1:]
+	if out, err := runBounded(20*time.Second, harness.Need(t, "postfix", "postfix"), "-c", p.Conf, "reload"); err != nil {
+		t.Fatalf("postfix reload: %v\n%s\n--- maillog:\n%s", err, out, p.Log())
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var left []int
+		for _, pid := range old {
+			if harness.Alive(pid) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix processes %v did not go after the reload\n--- maillog:\n%s", left, p.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// stopPostfixBounded stops Postfix with `postfix stop`, but never hangs: if
+// that does not finish in time, Postfix's processes are killed by PID (the
+// harness's Stop then finds nothing to stop).
+func stopPostfixBounded(t *testing.T, p *harness.Postfix) {
+	master := p.MasterPid()
+	if master == 0 || !harness.Alive(master) {
+		return
+	}
+	tree := harness.ProcessTree(master)
+	if out, err := runBounded(20*time.Second, harness.Need(t, "postfix", "postfix"), "-c", p.Conf, "stop"); err != nil {
+		t.Errorf("postfix stop: %v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(10 * time.Second); harness.Alive(master) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, pid := range tree {
+		if harness.Alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// runBounded runs a command in its own process group and kills that group
+// if it takes longer than limit.
+func runBounded(limit time.Duration, argv ...string) (string, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(limit):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return out.String(), fmt.Errorf("%s: still running after %v: killed", strings.Join(argv, " "), limit)
+	}
+}
+
+// checkPostfixLog fails the test when Postfix logged a fatal error, a panic
+// or a doubly defined parameter: a recording made so is not the truth.
+func checkPostfixLog(t *testing.T, p *harness.Postfix) {
+	t.Helper()
+	for _, l := range strings.Split(p.Log(), "\n") {
+		if strings.Contains(l, " fatal: ") || strings.Contains(l, " panic: ") || strings.Contains(l, "overriding earlier entry") {
+			t.Errorf("Postfix logged: %s", l)
+		}
+	}
+}
+
+// TestProtocolRunner checks the script runner itself against a small fake
+// server: replies, pipelines, closes, and @differs.
+func TestProtocolRunner(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				fmt.Fprint(c, "220 fake ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch strings.TrimRight(line, "\r\n") {
+					case "MULTI":
+						fmt.Fprint(c, "250-first\r\n250 last \r\n")
+					case "DIFF":
+						fmt.Fprint(c, "250 postfix says this\r\n")
+					case "BYE":
+						fmt.Fprint(c, "221 bye\r\n")
+						return
+					default:
+						fmt.Fprintf(c, "250 ok %q\r\n", strings.TrimRight(line, "\r\n"))
+					}
+				}
+			}(c)
+		}
+	}()
+	s, err := harness.ParseScript("runner", `# comment
+@main smtpd_banner = fake
+@connect
+NOOP a\x00b\tc
+MULTI
+@differs postgate words it differently
+@postgate 250 postgate says this
+DIFF
+@pipeline
+ONE
+TWO
+@end
+@raw THREE\r\n
+@read
+@expect-close
+BYE
+@expect-close
+NOOP
+@connect 127.0.0.6
+@differs postgate hangs up instead
+@postgate -- closed
+BYE
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := harness.RunScript(l.Addr().String(), s, protocolNormalize)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(got, "\n"))
+	}
+	want := []string{
+		"-- connect 127.0.0.5",
+		"S: 220 fake ESMTP",
+		`C: NOOP a\x00b\tc`,
+		`S: 250 ok "NOOP a\\x00b\\tc"`, // the fake's %q, backslashes escaped
+		"C: MULTI",
+		"S: 250-first",
+		`S: 250 last\x20`,
+		"C: DIFF",
+		"-- differs: postgate words it differently",
+		"S: 250 postfix says this",
+		"-- pipeline: 2 lines in one write",
+		"C: ONE",
+		"C: TWO",
+		`S: 250 ok "ONE"`,
+		`S: 250 ok "TWO"`,
+		`C: [raw] THREE\r\n`,
+		`S: 250 ok "THREE"`,
+		"-- open",
+		"C: BYE",
+		"S: 221 bye",
+		"-- closed",
+		"C: NOOP",
+		"-- closed",
+		"-- connect 127.0.0.6",
+		"S: 220 fake ESMTP",
+		"C: BYE",
+		"-- differs: postgate hangs up instead",
+		"S: 221 bye",
+	}
+	if d := lineDiff(want, got); d != "" {
+		t.Errorf("transcript (- want, + got):\n%s", d)
+	}
+	postgate, err := applyDifferences(want, s.Differences())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lineDiff(want, postgate); !strings.Contains(d, "- S: 250 postfix says this\n+ S: 250 postgate says this\n") ||
+		!strings.Contains(d, "- S: 221 bye\n+ -- closed\n") {
+		t.Errorf("applyDifferences (- Postfix, + postgate):\n%s", d)
+	}
+	if got := harness.LastCommand(want, 8); got != "DIFF" {
+		t.Errorf("LastCommand = %q", got)
+	}
+
+	for _, bad := range []string{
+		"NOOP\n",                                           // before @connect
+		"@connect\n@main a = b\n",                          // @main too late
+		"@connect 192.0.2.1\n",                             // not loopback
+		"@connect\n@pipeline\nNOOP\n",                      // no @end
+		"@connect\n@differs x\nNOOP\n",                     // no @postgate
+		"@connect\n@postgate 250 ok\n",                     // no @differs
+		"@connect\n@differs x\n@postgate 250 ok\n@raw x\n", // no reply after it
+		"@connect\nNOOP \\q\n",                             // unknown escape
+		"@connect\nNOOP \\x4\n",                            // short escape
+		"@connect\n@bogus\n",                               // unknown directive
+	} {
+		if _, err := harness.ParseScript("bad", bad); err == nil {
+			t.Errorf("ParseScript(%q) accepted it", bad)
+		}
+	}
+}
