@@ -69,7 +69,10 @@ func startGateway(t testing.TB, extraMain string, opts Options) string {
 	addr := l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
-	main := fmt.Sprintf("myhostname = mx.gateway.test\nmynetworks = 127.0.0.1/32\nrelay_domains = relay.test\nqueue_directory = %s/queue\n%s", dir, extraMain)
+	// The resolver asks a loopback port where nothing answers: never the
+	// machine's DNS server.
+	main := fmt.Sprintf("myhostname = mx.gateway.test\nmynetworks = 127.0.0.1/32\nrelay_domains = relay.test\n"+
+		"postgate_dns_servers = 127.0.0.1:1\nqueue_directory = %s/queue\n%s", dir, extraMain)
 	master := addr + " inet n - n - - smtpd\n"
 	cfg, err := config.Parse(dir+"/main.cf", []byte(main), dir+"/master.cf", []byte(master))
 	if err != nil {

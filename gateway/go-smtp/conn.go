@@ -89,6 +89,10 @@ func (c *Conn) init() {
 		}
 	}
 
+	if c.server.Handler != nil {
+		c.text = newPooledText(rwc)
+		return
+	}
 	c.text = textproto.NewConn(rwc)
 }
 

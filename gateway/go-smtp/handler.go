@@ -3,7 +3,9 @@ package smtp
 import (
 	"bufio"
 	"io"
+	"net/textproto"
 	"runtime/debug"
+	"sync"
 	"time"
 )
 
@@ -120,6 +122,32 @@ func (f flushReader) Read(p []byte) (int, error) {
 	return f.r.Read(p)
 }
 
+// The read and write buffers of Handler connections are reused: a server
+// that takes many short connections would otherwise allocate (and collect)
+// 8 KiB for each.
+var (
+	readerPool = sync.Pool{New: func() interface{} { return bufio.NewReader(nil) }}
+	writerPool = sync.Pool{New: func() interface{} { return bufio.NewWriter(nil) }}
+)
+
+// newPooledText is textproto.NewConn with pooled buffers; releaseText gives
+// them back once the connection is done. (Servers never call
+// textproto.Conn's Close, which needs the fields NewConn sets.)
+func newPooledText(rw io.ReadWriter) *textproto.Conn {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(rw)
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(rw)
+	return &textproto.Conn{Reader: textproto.Reader{R: br}, Writer: textproto.Writer{W: bw}}
+}
+
+func (c *Conn) releaseText() {
+	c.text.R.Reset(nil)
+	readerPool.Put(c.text.R)
+	c.text.W.Reset(nil)
+	writerPool.Put(c.text.W)
+}
+
 // serveHandler runs a Handler's dialogue until the client or the handler
 // ends it.
 func (c *Conn) serveHandler(h Handler) {
@@ -127,6 +155,7 @@ func (c *Conn) serveHandler(h Handler) {
 	defer func() {
 		c.Close()
 		hs.Close()
+		c.releaseText()
 	}()
 	if !c.runHandler(hs.Greet) {
 		return
