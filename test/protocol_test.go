@@ -12,9 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"postgate/test/harness"
 )
@@ -185,14 +183,10 @@ func TestProtocol(t *testing.T) {
 			if *protocolUpdate || *protocolAgainstPostfix {
 				slots <- struct{}{}
 				t.Cleanup(func() { <-slots }) // after Postfix has stopped
-				pf = startProtocolPostfix(t, settings)
+				pf = harness.StartPostfix(t, mainText(settings))
 				addr = pf.Addr
 			} else {
-				var main strings.Builder
-				for _, st := range settings {
-					main.WriteString(st.line + "\n")
-				}
-				addr = harness.Start(t, main.String(), "").Addr
+				addr = harness.Start(t, mainText(settings), "").Addr
 			}
 			got, runErr := harness.RunScript(addr, s, protocolNormalize)
 			if pf != nil {
@@ -379,6 +373,15 @@ func lineDiff(want, got []string) string {
 // mainSetting is one main.cf parameter: its name and its "name = value" line.
 type mainSetting struct{ name, line string }
 
+// mainText is the settings as main.cf lines.
+func mainText(settings []mainSetting) string {
+	var b strings.Builder
+	for _, st := range settings {
+		b.WriteString(st.line + "\n")
+	}
+	return b.String()
+}
+
 // protocolSettings is protocolHead plus the script's @main lines, each
 // parameter once (the last value wins, at the place of the first).
 func protocolSettings(s *harness.Script) ([]mainSetting, error) {
@@ -402,136 +405,6 @@ func protocolSettings(s *harness.Script) ([]mainSetting, error) {
 		out = append(out, mainSetting{name, l})
 	}
 	return out, nil
-}
-
-// startProtocolPostfix starts the harness's real Postfix and then gives it
-// the settings by rewriting main.cf so that no parameter is defined twice,
-// and reloading. (Postfix uses the later of two definitions, but every
-// Postfix process then logs warnings about it at start; with maillog_file,
-// postlogd logs its own warnings into its own socket, and when that socket
-// is full, postlogd, and with it every process that logs, hangs for good:
-// seen here with several instances at once.)
-func startProtocolPostfix(t *testing.T, settings []mainSetting) *harness.Postfix {
-	t.Helper()
-	p := harness.StartPostfix(t, "")
-	t.Cleanup(func() { stopPostfixBounded(t, p) }) // before the harness's own Stop
-	path := filepath.Join(p.Conf, "main.cf")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	index := map[string]int{}
-	for i, st := range settings {
-		index[st.name] = i
-	}
-	used := make([]bool, len(settings))
-	defined := map[string]int{}
-	var out []string
-	replaced := false // the previous entry was replaced: drop its continuation lines
-	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		if l != "" && (l[0] == ' ' || l[0] == '\t') && !strings.HasPrefix(strings.TrimSpace(l), "#") {
-			if !replaced {
-				out = append(out, l)
-			}
-			continue
-		}
-		replaced = false
-		name, _, ok := strings.Cut(l, "=")
-		name = strings.TrimSpace(name)
-		if !ok || strings.HasPrefix(name, "#") {
-			out = append(out, l)
-			continue
-		}
-		defined[name]++
-		if i, ok := index[name]; ok {
-			out = append(out, settings[i].line)
-			used[i], replaced = true, true
-			continue
-		}
-		out = append(out, l)
-	}
-	out = append(out, "# protocol test settings (test/protocol_test.go)")
-	for i, st := range settings {
-		if !used[i] {
-			out = append(out, st.line)
-		}
-	}
-	for name, n := range defined {
-		if n > 1 {
-			t.Fatalf("the harness's Postfix main.cf defines %s %d times", name, n)
-		}
-	}
-	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Every process that read the old main.cf goes at the reload (the
-	// master closes their status pipes); wait until they have, so that each
-	// connection meets a process of the new configuration.
-	old := harness.ProcessTree(p.MasterPid())[1:]
-	if out, err := runBounded(20*time.Second, harness.Need(t, "postfix", "postfix"), "-c", p.Conf, "reload"); err != nil {
-		t.Fatalf("postfix reload: %v\n%s\n--- maillog:\n%s", err, out, p.Log())
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var left []int
-		for _, pid := range old {
-			if harness.Alive(pid) {
-				left = append(left, pid)
-			}
-		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix processes %v did not go after the reload\n--- maillog:\n%s", left, p.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p
-}
-
-// stopPostfixBounded stops Postfix with `postfix stop`, but never hangs: if
-// that does not finish in time, Postfix's processes are killed by PID (the
-// harness's Stop then finds nothing to stop).
-func stopPostfixBounded(t *testing.T, p *harness.Postfix) {
-	master := p.MasterPid()
-	if master == 0 || !harness.Alive(master) {
-		return
-	}
-	tree := harness.ProcessTree(master)
-	if out, err := runBounded(20*time.Second, harness.Need(t, "postfix", "postfix"), "-c", p.Conf, "stop"); err != nil {
-		t.Errorf("postfix stop: %v\n%s", err, out)
-	}
-	for deadline := time.Now().Add(10 * time.Second); harness.Alive(master) && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, pid := range tree {
-		if harness.Alive(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// runBounded runs a command in its own process group and kills that group
-// if it takes longer than limit.
-func runBounded(limit time.Duration, argv ...string) (string, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return out.String(), err
-	case <-time.After(limit):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		return out.String(), fmt.Errorf("%s: still running after %v: killed", strings.Join(argv, " "), limit)
-	}
 }
 
 // checkPostfixLog fails the test when Postfix logged a fatal error, a panic

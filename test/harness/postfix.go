@@ -53,10 +53,10 @@ scache    unix - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 `
 
-// StartPostfix writes the config (the head below plus extraMain), starts
+// StartPostfix writes the config (the head below, with extraMain's
+// settings replacing the head's parameters of the same name), starts
 // Postfix and waits until its smtpd answers. It is stopped when the test
-// ends. extraMain should not repeat the head's parameters: the later one
-// wins, but every Postfix command warns about it.
+// ends.
 func StartPostfix(t testing.TB, extraMain string) *Postfix {
 	t.Helper()
 	postfix, unshare := Need(t, "postfix", "postfix"), Need(t, "unshare", "util-linux")
@@ -83,7 +83,8 @@ maillog_file_prefixes = %[1]s
 # no /etc/aliases here: an empty alias map avoids warnings at every start
 alias_maps =
 alias_database =
-`, dir) + extraMain
+`, dir)
+	main = mergeMain(main, extraMain)
 	master := strings.ReplaceAll(postfixMaster, "PORT", p.Addr)
 	for _, d := range []string{dir, p.Conf, filepath.Join(dir, "queue")} {
 		err := os.MkdirAll(d, 0o755)
@@ -156,23 +157,69 @@ func (p *Postfix) Log() string {
 // from it.
 func (p *Postfix) MasterPid() int { return p.master }
 
-// Stop runs `postfix stop` and waits (bounded) for the master to go; if it
-// lingers, the master and its children are killed by PID.
+// Stop runs `postfix stop` (bounded) and waits (bounded) for the master to
+// go; if it lingers, the master and its children are killed by PID.
 func (p *Postfix) Stop() {
-	p.run(p.bin, "-c", p.Conf, "stop")
 	if p.master == 0 {
 		return // never came up
 	}
+	tree := ProcessTree(p.master)
+	runBounded(20*time.Second, p.bin, "-c", p.Conf, "stop")
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if !Alive(p.master) {
-			p.master = 0
-			return
+			break
 		}
 	}
-	for _, pid := range ProcessTree(p.master) {
-		syscall.Kill(pid, syscall.SIGKILL)
+	for _, pid := range append(tree, ProcessTree(p.master)...) {
+		if Alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 	p.master = 0
+}
+
+// mergeMain is head with extra's settings: a parameter extra sets is taken
+// out of head, so that each is defined once. (Postfix takes the later of
+// two definitions, but every process then warns about it at start; with
+// maillog_file, postlogd logs its own warnings into its own socket, and
+// when that is full postlogd, and every process that logs, hangs for good.)
+func mergeMain(head, extra string) string {
+	set := map[string]bool{}
+	for _, l := range strings.Split(extra, "\n") {
+		if name, _, ok := strings.Cut(l, "="); ok && l != "" && l[0] != ' ' && l[0] != '\t' && l[0] != '#' {
+			set[strings.TrimSpace(name)] = true
+		}
+	}
+	var out []string
+	for _, l := range strings.Split(head, "\n") {
+		if name, _, ok := strings.Cut(l, "="); ok && set[strings.TrimSpace(name)] {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n") + extra
+}
+
+// runBounded runs a command in its own process group and kills the group
+// if it takes longer than limit.
+func runBounded(limit time.Duration, argv ...string) (string, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(limit):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return out.String(), fmt.Errorf("%s: still running after %v: killed", strings.Join(argv, " "), limit)
+	}
 }
 
 // Alive reports whether pid runs (exists and is not a zombie).
