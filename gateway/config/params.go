@@ -113,7 +113,7 @@ var paramTable = []param{
 	boolean("strict_rfc821_envelopes", "no"),
 	boolean("strict_smtputf8", "no"),
 	boolean("disable_vrfy_command", "no"),
-	integer("line_length_limit", "2048", 40),
+	integer("line_length_limit", "2048", 512),
 	integer("smtpd_junk_command_limit", "100", 1), // Postfix: ${stress?{1}:{100}}
 	integer("smtpd_recipient_overshoot_limit", "1000", 1),
 	list("smtpd_noop_commands", ""),

@@ -69,11 +69,22 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// FreePort returns a loopback TCP port that nothing answers on. (Here two
-// processes can listen on one port and split its traffic, so a port the
-// kernel hands out is also checked to be silent.)
+// handedOut remembers the ports FreePort gave in this test process: the
+// kernel may give a port back out again before the server it was meant for
+// has bound it, and here two processes can listen on one port.
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// FreePort returns a loopback TCP port that nothing answers on and that no
+// other test of this process was given. (Here two processes can listen on
+// one port and split its traffic, so a port the kernel hands out is also
+// checked to be silent.)
 func FreePort(t testing.TB) int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for i := 0; i < 50; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -81,10 +92,14 @@ func FreePort(t testing.TB) int {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
+		if handedOut[port] {
+			continue
+		}
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
 			c.Close()
 			continue
 		}
+		handedOut[port] = true
 		return port
 	}
 	t.Fatal("no free loopback port")
