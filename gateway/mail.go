@@ -88,7 +88,7 @@ func (s *session) mailParam(p string, txn *transaction, seen *mailSeen) *rules.R
 	switch {
 	case strings.EqualFold(p, "BODY=8BITMIME"), strings.EqualFold(p, "BODY=7BIT"):
 	case strings.EqualFold(key, "SIZE") && hasValue:
-		if !allDigits(value) {
+		if !rules.AllDigits(value) {
 			return &rules.Reply{Code: 501, DSN: "5.5.4", Text: "Bad message size syntax"}
 		}
 		n, err := strconv.ParseInt(value, 10, 64)
@@ -270,18 +270,6 @@ func (s *session) validAddress(addr string, smtputf8 bool) bool {
 	return true
 }
 
-// allDigits is Postfix's alldig: one digit or more, nothing else.
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // printableASCII is Postfix's allprint in the C locale.
 func printableASCII(s string) bool {

@@ -87,10 +87,10 @@ func (s *session) bdat(args []command.Token) bool {
 	var size int64
 	var err error
 	last := len(args) == 3
-	if len(args) >= 2 && allDigits(args[1].Text) {
+	if len(args) >= 2 && rules.AllDigits(args[1].Text) {
 		size, err = strconv.ParseInt(args[1].Text, 10, 64)
 	}
-	if len(args) < 2 || len(args) > 3 || !allDigits(args[1].Text) || err != nil ||
+	if len(args) < 2 || len(args) > 3 || !rules.AllDigits(args[1].Text) || err != nil ||
 		(last && !strings.EqualFold(args[2].Text, "LAST")) {
 		s.svc.log.Logf("smtpd", "warning: %s: malformed BDAT command syntax from %s: %.100s", s.idOrNoqueue(), s.client, printable(joinArgs(args)))
 		s.reply(rules.Reply{Code: 521, DSN: "5.5.4", Text: "Syntax: BDAT count [LAST]"})
@@ -213,7 +213,7 @@ func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time)
 		EnvID:      s.txn.envID,
 		Arrival:    arrival,
 		ClientName: s.client.name,
-		ClientAddr: s.client.addr.String(),
+		ClientAddr: s.client.address(),
 		Helo:       s.helo,
 		Proto:      s.proto,
 	}
@@ -273,7 +273,7 @@ func (s *session) onlyRecipient() string {
 // writeReceived prepends Postfix's Received: header. With XFORWARD it
 // names the original client, as Postfix does.
 func (s *session) writeReceived(buf *bytes.Buffer, now time.Time) {
-	helo, name, addr, proto := s.helo, s.client.name, s.client.addr.String(), s.proto
+	helo, name, addr, proto := s.helo, s.client.name, s.client.address(), s.proto
 	if x := s.txn.xforward; x.set {
 		helo, name, addr, proto = orDefault(x.helo, helo), orDefault(x.name, name), orDefault(x.addr, addr), orDefault(x.proto, proto)
 	}

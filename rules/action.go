@@ -112,9 +112,9 @@ func ParseAction(value string) Action {
 		default:
 			a.Text = rest
 		}
-	case allDigits(value):
+	case value == "" || AllDigits(value): // an empty value means OK too
 		a.Kind = ActionOK
-	case len(cmd) == 3 && rest != "" && (cmd[0] == '4' || cmd[0] == '5') && allDigits(cmd):
+	case len(cmd) == 3 && rest != "" && (cmd[0] == '4' || cmd[0] == '5') && AllDigits(cmd):
 		a.Kind = ActionCode
 		a.Code, _ = strconv.Atoi(cmd)
 		a.DSN, a.Text = SplitDSN(rest)
@@ -147,15 +147,14 @@ func splitCommand(value string) (cmd, rest string) {
 	return cmd, rest
 }
 
-// allDigits reports whether s has only ASCII digits (true for "", as
-// Postfix's alldig, so an empty value means OK).
-func allDigits(s string) bool {
+// AllDigits is Postfix's alldig: one ASCII digit or more, nothing else.
+func AllDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}
-	return true
+	return s != ""
 }
 
 func asciiUpper(s string) string {

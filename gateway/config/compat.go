@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"postgate/rules"
 )
 
 // currentCompatLevel is the compatibility_level postgate assumes when main.cf does
@@ -20,7 +22,7 @@ func parseLevel(s string) ([3]uint64, error) {
 	}
 	for i, p := range parts {
 		n, err := strconv.ParseUint(p, 10, 32)
-		if err != nil || !allDigits(p) {
+		if err != nil || !rules.AllDigits(p) {
 			return l, fmt.Errorf("malformed compatibility level syntax: %q", s)
 		}
 		l[i] = n

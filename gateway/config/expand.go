@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"postgate/rules"
 )
 
 // This file implements Postfix's $name expansion (mac_parse and mac_expand):
@@ -337,19 +339,10 @@ func (e *expander) relational(s, whole string) (result bool, rest string, err er
 
 func isAlnum(c byte) bool { return isNameChar(c) && c != '_' }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // compareValues compares numerically when both sides are all digits, else
 // bytewise, like strcmp.
 func compareValues(a, b string) int {
-	if allDigits(a) && allDigits(b) {
+	if rules.AllDigits(a) && rules.AllDigits(b) {
 		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
 		if len(a) != len(b) {
 			return len(a) - len(b)

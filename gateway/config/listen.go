@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"postgate/rules"
 )
 
 // wellKnownPorts resolves the service names master.cf uses even where
@@ -12,7 +14,7 @@ import (
 var wellKnownPorts = map[string]int{"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "lmtp": 24}
 
 func resolvePort(p string) (string, error) {
-	if allDigits(p) {
+	if rules.AllDigits(p) {
 		if n, err := strconv.Atoi(p); err == nil && n <= 65535 {
 			return strconv.Itoa(n), nil
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"postgate/rules"
 )
 
 // Service is one master.cf service that postgate runs: an inet service whose
@@ -106,10 +108,10 @@ func parseMasterEntry(file string, l logicalLine, ds *diags) (masterEntry, bool)
 			bad(field, v, "y, n or -")
 		}
 	}
-	if w := strings.TrimSuffix(f(5), "?"); f(5) != "-" && !allDigits(w) {
+	if w := strings.TrimSuffix(f(5), "?"); f(5) != "-" && !rules.AllDigits(w) {
 		bad("wakeup", f(5), `a number, a number followed by "?", or -`)
 	}
-	if f(6) != "-" && !allDigits(f(6)) {
+	if f(6) != "-" && !rules.AllDigits(f(6)) {
 		bad("maxproc", f(6), "a number or -")
 	}
 	e := masterEntry{maxProc: f(6), svc: Service{

@@ -50,7 +50,7 @@ func parseTime(s string, unit byte) (time.Duration, error) {
 	if n := len(s); n > 0 && !isDigit(s[n-1]) {
 		num, unit = s[:n-1], s[n-1]
 	}
-	if !allDigits(num) {
+	if !rules.AllDigits(num) {
 		return 0, bad
 	}
 	var mult int64
