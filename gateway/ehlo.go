@@ -72,9 +72,9 @@ func (m ehloMask) String() string {
 
 // ehloDiscard is the mask for a client: smtpd_discard_ehlo_keyword_address_maps
 // looked up by client address, else smtpd_discard_ehlo_keywords.
-func (s *service) ehloDiscard(ctx context.Context, addr string) (ehloMask, error) {
+func (s *service) ehloDiscard(ctx context.Context, client clientInfo) (ehloMask, error) {
 	for _, t := range s.ehloDiscardMaps {
-		v, ok, err := t.Lookup(ctx, addr)
+		v, ok, err := t.Lookup(ctx, client.address())
 		if err != nil {
 			return 0, err
 		}

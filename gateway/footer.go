@@ -59,7 +59,7 @@ func (s *session) footerValue(name string) string {
 	case "client":
 		return s.client.String()
 	case "client_address":
-		return s.client.addr.String()
+		return s.client.address()
 	case "client_port":
 		return strconv.Itoa(s.client.port)
 	case "client_name", "reverse_client_name":

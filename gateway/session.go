@@ -61,7 +61,16 @@ type clientInfo struct {
 
 // String formats the client as Postfix logs it: name[addr].
 func (c clientInfo) String() string {
-	return c.name + "[" + c.addr.String() + "]"
+	return c.name + "[" + c.address() + "]"
+}
+
+// address is the client address as Postfix writes it: "unknown" when
+// XCLIENT said it is unavailable.
+func (c clientInfo) address() string {
+	if !c.addr.IsValid() {
+		return "unknown"
+	}
+	return c.addr.String()
 }
 
 // transaction is the mail transaction, from MAIL to its end (Postfix's
@@ -117,7 +126,7 @@ func (s *session) start() {
 		s.hangup = true
 		return
 	}
-	mask, err := s.svc.ehloDiscard(s.ctx, s.client.addr.String())
+	mask, err := s.svc.ehloDiscard(s.ctx, s.client)
 	if err != nil {
 		s.svc.log.Logf("smtpd", "warning: don't know what EHLO features to announce to %s: %v", s.client, err)
 		s.localDataError()
