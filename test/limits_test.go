@@ -173,6 +173,19 @@ func TestBareLFReject(t *testing.T) {
 	if msgs := queueJSON(t, p); len(msgs) != 0 {
 		t.Errorf("messages with bare LF were queued: %v", msgs)
 	}
+	// A command line ending in a bare LF: refused, and the client is
+	// disconnected (Postfix 3.9+).
+	cmd := harness.Dial(t, p.Addr, outside)
+	cmd.Send("EHLO client.src.test\n")
+	if code, text := cmd.Reply(); code != 550 || text != "5.5.2 mx.gateway.test Error: bare <LF> received" {
+		t.Errorf("bare LF command: %d %s, want 550 5.5.2 mx.gateway.test Error: bare <LF> received", code, text)
+	}
+	if !cmd.Closed() {
+		t.Error("bare LF command: connection not closed")
+	}
+	if log := p.Log("bare <LF> received;"); !strings.Contains(log, "NOQUEUE: reject: CONNECT from unknown["+outside+"]: bare <LF> received;") {
+		t.Errorf("maillog lacks the bare LF reject line:\n%s", log)
+	}
 	// mynetworks is excluded by default: its bare LF is normalized.
 	c := harness.Dial(t, p.Addr, "127.0.0.1")
 	c.Expect(250, "EHLO inside.test")
