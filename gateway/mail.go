@@ -270,7 +270,6 @@ func (s *session) validAddress(addr string, smtputf8 bool) bool {
 	return true
 }
 
-
 // printableASCII is Postfix's allprint in the C locale.
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
