@@ -15,14 +15,14 @@ import (
 
 // xforward is what XFORWARD says of the original client of a message;
 // it replaces the connection's client in the message's trace and envelope.
+// PORT, IDENT and SOURCE are checked, but postgate's envelope has no place
+// for them yet.
 type xforward struct {
 	set   bool
 	name  string
 	addr  string
-	port  string
 	proto string
 	helo  string
-	ident string
 }
 
 // xattr splits NAME=value, decoding xtext; a reply is returned for an
@@ -209,12 +209,9 @@ func (s *session) xforwardCmd(args []command.Token) bool {
 			}
 			x.addr = ip.String()
 		case "PORT":
-			if unavailable {
-				v = "unknown"
-			} else if !validPort(v) {
+			if !unavailable && !validPort(v) {
 				return badAttr(attr, v)
 			}
-			x.port = v
 		case "HELO":
 			if unavailable {
 				v = ""
@@ -229,10 +226,6 @@ func (s *session) xforwardCmd(args []command.Token) bool {
 			}
 			x.proto = neuter(v)
 		case "IDENT":
-			if !unavailable {
-				v = neuter(v)
-			}
-			x.ident = v
 		case "SOURCE":
 			if !unavailable && !strings.EqualFold(v, "LOCAL") && !strings.EqualFold(v, "REMOTE") {
 				return badAttr(attr, v)
