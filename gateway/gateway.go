@@ -53,7 +53,7 @@ func buildServices(cfg *config.Config, tables tableCache) ([]*service, []string,
 	seen := map[string]bool{}
 	// No smtpd service is only a warning (config says it): the queue still runs.
 	for _, svc := range cfg.Services() {
-		s, ni, err := buildService(cfg.ForService(svc), svc, tables)
+		s, ni, err := buildService(cfg.ForService(svc), cfg.Stressed(svc), svc, tables)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -113,8 +113,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
+	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
-		s.log, s.store = log, store
+		s.log, s.store, s.anvil = log, store, a
 	}
 	return g, nil
 }
@@ -122,7 +123,6 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // Listen binds every service socket.
 func (g *Gateway) Listen(ctx context.Context) error {
 	for _, s := range g.services {
-		slot := make(chan struct{}, s.maxProc)
 		for _, addr := range s.addrs {
 			// No TCP keepalive: smtpd_timeout bounds idle sessions, and
 			// it saves four setsockopt calls per connection.
@@ -132,7 +132,7 @@ func (g *Gateway) Listen(ctx context.Context) error {
 				g.closeListeners()
 				return fmt.Errorf("%s: service %s: %w", s.pos, s.name, err)
 			}
-			g.listeners = append(g.listeners, &listener{Listener: nl, svc: s, slot: slot})
+			g.listeners = append(g.listeners, &listener{Listener: nl, svc: s})
 		}
 	}
 	return nil

@@ -46,6 +46,7 @@ func (s *session) data(args []command.Token) bool {
 	}
 	s.reply(rules.Reply{Code: 354, Text: "End data with <CR><LF>.<CR><LF>"})
 	s.where = "DATA content"
+	s.nc.beginRequest(true)
 	buf := getBuffer()
 	defer putBuffer(buf)
 	arrival := time.Now()
@@ -131,6 +132,7 @@ func (s *session) bdat(args []command.Token) bool {
 	}
 	b := s.txn.bdat
 	s.where = "BDAT content"
+	s.nc.beginRequest(true)
 	if _, err := b.buf.ReadFrom(s.c.ChunkReader(size)); err != nil {
 		s.contentLost("BDAT", int64(b.buf.Len()-b.start), err)
 		return false
@@ -147,6 +149,7 @@ func (s *session) bdat(args []command.Token) bool {
 // stays in step, and answers. A refused last chunk ends the transaction;
 // otherwise further chunks are dropped until BDAT LAST or RSET.
 func (s *session) skipChunk(size int64, last bool, r rules.Reply) bool {
+	s.nc.beginRequest(true)
 	if _, err := io.Copy(io.Discard, s.c.ChunkReader(size)); err != nil {
 		s.contentLost("BDAT", 0, err)
 		return false

@@ -29,15 +29,22 @@ type service struct {
 	server *smtp.Server
 	route  *route.Resolver
 
-	hostname, banner, mailName     string
-	timeout, errorSleep            time.Duration
-	softErrorLimit, hardErrorLimit int
-	junkLimit                      int
-	lineLimit                      int
-	recipientLimit                 int
-	recipientOvershootLimit        int
-	messageSizeLimit               int64
-	maxProc                        int
+	hostname, banner, mailName string
+	errorSleep                 time.Duration
+	lineLimit                  int
+	recipientLimit             int
+	recipientOvershootLimit    int
+	messageSizeLimit           int64
+	maxProc                    int
+
+	// normal and stressed are the ${stress?...} settings: the service is
+	// under stress while load says so (listener.go).
+	normal, stressed     limits
+	load                 *load
+	anvil                *anvil
+	connCountLimit       int
+	connRateLimit        int
+	eventLimitExceptions *rules.AddrList
 
 	delayReject            bool
 	heloRequired           bool
@@ -99,18 +106,18 @@ func (tc tableCache) open(spec string) (rules.Table, error) {
 
 // buildService compiles one listener's runtime. Errors name the parameter
 // and where it was set.
-func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*service, []string, error) {
+func buildService(cfg, stressed *config.Config, svc config.Service, tables tableCache) (*service, []string, error) {
 	s := &service{
 		name:                    svc.Name,
 		pos:                     svc.Pos,
 		hostname:                cfg.Get("myhostname"),
 		banner:                  cfg.Get("smtpd_banner"),
 		mailName:                cfg.Get("mail_name"),
-		timeout:                 cfg.Duration("smtpd_timeout"),
 		errorSleep:              cfg.Duration("smtpd_error_sleep_time"),
-		softErrorLimit:          int(cfg.Int("smtpd_soft_error_limit")),
-		hardErrorLimit:          int(cfg.Int("smtpd_hard_error_limit")),
-		junkLimit:               int(cfg.Int("smtpd_junk_command_limit")),
+		normal:                  limitsOf(cfg),
+		stressed:                limitsOf(stressed),
+		connCountLimit:          int(cfg.Int("smtpd_client_connection_count_limit")),
+		connRateLimit:           int(cfg.Int("smtpd_client_connection_rate_limit")),
 		lineLimit:               int(cfg.Int("line_length_limit")),
 		recipientLimit:          int(cfg.Int("smtpd_recipient_limit")),
 		recipientOvershootLimit: int(cfg.Int("smtpd_recipient_overshoot_limit")),
@@ -131,6 +138,7 @@ func buildService(cfg *config.Config, svc config.Service, tables tableCache) (*s
 	if s.maxProc <= 0 {
 		s.maxProc = int(cfg.Int("default_process_limit"))
 	}
+	s.load = newLoad(s.maxProc, int(cfg.Int("postgate_reserved_session_slots")))
 	switch cfg.Get("smtpd_forbid_bare_newline") {
 	case "note":
 		s.bareLF = bareLFNote
@@ -221,7 +229,8 @@ func (s *service) buildLists(cfg *config.Config, tables tableCache) error {
 		param string
 		dst   **rules.AddrList
 	}{{"smtpd_authorized_xclient_hosts", &s.xclientHosts}, {"smtpd_authorized_xforward_hosts", &s.xforwardHosts},
-		{"smtpd_forbid_bare_newline_exclusions", &s.bareLFExclusions}}
+		{"smtpd_forbid_bare_newline_exclusions", &s.bareLFExclusions},
+		{"smtpd_client_event_limit_exceptions", &s.eventLimitExceptions}}
 	for _, l := range addrs {
 		if *l.dst, err = rules.NewAddrList(cfg.List(l.param), open); err != nil {
 			return paramError(cfg, l.param, err)
@@ -245,6 +254,41 @@ func (s *service) buildLists(cfg *config.Config, tables tableCache) error {
 		return paramError(cfg, "fast_flush_domains", err)
 	}
 	return nil
+}
+
+// limits are the session settings whose Postfix defaults depend on stress.
+type limits struct {
+	timeout        time.Duration // smtpd_timeout
+	softErrorLimit int
+	hardErrorLimit int
+	junkLimit      int
+	// deadline: smtpd_timeout bounds a whole request (command line or
+	// message content), not each read; content earns time at minDataRate
+	// bytes per second.
+	deadline    bool
+	minDataRate int64
+}
+
+func limitsOf(cfg *config.Config) limits {
+	return limits{
+		timeout:        cfg.Duration("smtpd_timeout"),
+		softErrorLimit: int(cfg.Int("smtpd_soft_error_limit")),
+		hardErrorLimit: int(cfg.Int("smtpd_hard_error_limit")),
+		junkLimit:      int(cfg.Int("smtpd_junk_command_limit")),
+		deadline:       cfg.Bool("smtpd_per_request_deadline"),
+		minDataRate:    cfg.Int("smtpd_min_data_rate"),
+	}
+}
+
+// limits are the settings in force now: the stressed ones while the
+// service is under stress. Unlike Postfix, whose stress settings reach only
+// smtpd processes started under stress, they apply to every session of the
+// service, so clients already idling on it are cut short too.
+func (s *service) limits() *limits {
+	if s.load.stressed() {
+		return &s.stressed
+	}
+	return &s.normal
 }
 
 // paramError names where the parameter was set.

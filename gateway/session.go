@@ -47,6 +47,8 @@ type session struct {
 	illPipelining bool
 	xclientOK     bool // the client may send XCLIENT (smtpd_authorized_xclient_hosts)
 	xforwardOK    bool
+	connected     bool       // the connect stage is over (start runs again after XCLIENT)
+	anvilAddr     netip.Addr // the address anvil counted this connection under
 
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
@@ -113,9 +115,11 @@ func (s *session) Greet() {
 	// connection's real client.
 	s.xforwardOK = s.svc.matchClient(s.ctx, s.svc.xforwardHosts, s.client.addr)
 	s.start()
+	s.connected = true
 	if s.hangup {
 		s.c.Close()
 	}
+	s.nc.beginRequest(false)
 }
 
 // start begins the dialogue at connect and again after XCLIENT.
@@ -123,6 +127,10 @@ func (s *session) start() {
 	s.xclientOK = s.svc.matchClient(s.ctx, s.svc.xclientHosts, s.client.addr)
 	if !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
+		s.hangup = true
+		return
+	}
+	if !s.connected && s.overLimit() {
 		s.hangup = true
 		return
 	}
@@ -144,6 +152,32 @@ func (s *session) start() {
 	s.reply(rules.Reply{Code: 220, Text: s.svc.banner})
 }
 
+// overLimit counts the connection with anvil, unless the client is exempt
+// (smtpd_client_event_limit_exceptions, or allowed XCLIENT, as Postfix),
+// and refuses it past smtpd_client_connection_count_limit or
+// smtpd_client_connection_rate_limit. A refused connection still counts
+// until it closes, as with Postfix.
+func (s *session) overLimit() bool {
+	if s.nc.exempt || s.xclientOK {
+		return false
+	}
+	s.anvilAddr = s.client.addr
+	count, rate := s.svc.anvil.connect(s.svc.name, s.anvilAddr)
+	var what string
+	var n int
+	switch {
+	case s.svc.connCountLimit > 0 && count > s.svc.connCountLimit:
+		what, n = "concurrency", count
+	case s.svc.connRateLimit > 0 && rate > s.svc.connRateLimit:
+		what, n = "rate", rate
+	default:
+		return false
+	}
+	s.svc.log.Logf("smtpd", "warning: Connection %s limit exceeded: %d from %s for service %s", what, n, s.client, s.svc.name)
+	s.reply(rules.Reply{Code: 421, DSN: "4.7.0", Text: s.svc.hostname + " Error: too many connections from " + s.client.address()})
+	return true
+}
+
 // localDataError is Postfix's answer when a table it needs to go on fails.
 func (s *session) localDataError() {
 	s.svc.log.Logf("smtpd", "%s: reject: %s from %s: 421 4.3.0 %s Server local data error",
@@ -158,11 +192,13 @@ func (s *session) Command(line smtp.CommandLine) {
 		s.c.Close()
 		return
 	}
-	if s.errors >= s.svc.hardErrorLimit {
+	if s.errors >= s.svc.limits().hardErrorLimit {
 		s.svc.log.Logf("smtpd", "too many errors after %s from %s", s.where, s.client)
 		s.reply(rules.Reply{Code: 421, DSN: "4.7.0", Text: s.svc.hostname + " Error: too many errors"})
 		s.c.Close()
+		return
 	}
+	s.nc.beginRequest(false)
 }
 
 func (s *session) command(line smtp.CommandLine) {
@@ -256,7 +292,7 @@ func (s *session) unknownCommand() {
 // countJunk counts a command that can be repeated without cost to the
 // client: past smtpd_junk_command_limit, each is an error.
 func (s *session) countJunk() {
-	if s.junk > s.svc.junkLimit {
+	if s.junk > s.svc.limits().junkLimit {
 		s.errors++
 	}
 	s.junk++
@@ -292,6 +328,9 @@ func (s *session) ReadError(err error) {
 func (s *session) Close() {
 	s.resetTransaction()
 	s.cancel()
+	if s.anvilAddr.IsValid() {
+		s.svc.anvil.disconnect(s.svc.name, s.anvilAddr)
+	}
 	s.svc.log.Logf("smtpd", "disconnect from %s%s", s.client, s.stats.format(s.bareLF))
 }
 
@@ -306,7 +345,7 @@ func isTimeout(err error) bool {
 // 5xx replies, turns 5xx into 4xx under soft_bounce, and hangs up after a
 // 421 or 521.
 func (s *session) reply(r rules.Reply) {
-	if s.errors >= s.svc.softErrorLimit {
+	if s.errors >= s.svc.limits().softErrorLimit {
 		time.Sleep(s.svc.errorSleep)
 	}
 	if r.Code >= 400 {

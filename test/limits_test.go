@@ -61,8 +61,8 @@ func TestSessionCap(t *testing.T) {
 	p := harness.Start(t, rejectUnauth, "127.0.0.1:PORT inet n - n - 2 smtpd\n")
 	// The harness's readiness probe holds a slot until the server sees it
 	// close: wait for a free slot rather than assume one.
-	a := dialWhenFree(t, p.Addr)
-	b := dialWhenFree(t, p.Addr)
+	a := dialWhenFree(t, p.Addr, outside)
+	b := dialWhenFree(t, p.Addr, outside)
 	c := harness.DialRaw(t, p.Addr, outside)
 	if code, text := c.Reply(); code != 421 || text != "4.3.2 All server ports are busy" {
 		t.Errorf("connection over the cap: %d %s, want 421 4.3.2 All server ports are busy", code, text)
@@ -72,24 +72,26 @@ func TestSessionCap(t *testing.T) {
 	}
 	a.Expect(221, "QUIT")
 	// The freed slot takes a new session.
-	d := dialWhenFree(t, p.Addr)
+	d := dialWhenFree(t, p.Addr, outside)
 	d.Expect(250, "EHLO client.src.test")
 	b.Expect(250, "NOOP")
 }
 
-// dialWhenFree connects until the greeting is 220 (a session slot was
-// free), for at most 5 s.
-func dialWhenFree(t *testing.T, addr string) *harness.Client {
+// dialWhenFree connects from address from until the greeting is 220 (a
+// session slot was free: the harness's probe and closing sessions free
+// theirs asynchronously), for at most 5 s.
+func dialWhenFree(t *testing.T, addr, from string) *harness.Client {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c := harness.DialRaw(t, addr, outside)
+		c := harness.DialRaw(t, addr, from)
 		code, text := c.Reply()
 		if code == 220 {
 			return c
 		}
+		c.Conn.Close()
 		if time.Now().After(deadline) {
-			t.Fatalf("no free session slot: %d %s", code, text)
+			t.Fatalf("%s: no free session slot: %d %s", from, code, text)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

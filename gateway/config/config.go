@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -266,6 +267,19 @@ func (c *Config) ForService(s Service) *Config {
 		return v
 	}
 	var ds diags // a service not from this load: it was never checked
+	return c.f.serviceView(&s, &ds)
+}
+
+// Stressed returns the view of service s under stress: Postfix's master
+// starts smtpd with -o stress=yes once a service has reached its process
+// limit, so the ${stress?...} defaults (and an admin's own) apply.
+func (c *Config) Stressed(s Service) *Config {
+	s.Overrides = maps.Clone(s.Overrides)
+	if s.Overrides == nil {
+		s.Overrides = map[string]string{}
+	}
+	s.Overrides["stress"] = "yes"
+	var ds diags // the service's own view was checked already
 	return c.f.serviceView(&s, &ds)
 }
 

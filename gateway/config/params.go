@@ -96,9 +96,9 @@ var paramTable = []param{
 	boolean("soft_bounce", "no"),
 	integer("message_size_limit", "10240000", 0),
 	integer("smtpd_recipient_limit", "1000", 1),
-	seconds("smtpd_timeout", "300s", 's', 1), // Postfix: ${stress?{10}:{300}}s
+	seconds("smtpd_timeout", "${stress?{10}:{300}}s", 's', 1),
 	integer("smtpd_soft_error_limit", "10", 1),
-	integer("smtpd_hard_error_limit", "20", 1), // Postfix: ${stress?{1}:{20}}
+	integer("smtpd_hard_error_limit", "${stress?{1}:{20}}", 1),
 	seconds("smtpd_error_sleep_time", "1s", 's', 0),
 	integer("default_process_limit", "100", 1),
 	{name: "smtpd_forbid_bare_newline", kind: kindString, def: "normalize", impl: true,
@@ -114,7 +114,7 @@ var paramTable = []param{
 	boolean("strict_smtputf8", "no"),
 	boolean("disable_vrfy_command", "no"),
 	integer("line_length_limit", "2048", 512),
-	integer("smtpd_junk_command_limit", "100", 1), // Postfix: ${stress?{1}:{100}}
+	integer("smtpd_junk_command_limit", "${stress?{1}:{100}}", 1),
 	integer("smtpd_recipient_overshoot_limit", "1000", 1),
 	list("smtpd_noop_commands", ""),
 	list("smtpd_forbidden_commands", "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}"),
@@ -126,6 +126,18 @@ var paramTable = []param{
 	list("smtpd_authorized_xclient_hosts", ""),
 	list("smtpd_authorized_xforward_hosts", ""),
 	list("fast_flush_domains", "$relay_domains"),
+
+	// Holding under load (gateway/anvil.go, listener.go, conn.go).
+	str("stress", ""), // set to yes for sessions started under stress
+	boolean("smtpd_per_request_deadline", "${smtpd_per_record_deadline?{$smtpd_per_record_deadline}:{${stress?{yes}:{no}}}}"),
+	integer("smtpd_min_data_rate", "500", 1),
+	seconds("anvil_rate_time_unit", "60s", 's', 1),
+	integer("smtpd_client_connection_count_limit", "50", 0),
+	integer("smtpd_client_connection_rate_limit", "0", 0),
+	list("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}"),
+	// postgate: session slots of each smtpd service that only clients in
+	// smtpd_client_event_limit_exceptions may take.
+	integer("postgate_reserved_session_slots", "10", 0),
 
 	// Queue and logging.
 	str("queue_directory", "/var/spool/postgate"),

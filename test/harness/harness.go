@@ -40,7 +40,13 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "postgate")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/postgate")
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("POSTGATE_TEST_RACE") != "" {
+			// The daemon itself under the race detector, for the
+			// end-to-end tests of concurrent paths.
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/postgate")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -219,6 +225,15 @@ func (p *Postgate) Kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.waitErr
 	p.cmd = nil
+	p.checkRaces()
+}
+
+// checkRaces fails the test when a daemon built with POSTGATE_TEST_RACE
+// reported a data race.
+func (p *Postgate) checkRaces() {
+	if bytes.Contains(p.stderr.Bytes(), []byte("WARNING: DATA RACE")) {
+		p.t.Errorf("postgate reported a data race:\n%s", p.stderr)
+	}
 }
 
 // Stop stops the daemon with SIGTERM (graceful) and waits for it.
@@ -235,6 +250,7 @@ func (p *Postgate) Stop() error {
 		err = <-p.waitErr
 	}
 	p.cmd = nil
+	p.checkRaces()
 	return err
 }
 
