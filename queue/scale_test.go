@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"context"
+	"flag"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var scaleMessages = flag.Int("queue.scale", 1_000_000, "messages in BenchmarkQueueAtScale's backlog")
+
+// nopSyncer skips the fsyncs where durability is not what is measured.
+type nopSyncer struct{}
+
+func (nopSyncer) Sync(*os.File) error { return nil }
+
+// BenchmarkQueueAtScale: the backlog of an internal server down for a day,
+// -queue.scale 2 KiB messages (a million by default, about 2.5 GB of
+// disk), each deferred once. It reports the heap the reopened queue holds
+// and how long the reopen takes. Not run by `make test`; run with
+// `go test -run '^$' -bench QueueAtScale -benchtime 1x -timeout 30m ./queue/`.
+func BenchmarkQueueAtScale(b *testing.B) {
+	dir := b.TempDir()
+	n := *scaleMessages
+	s, err := Open(dir, Options{Syncer: nopSyncer{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	content := testContent(0, 2048)
+	until := time.Now().Add(time.Hour)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	fillStart := time.Now()
+	for w := range 64 {
+		tmpl := testEnvelope(w)
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				env := *tmpl
+				env.ID = ""
+				if err := s.Append(context.Background(), &env, content); err != nil {
+					b.Error(err)
+					return
+				}
+				c := Change{Kind: ChangeDeferred, Rcpts: []int{0, 1}, Until: until,
+					Reason: "connect to exchange.internal.example[10.0.0.5]:25: Connection refused"}
+				if err := s.Change(context.Background(), env.ID, c); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("filled %d messages in %v", n, time.Since(fillStart).Round(time.Millisecond))
+	s = nil
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	start := time.Now()
+	s, err = Open(dir, Options{Syncer: nopSyncer{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reopen := time.Since(start)
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if got := len(s.List()); got != n {
+		b.Errorf("reopened queue lists %d messages, want %d", got, n)
+	}
+	heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	b.ReportMetric(reopen.Seconds(), "reopen-s")
+	b.ReportMetric(heap/(1<<20), "heap-MB")
+	b.ReportMetric(heap/float64(n), "heap-B/msg")
+	runtime.KeepAlive(s)
+	s.Close()
+}
