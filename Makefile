@@ -46,6 +46,7 @@ test: deps vet
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSMTPSession$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzExtractAddress$$' -fuzztime 10s ./gateway/command
+	$(GO) test -run '^$$' -fuzz '^FuzzCIDRTable$$' -fuzztime 10s ./rules
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -55,6 +56,27 @@ func FuzzSplitList(f *testing.F) {
 			if item == "" {
 				t.Fatalf("empty item from %q", s)
 			}
+		}
+	})
+}
+
+// FuzzCIDRTable: any table text either loads or fails with an error that
+// names the table and line; a loaded table answers any key.
+func FuzzCIDRTable(f *testing.F) {
+	for _, s := range []string{cidrFile, "1.2.3.4/33 X\n", "[::1]/128 a\nif !::/0\nendif\n", "if 1.0.0.0/8\n", "endif\n", "!\n"} {
+		f.Add(s, "1.2.3.4")
+	}
+	f.Fuzz(func(t *testing.T, text, key string) {
+		rules, err := parseCIDRTable("/f", text)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "cidr map /f, line ") {
+				t.Fatalf("error without a line: %v", err)
+			}
+			return
+		}
+		tb := &cidrTable{spec: "cidr:/f", src: staticRules[cidrRule](rules)}
+		if _, _, err := tb.Lookup(context.Background(), key); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -16,6 +16,8 @@ func (t *memTable) FixedString() bool { return true }
 
 func (t *memTable) String() string { return t.spec }
 
+func (t *memTable) List() [][2]string { return sortedEntries(t.m) }
+
 func (t *memTable) Lookup(_ context.Context, key string) (string, bool, error) {
 	v, ok := t.m[strings.ToLower(key)]
 	return v, ok, nil

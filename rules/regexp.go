@@ -110,7 +110,7 @@ func openRegexp(typ, name string, o OpenOptions) (Table, error) {
 // table one per line.
 func regexpSource(name string) (string, error) {
 	if strings.HasPrefix(name, "{") {
-		return inlineRules(name)
+		return inlineRules("regexp", name)
 	}
 	data, err := os.ReadFile(name)
 	if err != nil {
@@ -121,20 +121,20 @@ func regexpSource(name string) (string, error) {
 
 // inlineRules turns "{ {rule1}, {rule2} }" into "rule1\nrule2\n", as
 // Postfix's dict_inline_to_multiline does, so that line numbers in errors
-// count rules.
-func inlineRules(name string) (string, error) {
+// count rules. typ names the table type in errors.
+func inlineRules(typ, name string) (string, error) {
 	inner, err := extpar(name)
 	if err != nil {
-		return "", fmt.Errorf("regexp map: %w", err)
+		return "", fmt.Errorf("%s map: %w", typ, err)
 	}
 	var b strings.Builder
 	for _, item := range SplitList(inner) {
 		if !strings.HasPrefix(item, "{") {
-			return "", fmt.Errorf("regexp map: no '{' at start of text in %q", item)
+			return "", fmt.Errorf("%s map: no '{' at start of text in %q", typ, item)
 		}
 		rule, err := extpar(item)
 		if err != nil {
-			return "", fmt.Errorf("regexp map: %w", err)
+			return "", fmt.Errorf("%s map: %w", typ, err)
 		}
 		b.WriteString(rule)
 		b.WriteByte('\n')

@@ -3,6 +3,8 @@ package rules
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -19,6 +21,21 @@ type Table interface {
 // tables (regexp, pcre, cidr) see the full key once, in its original case.
 type FixedString interface {
 	FixedString() bool
+}
+
+// Lister is an optional ability: the table's entries, keys sorted (as
+// postmap -s lists a table; pattern tables cannot be listed).
+type Lister interface {
+	List() [][2]string
+}
+
+// sortedEntries lists a key-value map in key order.
+func sortedEntries(m map[string]string) [][2]string {
+	out := make([][2]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, [2]string{k, m[k]})
+	}
+	return out
 }
 
 // IsFixedString reports whether t is a fixed-string table.
@@ -50,6 +67,7 @@ func (o OpenOptions) warn(format string, args ...any) {
 //     texthash semantics: no postmap step is needed.
 //   - inline:{ k=v, { k2 = v with spaces } } and static:value / static:{ text }.
 //   - regexp:/path and regexp:{ {/re/ result}, ... } (POSIX ERE rules).
+//   - cidr:/path and cidr:{ {net/len result}, ... }, reloaded like texthash.
 //   - fail:name fails every lookup (useful to test error handling).
 //   - proxy:type:name opens type:name directly.
 func Open(spec string) (Table, error) {
@@ -91,11 +109,12 @@ var openers = map[string]opener{
 	"static":   openStatic,
 	"fail":     openFail,
 	"regexp":   openRegexp,
+	"cidr":     openCIDR,
 }
 
 // notYet lists Postfix table types postgate knows but does not serve yet.
 var notYet = map[string]bool{
-	"pcre": true, "cidr": true, "tcp": true, "socketmap": true,
+	"pcre": true, "tcp": true, "socketmap": true,
 	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
 	"pipemap": true, "unionmap": true, "randmap": true, "environ": true,
 	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,
