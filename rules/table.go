@@ -68,6 +68,7 @@ func (o OpenOptions) warn(format string, args ...any) {
 //   - inline:{ k=v, { k2 = v with spaces } } and static:value / static:{ text }.
 //   - regexp:/path and regexp:{ {/re/ result}, ... } (POSIX ERE rules).
 //   - cidr:/path and cidr:{ {net/len result}, ... }, reloaded like texthash.
+//   - unionmap:{type:name, ...} and pipemap:{type:name, ...}.
 //   - fail:name fails every lookup (useful to test error handling).
 //   - proxy:type:name opens type:name directly.
 func Open(spec string) (Table, error) {
@@ -112,10 +113,16 @@ var openers = map[string]opener{
 	"cidr":     openCIDR,
 }
 
+// The composite tables open their parts through the registry.
+func init() {
+	openers["unionmap"] = openUnion
+	openers["pipemap"] = openPipe
+}
+
 // notYet lists Postfix table types postgate knows but does not serve yet.
 var notYet = map[string]bool{
 	"pcre": true, "tcp": true, "socketmap": true,
 	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
-	"pipemap": true, "unionmap": true, "randmap": true, "environ": true,
+	"randmap": true, "environ": true,
 	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,
 }

@@ -39,7 +39,9 @@ func TestMapMatchesPostmap(t *testing.T) {
 		"x@y.z", "nobody", "unknown.test"}
 	input := strings.Join(keys, "\n") + "\n"
 	for _, spec := range []string{"texthash:" + access, "hash:" + access, "cidr:" + cidr, "regexp:" + re,
-		"inline:{ example.com=OK, {user@example.com = REJECT no} }", "static:{ fixed value }"} {
+		"inline:{ example.com=OK, {user@example.com = REJECT no} }", "static:{ fixed value }",
+		"unionmap:{cidr:" + cidr + ", regexp:" + re + ", inline:{10.0.0.1=x}}",
+		"pipemap:{texthash:" + access + ", inline:{ok=accepted, dunno=maybe}}"} {
 		want := run(t, input, postmap, "-c", dir, "-q", "-", spec)
 		got := run(t, input, harness.Binary(t), "map", "-q", "-", spec)
 		if strings.Count(want, "\n") < 2 {
