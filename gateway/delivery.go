@@ -25,7 +25,7 @@ type delivery struct {
 }
 
 // newRoute builds the one address resolver of a runtime (trivial-rewrite).
-func newRoute(cfg *config.Config, tables tableCache) (*route.Resolver, error) {
+func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	parent := parentMatcher(cfg)
 	domains := func(param string) (*rules.DomainList, error) {
 		l, err := rules.NewDomainList(cfg.List(param), parent(param), rules.WithOpener(tables.open))

@@ -37,9 +37,10 @@ type Gateway struct {
 
 // Check compiles everything the daemon would (restriction lists, tables,
 // listener addresses) without opening the queue or any socket. It returns
-// notices for names postgate knows but does not implement yet.
-func Check(cfg *config.Config) ([]string, error) {
-	tables := tableCache{}
+// notices for names postgate knows but does not implement yet; warn gets
+// the tables' warnings (duplicate keys).
+func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
+	tables := newTableCache(warn)
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func Check(cfg *config.Config) ([]string, error) {
 	return notices, err
 }
 
-func buildServices(cfg *config.Config, tables tableCache) ([]*service, []string, error) {
+func buildServices(cfg *config.Config, tables *tableCache) ([]*service, []string, error) {
 	var out []*service
 	var notices []string
 	seen := map[string]bool{}
@@ -71,7 +72,26 @@ func buildServices(cfg *config.Config, tables tableCache) ([]*service, []string,
 // New builds the runtime from cfg, opens the mail log and the queue. It
 // binds no socket yet.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	tables := tableCache{}
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	log, err := OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGateway(cfg, opts, log)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error) {
+	// Table problems that do not stop a table (duplicate keys, a reload
+	// that failed) are logged as Postfix's processes log them.
+	tables := newTableCache(func(msg string) { log.Logf("smtpd", "warning: %s", msg) })
 	rt, err := newRoute(cfg, tables)
 	if err != nil {
 		return nil, err
@@ -88,14 +108,6 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err := config.CheckQueueDirectory(qdir); err != nil {
 		return nil, err
 	}
-	out := opts.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
-	log, err := OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
-	if err != nil {
-		return nil, err
-	}
 	store, err := queue.Open(qdir, queue.Options{
 		Syncer:      opts.Syncer,
 		LongIDs:     cfg.Bool("enable_long_queue_ids"),
@@ -103,13 +115,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Logf:        func(f string, a ...any) { log.Logf("qmgr", "warning: "+f, a...) },
 	})
 	if err != nil {
-		log.Close()
 		return nil, fmt.Errorf("queue_directory %s: %w", qdir, err)
 	}
 	d, err := newDelivery(cfg, rt, dns, log)
 	if err != nil {
 		store.Close()
-		log.Close()
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}

@@ -54,6 +54,7 @@ type service struct {
 	disableVrfy            bool
 	softBounce             bool
 	forbidUnauthPipelining bool
+	clientPortLogging      bool
 
 	noopCommands      *rules.StringList
 	forbiddenCommands *rules.StringList
@@ -89,24 +90,32 @@ var restrictionParams = []string{
 	"smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
 }
 
-// tableCache opens each "type:name" once per runtime, shared by all services.
-type tableCache map[string]rules.Table
+// tableCache opens each "type:name" once per runtime, shared by all
+// services; warn gets what the tables report without failing.
+type tableCache struct {
+	m    map[string]rules.Table
+	warn func(msg string)
+}
 
-func (tc tableCache) open(spec string) (rules.Table, error) {
-	if t, ok := tc[spec]; ok {
+func newTableCache(warn func(msg string)) *tableCache {
+	return &tableCache{m: map[string]rules.Table{}, warn: warn}
+}
+
+func (tc *tableCache) open(spec string) (rules.Table, error) {
+	if t, ok := tc.m[spec]; ok {
 		return t, nil
 	}
-	t, err := rules.Open(spec)
+	t, err := rules.OpenWith(spec, rules.OpenOptions{Warn: tc.warn})
 	if err != nil {
 		return nil, err
 	}
-	tc[spec] = t
+	tc.m[spec] = t
 	return t, nil
 }
 
 // buildService compiles one listener's runtime. Errors name the parameter
 // and where it was set.
-func buildService(cfg, stressed *config.Config, svc config.Service, tables tableCache) (*service, []string, error) {
+func buildService(cfg, stressed *config.Config, svc config.Service, tables *tableCache) (*service, []string, error) {
 	s := &service{
 		name:                    svc.Name,
 		pos:                     svc.Pos,
@@ -131,6 +140,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables table
 		disableVrfy:             cfg.Bool("disable_vrfy_command"),
 		softBounce:              cfg.Bool("soft_bounce"),
 		forbidUnauthPipelining:  cfg.Bool("smtpd_forbid_unauth_pipelining"),
+		clientPortLogging:       cfg.Bool("smtpd_client_port_logging"),
 		ehloDiscardWords:        parseEHLOMask(cfg.Get("smtpd_discard_ehlo_keywords")),
 		rejectFooter:            cfg.Get("smtpd_reject_footer"),
 		bareLFCode:              int(cfg.Int("smtpd_forbid_bare_newline_reject_code")),
@@ -213,7 +223,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables table
 
 // buildLists compiles the lists and tables of the SMTP dialogue; errors
 // name the parameter and where it was set.
-func (s *service) buildLists(cfg *config.Config, tables tableCache) error {
+func (s *service) buildLists(cfg *config.Config, tables *tableCache) error {
 	open := rules.WithOpener(tables.open)
 	var err error
 	strs := []struct {

@@ -56,14 +56,23 @@ type session struct {
 
 // clientInfo is what the log and the restrictions know of the client.
 type clientInfo struct {
-	addr netip.Addr
-	port int
-	name string // verified name or "unknown"
+	addr    netip.Addr
+	port    int    // 0 when XCLIENT said it is unavailable
+	name    string // verified name or "unknown"
+	logPort bool   // smtpd_client_port_logging
 }
 
-// String formats the client as Postfix logs it: name[addr].
+// String formats the client as Postfix does in logs and replies:
+// name[addr], and name[addr]:port with smtpd_client_port_logging.
 func (c clientInfo) String() string {
-	return c.name + "[" + c.address() + "]"
+	s := c.name + "[" + c.address() + "]"
+	if !c.logPort {
+		return s
+	}
+	if c.port == 0 {
+		return s + ":unknown"
+	}
+	return s + ":" + strconv.Itoa(c.port)
 }
 
 // address is the client address as Postfix writes it: "unknown" when
@@ -102,7 +111,7 @@ func (s *service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
 	ctx, cancel := context.WithCancel(s.ctx)
 	addr, port := remoteAddr(nc.Conn)
 	sess := &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",
-		client: clientInfo{addr: addr, port: port, name: "unknown"}}
+		client: clientInfo{addr: addr, port: port, name: "unknown", logPort: s.clientPortLogging}}
 	return sess
 }
 

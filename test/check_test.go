@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"postgate/test/harness"
 )
@@ -123,5 +124,51 @@ func TestCheckMatchesPostconf(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("%s: postgate check prints\n%s\npostconf -n prints\n%s", dir, got, want)
 		}
+	}
+}
+
+// TestTableWarnings: what a table reports without failing (a duplicate key,
+// a reload that failed and kept the previous contents) reaches the mail
+// log of the daemon and the output of `postgate check`.
+func TestTableWarnings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	access := filepath.Join(dir, "access")
+	if err := os.WriteFile(access, []byte("bad.test REJECT first\nbad.test REJECT second\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cidr := filepath.Join(dir, "clients.cidr")
+	if err := os.WriteFile(cidr, []byte("127.0.0.5 REJECT listed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := harness.Start(t, "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n"+
+		"smtpd_recipient_restrictions = check_sender_access texthash:"+access+", check_client_access cidr:"+cidr+"\n", "")
+	dup := "warning: " + access + ":2: duplicate entry: \"bad.test\""
+	if log := p.Log(dup); !strings.Contains(log, dup) {
+		t.Errorf("mail log lacks %q:\n%s", dup, log)
+	}
+	out, _ := exec.Command(harness.Binary(t), "check", "-c", p.Dir).CombinedOutput()
+	if !strings.Contains(string(out), "postgate: "+dup) {
+		t.Errorf("postgate check output lacks %q:\n%s", dup, out)
+	}
+	// A broken edit keeps the previous rules in service, with a warning.
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	if code, _ := c.Cmd("RCPT TO:<u@relay.test>"); code != 554 {
+		t.Fatalf("listed client: %d, want 554", code)
+	}
+	future := time.Now().Add(time.Minute)
+	if err := os.WriteFile(cidr, []byte("127.0.0.5/33 REJECT broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(cidr, future, future)
+	time.Sleep(1100 * time.Millisecond) // the tables look at their files once a second
+	if code, _ := c.Cmd("RCPT TO:<u@relay.test>"); code != 554 {
+		t.Errorf("after a broken edit: %d, want 554 from the previous rules", code)
+	}
+	want := "warning: cidr map " + cidr + ", line 1: bad mask length in \"127.0.0.5/33\"; keeping the previous contents of " + cidr
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("mail log lacks %q:\n%s", want, log)
 	}
 }

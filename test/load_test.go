@@ -200,3 +200,15 @@ func TestPerRequestDeadline(t *testing.T) {
 		})
 	}
 }
+
+func TestClientPortLogging(t *testing.T) {
+	t.Parallel()
+	p := harness.Start(t, rejectUnauth+"smtpd_client_port_logging = yes\n", "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(221, "QUIT")
+	local := c.Conn.LocalAddr().String() // 127.0.0.5:PORT
+	want := "connect from unknown[" + strings.Replace(local, ":", "]:", 1)
+	if log := p.Log(want); !strings.Contains(log, want) || !strings.Contains(log, "disconnect from unknown["+strings.Replace(local, ":", "]:", 1)+" quit=1") {
+		t.Errorf("no client port in the log, want %q:\n%s", want, log)
+	}
+}

@@ -21,7 +21,7 @@ func check(args []string) int {
 		return 1
 	}
 	printDiagnostics(cfg)
-	notices, err := gateway.Check(cfg)
+	notices, err := gateway.Check(cfg, func(msg string) { fmt.Fprintf(os.Stderr, "postgate: warning: %s\n", msg) })
 	for _, n := range notices {
 		fmt.Fprintf(os.Stderr, "postgate: warning: restriction %q is not implemented yet: it answers 451 4.3.5 Server configuration error\n", n)
 	}

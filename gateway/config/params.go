@@ -147,9 +147,9 @@ var paramTable = []param{
 
 	// postgate's own.
 	list("postgate_dns_servers", ""), // empty: the servers of /etc/resolv.conf
-	str("postgate_state_store", "memory"),
-	str("postgate_metrics_address", ""),
-	seconds("postgate_greylist_delay", "300s", 's', 0),
+	later(str("postgate_state_store", "memory")),
+	later(str("postgate_metrics_address", "")),
+	later(seconds("postgate_greylist_delay", "300s", 's', 0)),
 
 	// Delivery.
 	list("relayhost", ""),
@@ -177,7 +177,7 @@ var paramTable = []param{
 	str("bounce_notice_recipient", "postmaster"),
 	str("2bounce_notice_recipient", "postmaster"),
 	str("delay_notice_recipient", "postmaster"),
-	str("error_notice_recipient", "postmaster"),
+	later(str("error_notice_recipient", "postmaster")),
 	str("smtp_helo_name", "$myhostname"),
 	str("smtp_bind_address", ""),
 	str("smtp_tcp_port", "smtp"),
