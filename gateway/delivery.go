@@ -55,12 +55,8 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 		}
 		o.TransportMaps = append(o.TransportMaps, t)
 	}
-	prefixes, err := interfacePrefixes(cfg.List("inet_interfaces"))
-	if err != nil {
+	if o.InetInterfaces, err = cfg.InterfaceAddrs(); err != nil {
 		return nil, paramError(cfg, "inet_interfaces", err)
-	}
-	for _, p := range prefixes {
-		o.InetInterfaces = append(o.InetInterfaces, p.Addr())
 	}
 	o.Myorigin, o.Mydomain, o.Myhostname = cfg.Get("myorigin"), cfg.Get("mydomain"), cfg.Get("myhostname")
 	o.ParentDomainMatchesSubdomains = parent

@@ -161,7 +161,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	}
 	s.addrs = addrs
 
-	mynetworks, err := mynetworksList(cfg)
+	// $mynetworks, computed by gateway/config when not set: one
+	// computation for the restrictions and every list that names it.
+	mynetworks, err := rules.NewAddrList(cfg.List("mynetworks"))
 	if err != nil {
 		return nil, nil, paramError(cfg, "mynetworks", err)
 	}
@@ -322,67 +324,6 @@ func parentMatcher(cfg *config.Config) func(string) bool {
 		features[f] = true
 	}
 	return func(feature string) bool { return features[feature] }
-}
-
-// mynetworksList is $mynetworks, or the list mynetworks_style computes from
-// the addresses postgate listens on when mynetworks is not set.
-func mynetworksList(cfg *config.Config) (*rules.AddrList, error) {
-	if _, set := cfg.Raw("mynetworks"); set {
-		return rules.NewAddrList(cfg.List("mynetworks"))
-	}
-	ifaces, err := interfacePrefixes(cfg.List("inet_interfaces"))
-	if err != nil {
-		return nil, err
-	}
-	items, err := rules.MynetworksFromStyle(cfg.Get("mynetworks_style"), ifaces)
-	if err != nil {
-		return nil, err
-	}
-	return rules.NewAddrList(items)
-}
-
-// interfacePrefixes lists the addresses of inet_interfaces with their
-// interface netmasks ("all": every interface, loopback included).
-func interfacePrefixes(items []string) ([]netip.Prefix, error) {
-	all, err := rules.InterfacePrefixes()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Prefix
-	add := func(a netip.Addr) {
-		for _, p := range all {
-			if p.Addr() == a {
-				out = append(out, p)
-				return
-			}
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	for _, it := range items {
-		switch it {
-		case "all":
-			return all, nil
-		case "loopback-only":
-			add(netip.MustParseAddr("127.0.0.1"))
-			add(netip.MustParseAddr("::1"))
-		case "localhost":
-			add(netip.MustParseAddr("127.0.0.1"))
-		default:
-			ip, err := netip.ParseAddr(trimBrackets(it))
-			if err != nil {
-				return nil, fmt.Errorf("inet_interfaces: %q is not an address (host names are not supported)", it)
-			}
-			add(ip.Unmap())
-		}
-	}
-	return out, nil
-}
-
-func trimBrackets(s string) string {
-	if len(s) > 1 && s[0] == '[' && s[len(s)-1] == ']' {
-		return s[1 : len(s)-1]
-	}
-	return s
 }
 
 // inList matches a command against smtpd_noop_commands or

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -109,7 +111,8 @@ func (v *view) defaultMynetworks() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	own := v.ownAddrs(rules.SplitList(ifaces), parseProtocols(protos))
+	sys, _ := v.f.env.addrs()
+	own := ownAddrs(sys, rules.SplitList(ifaces), parseProtocols(protos))
 	var v4, v6 []string
 	seen := map[string]bool{}
 	for _, a := range own {
@@ -150,10 +153,39 @@ var (
 	loopback6 = ifaceAddr{net: &net.IPNet{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}, loopback: true}
 )
 
-// ownAddrs resolves inet_interfaces to interface addresses. Host names other
-// than localhost are not resolved: loading the configuration does no DNS.
-func (v *view) ownAddrs(ifaces []string, p protocols) []ifaceAddr {
-	sys, _ := v.f.env.addrs()
+// InterfaceAddrs are the addresses postgate receives mail on:
+// inet_interfaces ("all": every interface; "loopback-only" and "localhost":
+// the loopback ones) of the families in inet_protocols. The default
+// mynetworks is computed from them, and they are the address literals that
+// name this host. A host name in inet_interfaces is an error: loading the
+// configuration does no DNS.
+func (c *Config) InterfaceAddrs() ([]netip.Addr, error) {
+	sys, err := c.f.env.addrs()
+	if err != nil {
+		return nil, fmt.Errorf("inet_interfaces: %w", err)
+	}
+	items := c.List("inet_interfaces")
+	for _, it := range items {
+		switch strings.ToLower(it) {
+		case "all", "loopback-only", "localhost":
+		default:
+			if net.ParseIP(strings.Trim(it, "[]")) == nil {
+				return nil, fmt.Errorf("inet_interfaces: %q is not an address (host names are not supported)", it)
+			}
+		}
+	}
+	var out []netip.Addr
+	for _, a := range ownAddrs(sys, items, parseProtocols(c.Get("inet_protocols"))) {
+		if ip, ok := netip.AddrFromSlice(a.net.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out, nil
+}
+
+// ownAddrs resolves inet_interfaces to interface addresses (sys: every
+// interface's). Host names other than localhost are skipped.
+func ownAddrs(sys []ifaceAddr, ifaces []string, p protocols) []ifaceAddr {
 	var out []ifaceAddr
 	add := func(a ifaceAddr) {
 		if p.allows(a.net.IP) {

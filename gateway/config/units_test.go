@@ -360,3 +360,28 @@ func TestExpansionBlowup(t *testing.T) {
 		t.Errorf("error = %q, want %q", got, want)
 	}
 }
+
+// TestInterfaceAddrs: the addresses that are this host's follow
+// inet_interfaces and inet_protocols, as the default mynetworks does.
+func TestInterfaceAddrs(t *testing.T) {
+	for _, tt := range []struct{ main, want, err string }{
+		{"inet_interfaces = all\n", "127.0.0.1 ::1 198.51.100.7 2001:db8:1::7 172.16.5.5", ""},
+		{"inet_interfaces = all\ninet_protocols = ipv4\n", "127.0.0.1 198.51.100.7 172.16.5.5", ""},
+		{"inet_interfaces = loopback-only\ninet_protocols = ipv6\n", "::1", ""},
+		{"inet_interfaces = 198.51.100.7, [2001:db8:1::7]\n", "198.51.100.7 2001:db8:1::7", ""},
+		{"inet_interfaces = mx.example\n", "", `inet_interfaces: "mx.example" is not an address (host names are not supported)`},
+	} {
+		c, err := build(input{mainFile: "/d/main.cf", main: []byte(tt.main), defaultListener: defaultSMTP, env: fakeEnv("mx.example")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := c.InterfaceAddrs()
+		var got []string
+		for _, a := range addrs {
+			got = append(got, a.String())
+		}
+		if strings.Join(got, " ") != tt.want || (err == nil) != (tt.err == "") || (err != nil && err.Error() != tt.err) {
+			t.Errorf("%q: InterfaceAddrs() = %v, %v; want %q, %q", tt.main, got, err, tt.want, tt.err)
+		}
+	}
+}
