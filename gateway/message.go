@@ -75,7 +75,7 @@ func (s *session) checkData() *rules.Reply {
 	if v.Decision != restrictions.Reject {
 		return nil
 	}
-	r := v.Reply()
+	r := v.Reply
 	return &r
 }
 

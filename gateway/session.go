@@ -152,7 +152,7 @@ func (s *session) start() {
 	s.ehloMask = mask
 	if !s.svc.delayReject {
 		if v := s.check(restrictions.Connect, ""); !s.passes("CONNECT", "", v) {
-			r := v.Reply()
+			r := v.Reply
 			s.denied = &r
 			s.errors++
 			return
@@ -429,7 +429,7 @@ func (s *session) check(stage restrictions.Stage, rcpt string) restrictions.Verd
 func (s *session) passes(stage, rcpt string, v restrictions.Verdict) bool {
 	s.logEvents(stage, rcpt, v)
 	if v.Decision == restrictions.Reject {
-		s.reply(v.Reply())
+		s.reply(v.Reply)
 		return false
 	}
 	return true

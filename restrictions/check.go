@@ -157,8 +157,8 @@ func (e *eval) finish(st status) Verdict {
 	switch {
 	case st == reject:
 		v.Decision = Reject
-		v.Code, v.DSN, v.Text = parseReply(e.reply)
-		v.Disconnect = v.Code == 421 || v.Code == 521
+		v.Reply = e.reply
+		v.Disconnect = v.Reply.Code == 421 || v.Reply.Code == 521
 	case e.permitted:
 		v.Decision = Permit
 	}

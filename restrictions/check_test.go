@@ -26,16 +26,16 @@ func TestVerdictFields(t *testing.T) {
 	}, Options{DelayReject: true, RelayBeforeRecipient: true})
 	req := &Request{ClientAddr: netip.MustParseAddr("192.0.2.1"), ClientName: "unknown", Sender: "s@src.test", Recipient: "a@x.test"}
 	v := l.Check(context.Background(), Rcpt, req, nil)
-	if v.Decision != Reject || v.Code != 421 || v.DSN != "4.7.0" || v.Text != "<a@x.test>: Recipient address rejected: bye" || !v.Disconnect {
+	if v.Decision != Reject || v.Reply != (rules.Reply{Code: 421, DSN: "4.7.0", Text: "<a@x.test>: Recipient address rejected: bye"}) || !v.Disconnect {
 		t.Errorf("verdict %+v", v)
 	}
-	if v.Reply().String() != "421 4.7.0 <a@x.test>: Recipient address rejected: bye" {
-		t.Errorf("Reply() = %q", v.Reply())
+	if v.Reply.String() != "421 4.7.0 <a@x.test>: Recipient address rejected: bye" {
+		t.Errorf("Reply() = %q", v.Reply)
 	}
 	txn := &Txn{}
 	req.Recipient = "b@x.test"
 	v = l.Check(context.Background(), Rcpt, req, txn)
-	if v.Decision != Reject || v.Code != 554 || len(v.Effects) != 1 || v.Effects[0].Action != rules.ActionHold || !txn.Held() {
+	if v.Decision != Reject || v.Reply.Code != 554 || len(v.Effects) != 1 || v.Effects[0].Action != rules.ActionHold || !txn.Held() {
 		t.Errorf("HOLD then reject: %+v held=%v", v, txn.Held())
 	}
 	req.Recipient = "c@x.test"

@@ -43,7 +43,7 @@ type eval struct {
 	hasRecipient bool
 	recipient    string
 
-	reply     string // "code dsn text" of the reject
+	reply     rules.Reply // the reject
 	permitted bool   // a top-level list ended with OK
 
 	memo resolveMemo // the last address resolved

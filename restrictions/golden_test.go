@@ -190,7 +190,7 @@ func (h *harness) check(stage Stage) Verdict {
 	req := h.req
 	v := h.lists.Check(context.Background(), stage, &req, h.txn)
 	if v.Decision == Reject {
-		h.out.WriteString(v.Reply().String() + "\n")
+		h.out.WriteString(v.Reply.String() + "\n")
 	} else {
 		h.out.WriteString("OK (" + v.Decision.String() + ")\n")
 	}

@@ -1,7 +1,6 @@
 package restrictions
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -22,10 +21,11 @@ const (
 	classData
 )
 
-const (
-	genericReply  = "450 4.7.1 Service unavailable"
-	maxReplyBytes = 510
-)
+// maxReplyBytes bounds a reply line, code and DSN included.
+const maxReplyBytes = 510
+
+// genericReply replaces a reply whose code or DSN is misconfigured.
+var genericReply = rules.Reply{Code: 450, DSN: "4.7.1", Text: "Service unavailable"}
 
 // reject is the one place a reject reply is made (Postfix's
 // smtpd_check_reject): the code must be 4xx/5xx and the DSN valid (else a
@@ -40,35 +40,35 @@ func (e *eval) reject(cls errClass, code int, dsn, text string) status {
 	if warn {
 		what = "reject_warning"
 	}
-	reply := fmt.Sprintf("%d %s %s", code, dsn, text)
+	r := rules.Reply{Code: code, DSN: dsn, Text: text}
 	if code < 400 || code > 599 {
-		e.warning("SMTP reply code configuration error: %s", reply)
-		reply = genericReply
+		e.warning("SMTP reply code configuration error: %s", r)
+		r = genericReply
+	} else if rules.ValidDSN(dsn) != len(dsn) || dsn == "" {
+		e.warning("DSN detail code configuration error: %s", r)
+		r = genericReply
 	}
-	if rules.ValidDSN(reply[4:]) == 0 {
-		e.warning("DSN detail code configuration error: %s", reply)
-		reply = genericReply
+	// The whole reply line is cut to 510 bytes, as Postfix cuts its
+	// formatted reply.
+	if head := len("550 ") + len(r.DSN) + 1; head+len(r.Text) > maxReplyBytes {
+		r.Text = r.Text[:maxReplyBytes-head]
 	}
-	if len(reply) > maxReplyBytes {
-		reply = reply[:maxReplyBytes]
-	}
-	reply = printable(reply)
-	if !warn && e.dir.active && reply[0] == '5' {
+	r.Text = printable(r.Text)
+	if !warn && e.dir.active && r.Code/100 == 5 {
 		d := e.dir
 		e.warnIfReject, e.dir.active = 0, false
 		return e.reject(d.class, d.code, d.dsn, d.reason)
 	}
-	b := []byte(reply)
-	if e.l.opts.SoftBounce && b[0] == '5' {
-		b[0] = '4'
+	if e.l.opts.SoftBounce && r.Code/100 == 5 {
+		r.Code -= 100
 	}
-	b[4] = b[0]
-	reply = string(b)
-	e.logAction(what, reply)
+	// The DSN's class follows the code.
+	r.DSN = strconv.Itoa(r.Code/100) + r.DSN[1:]
+	e.logAction(what, r.String())
 	if warn {
 		return dunno
 	}
-	e.reply = reply
+	e.reply = r
 	return reject
 }
 
@@ -155,12 +155,4 @@ func (e *eval) dsnFix(dsn, replyClass string) string {
 		e.info("mapping DSN status %s into %s status %s", dsn, replyClass, result)
 	}
 	return result
-}
-
-// parseReply splits "code dsn text".
-func parseReply(reply string) (code int, dsn, text string) {
-	code, _ = strconv.Atoi(reply[:3])
-	rest := reply[4:]
-	n := rules.ValidDSN(rest)
-	return code, rest[:n], strings.TrimPrefix(rest[n:], " ")
 }

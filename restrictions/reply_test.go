@@ -52,15 +52,19 @@ func TestReject(t *testing.T) {
 				e.dir = *c.dir
 			}
 			st := e.reject(c.cls, c.code, c.dsn, c.text)
-			if (st == reject) != (c.want != "") || e.reply != c.want {
-				t.Errorf("status %v reply %q, want %q", st, e.reply, c.want)
+			got := ""
+			if st == reject {
+				got = e.reply.String()
+			}
+			if got != c.want {
+				t.Errorf("status %v reply %q, want %q", st, got, c.want)
 			}
 			last := e.v.Log[len(e.v.Log)-1]
 			if last.Kind != LogAction || last.What != c.what {
 				t.Errorf("last log %+v, want %s", last, c.what)
 			}
-			if len(e.reply) > maxReplyBytes {
-				t.Errorf("reply is %d bytes", len(e.reply))
+			if n := len(e.reply.String()); n > maxReplyBytes {
+				t.Errorf("reply is %d bytes", n)
 			}
 		})
 	}

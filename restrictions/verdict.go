@@ -28,9 +28,9 @@ func (d Decision) String() string {
 // Verdict is the result of Check.
 type Verdict struct {
 	Decision Decision
-	Code     int    // reply code when Decision is Reject
-	DSN      string // enhanced status code, e.g. "5.7.1"
-	Text     string // reply text after code and DSN, e.g. "<u@foreign.test>: Relay access denied"
+	// Reply is the reply when Decision is Reject, e.g.
+	// 554 5.7.1 "<u@foreign.test>: Relay access denied".
+	Reply rules.Reply
 
 	// Effects are the side effects of access actions, in the order they
 	// fired. They do not depend on Decision: Postfix keeps a HOLD or BCC
@@ -41,11 +41,6 @@ type Verdict struct {
 	Log []LogEvent
 	// Disconnect: the reply code is 421 or 521; hang up after the reply.
 	Disconnect bool
-}
-
-// Reply is the reply to send when the verdict rejects.
-func (v Verdict) Reply() rules.Reply {
-	return rules.Reply{Code: v.Code, DSN: v.DSN, Text: v.Text}
 }
 
 // Effect is a side effect of an access action: HOLD, DISCARD, FILTER,
