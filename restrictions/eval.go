@@ -44,7 +44,7 @@ type eval struct {
 	recipient    string
 
 	reply     rules.Reply // the reject
-	permitted bool   // a top-level list ended with OK
+	permitted bool        // a top-level list ended with OK
 
 	memo resolveMemo // the last address resolved
 }
