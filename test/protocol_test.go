@@ -86,7 +86,11 @@ type protocolDifference struct{ script, command, reason string }
 //
 //	@main NAME = VALUE a main.cf setting for this script, taken verbatim
 //	                   (no escapes: main.cf has its own, e.g. \n in
-//	                   smtpd_reject_footer); only before the first @connect
+//	                   smtpd_reject_footer); only before the first @connect;
+//	                   @files@ in it is the directory of the @file blocks
+//	@file NAME ...     write the lines up to @endfile, verbatim, to
+//	@endfile           @files@/NAME (a lookup table) before the server
+//	                   starts; only before the first @connect
 //	@connect [SRC]     close the connection, open a new one from SRC (in
 //	                   127.0.0.0/8; default 127.0.0.5, outside mynetworks)
 //	                   and record the greeting
@@ -94,6 +98,8 @@ type protocolDifference struct{ script, command, reason string }
 //	                   one reply per line (until the server closes)
 //	@raw TEXT          send TEXT as it is (no CRLF added) and read nothing
 //	@read              read one reply
+//	@content TEXT      when the last reply was 354: send TEXT as it is and
+//	                   read one reply; else nothing
 //	@shutwr            half-close the connection (CloseWrite)
 //	@expect-close      record whether the server closes within 2 s
 //	                   ("-- closed" or "-- open"; a reply that comes first is
@@ -108,7 +114,8 @@ type protocolDifference struct{ script, command, reason string }
 // # Transcript format (.golden)
 //
 // After a "# " header: "-- connect SRC" for each connection, "C: LINE" for a
-// command line sent (CRLF not shown), "C: [raw] TEXT" for raw bytes,
+// command line sent (CRLF not shown), "C: [raw] TEXT" for raw bytes
+// ("C: [content] TEXT" for @content),
 // "-- pipeline: N lines in one write" before the C: lines of a pipeline,
 // "S: LINE" for each reply line (CRLF removed), "-- half-close",
 // "-- closed" (the server closed instead of replying, or within the
@@ -172,7 +179,7 @@ func TestProtocol(t *testing.T) {
 		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
 			goldenPath := filepath.Join(protocolDir, s.Name+".golden")
-			settings, err := protocolSettings(s)
+			settings, err := protocolSettings(s, protocolFiles(t, s))
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
@@ -382,13 +389,36 @@ func mainText(settings []mainSetting) string {
 	return b.String()
 }
 
+// protocolFiles writes a script's @file blocks to a directory both servers
+// can read (Postfix's smtpd runs as its mail owner) and returns it.
+func protocolFiles(t *testing.T, s *harness.Script) string {
+	if len(s.Files) == 0 {
+		return ""
+	}
+	dir, err := os.MkdirTemp("", "postgate-protocol-files-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.Files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // protocolSettings is protocolHead plus the script's @main lines, each
-// parameter once (the last value wins, at the place of the first).
-func protocolSettings(s *harness.Script) ([]mainSetting, error) {
+// parameter once (the last value wins, at the place of the first), with
+// @files@ replaced by files, the directory of the script's @file blocks.
+func protocolSettings(s *harness.Script, files string) ([]mainSetting, error) {
 	var out []mainSetting
 	seen := map[string]int{}
 	for _, l := range append(strings.Split(protocolHead, "\n"), s.Main...) {
-		l = strings.TrimSpace(l)
+		l = strings.TrimSpace(strings.ReplaceAll(l, "@files@", files))
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}

@@ -22,7 +22,14 @@ import (
 type Script struct {
 	Name  string   // file name without .script
 	Main  []string // @main lines, verbatim main.cf text
+	Files []File   // @file blocks: tables the @main lines name under @files@
 	Steps []Step
+}
+
+// File is a file a script writes before the server starts.
+type File struct {
+	Name string // a plain file name
+	Text string
 }
 
 // StepKind says what a step does.
@@ -37,6 +44,7 @@ const (
 	StepShutWrite                   // half-close
 	StepExpectClose                 // record whether the server closes within CloseWait
 	StepSleep                       // wait
+	StepContent                     // after a 354: send message content, read one reply
 )
 
 // Step is one line (or @pipeline block) of a script.
@@ -88,6 +96,7 @@ func ParseScript(name, text string) (*Script, error) {
 	var (
 		pipeline *Step       // open @pipeline block
 		differs  *Difference // declared, waiting for its @postgate lines / its reply
+		file     *File       // open @file block
 		connect  bool
 	)
 	lines := strings.Split(text, "\n")
@@ -99,6 +108,15 @@ func ParseScript(name, text string) (*Script, error) {
 		line = strings.TrimSuffix(line, "\r")
 		errorf := func(format string, args ...any) error {
 			return fmt.Errorf("line %d: %s", n, fmt.Sprintf(format, args...))
+		}
+		if file != nil {
+			if line == "@endfile" {
+				s.Files = append(s.Files, *file)
+				file = nil
+			} else {
+				file.Text += line + "\n"
+			}
+			continue
 		}
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -147,6 +165,15 @@ func ParseScript(name, text string) (*Script, error) {
 				return nil, errorf("@main needs a main.cf line")
 			}
 			s.Main = append(s.Main, arg)
+		case "@file":
+			name := strings.TrimSpace(arg)
+			if connect {
+				return nil, errorf("@file after the first @connect")
+			}
+			if name == "" || strings.ContainsAny(name, "/ \t") {
+				return nil, errorf("@file needs a plain file name")
+			}
+			file = &File{Name: name}
 		case "@connect":
 			src := strings.TrimSpace(arg)
 			if src == "" {
@@ -182,6 +209,17 @@ func ParseScript(name, text string) (*Script, error) {
 				err = errorf("@raw needs text")
 			}
 			s.Steps = append(s.Steps, Step{Kind: StepRaw, Line: n, Data: []string{data}})
+		case "@content":
+			if err = needConn(); err != nil {
+				break
+			}
+			var data string
+			if data, err = Unescape(arg); err != nil {
+				err = errorf("%v", err)
+			} else if data == "" {
+				err = errorf("@content needs text")
+			}
+			s.add(&Step{Kind: StepContent, Line: n, Data: []string{data}}, &differs)
 		case "@read":
 			if err = needConn(); err == nil {
 				err = noArg()
@@ -237,6 +275,9 @@ func ParseScript(name, text string) (*Script, error) {
 	}
 	if pipeline != nil {
 		return nil, fmt.Errorf("line %d: @pipeline without @end", pipeline.Line)
+	}
+	if file != nil {
+		return nil, fmt.Errorf("@file %s without @endfile", file.Name)
 	}
 	if differs != nil {
 		return nil, fmt.Errorf("line %d: @differs without a reply after it", differs.Line)
@@ -400,6 +441,7 @@ type scriptRun struct {
 	closed    bool // the server closed (EOF or reset seen)
 	out       []string
 	differs   *Difference // marks the next reply
+	last      int         // the code of the last reply read
 }
 
 func (r *scriptRun) close() {
@@ -419,7 +461,7 @@ func (r *scriptRun) step(st Step) error {
 		if err != nil {
 			return err
 		}
-		r.conn, r.rd, r.closed = c.(*net.TCPConn), bufio.NewReader(c), false
+		r.conn, r.rd, r.closed, r.last = c.(*net.TCPConn), bufio.NewReader(c), false, 0
 		r.out = append(r.out, "-- connect "+st.Src)
 		return r.reply()
 	case StepCommand:
@@ -458,6 +500,13 @@ func (r *scriptRun) step(st Step) error {
 	case StepSleep:
 		time.Sleep(st.Sleep)
 		return nil
+	case StepContent:
+		if r.last != 354 {
+			return nil // DATA was refused: nothing to send
+		}
+		r.out = append(r.out, "C: [content] "+shorten(st.Data[0]))
+		r.send(st.Data[0])
+		return r.reply()
 	}
 	return fmt.Errorf("unknown step kind %d", st.Kind)
 }
@@ -507,6 +556,7 @@ func (r *scriptRun) reply() error {
 		}
 		r.out = append(r.out, "S: "+r.show(line))
 		if len(line) < 4 || line[3] != '-' {
+			r.last, _ = strconv.Atoi(line[:min(3, len(line))])
 			return nil
 		}
 	}
