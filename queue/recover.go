@@ -14,6 +14,9 @@ type lastSegment struct {
 	headerOK bool
 	end      int // end of the last complete record
 	torn     bool
+	// cut: the segment ends inside a record whose header names it; the
+	// record is in the corrupt queue, so its bytes must stay.
+	cut bool
 }
 
 // recoverLog replays every segment in logDir into x and returns, besides
@@ -47,21 +50,41 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32
 		}
 		sizes[seq] = int64(len(buf))
 		isLast := i == len(seqs)-1
-		res := scanSegment(buf, seq, x.replay, func(off, n int) {
+		// A record cut short is named unless a snapshot meets it at the
+		// end of the log, where the daemon may be writing it right now.
+		res := scanSegment(buf, seq, writable || !isLast, x.replay, func(off, n int) {
+			x.damage.Bytes += int64(n)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes holding no identifiable record", seq, off, n)
 		})
 		if !res.headerOK && len(buf) >= segHeaderSize {
 			x.logf("queue: segment %d: segment header damaged", seq)
 		}
-		if res.torn && !isLast {
+		switch {
+		case res.cut && !isLast:
+			// Only the newest segment is ever written to, so an older one
+			// that ends inside a record was cut after it was complete:
+			// records written after the cut one are lost, unnamed.
+			x.logf("queue: segment %d: ends inside the record at offset %d; records written after it in the segment are lost", seq, res.end)
+		case res.torn && !isLast:
+			x.damage.Bytes += int64(len(buf) - res.end)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes at the end of the segment", seq, res.end, len(buf)-res.end)
 		}
 		if isLast {
-			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn}
+			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn, cut: res.cut}
 		}
 	}
 	return last, sizes, nil
 }
+
+// Damage returns what Open found damaged in the log.
+func (s *Store) Damage() Damage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idx.damage
+}
+
+// Damage returns what reading the log found damaged.
+func (s *Snapshot) Damage() Damage { return s.idx.damage }
 
 // dropUnfinished removes trailing segments shorter than a segment header:
 // they were being created when the system stopped, and no record in them

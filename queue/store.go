@@ -104,8 +104,9 @@ func (s *Store) open() error {
 		return err
 	}
 	s.segBytes = sizes // the sealed ones: all but the one appends go to
-	if last.seq == 0 || !last.headerOK {
-		// No log yet, or the newest segment's header is damaged: start a
+	if last.seq == 0 || !last.headerOK || last.cut {
+		// No log yet, or the newest segment's header is damaged, or it
+		// ends in a record recovery put in the corrupt queue: start a
 		// fresh segment rather than append behind damage.
 		f, err := s.createSegment(last.seq + 1)
 		if err != nil {

@@ -106,8 +106,19 @@ type Message struct {
 	Done    []bool   // per recipient: delivered or bounced
 	Reasons []string // per recipient: last delay or bounce reason
 	NextTry time.Time
-	Expired bool // force-expired (postsuper -e)
-	Warned  bool // the delay warning was sent
+	Expired bool   // force-expired (postsuper -e)
+	Warned  bool   // the delay warning was sent
+	Damage  string // Corrupt: which record is damaged, and where
+}
+
+// Damage counts what reading the log found damaged: Records, records named
+// by their queue ID (each logged, and its message put in the corrupt queue
+// when it is still queued); Bytes, bytes that no record header vouched for,
+// dropped unnamed: whatever mail they held cannot be named. It is what an
+// alert on queue damage watches.
+type Damage struct {
+	Records int
+	Bytes   int64
 }
 
 // Syncer makes a file's written data durable. The Store calls it for
