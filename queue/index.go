@@ -16,7 +16,7 @@ import (
 // writing into them, so a shallow copy taken under the lock stays valid.
 type entry struct {
 	id      string
-	env     string // encoded envelope; "" when the record is damaged
+	env     string // encoded envelope; when damaged, unverified or ""
 	off     int64
 	nextTry int64    // Unix ns, 0 = none
 	due     int64    // Unix ns: when the queue manager takes it next (while in the schedule)
@@ -194,10 +194,19 @@ func (x *index) namedDamage(r *rawRecord, kind, outcome string) {
 }
 
 // addCorrupt adds the message of a damaged message record to the corrupt
-// queue: its header vouches for its ID and place, nothing else.
+// queue: its header vouches for its ID and place, nothing else. Its
+// envelope is kept when it is all there and decodes, unverified, so an
+// admin sees whose mail it is; nothing delivers a corrupt message.
 func (x *index) addCorrupt(r *rawRecord) {
-	x.add(&entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen,
-		state: Corrupt, damaged: true, cut: r.cut})
+	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen,
+		state: Corrupt, damaged: true, cut: r.cut}
+	if int(r.envLen) <= len(r.body) {
+		env := string(r.body[:r.envLen])
+		if n, ok := checkEnvelope(env); ok {
+			e.env, e.nrcpt = env, int32(n)
+		}
+	}
+	x.add(e)
 }
 
 // changeDamaged handles a change record whose body cannot be trusted: the
@@ -362,13 +371,18 @@ func (e *entry) message() Message {
 // damageText says why a corrupt message is corrupt, for admins' listings;
 // the mail log has the details of a damaged change.
 func (e *entry) damageText() string {
+	what := "damaged message record"
 	switch {
+	case !e.damaged:
+		return "damaged change record"
 	case e.cut:
-		return fmt.Sprintf("message record cut short in segment %d at offset %d", e.seg, e.off)
-	case e.damaged:
-		return fmt.Sprintf("damaged message record in segment %d at offset %d", e.seg, e.off)
+		what = "message record cut short"
 	}
-	return "damaged change record"
+	unverified := ""
+	if e.env != "" {
+		unverified = ", envelope unverified"
+	}
+	return fmt.Sprintf("%s in segment %d at offset %d%s", what, e.seg, e.off, unverified)
 }
 
 // snapshot copies the entries in log (arrival) order.

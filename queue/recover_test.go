@@ -324,7 +324,9 @@ func TestRecoverCutOlderSegment(t *testing.T) {
 			l := locs[id][0]
 			switch {
 			case id == victim:
-				if !ok || m.State != Corrupt || m.Damage != fmt.Sprintf("message record cut short in segment 1 at offset %d", vl.off) {
+				// The envelope is all there before the cut: shown, unverified.
+				if !ok || m.State != Corrupt || m.Damage != fmt.Sprintf("message record cut short in segment 1 at offset %d, envelope unverified", vl.off) ||
+					m.Sender == "" || len(m.Recipients) == 0 {
 					t.Errorf("%s: cut message %s: found %v %+v, want it in the corrupt queue", what, id, ok, m)
 				}
 			case l.seg == 1 && l.off > vl.off:
@@ -357,6 +359,10 @@ func TestRecoverCutOlderSegment(t *testing.T) {
 	s = openT(t, dir, Options{SegmentSize: 4096, Logf: log.logf})
 	defer s.Close()
 	check("store", s.Get, s.Damage(), log.String())
+	// What is left of the cut record stays readable, flagged.
+	if c, err := s.Content(victim); !errors.Is(err, ErrCorrupt) || len(c) != vl.envLen+40 {
+		t.Errorf("cut message: Content = %d bytes, %v; want the %d bytes left and ErrCorrupt", len(c), err, vl.envLen+40)
+	}
 	for _, id := range idl {
 		if m, ok := s.Get(id); ok && m.State == Active {
 			if c, err := s.Content(id); err != nil || !bytes.Equal(c, contents[id]) {

@@ -348,14 +348,15 @@ func (s *Store) segmentFile(seq uint32) (*os.File, error) {
 func readContent(r io.ReaderAt, e *entry) ([]byte, error) {
 	n := recOverhead + int(e.bodyLen)
 	buf := make([]byte, n)
-	if _, err := r.ReadAt(buf, e.off); err != nil {
+	got, err := r.ReadAt(buf, e.off)
+	if err != nil && !(e.cut && err == io.EOF && got >= recHeaderSize) {
 		return nil, fmt.Errorf("queue: %s: read: %w", e.id, err)
 	}
 	h, ok := parseHeader(buf, e.seg, e.off)
 	if !ok || h.id != e.id || h.bodyLen != e.bodyLen {
 		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, e.id)
 	}
-	body := buf[recHeaderSize : n-recTrailerSize : n-recTrailerSize]
+	body := buf[recHeaderSize : min(got, n-recTrailerSize) : n-recTrailerSize] // a cut record: what is left
 	if e.damaged {
 		return body, fmt.Errorf("%w: %s: raw record body returned", ErrCorrupt, e.id)
 	}

@@ -180,6 +180,20 @@ func TestDamagedSegments(t *testing.T) {
 			t.Errorf("queue list lacks %q:\n%s", w, text)
 		}
 	}
+
+	// What is left of a cut message is readable, flagged as damaged, and
+	// its envelope (all there before the cut) shown.
+	cut := msgs[cutOld]
+	raw, err := p.Run("queue", "show", "--raw", cut.id)
+	if err == nil || !strings.Contains(err.Error(), "in the corrupt queue") || !strings.Contains(raw, "Message-ID: <"+cut.marker+"@src.test>") {
+		t.Errorf("queue show --raw %s: %v, %d bytes", cut.id, err, len(raw))
+	}
+	shown, err := p.Run("queue", "show", cut.id)
+	for _, w := range []string{"*** ENVELOPE RECORDS corrupt/" + cut.id, "sender: a@src.test", "*** DAMAGED RECORD corrupt/" + cut.id + ": message record cut short"} {
+		if err != nil || !strings.Contains(shown, w) {
+			t.Errorf("queue show %s lacks %q (%v):\n%s", cut.id, w, err, shown)
+		}
+	}
 }
 
 var receivedIDRe = regexp.MustCompile(`\tby \S+ \([^)]*\) with \S+ id ([0-9A-Za-z]+)`)
