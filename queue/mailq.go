@@ -97,13 +97,13 @@ func envelopeKnown(m *Message) bool { return m.State != Corrupt || len(m.Recipie
 
 // WriteDamage writes a summary of the damage reading the log found, after
 // the listing, when there is any, so an admin (or a script alerting on
-// it) sees what the corrupt queue cannot show: damaged bytes that named no
+// it) sees what the corrupt queue cannot show: bytes lost that named no
 // message.
 func WriteDamage(w io.Writer, d Damage) error {
 	if d == (Damage{}) {
 		return nil
 	}
-	_, err := fmt.Fprintf(w, "-- Queue log damage: %d damaged records named, %d damaged bytes that named none.\n", d.Records, d.Bytes)
+	_, err := fmt.Fprintf(w, "-- Queue log damage: %d damaged records named, %d bytes lost unnamed.\n", d.Records, d.Bytes)
 	return err
 }
 

@@ -64,7 +64,8 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32
 			// Only the newest segment is ever written to, so an older one
 			// that ends inside a record was cut after it was complete:
 			// records written after the cut one are lost, unnamed.
-			x.logf("queue: segment %d: ends inside the record at offset %d; records written after it in the segment are lost", seq, res.end)
+			x.damage.Bytes += int64(res.short)
+			x.logf("queue: segment %d: cut inside the record at offset %d, at least %d bytes short: records written after it in the segment are lost", seq, res.end, res.short)
 		case res.torn && !isLast:
 			x.damage.Bytes += int64(len(buf) - res.end)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes at the end of the segment", seq, res.end, len(buf)-res.end)

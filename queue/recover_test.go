@@ -316,6 +316,7 @@ func TestRecoverCutOlderSegment(t *testing.T) {
 	victim := inSeg1[1]
 	vl := locs[victim][0]
 	editSegment(t, dir, 1, func(b []byte) []byte { return b[:vl.off+recHeaderSize+vl.envLen+40] })
+	short := vl.end - (vl.off + recHeaderSize + vl.envLen + 40)
 
 	check := func(what string, get func(string) (Message, bool), damage Damage, logText string) {
 		t.Helper()
@@ -337,13 +338,13 @@ func TestRecoverCutOlderSegment(t *testing.T) {
 				t.Errorf("%s: intact message %s: found %v state %v", what, id, ok, m.State)
 			}
 		}
-		if damage != (Damage{Records: 1}) {
-			t.Errorf("%s: Damage = %+v, want 1 record", what, damage)
+		if damage != (Damage{Records: 1, Bytes: int64(short)}) {
+			t.Errorf("%s: Damage = %+v, want 1 record and %d bytes", what, damage, short)
 		}
 		for _, want := range []string{
 			victim + ": message record cut short in segment 1 at offset " + strconv.Itoa(vl.off) + " (",
 			"): moved to the corrupt queue",
-			"queue: segment 1: ends inside the record at offset " + strconv.Itoa(vl.off) + "; records written after it in the segment are lost",
+			"queue: segment 1: cut inside the record at offset " + strconv.Itoa(vl.off) + fmt.Sprintf(", at least %d bytes short: records written after it in the segment are lost", short),
 		} {
 			if logText != "" && !strings.Contains(logText, want) {
 				t.Errorf("%s: no %q in the log:\n%s", what, want, logText)

@@ -19,6 +19,7 @@ type scanResult struct {
 	end      int  // end of the last complete record; a torn tail starts here
 	torn     bool // bytes after end hold no complete, verifiable record
 	cut      bool // the torn tail starts with a trusted header, passed to rec as cut
+	short    int  // with cut: how many bytes of that record are missing
 }
 
 // scanSegment walks the records of one segment, calling rec for each
@@ -62,7 +63,7 @@ func scanSegment(data []byte, seq uint32, nameCut bool, rec func(*rawRecord), fr
 			// was cut short, or the file was.
 			res.end, res.torn = pos, true
 			if nameCut {
-				res.cut = true
+				res.cut, res.short = true, end-len(data)
 				rec(&rawRecord{recHeader: h, seg: seq, off: int64(pos), body: data[pos+recHeaderSize:], cut: true})
 			}
 			return res

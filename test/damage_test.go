@@ -136,7 +136,7 @@ func TestDamagedSegments(t *testing.T) {
 		msgs[cutOld].id + ": message record cut short in segment ",
 		msgs[cutNew].id + ": message record cut short in segment ",
 		": moved to the corrupt queue",
-		"records written after it in the segment are lost",
+		"bytes short: records written after it in the segment are lost",
 	} {
 		if !strings.Contains(log, w) {
 			t.Errorf("mail log lacks %q:\n%s", w, grepLines(log, "warning:"))
@@ -174,11 +174,13 @@ func TestDamagedSegments(t *testing.T) {
 		msgs[flipped].id, "(corrupt: damaged message record in segment ",
 		msgs[cutOld].id, msgs[cutNew].id, "(corrupt: message record cut short in segment ",
 		"-- 3 in the corrupt queue",
-		"-- Queue log damage: 3 damaged records named, 0 damaged bytes that named none.",
 	} {
 		if !strings.Contains(text, w) {
 			t.Errorf("queue list lacks %q:\n%s", w, text)
 		}
+	}
+	if !regexp.MustCompile(`\n-- Queue log damage: 3 damaged records named, [1-9][0-9]* bytes lost unnamed\.\n`).MatchString(text) {
+		t.Errorf("queue list lacks the damage summary:\n%s", text)
 	}
 
 	// What is left of a cut message is readable, flagged as damaged, and
