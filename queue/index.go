@@ -185,6 +185,9 @@ const movedToCorrupt = "moved to the corrupt queue"
 // body cannot be trusted, saying what became of it.
 func (x *index) namedDamage(r *rawRecord, kind, outcome string) {
 	x.damage.Records++
+	if r.torn {
+		outcome += " (the end of the newest segment: most likely a write the system stopped in, never acknowledged)"
+	}
 	if r.cut {
 		x.logf("%s: %s record cut short in segment %d at offset %d (%d of its %d bytes are left): %s",
 			r.id, kind, r.seg, r.off, recHeaderSize+len(r.body), recOverhead+int(r.bodyLen), outcome)

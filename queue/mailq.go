@@ -103,7 +103,7 @@ func WriteDamage(w io.Writer, d Damage) error {
 	if d == (Damage{}) {
 		return nil
 	}
-	_, err := fmt.Fprintf(w, "-- Queue log damage: %d damaged records named, %d bytes lost unnamed.\n", d.Records, d.Bytes)
+	_, err := fmt.Fprintf(w, "-- Queue log damage: %d damaged records named, %d damaged bytes dropped unnamed.\n", d.Records, d.Bytes)
 	return err
 }
 

@@ -191,7 +191,7 @@ func TestWriteDamage(t *testing.T) {
 		t.Fatalf("no damage: %q %v", b.String(), err)
 	}
 	WriteDamage(&b, Damage{Records: 2, Bytes: 1378})
-	if want := "-- Queue log damage: 2 damaged records named, 1378 bytes lost unnamed.\n"; b.String() != want {
+	if want := "-- Queue log damage: 2 damaged records named, 1378 damaged bytes dropped unnamed.\n"; b.String() != want {
 		t.Fatalf("got %q, want %q", b.String(), want)
 	}
 }

@@ -52,7 +52,11 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32
 		isLast := i == len(seqs)-1
 		// A record cut short is named unless a snapshot meets it at the
 		// end of the log, where the daemon may be writing it right now.
-		res := scanSegment(buf, seq, writable || !isLast, x.replay, func(off, n int) {
+		rec, kept := x.replay, false
+		if isLast && writable {
+			rec = func(r *rawRecord) { kept = x.replayNewest(r) || kept }
+		}
+		res := scanSegment(buf, seq, writable || !isLast, rec, func(off, n int) {
 			x.damage.Bytes += int64(n)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes holding no identifiable record", seq, off, n)
 		})
@@ -61,20 +65,50 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32
 		}
 		switch {
 		case res.cut && !isLast:
-			// Only the newest segment is ever written to, so an older one
-			// that ends inside a record was cut after it was complete:
-			// records written after the cut one are lost, unnamed.
-			x.damage.Bytes += int64(res.short)
-			x.logf("queue: segment %d: cut inside the record at offset %d, at least %d bytes short: records written after it in the segment are lost", seq, res.end, res.short)
+			// Only the newest segment is written to. An older one that ends
+			// inside a record was cut after it was complete, and the
+			// records written after that one are lost, unnamed; or it was
+			// the newest when the system stopped, and Open kept it for the
+			// message it ends in.
+			x.logf("queue: segment %d: ends inside the record at offset %d, %d bytes short: if the segment was cut, the records written after it in the segment are lost", seq, res.end, res.short)
 		case res.torn && !isLast:
 			x.damage.Bytes += int64(len(buf) - res.end)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes at the end of the segment", seq, res.end, len(buf)-res.end)
 		}
 		if isLast {
-			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn, cut: res.cut}
+			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn, cut: kept}
 		}
 	}
 	return last, sizes, nil
+}
+
+// replayNewest replays a record of the newest segment at Open, where a
+// record cut short is most likely a write the system stopped in: never
+// synced, so never acknowledged nor relied on. A cut change is dropped
+// (the message keeps the state it had, as if the change was never made:
+// putting it in the corrupt queue would strand it after every such
+// crash), and so is a cut copy (state record) whose original is still
+// there; a cut message is put in the corrupt queue like any damaged one,
+// since nothing tells a torn write from a file cut after its 250. It
+// reports whether the record now stands for a message in the corrupt
+// queue, whose bytes must then stay.
+func (x *index) replayNewest(r *rawRecord) bool {
+	if !r.cut {
+		x.replay(r)
+		return false
+	}
+	if r.typ == recChange || r.typ == recState && x.m[r.id] != nil {
+		kind := "change"
+		if r.typ == recState {
+			kind = "state"
+		}
+		x.logf("%s: %s record cut short at the end of segment %d at offset %d: a write the system stopped in, never relied on: dropped", r.id, kind, r.seg, r.off)
+		return false
+	}
+	r.torn = true
+	x.replay(r)
+	e := x.m[r.id]
+	return e != nil && e.seg == r.seg && e.off == r.off
 }
 
 // Damage returns what Open found damaged in the log.

@@ -11,6 +11,7 @@ type rawRecord struct {
 	body []byte // cut short when cut
 	ok   bool   // the body checksum verified
 	cut  bool   // the segment ends inside the record: its header is all that vouches for it
+	torn bool   // ... and it is the newest segment's: most likely a write cut short
 }
 
 // scanResult describes how a segment ended.

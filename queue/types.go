@@ -113,11 +113,10 @@ type Message struct {
 
 // Damage counts what reading the log found damaged: Records, records named
 // by their queue ID (each logged, and its message put in the corrupt queue
-// when it is still queued); Bytes, bytes of the log lost without a name:
-// damaged bytes no record header vouched for, and what an older segment
-// cut inside a record lacks of it (at least that much: the records written
-// after the cut are gone too). Mail in those bytes cannot be named. It is
-// what an alert on queue damage watches.
+// when it is still queued); Bytes, damaged bytes no record header vouched
+// for, dropped unnamed. A segment cut inside a record names that record;
+// what was written after it, if anything, cannot be named (the log says
+// so). Records+Bytes > 0 is what an alert on queue damage watches.
 type Damage struct {
 	Records int
 	Bytes   int64

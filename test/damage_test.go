@@ -136,7 +136,7 @@ func TestDamagedSegments(t *testing.T) {
 		msgs[cutOld].id + ": message record cut short in segment ",
 		msgs[cutNew].id + ": message record cut short in segment ",
 		": moved to the corrupt queue",
-		"bytes short: records written after it in the segment are lost",
+		"bytes short: if the segment was cut, the records written after it in the segment are lost",
 	} {
 		if !strings.Contains(log, w) {
 			t.Errorf("mail log lacks %q:\n%s", w, grepLines(log, "warning:"))
@@ -179,7 +179,7 @@ func TestDamagedSegments(t *testing.T) {
 			t.Errorf("queue list lacks %q:\n%s", w, text)
 		}
 	}
-	if !regexp.MustCompile(`\n-- Queue log damage: 3 damaged records named, [1-9][0-9]* bytes lost unnamed\.\n`).MatchString(text) {
+	if !strings.Contains(text, "\n-- Queue log damage: 3 damaged records named, 0 damaged bytes dropped unnamed.\n") {
 		t.Errorf("queue list lacks the damage summary:\n%s", text)
 	}
 
