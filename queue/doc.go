@@ -82,8 +82,19 @@
 // good header but a bad body checksum is named by its ID: a message record
 // becomes a message in the corrupt state (its raw bytes stay readable), a
 // change record puts the message it names into the corrupt state, since its
-// true state is unknown. An incomplete record at the end of the last
-// segment is a torn write that was never acknowledged and is cut off.
+// true state is unknown. A segment that ends inside a record whose header
+// verifies gets the same treatment: the record is named and its message
+// put in the corrupt queue. In an older segment that is a segment cut after
+// it was complete, and the records that followed are lost unnamed. In the
+// newest it is most likely a write a crash cut short, never synced, so
+// never acknowledged nor relied on: a cut change (or copy) is dropped and
+// cut off, its message keeping the state it had; but nothing tells a torn
+// message record from a file cut after its 250, so that one is put in the
+// corrupt queue too, its bytes kept and appends moved to a fresh segment.
+// Any other incomplete tail of the newest segment (no verifiable header)
+// is a torn write that was never acknowledged and is cut off. Every line
+// naming a damaged record starts with the queue ID and says the segment
+// and offset; Store.Damage counts them, and the bytes that named nothing.
 //
 // State changes are applied in log order, live and at recovery alike, by
 // the same code, so a restart rebuilds exactly the state the daemon had.

@@ -180,7 +180,7 @@ func scanLog(t testing.TB, dir string) map[string][]recLoc {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scanSegment(data, seq, func(r *rawRecord) {
+		scanSegment(data, seq, false, func(r *rawRecord) {
 			locs[r.id] = append(locs[r.id], recLoc{seg: seq, off: int(r.off), end: int(r.off) + recOverhead + len(r.body), envLen: int(r.envLen), typ: r.typ})
 		}, func(int, int) {})
 	}

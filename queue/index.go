@@ -16,7 +16,7 @@ import (
 // writing into them, so a shallow copy taken under the lock stays valid.
 type entry struct {
 	id      string
-	env     string // encoded envelope; "" when the record is damaged
+	env     string // encoded envelope; when damaged, unverified or ""
 	off     int64
 	nextTry int64    // Unix ns, 0 = none
 	due     int64    // Unix ns: when the queue manager takes it next (while in the schedule)
@@ -36,6 +36,7 @@ type entry struct {
 	expired          bool
 	warned           bool
 	damaged          bool // the message record itself is damaged: Content returns it raw
+	cut              bool // ... and the end of its segment cuts it short
 }
 
 // hasDomain reports whether a recipient not yet done is in domain.
@@ -78,6 +79,7 @@ type index struct {
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.
 	lastReason string
+	damage     Damage // what reading the log found damaged
 }
 
 func newIndex(logf func(string, ...any)) *index {
@@ -142,26 +144,29 @@ func (x *index) remove(e *entry) {
 func (x *index) replay(r *rawRecord) {
 	switch r.typ {
 	case recMessage:
-		e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen}
-		env := string(r.body[:r.envLen])
-		n, ok := checkEnvelope(env)
-		switch {
-		case !r.ok:
-			x.logf("queue: %s: message record damaged (segment %d offset %d): moved to corrupt", r.id, r.seg, r.off)
-		case !ok:
-			x.logf("queue: %s: message envelope unreadable (segment %d offset %d): moved to corrupt", r.id, r.seg, r.off)
-		default:
-			e.env, e.nrcpt = env, int32(n)
-			x.add(e)
+		if !r.ok {
+			x.namedDamage(r, "message", movedToCorrupt)
+			x.addCorrupt(r)
 			return
 		}
-		e.state, e.damaged = Corrupt, true
-		x.add(e)
+		env := string(r.body[:r.envLen])
+		n, ok := checkEnvelope(env)
+		if !ok {
+			x.damage.Records++
+			x.logf("%s: unreadable envelope in message record in segment %d at offset %d: %s", r.id, r.seg, r.off, movedToCorrupt)
+			x.addCorrupt(r)
+			return
+		}
+		x.add(&entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen, env: env, nrcpt: int32(n)})
 	case recState:
 		x.replayState(r)
 	case recChange:
+		if !r.ok {
+			x.changeDamaged(r)
+			return
+		}
 		c, at, err := decodeChange(string(r.body))
-		if !r.ok || err != nil {
+		if err != nil {
 			x.changeDamaged(r)
 			return
 		}
@@ -172,16 +177,51 @@ func (x *index) replay(r *rawRecord) {
 	}
 }
 
+// movedToCorrupt ends the log line of a damaged record that puts its
+// message in the corrupt queue (Postfix's qmgr says "saving corrupt file").
+const movedToCorrupt = "moved to the corrupt queue"
+
+// namedDamage counts and logs a record that its header names but whose
+// body cannot be trusted, saying what became of it.
+func (x *index) namedDamage(r *rawRecord, kind, outcome string) {
+	x.damage.Records++
+	if r.torn {
+		outcome += " (the end of the newest segment: most likely a write the system stopped in, never acknowledged)"
+	}
+	if r.cut {
+		x.logf("%s: %s record cut short in segment %d at offset %d (%d of its %d bytes are left): %s",
+			r.id, kind, r.seg, r.off, recHeaderSize+len(r.body), recOverhead+int(r.bodyLen), outcome)
+		return
+	}
+	x.logf("%s: damaged %s record in segment %d at offset %d: %s", r.id, kind, r.seg, r.off, outcome)
+}
+
+// addCorrupt adds the message of a damaged message record to the corrupt
+// queue: its header vouches for its ID and place, nothing else. Its
+// envelope is kept when it is all there and decodes, unverified, so an
+// admin sees whose mail it is; nothing delivers a corrupt message.
+func (x *index) addCorrupt(r *rawRecord) {
+	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen,
+		state: Corrupt, damaged: true, cut: r.cut}
+	if int(r.envLen) <= len(r.body) {
+		env := string(r.body[:r.envLen])
+		if n, ok := checkEnvelope(env); ok {
+			e.env, e.nrcpt = env, int32(n)
+		}
+	}
+	x.add(e)
+}
+
 // changeDamaged handles a change record whose body cannot be trusted: the
 // message it names may be in any state, so it goes to corrupt for an admin
 // to look at rather than being delivered (again) or forgotten.
 func (x *index) changeDamaged(r *rawRecord) {
 	e := x.m[r.id]
 	if e == nil {
-		x.logf("queue: %s: damaged change record for a message no longer queued (segment %d offset %d) dropped", r.id, r.seg, r.off)
+		x.namedDamage(r, "change", "dropped: its message is no longer queued")
 		return
 	}
-	x.logf("queue: %s: change record damaged (segment %d offset %d): message moved to corrupt", r.id, r.seg, r.off)
+	x.namedDamage(r, "change", "message "+movedToCorrupt)
 	e.state = Corrupt
 }
 
@@ -323,9 +363,29 @@ func (e *entry) message() Message {
 		Expired:  e.expired,
 		Warned:   e.warned,
 	}
+	if e.state == Corrupt {
+		m.Damage = e.damageText()
+	}
 	copy(m.Done, e.done)
 	copy(m.Reasons, e.reasons)
 	return m
+}
+
+// damageText says why a corrupt message is corrupt, for admins' listings;
+// the mail log has the details of a damaged change.
+func (e *entry) damageText() string {
+	what := "damaged message record"
+	switch {
+	case !e.damaged:
+		return "damaged change record"
+	case e.cut:
+		what = "message record cut short"
+	}
+	unverified := ""
+	if e.env != "" {
+		unverified = ", envelope unverified"
+	}
+	return fmt.Sprintf("%s in segment %d at offset %d%s", what, e.seg, e.off, unverified)
 }
 
 // snapshot copies the entries in log (arrival) order.

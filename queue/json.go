@@ -11,20 +11,24 @@ import (
 // line with queue_name, queue_id, arrival_time, message_size,
 // forced_expire, sender and recipients (address, orig_address, and
 // delay_reason when there is one), in Postfix's member order and spacing.
-// Like showq, it does not list the corrupt queue.
+// Unlike showq it lists the corrupt queue too (WriteMailq says why), as
+// queue_name "corrupt" with a "damage" member saying what is damaged; a
+// message whose own record is damaged has an empty sender and no
+// recipients, since nothing vouches for them.
 func WriteJSON(w io.Writer, msgs []Message) error {
 	bw := bufio.NewWriter(w)
 	for i := range msgs {
 		m := &msgs[i]
-		if m.State == Corrupt {
-			continue
-		}
 		var arrival int64
 		if !m.Arrival.IsZero() {
 			arrival = m.Arrival.Unix()
 		}
+		sender := ""
+		if envelopeKnown(m) {
+			sender = showAddr(m.Sender)
+		}
 		fmt.Fprintf(bw, `{"queue_name": "%s", "queue_id": "%s", "arrival_time": %d, "message_size": %d, "forced_expire": %t, "sender": "%s", "recipients": [`,
-			m.State, jsonQuote(m.ID), arrival, m.Size, m.Expired, jsonQuote(showAddr(m.Sender)))
+			m.State, jsonQuote(m.ID), arrival, m.Size, m.Expired, jsonQuote(sender))
 		for j, r := range showqRcpts(m) {
 			if j > 0 {
 				bw.WriteString(", ")
@@ -35,7 +39,11 @@ func WriteJSON(w io.Writer, msgs []Message) error {
 			}
 			bw.WriteString("}")
 		}
-		bw.WriteString("]}\n")
+		bw.WriteString("]")
+		if m.State == Corrupt {
+			fmt.Fprintf(bw, `, "damage": "%s"`, jsonQuote(m.Damage))
+		}
+		bw.WriteString("}\n")
 	}
 	return bw.Flush()
 }

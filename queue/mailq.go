@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,25 +29,36 @@ var (
 // force-expired), sender (MAILER-DAEMON for <>), "(reason)" lines and
 // recipients not yet done, then "-- N Kbytes in M Requests." or "Mail queue
 // is empty". Arrival times are shown in local time, like asctime(localtime).
-// Like showq, it does not list the corrupt queue.
+//
+// Unlike showq, it lists the corrupt queue too, each message with a
+// "(corrupt: what is damaged)" line, and ends with a count of them: a
+// Postfix admin finds corrupt files by looking in the directory, but
+// postgate's queue has no files to look at, and a message in the corrupt
+// queue is acknowledged mail that will not be delivered until someone acts.
 func WriteMailq(w io.Writer, msgs []Message, longIDs bool) error {
 	line, sender, headings := shortLine, shortSender, shortHeadings
 	if longIDs {
 		line, sender, headings = longLine, longSender, longHeadings
 	}
 	bw := bufio.NewWriter(w)
-	var count, total int64
+	var count, total, corrupt int64
 	for i := range msgs {
 		m := &msgs[i]
-		if m.State == Corrupt {
-			continue
-		}
 		if count == 0 {
 			fmt.Fprintf(bw, line, headings...)
 		} else {
 			bw.WriteString("\n")
 		}
-		fmt.Fprintf(bw, sender, m.ID+statusSuffix(m), m.Size, asctime(m.Arrival), showAddr(m.Sender))
+		if !envelopeKnown(m) {
+			fmt.Fprintf(bw, line, m.ID, strconv.FormatInt(m.Size, 10), "", "(envelope unreadable)")
+		} else {
+			fmt.Fprintf(bw, sender, m.ID+statusSuffix(m), m.Size, asctime(m.Arrival), showAddr(m.Sender))
+		}
+		if m.State == Corrupt {
+			corrupt++
+			why := "corrupt: " + m.Damage
+			fmt.Fprintf(bw, "%*s(%s)\n", max(76-len(why), 0), "", why)
+		}
 		saved := ""
 		for _, r := range showqRcpts(m) {
 			// A "(reason)" line whenever the reason differs from the
@@ -73,7 +85,26 @@ func WriteMailq(w io.Writer, msgs []Message, longIDs bool) error {
 		}
 		fmt.Fprintf(bw, "\n-- %d Kbytes in %d Request%s.\n", total/1024, count, plural)
 	}
+	if corrupt > 0 {
+		fmt.Fprintf(bw, "-- %d in the corrupt queue: see the qmgr warnings in the mail log.\n", corrupt)
+	}
 	return bw.Flush()
+}
+
+// envelopeKnown is false for a message whose own record is damaged: its
+// header names it, nothing vouches for its sender or recipients.
+func envelopeKnown(m *Message) bool { return m.State != Corrupt || len(m.Recipients) > 0 }
+
+// WriteDamage writes a summary of the damage reading the log found, after
+// the listing, when there is any, so an admin (or a script alerting on
+// it) sees what the corrupt queue cannot show: bytes lost that named no
+// message.
+func WriteDamage(w io.Writer, d Damage) error {
+	if d == (Damage{}) {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "-- Queue log damage: %d damaged records named, %d damaged bytes dropped unnamed.\n", d.Records, d.Bytes)
+	return err
 }
 
 func statusSuffix(m *Message) string {

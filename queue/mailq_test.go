@@ -69,6 +69,8 @@ func mailqCases() []struct {
 	deferred.Done[5] = true
 	expired := msg("3F1A21C0E4B", Deferred, 100, arrival1, "x@example.net", "y@example.com")
 	expired.Expired = true
+	corruptChange := msg("8045F2AB24", Corrupt, 5678, arrival2, "sender@example.net", "rcpt@example.org")
+	corruptChange.Damage = "damaged change record"
 	return []struct {
 		name string
 		msgs []Message
@@ -83,8 +85,9 @@ func mailqCases() []struct {
 			msg("3F1A21C0E4B", Active, 1234, arrival1, "sender@example.net", "rcpt@example.com"),
 			msg("8045F2AB23", Hold, 5678, arrival2, "", "other@example.org"),
 			expired,
-			{Envelope: Envelope{ID: "CORRUPT0001"}, State: Corrupt},
+			{Envelope: Envelope{ID: "CORRUPT0001"}, State: Corrupt, Size: 2000, Damage: "message record cut short in segment 3 at offset 1417"},
 		}, false},
+		{"mailq_corrupt_envelope_known", []Message{corruptChange}, false},
 		{"mailq_long_ids", []Message{
 			msg("4bW5rQ1bBBzJ4F", Active, 1234, arrival1, "sender@example.net", "rcpt@example.com"),
 			msg("4bW5rQ1cXYzJ4G", Deferred, 99999, arrival2, "\"odd local\"@example.net", "x@example.org"),
@@ -137,7 +140,7 @@ func TestWriteJSON(t *testing.T) {
 		msg("3F1A21C0E4B", Active, 1234, arrival1, "sender@example.net", "rcpt@example.com"),
 		deferred,
 		msg("AAAAAAAAAA", Hold, 1, arrival1, "a@b", "c@d"),
-		{Envelope: Envelope{ID: "CORRUPT0001"}, State: Corrupt},
+		{Envelope: Envelope{ID: "CORRUPT0001"}, State: Corrupt, Size: 2000, Damage: "damaged message record in segment 3 at offset 1417"},
 	}
 	var b bytes.Buffer
 	if err := WriteJSON(&b, msgs); err != nil {
@@ -146,6 +149,7 @@ func TestWriteJSON(t *testing.T) {
 	want := `{"queue_name": "active", "queue_id": "3F1A21C0E4B", "arrival_time": 1763632862, "message_size": 1234, "forced_expire": false, "sender": "sender@example.net", "recipients": [{"address": "rcpt@example.com", "orig_address": ""}]}
 {"queue_name": "deferred", "queue_id": "8045F2AB23", "arrival_time": 1762074000, "message_size": 5678, "forced_expire": true, "sender": "MAILER-DAEMON", "recipients": [{"address": "other@example.org", "orig_address": "Other+x@example.org", "delay_reason": "connect to mx.example.org[192.0.2.9]:25: Connection refused"}, {"address": "\"q\\\"uote\"@example.org", "orig_address": ""}]}
 {"queue_name": "hold", "queue_id": "AAAAAAAAAA", "arrival_time": 1763632862, "message_size": 1, "forced_expire": false, "sender": "a@b", "recipients": [{"address": "c@d", "orig_address": ""}]}
+{"queue_name": "corrupt", "queue_id": "CORRUPT0001", "arrival_time": 0, "message_size": 2000, "forced_expire": false, "sender": "", "recipients": [], "damage": "damaged message record in segment 3 at offset 1417"}
 `
 	if b.String() != want {
 		t.Fatalf("WriteJSON:\n%s\nwant:\n%s", b.String(), want)
@@ -164,13 +168,31 @@ func TestWriteJSON(t *testing.T) {
 				OrigAddress *string `json:"orig_address"`
 				DelayReason string  `json:"delay_reason"`
 			} `json:"recipients"`
+			Damage string `json:"damage"`
 		}
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Fatalf("%v: %s", err, line)
 		}
+		if v.QueueName == "corrupt" {
+			if v.QueueID == "" || v.Damage == "" {
+				t.Fatalf("corrupt message without its ID or damage: %s", line)
+			}
+			continue
+		}
 		if v.QueueName == "" || v.QueueID == "" || v.ArrivalTime == 0 || v.ForcedExpire == nil || len(v.Recipients) == 0 || v.Recipients[0].OrigAddress == nil {
 			t.Fatalf("missing members: %s", line)
 		}
+	}
+}
+
+func TestWriteDamage(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteDamage(&b, Damage{}); err != nil || b.Len() != 0 {
+		t.Fatalf("no damage: %q %v", b.String(), err)
+	}
+	WriteDamage(&b, Damage{Records: 2, Bytes: 1378})
+	if want := "-- Queue log damage: 2 damaged records named, 1378 damaged bytes dropped unnamed.\n"; b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
 	}
 }
 

@@ -14,6 +14,9 @@ type lastSegment struct {
 	headerOK bool
 	end      int // end of the last complete record
 	torn     bool
+	// cut: the segment ends inside a record whose header names it; the
+	// record is in the corrupt queue, so its bytes must stay.
+	cut bool
 }
 
 // recoverLog replays every segment in logDir into x and returns, besides
@@ -47,21 +50,76 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32
 		}
 		sizes[seq] = int64(len(buf))
 		isLast := i == len(seqs)-1
-		res := scanSegment(buf, seq, x.replay, func(off, n int) {
+		// A record cut short is named unless a snapshot meets it at the
+		// end of the log, where the daemon may be writing it right now.
+		rec, kept := x.replay, false
+		if isLast && writable {
+			rec = func(r *rawRecord) { kept = x.replayNewest(r) || kept }
+		}
+		res := scanSegment(buf, seq, writable || !isLast, rec, func(off, n int) {
+			x.damage.Bytes += int64(n)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes holding no identifiable record", seq, off, n)
 		})
 		if !res.headerOK && len(buf) >= segHeaderSize {
 			x.logf("queue: segment %d: segment header damaged", seq)
 		}
-		if res.torn && !isLast {
+		switch {
+		case res.cut && !isLast:
+			// Only the newest segment is written to. An older one that ends
+			// inside a record was cut after it was complete, and the
+			// records written after that one are lost, unnamed; or it was
+			// the newest when the system stopped, and Open kept it for the
+			// message it ends in.
+			x.logf("queue: segment %d: ends inside the record at offset %d, %d bytes short: if the segment was cut, the records written after it in the segment are lost", seq, res.end, res.short)
+		case res.torn && !isLast:
+			x.damage.Bytes += int64(len(buf) - res.end)
 			x.logf("queue: segment %d offset %d: dropped %d damaged bytes at the end of the segment", seq, res.end, len(buf)-res.end)
 		}
 		if isLast {
-			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn}
+			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn, cut: kept}
 		}
 	}
 	return last, sizes, nil
 }
+
+// replayNewest replays a record of the newest segment at Open, where a
+// record cut short is most likely a write the system stopped in: never
+// synced, so never acknowledged nor relied on. A cut change is dropped
+// (the message keeps the state it had, as if the change was never made:
+// putting it in the corrupt queue would strand it after every such
+// crash), and so is a cut copy (state record) whose original is still
+// there; a cut message is put in the corrupt queue like any damaged one,
+// since nothing tells a torn write from a file cut after its 250. It
+// reports whether the record now stands for a message in the corrupt
+// queue, whose bytes must then stay.
+func (x *index) replayNewest(r *rawRecord) bool {
+	if !r.cut {
+		x.replay(r)
+		return false
+	}
+	if r.typ == recChange || r.typ == recState && x.m[r.id] != nil {
+		kind := "change"
+		if r.typ == recState {
+			kind = "state"
+		}
+		x.logf("%s: %s record cut short at the end of segment %d at offset %d: a write the system stopped in, never relied on: dropped", r.id, kind, r.seg, r.off)
+		return false
+	}
+	r.torn = true
+	x.replay(r)
+	e := x.m[r.id]
+	return e != nil && e.seg == r.seg && e.off == r.off
+}
+
+// Damage returns what Open found damaged in the log.
+func (s *Store) Damage() Damage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idx.damage
+}
+
+// Damage returns what reading the log found damaged.
+func (s *Snapshot) Damage() Damage { return s.idx.damage }
 
 // dropUnfinished removes trailing segments shorter than a segment header:
 // they were being created when the system stopped, and no record in them

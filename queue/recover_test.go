@@ -3,8 +3,12 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // buildLog queues six messages and puts message 1 on hold, then closes
@@ -33,49 +37,111 @@ func flip(data []byte, off int, mask byte) []byte {
 	return data
 }
 
+// TestRecoverTornTail cuts the newest segment inside its last record.
+// When the record's header is gone the tail is a torn write, never
+// acknowledged, and is cut off; when the header survives, the record is
+// named and put in the corrupt queue (the cut may have come after the
+// 250), its bytes kept and appends moved to a fresh segment.
 func TestRecoverTornTail(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		cut  func(l recLoc) int // new file length, from the last record's place
+		name  string
+		cut   func(l recLoc) int // new file length, from the last record's place
+		named bool
 	}{
-		{"after the magic", func(l recLoc) int { return l.off + 4 }},
-		{"inside the header", func(l recLoc) int { return l.off + 20 }},
-		{"inside the ID", func(l recLoc) int { return l.off + 30 }},
-		{"inside the body", func(l recLoc) int { return l.off + recHeaderSize + 10 }},
-		{"inside the content", func(l recLoc) int { return l.off + recHeaderSize + l.envLen + 100 }},
-		{"inside the trailing checksum", func(l recLoc) int { return l.end - 2 }},
+		{"after the magic", func(l recLoc) int { return l.off + 4 }, false},
+		{"inside the header", func(l recLoc) int { return l.off + 20 }, false},
+		{"inside the ID", func(l recLoc) int { return l.off + 30 }, false},
+		{"inside the body", func(l recLoc) int { return l.off + recHeaderSize + 10 }, true},
+		{"inside the content", func(l recLoc) int { return l.off + recHeaderSize + l.envLen + 100 }, true},
+		{"inside the trailing checksum", func(l recLoc) int { return l.end - 2 }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			idl, contents := buildLog(t, dir, Options{})
 			last := scanLog(t, dir)[idl[5]][0]
-			editSegment(t, dir, last.seg, func(b []byte) []byte { return b[:tc.cut(last)] })
+			cutAt := tc.cut(last)
+			editSegment(t, dir, last.seg, func(b []byte) []byte { return b[:cutAt] })
 
 			var log logBuf
 			s := openT(t, dir, Options{Logf: log.logf})
-			if got := segSize(t, dir, last.seg); got != int64(last.off) {
-				t.Errorf("segment is %d bytes after Open, want the torn tail cut at %d", got, last.off)
+			wantSize, wantLog, wantSeg := int64(last.off), "cut torn tail", last.seg
+			if tc.named {
+				wantSize, wantSeg = int64(cutAt), last.seg+1
+				wantLog = idl[5] + ": message record cut short in segment 1 at offset " + strconv.Itoa(last.off) + " ("
+				if !log.has("): moved to the corrupt queue (the end of the newest segment: most likely a write the system stopped in, never acknowledged)") {
+					t.Errorf("log:\n%s", log.String())
+				}
 			}
-			if !log.has("cut torn tail") {
-				t.Errorf("no log of the cut; log:\n%s", log.String())
+			if got := segSize(t, dir, last.seg); got != wantSize {
+				t.Errorf("segment is %d bytes after Open, want %d", got, wantSize)
 			}
-			if _, ok := s.Get(idl[5]); ok {
-				t.Errorf("torn message %s recovered", idl[5])
+			if !log.has(wantLog) {
+				t.Errorf("no %q in the log:\n%s", wantLog, log.String())
+			}
+			checkTorn := func(s *Store) {
+				t.Helper()
+				m, ok := s.Get(idl[5])
+				if tc.named && (!ok || m.State != Corrupt || !strings.Contains(m.Damage, "cut short in segment 1")) {
+					t.Errorf("cut message %s: found %v, %+v; want it in the corrupt queue", idl[5], ok, m)
+				}
+				if !tc.named && ok {
+					t.Errorf("torn message %s recovered", idl[5])
+				}
+			}
+			checkTorn(s)
+			if d := s.Damage(); d.Records != btoi(tc.named) || d.Bytes != 0 {
+				t.Errorf("Damage() = %+v", d)
 			}
 			for i := range 5 {
 				if c, err := s.Content(idl[i]); err != nil || !bytes.Equal(c, contents[i]) {
 					t.Errorf("message %d: %v", i, err)
 				}
 			}
-			// Appending continues where the tail was cut, and survives a reopen.
+			// Appending continues where the tail was cut (or in a fresh
+			// segment), and survives a reopen.
 			id := mustAppend(t, s, testEnvelope(9), []byte("after\r\n"))
+			if l := scanLog(t, dir)[id][0]; l.seg != wantSeg {
+				t.Errorf("appended to segment %d, want %d", l.seg, wantSeg)
+			}
 			s.Close()
 			s = openT(t, dir, Options{})
 			defer s.Close()
-			if c, err := s.Content(id); err != nil || string(c) != "after\r\n" || len(s.List()) != 6 {
+			if c, err := s.Content(id); err != nil || string(c) != "after\r\n" || len(s.List()) != 6+btoi(tc.named) {
 				t.Fatalf("after reopen: %q %v, %d messages", c, err, len(s.List()))
 			}
+			checkTorn(s)
 		})
+	}
+}
+
+// TestRecoverTornChange: a change record cut short at the end of the
+// newest segment is a write the system stopped in, never relied on: it is
+// dropped and cut off, and its message keeps the state it had, rather than
+// being stranded in the corrupt queue by an ordinary crash.
+func TestRecoverTornChange(t *testing.T) {
+	dir := t.TempDir()
+	idl, contents := buildLog(t, dir, Options{})
+	s := openT(t, dir, Options{})
+	mustChange(t, s, idl[5], Change{Kind: ChangeDeferred, Until: time.Unix(1763700000, 0), Reason: "4.4.1 later"})
+	s.Close()
+	recs := scanLog(t, dir)[idl[5]]
+	ch := recs[len(recs)-1]
+	editSegment(t, dir, ch.seg, func(b []byte) []byte { return b[:ch.end-3] })
+
+	var log logBuf
+	s = openT(t, dir, Options{Logf: log.logf})
+	defer s.Close()
+	if m, ok := s.Get(idl[5]); !ok || m.State != Active {
+		t.Errorf("message %s: found %v state %v, want it active as before the torn change", idl[5], ok, m.State)
+	}
+	if c, err := s.Content(idl[5]); err != nil || !bytes.Equal(c, contents[5]) {
+		t.Errorf("message 5: %v", err)
+	}
+	if want := idl[5] + ": change record cut short at the end of segment 1 at offset " + strconv.Itoa(ch.off); !log.has(want) || !log.has("cut torn tail") {
+		t.Errorf("no %q and cut in the log:\n%s", want, log.String())
+	}
+	if got := segSize(t, dir, ch.seg); got != int64(ch.off) || s.Damage() != (Damage{}) {
+		t.Errorf("segment %d bytes, want it cut at %d; Damage %+v", got, ch.off, s.Damage())
 	}
 }
 
@@ -114,18 +180,18 @@ func TestRecoverDamage(t *testing.T) {
 		}, want{missing: []int{2}, log: "dropped"}},
 		{"envelope", func(b []byte, l map[string][]recLoc, idl []string) []byte {
 			return flip(b, l[idl[2]][0].off+recHeaderSize+5, 0x20)
-		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to corrupt"}},
+		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to the corrupt queue"}},
 		{"content", func(b []byte, l map[string][]recLoc, idl []string) []byte {
 			r := l[idl[2]][0]
 			return flip(b, r.off+recHeaderSize+r.envLen+77, 0x01)
-		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to corrupt"}},
+		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to the corrupt queue"}},
 		{"trailing checksum", func(b []byte, l map[string][]recLoc, idl []string) []byte {
 			return flip(b, l[idl[2]][0].end-1, 0x80)
-		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to corrupt"}},
+		}, want{corrupt: []int{2}, raw: []int{2}, log: "moved to the corrupt queue"}},
 		{"content of the last record", func(b []byte, l map[string][]recLoc, idl []string) []byte {
 			r := l[idl[5]][0]
 			return flip(b, r.off+recHeaderSize+r.envLen+1, 0x01)
-		}, want{corrupt: []int{5}, raw: []int{5}, log: "moved to corrupt"}},
+		}, want{corrupt: []int{5}, raw: []int{5}, log: "moved to the corrupt queue"}},
 		{"zeros across two records", func(b []byte, l map[string][]recLoc, idl []string) []byte {
 			r := l[idl[2]][0]
 			clear(b[r.end-50 : r.end+80])
@@ -134,7 +200,7 @@ func TestRecoverDamage(t *testing.T) {
 		{"change record body", func(b []byte, l map[string][]recLoc, idl []string) []byte {
 			r := l[idl[1]][1] // the Hold change
 			return flip(b, r.off+recHeaderSize, 0x02)
-		}, want{corrupt: []int{1}, log: "change record damaged"}},
+		}, want{corrupt: []int{1}, log: "damaged change record"}},
 		{"segment header", func(b []byte, _ map[string][]recLoc, _ []string) []byte {
 			return flip(b, 3, 0x01)
 		}, want{log: "segment header damaged"}},
@@ -252,5 +318,110 @@ func TestRecoverUnfinishedSegment(t *testing.T) {
 	id := mustAppend(t, s, testEnvelope(9), []byte("x"))
 	if l := scanLog(t, dir)[id][0]; l.seg != 1 {
 		t.Fatalf("appended to segment %d", l.seg)
+	}
+}
+
+// TestRecoverCutOlderSegment cuts a segment that is not the newest in the
+// middle of a record, as a damaged disk or a careless copy would: every
+// record before the cut is intact, the cut one is named and put in the
+// corrupt queue, the records after it in that segment are gone (nothing
+// names them) and the later segments are read. A read-only snapshot sees
+// the same.
+func TestRecoverCutOlderSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{SegmentSize: 4096})
+	var idl []string
+	contents := make(map[string][]byte)
+	for i := range 20 {
+		c := testContent(i, 500)
+		id := mustAppend(t, s, testEnvelope(i), c)
+		idl = append(idl, id)
+		contents[id] = c
+	}
+	s.Close()
+	locs := scanLog(t, dir)
+	var inSeg1 []string
+	for _, id := range idl {
+		if locs[id][0].seg == 1 {
+			inSeg1 = append(inSeg1, id)
+		}
+	}
+	if len(inSeg1) < 4 || locs[idl[len(idl)-1]][0].seg < 3 {
+		t.Fatalf("want several records in segment 1 and 3+ segments: %v", locs)
+	}
+	victim := inSeg1[1]
+	vl := locs[victim][0]
+	editSegment(t, dir, 1, func(b []byte) []byte { return b[:vl.off+recHeaderSize+vl.envLen+40] })
+	short := vl.end - (vl.off + recHeaderSize + vl.envLen + 40)
+
+	check := func(what string, get func(string) (Message, bool), damage Damage, logText string) {
+		t.Helper()
+		for _, id := range idl {
+			m, ok := get(id)
+			l := locs[id][0]
+			switch {
+			case id == victim:
+				// The envelope is all there before the cut: shown, unverified.
+				if !ok || m.State != Corrupt || m.Damage != fmt.Sprintf("message record cut short in segment 1 at offset %d, envelope unverified", vl.off) ||
+					m.Sender == "" || len(m.Recipients) == 0 {
+					t.Errorf("%s: cut message %s: found %v %+v, want it in the corrupt queue", what, id, ok, m)
+				}
+			case l.seg == 1 && l.off > vl.off:
+				if ok {
+					t.Errorf("%s: %s after the cut recovered", what, id)
+				}
+			case !ok || m.State != Active:
+				t.Errorf("%s: intact message %s: found %v state %v", what, id, ok, m.State)
+			}
+		}
+		if damage != (Damage{Records: 1}) {
+			t.Errorf("%s: Damage = %+v, want 1 record", what, damage)
+		}
+		for _, want := range []string{
+			victim + ": message record cut short in segment 1 at offset " + strconv.Itoa(vl.off) + " (",
+			"): moved to the corrupt queue",
+			"queue: segment 1: ends inside the record at offset " + strconv.Itoa(vl.off) + fmt.Sprintf(", %d bytes short: if the segment was cut, the records written after it in the segment are lost", short),
+		} {
+			if logText != "" && !strings.Contains(logText, want) {
+				t.Errorf("%s: no %q in the log:\n%s", what, want, logText)
+			}
+		}
+	}
+	snap, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("snapshot", snap.Get, snap.Damage(), "")
+	var log logBuf
+	s = openT(t, dir, Options{SegmentSize: 4096, Logf: log.logf})
+	defer s.Close()
+	check("store", s.Get, s.Damage(), log.String())
+	// What is left of the cut record stays readable, flagged.
+	if c, err := s.Content(victim); !errors.Is(err, ErrCorrupt) || len(c) != vl.envLen+40 {
+		t.Errorf("cut message: Content = %d bytes, %v; want the %d bytes left and ErrCorrupt", len(c), err, vl.envLen+40)
+	}
+	for _, id := range idl {
+		if m, ok := s.Get(id); ok && m.State == Active {
+			if c, err := s.Content(id); err != nil || !bytes.Equal(c, contents[id]) {
+				t.Errorf("intact message %s: Content %v", id, err)
+			}
+		}
+	}
+}
+
+// TestSnapshotLeavesTheNewestTailAlone: a read-only snapshot does not
+// name a record cut short at the end of the newest segment, which the
+// daemon may be writing as it reads.
+func TestSnapshotLeavesTheNewestTailAlone(t *testing.T) {
+	dir := t.TempDir()
+	idl, _ := buildLog(t, dir, Options{})
+	last := scanLog(t, dir)[idl[5]][0]
+	editSegment(t, dir, last.seg, func(b []byte) []byte { return b[:last.end-2] })
+	snap, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := snap.Get(idl[5]); ok || snap.Damage() != (Damage{}) || len(snap.List()) != 5 {
+		t.Fatalf("snapshot: %d messages, damage %+v", len(snap.List()), snap.Damage())
 	}
 }

@@ -8,8 +8,10 @@ type rawRecord struct {
 	recHeader
 	seg  uint32
 	off  int64
-	body []byte
-	ok   bool // the body checksum verified
+	body []byte // cut short when cut
+	ok   bool   // the body checksum verified
+	cut  bool   // the segment ends inside the record: its header is all that vouches for it
+	torn bool   // ... and it is the newest segment's: most likely a write cut short
 }
 
 // scanResult describes how a segment ended.
@@ -17,16 +19,21 @@ type scanResult struct {
 	headerOK bool
 	end      int  // end of the last complete record; a torn tail starts here
 	torn     bool // bytes after end hold no complete, verifiable record
+	cut      bool // the torn tail starts with a trusted header, passed to rec as cut
+	short    int  // with cut: how many bytes of that record are missing
 }
 
 // scanSegment walks the records of one segment, calling rec for each
 // record whose header verifies (damaged body or not) and frag for bytes
-// that are skipped because they could not be trusted.
+// that are skipped because they could not be trusted. With nameCut, a
+// record whose header verifies but which the end of the segment cuts
+// short is passed to rec too (marked cut), so it can be named; without
+// it (the segment may still be being written) it is only a torn tail.
 //
 // A header is trusted only if its checksum and its recorded position both
 // verify; after an untrusted one the scan resumes at the next magic that
 // does, so a damaged length never hides the records after it.
-func scanSegment(data []byte, seq uint32, rec func(*rawRecord), frag func(off, n int)) scanResult {
+func scanSegment(data []byte, seq uint32, nameCut bool, rec func(*rawRecord), frag func(off, n int)) scanResult {
 	res := scanResult{headerOK: segHeaderOK(data, seq)}
 	pos := segHeaderSize
 	if !res.headerOK {
@@ -54,8 +61,12 @@ func scanSegment(data []byte, seq uint32, rec func(*rawRecord), frag func(off, n
 		end := pos + recOverhead + int(h.bodyLen)
 		if end > len(data) {
 			// A trusted header whose record runs past the end: the write
-			// was cut short.
+			// was cut short, or the file was.
 			res.end, res.torn = pos, true
+			if nameCut {
+				res.cut, res.short = true, end-len(data)
+				rec(&rawRecord{recHeader: h, seg: seq, off: int64(pos), body: data[pos+recHeaderSize:], cut: true})
+			}
 			return res
 		}
 		r := rawRecord{

@@ -136,18 +136,21 @@ func (x *index) replayState(r *rawRecord) {
 				}
 			}
 		}
-		*e = entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen}
-		x.logf("queue: %s: state record unreadable (segment %d offset %d)", r.id, r.seg, r.off)
+	}
+	// A copy whose original is still in the log: the original and its
+	// changes say the same, so the message stays as it was.
+	kept := x.m[r.id] != nil
+	outcome := movedToCorrupt
+	if kept {
+		outcome = "earlier record kept"
+	}
+	if r.ok {
+		x.damage.Records++
+		x.logf("%s: unreadable state record in segment %d at offset %d: %s", r.id, r.seg, r.off, outcome)
 	} else {
-		x.logf("queue: %s: state record damaged (segment %d offset %d)", r.id, r.seg, r.off)
+		x.namedDamage(r, "state", outcome)
 	}
-	if x.m[r.id] != nil {
-		// A copy whose original is still in the log: the original and its
-		// changes say the same, so the message stays as it was.
-		x.logf("queue: %s: earlier record kept", r.id)
-		return
+	if !kept {
+		x.addCorrupt(r)
 	}
-	x.logf("queue: %s: moved to corrupt", r.id)
-	e.state, e.damaged = Corrupt, true
-	x.add(e)
 }

@@ -104,8 +104,9 @@ func (s *Store) open() error {
 		return err
 	}
 	s.segBytes = sizes // the sealed ones: all but the one appends go to
-	if last.seq == 0 || !last.headerOK {
-		// No log yet, or the newest segment's header is damaged: start a
+	if last.seq == 0 || !last.headerOK || last.cut {
+		// No log yet, or the newest segment's header is damaged, or it
+		// ends in a record recovery put in the corrupt queue: start a
 		// fresh segment rather than append behind damage.
 		f, err := s.createSegment(last.seq + 1)
 		if err != nil {
@@ -347,14 +348,15 @@ func (s *Store) segmentFile(seq uint32) (*os.File, error) {
 func readContent(r io.ReaderAt, e *entry) ([]byte, error) {
 	n := recOverhead + int(e.bodyLen)
 	buf := make([]byte, n)
-	if _, err := r.ReadAt(buf, e.off); err != nil {
+	got, err := r.ReadAt(buf, e.off)
+	if err != nil && !(e.cut && err == io.EOF && got >= recHeaderSize) {
 		return nil, fmt.Errorf("queue: %s: read: %w", e.id, err)
 	}
 	h, ok := parseHeader(buf, e.seg, e.off)
 	if !ok || h.id != e.id || h.bodyLen != e.bodyLen {
 		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, e.id)
 	}
-	body := buf[recHeaderSize : n-recTrailerSize : n-recTrailerSize]
+	body := buf[recHeaderSize : min(got, n-recTrailerSize) : n-recTrailerSize] // a cut record: what is left
 	if e.damaged {
 		return body, fmt.Errorf("%w: %s: raw record body returned", ErrCorrupt, e.id)
 	}

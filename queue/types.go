@@ -106,8 +106,20 @@ type Message struct {
 	Done    []bool   // per recipient: delivered or bounced
 	Reasons []string // per recipient: last delay or bounce reason
 	NextTry time.Time
-	Expired bool // force-expired (postsuper -e)
-	Warned  bool // the delay warning was sent
+	Expired bool   // force-expired (postsuper -e)
+	Warned  bool   // the delay warning was sent
+	Damage  string // Corrupt: which record is damaged, and where
+}
+
+// Damage counts what reading the log found damaged: Records, records named
+// by their queue ID (each logged, and its message put in the corrupt queue
+// when it is still queued); Bytes, damaged bytes no record header vouched
+// for, dropped unnamed. A segment cut inside a record names that record;
+// what was written after it, if anything, cannot be named (the log says
+// so). Records+Bytes > 0 is what an alert on queue damage watches.
+type Damage struct {
+	Records int
+	Bytes   int64
 }
 
 // Syncer makes a file's written data durable. The Store calls it for

@@ -35,10 +35,13 @@ func queueCmd(args []string) int {
 		sfs := flag.NewFlagSet("queue list", flag.ExitOnError)
 		asJSON := sfs.Bool("json", false, "JSON lines, as postqueue -j")
 		sfs.Parse(subArgs)
+		// The JSON form stays one message a line, as postqueue -j, so the
+		// damage summary (bytes that named no message) is only in the text
+		// form; JSON readers count the corrupt queue's lines.
 		if *asJSON {
 			err = queue.WriteJSON(os.Stdout, snap.List())
-		} else {
-			err = queue.WriteMailq(os.Stdout, snap.List(), cfg.Bool("enable_long_queue_ids"))
+		} else if err = queue.WriteMailq(os.Stdout, snap.List(), cfg.Bool("enable_long_queue_ids")); err == nil {
+			err = queue.WriteDamage(os.Stdout, snap.Damage())
 		}
 	case "show":
 		sfs := flag.NewFlagSet("queue show", flag.ExitOnError)

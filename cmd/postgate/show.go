@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 
@@ -12,20 +13,28 @@ import (
 // showMessage prints a queued message in postcat -q's shape: envelope
 // records, then the content with LF line ends. With raw, only the stored
 // content bytes are written, unchanged.
+//
+// A message in the corrupt queue whose own record is damaged has no
+// content to vouch for: raw writes what is left of its record body
+// (encoded envelope, then content) and fails saying so; otherwise its
+// envelope, if it decodes, is printed and the damage named.
 func showMessage(snap *queue.Snapshot, id string, raw bool) error {
 	msg, ok := snap.Get(id)
 	if !ok {
 		return fmt.Errorf("%s: no such message in the queue", id)
 	}
 	content, err := snap.Content(id)
-	if err != nil {
+	damaged := err != nil && errors.Is(err, queue.ErrCorrupt) && content != nil
+	if err != nil && !damaged {
 		return fmt.Errorf("%s: %w", id, err)
 	}
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	if raw {
-		_, err := w.Write(content)
-		return err
+		if _, err := w.Write(content); err != nil || !damaged {
+			return err
+		}
+		return fmt.Errorf("%s: in the corrupt queue (%s): wrote the %d bytes left of its record body, unverified", id, msg.Damage, len(content))
 	}
 	where := msg.State.String() + "/" + id
 	fmt.Fprintf(w, "*** ENVELOPE RECORDS %s ***\n", where)
@@ -50,6 +59,10 @@ func showMessage(snap *queue.Snapshot, id string, raw bool) error {
 			fmt.Fprintf(w, "dsn_notify: %s\n", r.Notify)
 		}
 		fmt.Fprintf(w, "recipient: %s\n", r.Addr)
+	}
+	if damaged {
+		fmt.Fprintf(w, "*** DAMAGED RECORD %s: %s; postgate queue show --raw %s writes what is left of it ***\n", where, msg.Damage, id)
+		return nil
 	}
 	fmt.Fprintf(w, "*** MESSAGE CONTENTS %s ***\n", where)
 	w.Write(bytes.ReplaceAll(content, []byte("\r\n"), []byte("\n")))
