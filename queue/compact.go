@@ -254,10 +254,9 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 		nrcpt: st.nrcpt, ndone: st.ndone,
 		state: st.state, expired: st.expired, warned: st.warned,
 	}
-	b := s.place(&pendingRec{ent: ne}, [][]byte{head, content, tail})
+	b, i := s.place(&pendingRec{ent: ne}, [][]byte{head, content, tail})
 	s.mu.Unlock()
-	<-b.done
-	return b.err
+	return b.wait(i)
 }
 
 // stateAhead returns, under s.mu, the state e's message will have once

@@ -370,7 +370,7 @@ func (m *manager) notify(a *attempt, failed, delayed []FailedRcpt) bool {
 		if env.Arrival.IsZero() {
 			env.Arrival = m.now()
 		}
-		if err := m.s.Append(m.ctx, &env, out.Content); err != nil {
+		if err := m.s.appendNotice(m.ctx, &env, out.Content); err != nil {
 			m.logf("qmgr", "warning: %s: cannot queue a notification: %v", a.id, err)
 			if m.s.failed() {
 				m.fail(err)
