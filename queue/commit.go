@@ -317,11 +317,13 @@ func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
 		return later, nil // its segment was never created (createSegment cleans up)
 	}
 	// Sync the cut so that a crash cannot bring back records that were
-	// refused.
+	// refused. If that sync too fails for want of space, the next record's
+	// sync makes the new length durable: until then a crash may bring them
+	// back, like any record written but not yet synced.
 	if err := s.active.Truncate(at.off); err != nil {
 		return later, fmt.Errorf("queue: cut segment %d back to offset %d after a failed write: %w", at.seg, at.off, err)
 	}
-	if err := s.syncer().Sync(s.active); err != nil {
+	if err := s.syncer().Sync(s.active); err != nil && !isNoSpace(err) {
 		return later, fmt.Errorf("queue: sync segment %d cut back to offset %d: %w", at.seg, at.off, err)
 	}
 	return later, nil

@@ -46,9 +46,8 @@ type Store struct {
 	spareIOV  [][]byte
 	short     bool // the last batch failed for want of space (logged once)
 
-	fmu     sync.RWMutex
-	files   map[uint32]*os.File // open segments, for Content; nil once closed
-	writing uint32              // the segment the commit loop appends to
+	fmu   sync.RWMutex
+	files map[uint32]*os.File // open segments, for Content; nil once closed
 
 	loopDone chan struct{}
 }
@@ -161,7 +160,6 @@ func (s *Store) setActive(seq uint32, f *os.File) {
 	s.active, s.activeSeq = f, seq
 	s.fmu.Lock()
 	s.files[seq] = f
-	s.writing = seq
 	s.fmu.Unlock()
 }
 
