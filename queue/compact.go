@@ -335,7 +335,7 @@ func (m *manager) maybeCompact() {
 	s := m.s
 	// Short of space (below the line new mail is refused at), nothing is
 	// copied forward: only segments with nothing live go.
-	_, roomy := s.Space(s.opts.MinFree, s.opts.SizeLimit)
+	_, roomy := s.Space(s.opts.SizeLimit)
 	short := !roomy
 	s.mu.Lock()
 	// Plan again when something changed: a removal, a new segment, a queue

@@ -111,18 +111,19 @@ func (g *spaceGauge) stale() {
 }
 
 // Space returns the free bytes of the queue's file system (read at most
-// every 200 ms) and whether a new message may be taken under queue_minfree
-// and message_size_limit (0: no limit), by Postfix's rule. When statfs
-// fails it says yes, and the error goes to Options.Logf once.
-func (s *Store) Space(minFree, sizeLimit int64) (free int64, ok bool) {
+// every 200 ms) and whether a new message may be taken, by Postfix's rule,
+// under Options.MinFree (queue_minfree) and an SMTP server's
+// message_size_limit (0: no limit). When statfs fails it says yes, and the
+// error goes to Options.Logf once.
+func (s *Store) Space(sizeLimit int64) (free int64, ok bool) {
 	r := s.space.read()
-	return r.free(), r.enough(minFree, sizeLimit)
+	return r.free(), r.enough(s.opts.MinFree, sizeLimit)
 }
 
-// checkSpace refuses a new message, under Options.MinFree and
-// Options.SizeLimit, when the queue is too short of space.
+// checkSpace refuses a new message when the queue is too short of space
+// under Options.MinFree and Options.SizeLimit.
 func (s *Store) checkSpace() error {
-	free, ok := s.Space(s.opts.MinFree, s.opts.SizeLimit)
+	free, ok := s.Space(s.opts.SizeLimit)
 	if ok {
 		return nil
 	}
