@@ -79,6 +79,13 @@ func (m *manager) owes(id string) bool {
 	return len(m.owed.m[id]) > 0
 }
 
+// owesDone reports whether a change owed for id is more than a deferral.
+func (m *manager) owesDone(id string) bool {
+	m.owed.mu.Lock()
+	defer m.owed.mu.Unlock()
+	return slices.ContainsFunc(m.owed.m[id], func(c Change) bool { return c.Kind != ChangeDeferred })
+}
+
 // settle writes the changes owed for id, in order, and reports whether
 // none is left. A change that removes the message logs its removal, as
 // the attempt that owed it could not.
@@ -158,12 +165,15 @@ func (m *manager) retryOwed(now time.Time) time.Time {
 
 // settleFirst writes what the attempt's message owes before it is
 // delivered, and takes its state afresh; false: it is not to be delivered
-// now (still owing, gone, or held meanwhile).
+// now (gone, held meanwhile, or owing a record whose loss would repeat a
+// delivery or a notice). Owing only deferrals, it is delivered all the
+// same: on a full disk every deferral fails to be written, and delivering
+// is what frees space.
 func (m *manager) settleFirst(a *attempt) bool {
 	if !m.owes(a.id) {
 		return true
 	}
-	if !m.settle(a.id) {
+	if !m.settle(a.id) && m.owesDone(a.id) {
 		return false
 	}
 	s := m.s

@@ -138,3 +138,56 @@ func owed(s *Store, id string) int {
 	defer m.owed.mu.Unlock()
 	return len(m.owed.m[id])
 }
+
+// TestManagerDeliversOwingDeferrals: a message that owes only deferrals is
+// still delivered on a full disk (deliveries are what free space), and
+// once it owes its delivery it is not delivered again.
+func TestManagerDeliversOwingDeferrals(t *testing.T) {
+	ts := newTestSyncer()
+	s := openQ(t, t.TempDir(), Options{Syncer: ts})
+	clock := newFakeClock()
+	var accept atomic.Bool
+	tr := newFakeTransport(func(d *Delivery, rcpt string) Result {
+		if !accept.Load() {
+			return Result{Status: StatusDeferred, DSN: "4.2.0", Reason: "450 try later", Relay: "mx.example.com[192.0.2.9]:25"}
+		}
+		return sentResult()
+	})
+	var log mailLog
+	gate, started := make(chan struct{}), make(chan string, 10)
+	tr.gate, tr.started = gate, started
+	runManager(t, s, ManagerOptions{
+		Transports: map[string]Transport{"smtp": tr}, Log: &log,
+		Now: clock.Now, alarm: clock.alarm, QueueRunDelay: time.Hour, MaximalQueueLifetime: DefaultQueueLifetime,
+	})
+	id := mustAppend(t, s, oneRcpt("s@example.net", "u@example.com", clock.Now()), []byte("x\r\n"))
+	<-started
+	ts.failSyncs(1<<30, syscall.ENOSPC) // full before its first attempt ends
+	close(gate)
+	waitFor(t, "the deferral to be owed", func() bool { return len(log.find(id, "the deferred record is kept")) == 1 })
+	idle(t, s)
+
+	accept.Store(true)
+	s.Flush()
+	waitFor(t, "the delivery", func() bool { return tr.sentTo("u@example.com") == 1 })
+	idle(t, s)
+	if n := owed(s, id); n != 2 {
+		t.Fatalf("%d records owed, want the deferral and the delivery", n)
+	}
+	calls := tr.nCalls()
+	s.Flush()
+	idle(t, s)
+	time.Sleep(5 * time.Millisecond) // a second delivery would show now
+	if tr.nCalls() != calls {
+		t.Fatal("delivered again while its delivery is owed")
+	}
+	ts.failSyncs(0, nil)
+	waitFor(t, "the owed records to be written", func() bool {
+		clock.Advance(owedRetry)
+		return gone(s, id)()
+	})
+	if n := tr.sentTo("u@example.com"); n != 1 {
+		t.Fatalf("sent %d times, want once", n)
+	}
+}
+
