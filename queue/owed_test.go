@@ -190,4 +190,3 @@ func TestManagerDeliversOwingDeferrals(t *testing.T) {
 		t.Fatalf("sent %d times, want once", n)
 	}
 }
-
