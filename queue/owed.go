@@ -48,7 +48,7 @@ func (m *manager) change(a *attempt, c Change) bool {
 		a.mu.Unlock()
 	case errors.Is(err, ErrNoSpace):
 		m.owed.mu.Lock()
-		m.owed.m[a.id] = append(m.owed.m[a.id], c)
+		m.owed.m[a.id] = owe(m.owed.m[a.id], c)
 		m.owed.mu.Unlock()
 		m.logf("qmgr", "warning: %s: update queue file: %v; the %s record is kept until it can be written", a.id, err, c.Kind)
 		m.poke() // schedule the retries
@@ -65,7 +65,38 @@ func (m *manager) oweAfter(id string, c Change) bool {
 	if len(m.owed.m[id]) == 0 {
 		return false
 	}
-	m.owed.m[id] = append(m.owed.m[id], c)
+	m.owed.m[id] = owe(m.owed.m[id], c)
+	return true
+}
+
+// owe appends c to the changes owed. A deferral replaces the deferrals
+// owed before it for none but its own recipients, which it would
+// overwrite anyway: a message deferred again and again on a full disk
+// owes one deferral or two, not one per attempt. The first change owed is
+// kept, as settle may be writing it.
+func owe(cs []Change, c Change) []Change {
+	if c.Kind == ChangeDeferred && len(cs) > 1 {
+		kept := slices.DeleteFunc(cs[1:], func(o Change) bool {
+			return o.Kind == ChangeDeferred && covers(c.Rcpts, o.Rcpts)
+		})
+		cs = cs[:1+len(kept)]
+	}
+	return append(cs, c)
+}
+
+// covers reports whether recipient set a (nil: all) holds all of b.
+func covers(a, b []int) bool {
+	if a == nil {
+		return true
+	}
+	if b == nil {
+		return false
+	}
+	for _, r := range b {
+		if !slices.Contains(a, r) {
+			return false
+		}
+	}
 	return true
 }
 

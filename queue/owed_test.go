@@ -190,3 +190,23 @@ func TestManagerDeliversOwingDeferrals(t *testing.T) {
 		t.Fatalf("sent %d times, want once", n)
 	}
 }
+
+// TestOweCollapsesDeferrals: a deferral replaces earlier owed deferrals
+// of no more recipients, never the first owed change (being written) nor
+// anything else.
+func TestOweCollapsesDeferrals(t *testing.T) {
+	d := func(why string, rcpts ...int) Change { return Change{Kind: ChangeDeferred, Rcpts: rcpts, Reason: why} }
+	done := Change{Kind: ChangeDelivered, Rcpts: []int{2}}
+	var cs []Change
+	for _, c := range []Change{d("first", 0), done, d("a", 0, 1), d("b", 1), d("c", 0, 1), {Kind: ChangeDeferred, Reason: "all"}} {
+		cs = owe(cs, c)
+	}
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.Kind.String()+":"+c.Reason)
+	}
+	want := []string{"deferred:first", "delivered:", "deferred:all"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("owed %v, want %v", got, want)
+	}
+}
