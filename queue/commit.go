@@ -252,7 +252,7 @@ func (s *Store) commitLoop() {
 		}
 		s.flushing = nil
 		var later *batch // placed after the failed records: fails with them
-		var sticky, short bool
+		var sticky, short, roomy bool
 		if err != nil && s.err == nil {
 			if isNoSpace(err) {
 				err = noSpaceError{err}
@@ -269,12 +269,16 @@ func (s *Store) commitLoop() {
 				s.err, sticky = err, true
 			}
 		} else if err == nil {
+			roomy = s.short
 			s.short = false
 		}
 		serr := s.err
 		s.mu.Unlock()
 		if short {
-			s.opts.Logf("%v; records not written are refused until there is space again", err)
+			s.opts.Logf("%v: the records of this write are refused; writing resumes when there is space", err)
+		}
+		if roomy {
+			s.opts.Logf("queue: writing again after running out of space")
 		}
 		if sticky {
 			s.opts.Logf("queue: %v; refusing further appends until the queue is reopened", serr)

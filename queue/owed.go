@@ -13,9 +13,9 @@ import (
 // space comes back; but a delivery whose "delivered" record is lost would
 // happen again. So a change that fails with ErrNoSpace is owed: kept in
 // memory, in order, written before anything else is done with its message
-// (the message is not delivered while it owes one) and retried every
-// owedRetry. A restart before they are written forgets them, and the
-// message is delivered again: the "at worst twice" of a crash.
+// (which is not delivered while it owes more than a deferral) and retried
+// every owedRetry. A restart before they are written forgets them, and
+// the message is delivered again: the "at worst twice" of a crash.
 
 // owedRetry is how often owed changes are tried again.
 const owedRetry = 2 * time.Second

@@ -130,7 +130,7 @@ func TestNoSpaceIsNotSticky(t *testing.T) {
 	if got := segSize(t, dir, 1); got != durable {
 		t.Fatalf("segment is %d bytes after the failure, want it cut back to %d", got, durable)
 	}
-	if !log.has("no space left on device; records not written are refused until there is space again") {
+	if !log.has("no space left on device: the records of this write are refused") || log.has("writing again") {
 		t.Errorf("log lacks the no-space warning:\n%s", log.String())
 	}
 	// Nothing sticks: appends and changes go on, in the place of the
@@ -138,6 +138,9 @@ func TestNoSpaceIsNotSticky(t *testing.T) {
 	for i := 10; i < 13; i++ {
 		c := testContent(i, 300)
 		acked[mustAppend(t, s, testEnvelope(i), c)] = c
+	}
+	if !log.has("queue: writing again after running out of space") {
+		t.Errorf("log lacks the line that writing resumed:\n%s", log.String())
 	}
 	if s.failed() || len(s.List()) != len(acked) {
 		t.Fatalf("after the failure: failed %v, %d messages listed, want %d", s.failed(), len(s.List()), len(acked))
