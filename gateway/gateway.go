@@ -112,6 +112,8 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 		Syncer:      opts.Syncer,
 		LongIDs:     cfg.Bool("enable_long_queue_ids"),
 		SegmentSize: cfg.Int("postgate_queue_segment_size"),
+		MinFree:     cfg.Int("queue_minfree"),
+		SizeLimit:   cfg.Int("message_size_limit"),
 		Logf:        func(f string, a ...any) { log.Logf("qmgr", "warning: "+f, a...) },
 	})
 	if err != nil {

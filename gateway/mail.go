@@ -74,9 +74,22 @@ func (s *session) mail(args []command.Token) bool {
 		s.reply(needSMTPUTF8)
 		return false
 	}
+	if free, ok := s.svc.store.Space(s.svc.messageSizeLimit); !ok {
+		// Postfix's smtpd_check_queue, the last check: its reject line
+		// has no from=<...>, the sender not being taken yet.
+		s.resetTransaction()
+		s.logAction("reject", "MAIL", "452 4.3.1 Insufficient system storage", "")
+		s.svc.log.Logf("smtpd", "warning: not enough free space in mail queue: %d bytes < 1.5*message size limit", free)
+		s.reply(insufficientStorage)
+		return false
+	}
 	s.reply(rules.Reply{Code: 250, DSN: "2.1.0", Text: "Ok"})
 	return true
 }
+
+// insufficientStorage refuses a message, at MAIL or at the end of DATA,
+// while the queue is short of space (queue_minfree).
+var insufficientStorage = rules.Reply{Code: 452, DSN: "4.3.1", Text: "Insufficient system storage"}
 
 // mailSeen remembers the MAIL parameters that may be given once.
 type mailSeen struct{ auth, envID bool }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -233,6 +234,10 @@ func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time)
 	content := buf.Bytes()
 	if err := appendFn(s.ctx, env, content); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
+		if errors.Is(err, queue.ErrNoSpace) {
+			s.reply(insufficientStorage)
+			return false
+		}
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
 		return false
 	}

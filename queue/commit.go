@@ -17,9 +17,22 @@ import (
 // batch is the records that share one write and one sync.
 type batch struct {
 	done chan struct{} // closed when the batch is durable (or failed)
-	err  error         // set before done is closed
-	recs []pendingRec
-	iov  [][]byte // the records' bytes, in log order
+	// Set before done is closed: the first durable records are (a batch
+	// that crosses into a new segment is synced one segment at a time),
+	// the others failed with err.
+	durable int
+	err     error
+	recs    []pendingRec
+	iov     [][]byte // the records' bytes, in log order
+}
+
+// wait waits for the batch and returns the outcome of its record i.
+func (b *batch) wait(i int) error {
+	<-b.done
+	if i < b.durable {
+		return nil
+	}
+	return b.err
 }
 
 // pendingRec is a record in a batch: where it goes, and what to apply to
@@ -41,18 +54,32 @@ type pendingRec struct {
 //
 // An empty env.ID is filled with NewID(), a zero env.Arrival with the
 // current time. content must not change until Append returns.
+//
+// It fails with ErrNoSpace, writing nothing, while the queue's file system
+// is short of space (Options.MinFree), or when the write fails for want of
+// space.
 func (s *Store) Append(ctx context.Context, env *Envelope, content []byte) error {
-	return s.appendMessage(ctx, env, content, Active)
+	return s.appendMessage(ctx, env, content, Active, true)
 }
 
 // AppendHeld is Append for a message that goes straight to the hold queue
 // (an access HOLD action): one record carries the message and its hold, so
 // no queue manager ever sees the one without the other.
 func (s *Store) AppendHeld(ctx context.Context, env *Envelope, content []byte) error {
-	return s.appendMessage(ctx, env, content, Hold)
+	return s.appendMessage(ctx, env, content, Hold, true)
 }
 
-func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte, state State) error {
+// appendNotice is Append for the queue manager's own notices (bounces,
+// delay warnings): like Postfix's bounce daemon they are not held to
+// Options.MinFree, which is the SMTP server's line, only to the space
+// there is.
+func (s *Store) appendNotice(ctx context.Context, env *Envelope, content []byte) error {
+	return s.appendMessage(ctx, env, content, Active, false)
+}
+
+// appendMessage appends a message record in state; with minFree it first
+// checks the free space as Postfix's smtpd does at MAIL.
+func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte, state State, minFree bool) error {
 	if env.ID == "" {
 		env.ID = s.NewID()
 	}
@@ -64,6 +91,11 @@ func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte
 	}
 	if env.Arrival.IsZero() {
 		env.Arrival = time.Now()
+	}
+	if minFree {
+		if err := s.checkSpace(); err != nil {
+			return err
+		}
 	}
 	arrival := env.Arrival.UnixNano()
 	e := &entry{id: env.ID, nrcpt: int32(len(env.Recipients)), state: state}
@@ -116,10 +148,9 @@ func (s *Store) submit(ctx context.Context, p pendingRec, parts ...[]byte) error
 		s.mu.Unlock()
 		return err
 	}
-	b := s.place(&p, parts)
+	b, i := s.place(&p, parts)
 	s.mu.Unlock()
-	<-b.done
-	return b.err
+	return b.wait(i)
 }
 
 // admit checks, under s.mu, that a record may join the log.
@@ -144,8 +175,8 @@ func (s *Store) admit(ctx context.Context, p *pendingRec) error {
 }
 
 // place gives a record, under s.mu, its place in the log and in the open
-// batch, which it returns.
-func (s *Store) place(p *pendingRec, parts [][]byte) *batch {
+// batch, which it returns with the record's index in it.
+func (s *Store) place(p *pendingRec, parts [][]byte) (*batch, int) {
 	var n int64
 	for _, b := range parts {
 		n += int64(len(b))
@@ -166,7 +197,7 @@ func (s *Store) place(p *pendingRec, parts [][]byte) *batch {
 	if len(b.recs) == 1 {
 		s.wake.Signal()
 	}
-	return b
+	return b, len(b.recs) - 1
 }
 
 func (s *Store) usable() error {
@@ -204,8 +235,9 @@ func (s *Store) commitLoop() {
 		err := s.err
 		s.mu.Unlock()
 
+		n := 0
 		if err == nil {
-			err = s.flush(b)
+			n, err = s.flush(b)
 		}
 
 		s.mu.Lock()
@@ -214,26 +246,91 @@ func (s *Store) commitLoop() {
 			if p.ent != nil {
 				delete(s.pending, p.ent.id)
 			}
-			if err == nil {
+			if i < n {
 				s.applyPending(p)
 			}
 		}
 		s.flushing = nil
-		first := err != nil && s.err == nil
-		if first {
-			// Later records were given offsets after these, so nothing can
-			// be written any more: fail until reopened (recovery cuts what
-			// was not synced).
-			s.err = err
+		var later *batch // placed after the failed records: fails with them
+		var sticky, short, roomy bool
+		if err != nil && s.err == nil {
+			if isNoSpace(err) {
+				err = noSpaceError{err}
+				var rerr error
+				if later, rerr = s.rewind(&b.recs[n]); rerr != nil {
+					s.err, sticky = rerr, true
+				}
+				short = !s.short
+				s.short = true
+			} else {
+				// Later records were given offsets after these, so nothing
+				// can be written any more: fail until reopened (recovery
+				// cuts what was not synced).
+				s.err, sticky = err, true
+			}
+		} else if err == nil {
+			roomy = s.short
+			s.short = false
 		}
+		serr := s.err
 		s.mu.Unlock()
-		if first {
-			s.opts.Logf("queue: %v; refusing further appends until the queue is reopened", err)
+		if short {
+			s.opts.Logf("%v: the records of this write are refused; writing resumes when there is space", err)
 		}
-		b.err = err
+		if roomy {
+			s.opts.Logf("queue: writing again after running out of space")
+		}
+		if sticky {
+			s.opts.Logf("queue: %v; refusing further appends until the queue is reopened", serr)
+		}
+		b.durable, b.err = n, err
 		close(b.done)
+		if later != nil {
+			later.err = err
+			close(later.done)
+		}
 		s.recycle(b)
 	}
+}
+
+// rewind takes the log back, under s.mu, to the place of at, the first
+// record of a batch that failed for want of space: every record placed
+// after it (the open batch) is failed too, since its header names a place
+// that depends on the failed ones; the segment is cut back to at, its
+// last durable offset, so no torn record or gap is left; and the next
+// record takes at's place. A segment sealed before at stays sealed, so
+// compaction never sees a segment it may delete written again. It returns
+// the failed open batch, for the commit loop to release; an error means
+// the segment could not be cut back, and the Store must stop.
+func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
+	later = s.cur
+	s.cur = s.newBatch()
+	for i := range later.recs {
+		if p := &later.recs[i]; p.ent != nil {
+			delete(s.pending, p.ent.id)
+		}
+	}
+	s.segSeq, s.segEnd = at.seg, at.off
+	for seq := range s.segBytes {
+		if seq >= at.seg {
+			delete(s.segBytes, seq) // sealed by a failed record: open again
+		}
+	}
+	s.space.stale()
+	if at.seg != s.activeSeq {
+		return later, nil // its segment was never created (createSegment cleans up)
+	}
+	// Sync the cut so that a crash cannot bring back records that were
+	// refused. If that sync too fails for want of space, the next record's
+	// sync makes the new length durable: until then a crash may bring them
+	// back, like any record written but not yet synced.
+	if err := s.active.Truncate(at.off); err != nil {
+		return later, fmt.Errorf("queue: cut segment %d back to offset %d after a failed write: %w", at.seg, at.off, err)
+	}
+	if err := s.syncer().Sync(s.active); err != nil && !isNoSpace(err) {
+		return later, fmt.Errorf("queue: sync segment %d cut back to offset %d: %w", at.seg, at.off, err)
+	}
+	return later, nil
 }
 
 func (s *Store) applyPending(p *pendingRec) {
@@ -261,8 +358,9 @@ func (s *Store) recycle(b *batch) {
 // flush writes a batch and syncs it: per segment one pwritev and one sync.
 // When a batch crosses into a new segment the old one is synced first, then
 // the new one is created (header and directory synced), so a crash can only
-// ever tear the last segment.
-func (s *Store) flush(b *batch) error {
+// ever tear the last segment. It returns how many of the batch's first
+// records are durable: all of them, unless it fails.
+func (s *Store) flush(b *batch) (int, error) {
 	start := 0
 	for i := 0; i < len(b.recs); {
 		seg := b.recs[i].seg
@@ -273,18 +371,18 @@ func (s *Store) flush(b *batch) error {
 		if seg != s.activeSeq {
 			f, err := s.createSegment(seg)
 			if err != nil {
-				return err
+				return i, err
 			}
 			s.setActive(seg, f)
 		}
 		end := b.recs[j-1].iovEnd
 		if err := pwritev(s.active, b.iov[start:end], b.recs[i].off); err != nil {
-			return fmt.Errorf("queue: write segment %d: %w", seg, err)
+			return i, fmt.Errorf("queue: write segment %d: %w", seg, err)
 		}
 		if err := s.syncer().Sync(s.active); err != nil {
-			return fmt.Errorf("queue: sync segment %d: %w", seg, err)
+			return i, fmt.Errorf("queue: sync segment %d: %w", seg, err)
 		}
 		start, i = end, j
 	}
-	return nil
+	return len(b.recs), nil
 }

@@ -54,6 +54,7 @@ type planKey struct {
 	segSeq   uint32
 	scans    uint64
 	waiting  bool // the message that cut the last plan short is still being delivered
+	short    bool // short of space: nothing is copied
 }
 
 // sealedLocked returns the sealed segments whose every record is applied,
@@ -147,9 +148,14 @@ walk:
 	return p, blockedBy, true
 }
 
-// compact carries out a plan: the copies, then the deletions.
+// compact carries out a plan: the copies, then the deletions. The
+// segments before the first live record go first: copies need space, and
+// on a full disk deleting is what gives it.
 func (s *Store) compact(ctx context.Context, p compactPlan) error {
 	if len(p.copies) > 0 {
+		if err := s.dropSegments(p.through); err != nil {
+			return err
+		}
 		var (
 			wg    sync.WaitGroup
 			mu    sync.Mutex
@@ -254,10 +260,9 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 		nrcpt: st.nrcpt, ndone: st.ndone,
 		state: st.state, expired: st.expired, warned: st.warned,
 	}
-	b := s.place(&pendingRec{ent: ne}, [][]byte{head, content, tail})
+	b, i := s.place(&pendingRec{ent: ne}, [][]byte{head, content, tail})
 	s.mu.Unlock()
-	<-b.done
-	return b.err
+	return b.wait(i)
 }
 
 // stateAhead returns, under s.mu, the state e's message will have once
@@ -298,10 +303,9 @@ func (s *Store) dropSegments(through uint32) error {
 			s.fmu.Unlock()
 			return ErrClosed
 		}
-		if seq == s.writing {
-			s.fmu.Unlock()
-			return nil
-		}
+		// A sealed segment may still be the commit loop's open file (an
+		// idle one sealed by age): no record goes to it again, and its
+		// successor is created at the next write.
 		if f := s.files[seq]; f != nil {
 			f.Close()
 			delete(s.files, seq)
@@ -329,17 +333,21 @@ func (m *manager) maybeCompact() {
 		return
 	}
 	s := m.s
+	// Short of space (below the line new mail is refused at), nothing is
+	// copied forward: only segments with nothing live go.
+	_, roomy := s.Space(s.opts.SizeLimit)
+	short := !roomy
 	s.mu.Lock()
 	// Plan again when something changed: a removal, a new segment, a queue
 	// run, or the end of the delivery that blocked the last plan.
 	_, waiting := s.delivering[m.blockedBy]
-	k := planKey{s.idx.removals, s.segSeq, m.scans, waiting}
+	k := planKey{s.idx.removals, s.segSeq, m.scans, waiting, short}
 	if k == m.planned {
 		s.mu.Unlock()
 		return
 	}
 	m.planned = k
-	p, blockedBy, ok := s.planCompaction(waiting)
+	p, blockedBy, ok := s.planCompaction(waiting || short)
 	if !waiting {
 		m.blockedBy = blockedBy
 	}

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"cmp"
-	"context"
-	"errors"
 	"io"
 	"slices"
 	"sync"
@@ -32,6 +30,9 @@ func (m *manager) attempt(a *attempt) {
 	defer m.wg.Done()
 	defer m.done(a)
 	a.id = a.ent.id
+	if !m.settleFirst(a) {
+		return
+	}
 	env, err := decodeEnvelope(a.ent.env)
 	if err != nil {
 		return // checked when the entry was made
@@ -266,24 +267,6 @@ func byReason(rs []FailedRcpt) func(yield func(string, []int) bool) {
 	}
 }
 
-// change records a change for the attempt's message; false if it was not
-// recorded. It is recorded even while the manager stops: a delivery that
-// happened must not happen again.
-func (m *manager) change(a *attempt, c Change) bool {
-	err := m.s.Change(context.WithoutCancel(m.ctx), a.id, c)
-	switch {
-	case err == nil:
-		return true
-	case errors.Is(err, ErrNotFound):
-		a.mu.Lock()
-		a.gone = true // deleted meanwhile (postsuper -d)
-		a.mu.Unlock()
-	default:
-		m.fail(err)
-	}
-	return false
-}
-
 // report ends an attempt as Postfix's qmgr does when a message leaves the
 // active queue: expired recipients are returned, a delay warning goes out
 // once, and every failure is reported (Bouncer) before it is recorded.
@@ -370,7 +353,7 @@ func (m *manager) notify(a *attempt, failed, delayed []FailedRcpt) bool {
 		if env.Arrival.IsZero() {
 			env.Arrival = m.now()
 		}
-		if err := m.s.Append(m.ctx, &env, out.Content); err != nil {
+		if err := m.s.appendNotice(m.ctx, &env, out.Content); err != nil {
 			m.logf("qmgr", "warning: %s: cannot queue a notification: %v", a.id, err)
 			if m.s.failed() {
 				m.fail(err)

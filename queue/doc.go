@@ -16,10 +16,21 @@
 //	DIR/lock                     flock'd by the one Store that owns DIR
 //	DIR/log/000000000001.seg     segments, numbered in append order
 //
-// A segment is written until it would grow past Options.SegmentSize, then the
-// next one is created, its header synced and the directory synced before any
-// record in it is acknowledged. Segments are never rewritten except that Open
-// cuts a torn tail off the last one; old ones are deleted by compaction.
+// A segment is written until it would grow past Options.SegmentSize, or
+// for five minutes (rotate.go), then the next one is created, its header
+// synced and the directory synced before any record in it is
+// acknowledged. Segments are never rewritten except that Open cuts a torn
+// tail off the last one, and a write that fails for want of space is cut
+// back off the one being written; old ones are deleted by compaction.
+//
+// # A full disk
+//
+// New messages are refused (ErrNoSpace) while the file system has no more
+// free space than Postfix's smtpd demands at MAIL (space.go). A write that
+// fails with ENOSPC or EDQUOT fails its records and every one placed after
+// them, and the log continues from the last durable offset; any other
+// write error stops the Store until it is reopened. The queue manager
+// goes on delivering, and owes the changes it cannot write (owed.go).
 //
 // # Segment header (32 bytes, little-endian)
 //

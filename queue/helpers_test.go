@@ -31,6 +31,8 @@ type testSyncer struct {
 	hold      chan struct{}    // non-nil: file Syncs wait for it to be closed
 	entered   chan string      // non-nil: told the file name when a file Sync starts
 	fail      error
+	failNext  int   // the next failNext file Syncs fail with failErr
+	failErr   error // e.g. syscall.ENOSPC
 }
 
 func newTestSyncer() *testSyncer { return &testSyncer{synced: make(map[string]int64)} }
@@ -65,6 +67,10 @@ func (ts *testSyncer) Sync(f *os.File) error {
 	if ts.fail != nil {
 		return ts.fail
 	}
+	if ts.failNext > 0 {
+		ts.failNext--
+		return ts.failErr
+	}
 	ts.synced[f.Name()] = fi.Size()
 	ts.events = append(ts.events, fmt.Sprintf("file %s %d", filepath.Base(f.Name()), fi.Size()))
 	ts.completed++
@@ -75,6 +81,13 @@ func (ts *testSyncer) counts() (files, completed int) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	return ts.fileSyncs, ts.completed
+}
+
+// failSyncs makes the next n file Syncs fail with err.
+func (ts *testSyncer) failSyncs(n int, err error) {
+	ts.mu.Lock()
+	ts.failNext, ts.failErr = n, err
+	ts.mu.Unlock()
 }
 
 func (ts *testSyncer) setHold(hold chan struct{}, entered chan string) {

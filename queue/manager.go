@@ -216,6 +216,11 @@ type manager struct {
 	planned     planKey
 	blockedBy   string // the message being delivered that cut the last plan short
 	scans       uint64
+	segSeen     uint32    // the active segment last seen holding records
+	segSince    time.Time // when it was first seen so
+	owedDone    chan struct{}
+
+	owed owedChanges // changes not written for want of space
 }
 
 // RunManager runs the queue manager until ctx ends, then waits for the
@@ -322,6 +327,8 @@ func newManager(ctx context.Context, s *Store, o ManagerOptions) *manager {
 		kick:        make(chan struct{}, 1),
 		dests:       make(map[destKey]*dest),
 		compactDone: make(chan error, 1),
+		owedDone:    make(chan struct{}, 1),
+		owed:        owedChanges{m: make(map[string][]Change)},
 	}
 	m.ctx, m.cancel = context.WithCancelCause(ctx)
 	return m
@@ -384,13 +391,19 @@ func (m *manager) run() error {
 	defer m.timer.Stop()
 	nextScan := m.now().Add(m.o.QueueRunDelay)
 	for {
-		if now := m.now(); !now.Before(nextScan) {
+		now := m.now()
+		if !now.Before(nextScan) {
 			m.scan(now)
 			nextScan = now.Add(m.o.QueueRunDelay)
 		}
 		full := m.take()
 		m.maybeCompact()
 		wake := nextScan
+		for _, t := range [...]time.Time{m.sealOld(now), m.retryOwed(now)} {
+			if !t.IsZero() && t.Before(wake) {
+				wake = t
+			}
+		}
 		if !full {
 			m.s.mu.Lock()
 			if e := m.s.idx.nextDue(); e != nil && e.due < wake.UnixNano() {
@@ -401,6 +414,7 @@ func (m *manager) run() error {
 		select {
 		case <-m.ctx.Done():
 			m.wg.Wait()
+			m.forget()
 			if err := context.Cause(m.ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				return err
 			}
@@ -408,6 +422,8 @@ func (m *manager) run() error {
 		case <-m.kick:
 		case err := <-m.compactDone:
 			m.compacted(err)
+		case <-m.owedDone:
+			m.owed.retrying = false
 		case <-m.sleep(wake):
 		}
 	}

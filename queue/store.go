@@ -29,7 +29,8 @@ type Store struct {
 	segEnd     int64            // offset the next record goes to
 	submitted  int64            // records accepted since Open; tests watch it
 	closed     bool
-	err        error               // sticky write/sync failure
+	err        error               // sticky write/sync failure (not for want of space: see rewind)
+	space      *spaceGauge         // free space of the queue's file system
 	flushing   *batch              // the batch being written, applied when durable
 	segBytes   map[uint32]int64    // size of each sealed segment
 	mgr        *manager            // the running queue manager, nil if none
@@ -43,10 +44,10 @@ type Store struct {
 	activeSeq uint32
 	spareRecs []pendingRec
 	spareIOV  [][]byte
+	short     bool // the last batch failed for want of space (logged once)
 
-	fmu     sync.RWMutex
-	files   map[uint32]*os.File // open segments, for Content; nil once closed
-	writing uint32              // the segment the commit loop appends to
+	fmu   sync.RWMutex
+	files map[uint32]*os.File // open segments, for Content; nil once closed
 
 	loopDone chan struct{}
 }
@@ -81,6 +82,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		now:        time.Now,
 		files:      make(map[uint32]*os.File),
 		loopDone:   make(chan struct{}),
+		space:      newSpaceGauge(dir, opts.Logf),
 	}
 	s.wake.L = &s.mu
 	if err := s.open(); err != nil {
@@ -159,7 +161,6 @@ func (s *Store) setActive(seq uint32, f *os.File) {
 	s.active, s.activeSeq = f, seq
 	s.fmu.Lock()
 	s.files[seq] = f
-	s.writing = seq
 	s.fmu.Unlock()
 }
 

@@ -135,6 +135,12 @@ type Options struct {
 	SegmentSize int64                            // roll to a new segment after this many bytes; 0 = 64 MiB
 	Logf        func(format string, args ...any) // warnings (damaged records, corrupt); nil = discard
 	LongIDs     bool                             // enable_long_queue_ids
+	// MinFree (queue_minfree) and SizeLimit (message_size_limit, 0 = none)
+	// set how much free space Append and AppendHeld leave: they fail with
+	// ErrNoSpace, as Postfix's smtpd refuses MAIL, while the file system
+	// has no more than MinFree bytes free, or no more than 1.5 times
+	// SizeLimit. Zero for both refuses only when no block is free.
+	MinFree, SizeLimit int64
 }
 
 // DefaultSegmentSize is the segment size when Options.SegmentSize is 0.
@@ -147,4 +153,9 @@ var (
 	ErrClosed   = errors.New("queue: store is closed")
 	ErrLocked   = errors.New("queue: directory is in use by another process")
 	ErrCorrupt  = errors.New("queue: damaged record")
+	// ErrNoSpace: the queue's file system is too full for a new message
+	// (Options.MinFree), or a write failed with ENOSPC or EDQUOT. Unlike
+	// other write errors it does not stop the Store: the record was not
+	// written, and later ones are, once there is space again.
+	ErrNoSpace = errors.New("queue: not enough free space in mail queue")
 )

@@ -141,6 +141,7 @@ var paramTable = []param{
 
 	// Queue and logging.
 	str("queue_directory", "/var/spool/postgate"),
+	integer("queue_minfree", "0", 0), // bytes; MAIL gets 452 4.3.1 below it (and below 1.5 x message_size_limit)
 	boolean("enable_long_queue_ids", "no"),
 	str("maillog_file", ""),
 	str("syslog_name", "postgate"),
