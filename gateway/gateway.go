@@ -106,15 +106,21 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		log.Close()
 		return nil, fmt.Errorf("queue_directory %s: %w", qdir, err)
 	}
+	var spool string
 	d, err := newDelivery(cfg, rt, dns, log)
+	if err == nil {
+		spool, err = spoolDir(qdir)
+	}
 	if err != nil {
 		store.Close()
 		log.Close()
 		return nil, err
 	}
+	budget := newMemBudget(cfg.Int("postgate_memory_limit"))
+	setGoMemoryLimit(budget.limit)
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
 	for _, s := range services {
-		s.log, s.store = log, store
+		s.log, s.store, s.budget, s.spoolDir = log, store, budget, spool
 	}
 	return g, nil
 }
