@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ func TestMemoryBounded(t *testing.T) {
 
 	over := filler(sizeOver, false)
 	peak := burst(t, pid, clients, func(i int) error {
-		code, text, err := sendRaw(p.Addr, fmt.Sprintf("Message-ID: <over-%d@src.test>\r\n\r\n", i), over, false)
+		code, text, err := sendRaw(p.Addr, "a@src.test", fmt.Sprintf("Message-ID: <over-%d@src.test>\r\n\r\n", i), over, false)
 		if err == nil && (code != 552 || !strings.HasPrefix(text, "5.3.4 ")) {
 			err = fmt.Errorf("client %d: a message over the limit got %d %s, want 552 5.3.4", i, code, text)
 		}
@@ -59,7 +60,7 @@ func TestMemoryBounded(t *testing.T) {
 	ids := map[int]string{}
 	peak = burst(t, pid, clients, func(i int) error {
 		bdat := i%2 == 1
-		code, text, err := sendRaw(p.Addr, msgHead(i), body, bdat)
+		code, text, err := sendRaw(p.Addr, "a@src.test", msgHead(i), body, bdat)
 		if err != nil {
 			return err
 		}
@@ -102,6 +103,51 @@ func TestMemoryBounded(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(p.Queue + "/spool"); len(ents) != 0 {
 		t.Errorf("spool files left behind: %v", ents)
+	}
+}
+
+// TestSpooledHoldDiscard: a message that went to a spool file (over a
+// 1 MB postgate_memory_limit) still takes the access HOLD and DISCARD
+// paths: held intact, or accepted and dropped. Spool files a crash left
+// behind are removed at start.
+func TestSpooledHoldDiscard(t *testing.T) {
+	t.Parallel()
+	p := harness.Start(t, rejectUnauth+"postgate_memory_limit = 1048576\n"+
+		"smtpd_sender_restrictions = check_sender_access inline:{ hold@src.test=HOLD, discard@src.test=DISCARD }\n", "")
+	body := filler(3<<20, true)
+	for _, bdat := range []bool{false, true} {
+		code, text, err := sendRaw(p.Addr, "hold@src.test", msgHead(1), body, bdat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := queuedRe.FindStringSubmatch(text)
+		if code != 250 || m == nil {
+			t.Fatalf("HOLD (BDAT %v): %d %s", bdat, code, text)
+		}
+		if q := queueJSON(t, p)[m[1]]; q.QueueName != "hold" {
+			t.Errorf("HOLD (BDAT %v): %s is in queue %q, want hold", bdat, m[1], q.QueueName)
+		}
+		if got := stripReceived(t, showRaw(t, p, m[1])); !bytes.Equal(got, stored(1, body)) {
+			t.Errorf("HOLD (BDAT %v): stored %d bytes, want %d", bdat, len(got), len(stored(1, body)))
+		}
+		before := len(queueJSON(t, p))
+		code, text, err = sendRaw(p.Addr, "discard@src.test", msgHead(2), body, bdat)
+		if err != nil || code != 250 {
+			t.Fatalf("DISCARD (BDAT %v): %d %s %v", bdat, code, text, err)
+		}
+		if n := len(queueJSON(t, p)); n != before {
+			t.Errorf("DISCARD (BDAT %v): the queue went from %d to %d messages", bdat, before, n)
+		}
+	}
+
+	p.Kill()
+	leftover := filepath.Join(p.Queue, "spool", "spool-123")
+	if err := os.WriteFile(leftover, []byte("left by a crash"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Restart()
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("a spool file left by a crash is still there after a restart: %v", err)
 	}
 }
 
@@ -191,10 +237,10 @@ func waitSettled(t *testing.T, pid int, bound int64) {
 	}
 }
 
-// sendRaw sends one message from an outside client: head, then body
+// sendRaw sends one message from an outside client and sender from: head, then body
 // (lines never start with a dot), with DATA or with two BDAT chunks, and
 // returns the final reply.
-func sendRaw(addr, head string, body []byte, bdat bool) (int, string, error) {
+func sendRaw(addr, from, head string, body []byte, bdat bool) (int, string, error) {
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(outside)}}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -236,7 +282,7 @@ func sendRaw(addr, head string, body []byte, bdat bool) (int, string, error) {
 	for _, s := range []struct {
 		cmd  string
 		want int
-	}{{"", 220}, {"EHLO client.src.test", 250}, {"MAIL FROM:<a@src.test>", 250}, {"RCPT TO:<u@relay.test>", 250}} {
+	}{{"", 220}, {"EHLO client.src.test", 250}, {"MAIL FROM:<" + from + ">", 250}, {"RCPT TO:<u@relay.test>", 250}} {
 		if err := step(s.cmd, s.want); err != nil {
 			return 0, "", err
 		}
