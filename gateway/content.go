@@ -172,7 +172,7 @@ func (a *assembly) room() bool {
 	if cap(a.buf)-len(a.buf) >= minRoom {
 		return true
 	}
-	return a.grow(2 * cap(a.buf))
+	return a.grow(max(2*cap(a.buf), 2*minRoom))
 }
 
 // grow moves the in-memory message to a buffer of capacity n, if the
