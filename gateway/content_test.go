@@ -15,7 +15,8 @@ func testAssembly(t *testing.T, limit int64) (*assembly, *memBudget) {
 	t.Helper()
 	b := newMemBudget(limit)
 	a := newAssembly(b, t.TempDir())
-	a.buf = append(a.buf, testHead...)
+	// A buffer of known size, not whatever the pool holds.
+	a.buf = append(make([]byte, 0, 16<<10), testHead...)
 	a.start = len(a.buf)
 	t.Cleanup(a.release)
 	return a, b
