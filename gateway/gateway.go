@@ -119,15 +119,21 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	if err != nil {
 		return nil, fmt.Errorf("queue_directory %s: %w", qdir, err)
 	}
+	var spool string
 	d, err := newDelivery(cfg, rt, dns, log)
+	if err == nil {
+		spool, err = spoolDir(qdir)
+	}
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	budget := newMemBudget(cfg.Int("postgate_memory_limit"))
+	setGoMemoryLimit(budget.limit)
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
-		s.log, s.store, s.anvil = log, store, a
+		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
 	}
 	return g, nil
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"strconv"
@@ -19,8 +18,7 @@ import (
 
 // bdatState is a message arriving in BDAT chunks.
 type bdatState struct {
-	buf     *bytes.Buffer
-	start   int // where the client's content begins (after our Received:)
+	msg     *assembly
 	arrival time.Time
 }
 
@@ -48,21 +46,27 @@ func (s *session) data(args []command.Token) bool {
 	s.reply(rules.Reply{Code: 354, Text: "End data with <CR><LF>.<CR><LF>"})
 	s.where = "DATA content"
 	s.nc.beginRequest(true)
-	buf := getBuffer()
-	defer putBuffer(buf)
 	arrival := time.Now()
-	s.writeReceived(buf, arrival)
-	start := buf.Len()
-	tooBig, err := readLimited(buf, s.c.DataReader(), s.svc.messageSizeLimit)
+	msg := s.newAssembly(arrival)
+	defer msg.release()
+	tooBig, err := msg.readFrom(s.c.DataReader(), s.svc.messageSizeLimit)
 	if err != nil {
-		s.contentLost("DATA", int64(buf.Len()-start), err)
+		s.contentLost("DATA", msg.raw, err)
 		return false
 	}
 	s.where = "END-OF-MESSAGE"
 	if tooBig {
 		return s.messageTooBig()
 	}
-	return s.finishMessage(buf, start, arrival)
+	return s.finishMessage(msg, arrival)
+}
+
+// newAssembly starts a message with our Received: header.
+func (s *session) newAssembly(arrival time.Time) *assembly {
+	a := newAssembly(s.svc.budget, s.svc.spoolDir)
+	a.buf = s.appendReceived(a.buf, arrival)
+	a.start = len(a.buf)
+	return a
 }
 
 // checkData runs smtpd_data_restrictions (before 354, or at the first
@@ -119,23 +123,22 @@ func (s *session) bdat(args []command.Token) bool {
 	}
 	received := int64(0)
 	if s.txn.bdat != nil {
-		received = int64(s.txn.bdat.buf.Len() - s.txn.bdat.start)
+		received = s.txn.bdat.msg.raw
 	}
 	if limit := s.svc.messageSizeLimit; limit > 0 && received > limit-size {
 		s.svc.log.Logf("smtpd", "warning: %s: BDAT request from %s exceeds message size limit", s.idOrNoqueue(), s.client)
 		return s.skipChunk(size, last, rules.Reply{Code: 552, DSN: "5.3.4", Text: "Chunk exceeds message size limit"})
 	}
 	if s.txn.bdat == nil {
-		b := &bdatState{buf: getBuffer(), arrival: time.Now()}
-		s.writeReceived(b.buf, b.arrival)
-		b.start = b.buf.Len()
-		s.txn.bdat = b
+		arrival := time.Now()
+		s.txn.bdat = &bdatState{msg: s.newAssembly(arrival), arrival: arrival}
 	}
 	b := s.txn.bdat
 	s.where = "BDAT content"
 	s.nc.beginRequest(true)
-	if _, err := b.buf.ReadFrom(s.c.ChunkReader(size)); err != nil {
-		s.contentLost("BDAT", int64(b.buf.Len()-b.start), err)
+	// The size limit was checked above, against the chunk's announced size.
+	if _, err := b.msg.readFrom(s.c.ChunkReader(size), 0); err != nil {
+		s.contentLost("BDAT", b.msg.raw, err)
 		return false
 	}
 	if !last {
@@ -143,7 +146,7 @@ func (s *session) bdat(args []command.Token) bool {
 		return true
 	}
 	s.where = "END-OF-MESSAGE"
-	return s.finishMessage(b.buf, b.start, b.arrival)
+	return s.finishMessage(b.msg, b.arrival)
 }
 
 // skipChunk reads and drops the chunk of a refused BDAT, so the dialogue
@@ -186,11 +189,11 @@ func (s *session) messageTooBig() bool {
 	return false
 }
 
-// finishMessage takes the whole message (buf, the client's content from
-// start on) through the end-of-data stage into the queue, and answers.
-func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time) bool {
+// finishMessage takes the whole message through the end-of-data stage
+// into the queue, and answers.
+func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 	defer s.resetTransaction()
-	if normalizeLF(buf, start) {
+	if msg.normalizeLF() {
 		switch {
 		case s.svc.bareLF == bareLFReject && !s.svc.bareLFExcluded(s.ctx, s.client.addr):
 			text := s.svc.hostname + " Error: bare <LF> received"
@@ -206,7 +209,7 @@ func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time)
 	}
 	if s.checks.Discarded() {
 		// An access DISCARD: accepted with 250, never queued (logged when it fired).
-		s.accepted(buf, start)
+		s.accepted(msg)
 		return true
 	}
 	env := &queue.Envelope{
@@ -225,14 +228,7 @@ func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time)
 		env.ClientName, env.ClientAddr, env.Helo = orDefault(x.name, env.ClientName), orDefault(x.addr, env.ClientAddr), orDefault(x.helo, env.Helo)
 		env.Proto = orDefault(x.proto, env.Proto)
 	}
-	// An access HOLD sends the message straight to the hold queue: one
-	// record, so no delivery can start in between.
-	appendFn := s.svc.store.Append
-	if s.checks.Held() {
-		appendFn = s.svc.store.AppendHeld
-	}
-	content := buf.Bytes()
-	if err := appendFn(s.ctx, env, content); err != nil {
+	if err := s.appendMessage(env, msg); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
 		if errors.Is(err, queue.ErrNoSpace) {
 			s.reply(insufficientStorage)
@@ -241,24 +237,39 @@ func (s *session) finishMessage(buf *bytes.Buffer, start int, arrival time.Time)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
 		return false
 	}
-	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.txn.id, messageID(content))
-	s.accepted(buf, start)
+	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.txn.id, messageID(msg.header()))
+	s.accepted(msg)
 	return true
+}
+
+// appendMessage appends the message to the queue: from memory, or
+// straight from its spool file (or fails with the spool file's error). An
+// access HOLD sends it to the hold queue in the same record, so no
+// delivery can start in between.
+func (s *session) appendMessage(env *queue.Envelope, msg *assembly) error {
+	held := s.checks.Held()
+	switch {
+	case msg.spoolErr != nil:
+		return msg.spoolErr
+	case msg.file != nil && held:
+		return s.svc.store.AppendFileHeld(s.ctx, env, msg.file, msg.size)
+	case msg.file != nil:
+		return s.svc.store.AppendFile(s.ctx, env, msg.file, msg.size)
+	case held:
+		return s.svc.store.AppendHeld(s.ctx, env, msg.buf)
+	}
+	return s.svc.store.Append(s.ctx, env, msg.buf)
 }
 
 // accepted answers a message taken: a delivered message forgives the
 // client's earlier errors and junk commands, as Postfix does. After BDAT
 // the reply gives the size Postfix counts: the content with CRLF line ends,
 // a last line without one counted as if it had it.
-func (s *session) accepted(buf *bytes.Buffer, start int) {
+func (s *session) accepted(msg *assembly) {
 	s.errors, s.junk = 0, 0
 	text := "Ok: queued as " + s.txn.id
 	if s.txn.bdat != nil {
-		n := buf.Len() - start
-		if n > 0 && buf.Bytes()[buf.Len()-1] != '\n' {
-			n += 2
-		}
-		text = "Ok: " + strconv.Itoa(n) + " bytes queued as " + s.txn.id
+		text = "Ok: " + strconv.FormatInt(msg.contentLen(), 10) + " bytes queued as " + s.txn.id
 	}
 	s.reply(rules.Reply{Code: 250, DSN: "2.0.0", Text: text})
 }
@@ -278,38 +289,36 @@ func (s *session) onlyRecipient() string {
 	return ""
 }
 
-// writeReceived prepends Postfix's Received: header. With XFORWARD it
+// appendReceived appends Postfix's Received: header. With XFORWARD it
 // names the original client, as Postfix does.
-func (s *session) writeReceived(buf *bytes.Buffer, now time.Time) {
+func (s *session) appendReceived(b []byte, now time.Time) []byte {
 	helo, name, addr, proto := s.helo, s.client.name, s.client.address(), s.proto
 	if x := s.txn.xforward; x.set {
 		helo, name, addr, proto = orDefault(x.helo, helo), orDefault(x.name, name), orDefault(x.addr, addr), orDefault(x.proto, proto)
 	}
-	buf.WriteString("Received: from ")
-	buf.WriteString(helo)
-	buf.WriteString(" (")
-	buf.WriteString(name)
-	buf.WriteString(" [")
-	buf.WriteString(addr)
-	buf.WriteString("])\r\n\tby ")
-	buf.WriteString(s.svc.hostname)
-	buf.WriteString(" (")
-	buf.WriteString(s.svc.mailName)
-	buf.WriteString(") with ")
-	buf.WriteString(proto)
-	buf.WriteString(" id ")
-	buf.WriteString(s.txn.id)
+	b = append(b, "Received: from "...)
+	b = append(b, helo...)
+	b = append(b, " ("...)
+	b = append(b, name...)
+	b = append(b, " ["...)
+	b = append(b, addr...)
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, s.svc.hostname...)
+	b = append(b, " ("...)
+	b = append(b, s.svc.mailName...)
+	b = append(b, ") with "...)
+	b = append(b, proto...)
+	b = append(b, " id "...)
+	b = append(b, s.txn.id...)
 	if len(s.txn.rcpts) == 1 {
-		buf.WriteString("\r\n\tfor <")
-		buf.WriteString(s.txn.rcpts[0].Addr)
-		buf.WriteString(">")
+		b = append(b, "\r\n\tfor <"...)
+		b = append(b, s.txn.rcpts[0].Addr...)
+		b = append(b, ">"...)
 	}
-	buf.WriteString("; ")
-	buf.WriteString(mailDate(now))
-	buf.WriteString("\r\n")
+	b = append(b, "; "...)
+	b = now.AppendFormat(b, mailDateLayout)
+	return append(b, "\r\n"...)
 }
 
-// mailDate formats a date as Postfix's mail_date: day of month space-padded.
-func mailDate(t time.Time) string {
-	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
-}
+// mailDateLayout is Postfix's mail_date: day of month space-padded.
+const mailDateLayout = "Mon, _2 Jan 2006 15:04:05 -0700 (MST)"

@@ -27,7 +27,11 @@ type service struct {
 	log    *MailLog
 	store  *queue.Store
 	server *smtp.Server
-	route  *route.Resolver
+	// budget (postgate_memory_limit) and spoolDir are the gateway's, shared
+	// by all services: message content past the budget goes to spoolDir.
+	budget   *memBudget
+	spoolDir string
+	route    *route.Resolver
 
 	hostname, banner, mailName string
 	errorSleep                 time.Duration

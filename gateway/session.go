@@ -465,7 +465,7 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 // a message, a refused MAIL).
 func (s *session) resetTransaction() {
 	if s.txn.bdat != nil {
-		putBuffer(s.txn.bdat.buf)
+		s.txn.bdat.msg.release()
 	}
 	rcpts := s.txn.rcpts[:0]
 	s.txn = transaction{rcpts: rcpts}

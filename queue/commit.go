@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"os"
 	"time"
 )
 
@@ -40,9 +42,11 @@ func (b *batch) wait(i int) error {
 type pendingRec struct {
 	seg    uint32
 	off    int64
-	iovEnd int    // end of this record's parts in batch.iov
-	ent    *entry // message record
-	id     string // change record
+	iovEnd int      // end of this record's parts in batch.iov
+	ent    *entry   // message record
+	file   *os.File // a message record's content when it is in a file (AppendFile)
+	fsize  int64    // its length
+	id     string   // change record
 	change Change
 	at     int64
 }
@@ -59,14 +63,14 @@ type pendingRec struct {
 // is short of space (Options.MinFree), or when the write fails for want of
 // space.
 func (s *Store) Append(ctx context.Context, env *Envelope, content []byte) error {
-	return s.appendMessage(ctx, env, content, Active, true)
+	return s.appendMessage(ctx, env, recContent{b: content}, Active, true)
 }
 
 // AppendHeld is Append for a message that goes straight to the hold queue
 // (an access HOLD action): one record carries the message and its hold, so
 // no queue manager ever sees the one without the other.
 func (s *Store) AppendHeld(ctx context.Context, env *Envelope, content []byte) error {
-	return s.appendMessage(ctx, env, content, Hold, true)
+	return s.appendMessage(ctx, env, recContent{b: content}, Hold, true)
 }
 
 // appendNotice is Append for the queue manager's own notices (bounces,
@@ -74,12 +78,12 @@ func (s *Store) AppendHeld(ctx context.Context, env *Envelope, content []byte) e
 // Options.MinFree, which is the SMTP server's line, only to the space
 // there is.
 func (s *Store) appendNotice(ctx context.Context, env *Envelope, content []byte) error {
-	return s.appendMessage(ctx, env, content, Active, false)
+	return s.appendMessage(ctx, env, recContent{b: content}, Active, false)
 }
 
 // appendMessage appends a message record in state; with minFree it first
 // checks the free space as Postfix's smtpd does at MAIL.
-func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte, state State, minFree bool) error {
+func (s *Store) appendMessage(ctx context.Context, env *Envelope, content recContent, state State, minFree bool) error {
 	if env.ID == "" {
 		env.ID = s.NewID()
 	}
@@ -106,10 +110,10 @@ func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte
 		trailer = appendStateTrailer(nil, e)
 	}
 	el := envelopeLen(env, arrival)
-	bl := el + len(content) + len(trailer)
-	if bl > maxBodyLen {
-		return fmt.Errorf("queue: %s: message too large (%d bytes)", env.ID, len(content))
+	if int64(el)+content.len()+int64(len(trailer)) > maxBodyLen {
+		return fmt.Errorf("queue: %s: message too large (%d bytes)", env.ID, content.len())
 	}
+	bl := el + int(content.len()) + len(trailer)
 	// One allocation holds header, envelope, state trailer and checksum;
 	// the content is written from the caller's slice (pwritev), never
 	// copied.
@@ -119,10 +123,17 @@ func (s *Store) appendMessage(ctx context.Context, env *Envelope, content []byte
 	envBytes := buf[recHeaderSize:]
 	headEnd := len(buf)
 	buf = append(buf, trailer...)
-	buf = binary.LittleEndian.AppendUint32(buf, bodyChecksum(idBytes(buf), envBytes, content, trailer))
+	sum, err := content.checksum(bodyChecksum(idBytes(buf), envBytes))
+	if err != nil {
+		return fmt.Errorf("queue: %s: %w", env.ID, err)
+	}
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Update(sum, castagnoli, trailer))
 	e.env = string(envBytes)
 	e.bodyLen, e.envLen, e.tail = uint32(bl), uint32(el), uint32(len(trailer))
-	return s.submit(ctx, pendingRec{ent: e}, buf[:headEnd], content, buf[headEnd:])
+	if content.f != nil {
+		return s.submit(ctx, pendingRec{ent: e, file: content.f, fsize: content.size}, buf[:headEnd], buf[headEnd:])
+	}
+	return s.submit(ctx, pendingRec{ent: e}, buf[:headEnd], content.b, buf[headEnd:])
 }
 
 // Change records a state change for a message, durable like Append. It
@@ -177,7 +188,7 @@ func (s *Store) admit(ctx context.Context, p *pendingRec) error {
 // place gives a record, under s.mu, its place in the log and in the open
 // batch, which it returns with the record's index in it.
 func (s *Store) place(p *pendingRec, parts [][]byte) (*batch, int) {
-	var n int64
+	n := p.fsize
 	for _, b := range parts {
 		n += int64(len(b))
 	}
@@ -376,7 +387,7 @@ func (s *Store) flush(b *batch) (int, error) {
 			s.setActive(seg, f)
 		}
 		end := b.recs[j-1].iovEnd
-		if err := pwritev(s.active, b.iov[start:end], b.recs[i].off); err != nil {
+		if err := s.writeRecs(b.recs[i:j], b.iov[start:end], start); err != nil {
 			return i, fmt.Errorf("queue: write segment %d: %w", seg, err)
 		}
 		if err := s.syncer().Sync(s.active); err != nil {

@@ -185,6 +185,12 @@ var paramTable = []param{
 	integer("smtp_line_length_limit", "998", 0), // 0: no limit
 	integer("bounce_size_limit", "50000", 1),
 	integer("postgate_queue_segment_size", "67108864", 65536), // bytes per queue log segment
+	// Bytes of message content all sessions together hold in memory; past
+	// it, content goes to spool files. 256 MB suits a 1-2 GB host: with Go's
+	// soft memory limit at twice it (gateway/membudget.go) the process stays
+	// near half a GB under any burst, leaving the rest to the OS page cache
+	// that serves the queue log, and 50 sessions of 5 MB still fit.
+	integer("postgate_memory_limit", "268435456", 1<<20),
 }
 
 // params indexes paramTable by name.

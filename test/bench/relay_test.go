@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,7 +43,7 @@ func startServers(b *testing.B) []server {
 	pg := harness.Start(b, routes(pgSink), "")
 	pf := harness.StartPostfix(b, routes(pfSink))
 	return []server{
-		{"postgate", pg.Addr, pgSink, postgatePid(b, pg.Dir), func() string { return pg.Log("") }},
+		{"postgate", pg.Addr, pgSink, pg.Pid(), func() string { return pg.Log("") }},
 		{"postfix", pf.Addr, pfSink, pf.MasterPid(), pf.Log},
 	}
 }
@@ -260,21 +259,6 @@ func (s server) waitSink(b *testing.B, want int, since time.Time) time.Time {
 	b.Fatalf("%s: sink counted %d of %d messages after %v; maillog tail:\n%s",
 		s.name, s.sink.n.Load(), want, time.Since(since), log)
 	return time.Time{}
-}
-
-// postgatePid finds the daemon serving config dir (the harness keeps its
-// exec.Cmd to itself) by its command line.
-func postgatePid(b *testing.B, dir string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.HasSuffix(string(cl), "\x00serve\x00-c\x00"+dir+"\x00") {
-			pid, _ := strconv.Atoi(e.Name())
-			return pid
-		}
-	}
-	b.Fatalf("no postgate process for %s", dir)
-	return 0
 }
 
 // treeCPU is the CPU seconds (user+system) used so far by root's process

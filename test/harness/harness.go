@@ -254,6 +254,31 @@ func (p *Postgate) Stop() error {
 	return err
 }
 
+// Pid is the running daemon's process ID (0 when it is not running).
+func (p *Postgate) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// RSS is the resident memory of process pid in bytes (VmRSS of
+// /proc/PID/status), 0 when it cannot be read.
+func RSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // Stderr is what the daemon printed so far.
 func (p *Postgate) Stderr() string { return p.stderr.String() }
 
