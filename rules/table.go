@@ -50,6 +50,8 @@ func (o OpenOptions) warn(format string, args ...any) {
 //     texthash semantics: no postmap step is needed.
 //   - inline:{ k=v, { k2 = v with spaces } } and static:value / static:{ text }.
 //   - regexp:/path and regexp:{ {/re/ result}, ... } (POSIX ERE rules).
+//   - pcre:/path and pcre:{ {/re/ result}, ... } (PCRE rules, run by
+//     regexp2; a construct it cannot run as PCRE2 does is a load error).
 //   - fail:name fails every lookup (useful to test error handling).
 //   - proxy:type:name opens type:name directly.
 func Open(spec string) (Table, error) {
@@ -91,11 +93,12 @@ var openers = map[string]opener{
 	"static":   openStatic,
 	"fail":     openFail,
 	"regexp":   openRegexp,
+	"pcre":     openPCRE,
 }
 
 // notYet lists Postfix table types postgate knows but does not serve yet.
 var notYet = map[string]bool{
-	"pcre": true, "cidr": true, "tcp": true, "socketmap": true,
+	"cidr": true, "tcp": true, "socketmap": true,
 	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
 	"pipemap": true, "unionmap": true, "randmap": true, "environ": true,
 	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,
