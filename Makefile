@@ -1,6 +1,6 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix swaks pflogsumm
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -46,6 +46,7 @@ test: deps vet
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSMTPSession$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzExtractAddress$$' -fuzztime 10s ./gateway/command
+	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
