@@ -14,6 +14,7 @@ commands:
   check                 validate the configuration; print non-default settings (postconf -n)
   queue list [--json]   list the queue (mailq; --json as postqueue -j)
   queue show [--raw] ID print a queued message (postcat -q; --raw: the stored bytes only)
+  map -q KEY type:name...  look KEY up in the tables (postmap -q)
   version               print the version
 
 Without -c, postgate reads /etc/postgate when it exists, else runs on its
@@ -36,6 +37,8 @@ func main() {
 		code = check(args)
 	case "queue":
 		code = queueCmd(args)
+	case "map":
+		code = mapQuery(args)
 	case "version":
 		fmt.Println("postgate", version)
 	case "help", "-h", "--help":
