@@ -44,6 +44,13 @@ func openPCRE(_, name string, o OpenOptions) (Table, error) {
 // not be evaluated must not quietly let the mail through.
 const pcreTimeout = 100 * time.Millisecond
 
+// pcreStackSlots bounds the backtracking stack of one match (8 bytes a
+// slot). regexp2's default, 100,000, fails common patterns such as
+// /^(?:.(?!x))*$/ on a header of a few tens of kB, which PCRE2 (heap limit
+// 20 MB) matches; patterns like it take about 5 slots a key byte, so this
+// covers twice the default header_size_limit (102400) at 8 MB at most.
+const pcreStackSlots = 1 << 20
+
 // compilePCRE compiles a pcre: table's /pattern/flags.
 func compilePCRE(text string, flags patternFlags) (matcher, error) {
 	tr, err := pcreToNET(text, flags)
@@ -52,7 +59,8 @@ func compilePCRE(text string, flags patternFlags) (matcher, error) {
 	}
 	// Capture groups are numbered in the order they open, named or not, as
 	// in PCRE; .NET would number the named ones last.
-	re, err := regexp2.Compile(tr.pattern, regexp2.OptionMaintainCaptureOrder())
+	re, err := regexp2.Compile(tr.pattern, regexp2.OptionMaintainCaptureOrder(),
+		regexp2.OptionMaxBacktrackingStackSize(pcreStackSlots))
 	if err != nil {
 		// The translation is meant to be valid .NET syntax: this is a gap
 		// in pcreToNET, refused rather than guessed at.

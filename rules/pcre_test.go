@@ -115,6 +115,9 @@ var pcreCases = []pcreCase{
 	{"bracket of a two-byte character", `/^[é]$/ X`, "é", "", false},
 	{"bytes substituted back", `/^(.)(.*)$/ [$1][$2]`, "éa", "[\xc3][\xa9a]", true},
 	{"horizontal space includes 0xA0", `/^\h$/ X`, "\xa0", "X", true},
+	// A header of header_size_limit bytes.
+	{"long header, not containing", `/^(?:.(?!viagra))*$/ clean`, pcreLongHeader, "clean", true},
+	{"long header, alternation to the end", `/(a|b|c|d|e|o|r|w|:|,| )+$/ X`, pcreLongHeader, "X", true},
 	// Table syntax shared with regexp:.
 	{"substitution forms", `/^(.*)@(.*)$/ ${2} $(1) $$1 $1`, "user@Example.com", "Example.com user $1 user", true},
 	{"negated rule", `!/bar/ NOTBAR`, "foo", "NOTBAR", true},
@@ -125,13 +128,17 @@ var pcreCases = []pcreCase{
 	{"first match wins", "/a/ first\n/b/ second", "ab", "first", true},
 }
 
+// pcreLongHeader is a header line of about header_size_limit (102400)
+// bytes.
+var pcreLongHeader = "Subject: " + strings.Repeat("word, ", 17000)
+
 func TestPCREMatchesPostmap(t *testing.T) {
 	for _, c := range pcreCases {
 		t.Run(c.name, func(t *testing.T) {
 			tb := openPCREText(t, c.rules)
 			v, ok := lookup(t, tb, c.key)
 			if v != c.want || ok != c.found {
-				t.Errorf("%q: Lookup(%q) = %q, %v; postmap says %q, %v", c.rules, c.key, v, ok, c.want, c.found)
+				t.Errorf("%q: Lookup(%.40q) = %q, %v; postmap says %q, %v", c.rules, c.key, v, ok, c.want, c.found)
 			}
 		})
 	}
@@ -237,7 +244,7 @@ func TestPCREMatchesPostmapLive(t *testing.T) {
 			writeFile(t, path, c.rules+"\n")
 			v, ok := postmapQuery(t, postmap, config, "pcre:"+path, c.key)
 			if v != c.want || ok != c.found {
-				t.Errorf("%q: postmap -q %q = %q, %v; recorded %q, %v", c.rules, c.key, v, ok, c.want, c.found)
+				t.Errorf("%q: postmap -q %.40q = %q, %v; recorded %q, %v", c.rules, c.key, v, ok, c.want, c.found)
 			}
 		})
 	}
