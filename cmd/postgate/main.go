@@ -14,7 +14,7 @@ commands:
   check                 validate the configuration; print non-default settings (postconf -n)
   queue list [--json]   list the queue (mailq; --json as postqueue -j)
   queue show [--raw] ID print a queued message (postcat -q; --raw: the stored bytes only)
-  map -q KEY type:name...  look KEY up in the tables (postmap -q)
+  map -q KEY TABLE...   look KEY up in each type:name table in turn (postmap -q)
   version               print the version
 
 Without -c, postgate reads /etc/postgate when it exists, else runs on its
