@@ -68,6 +68,7 @@ var pcreCases = []pcreCase{
 	{"m: empty line", `/^$/m X`, "\n", "X", true},
 	{"m: dollar before newline", `/^a$/m X`, "a\nb", "X", true},
 	{"dollar before a final newline", `/^a$/ X`, "a\n", "X", true},
+	{"CR is not a newline", `/^a$/m X`, "a\r\nb", "", false},
 	{"E: dollar only at the end", `/^a$/E X`, "a\n", "", false},
 	{"E is ignored with m", `/^a$/Em X`, "a\n", "X", true},
 	{"backslash z", `/^a\z/ X`, "a\n", "", false},
