@@ -1,6 +1,6 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix swaks pflogsumm
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime 10s ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzCIDRTable$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

@@ -3,6 +3,7 @@ module postgate
 go 1.26.8
 
 require (
+	github.com/dlclark/regexp2/v2 v2.13.0
 	github.com/emersion/go-smtp v0.26.0
 	github.com/miekg/dns v1.1.73
 	golang.org/x/sys v0.47.0

@@ -5,21 +5,66 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 )
 
-// regexpTable is Postfix's regexp: table (regexp_table(5)): POSIX extended
-// regular expressions tried in file order against the whole key; the first
-// rule that matches gives the value. It is not a fixed-string table: callers
-// pass the full key once, in its original case.
+// regexpTable is Postfix's regexp: table (regexp_table(5)), and with the
+// pcre dialect its pcre: table (pcre_table(5)): patterns tried in file
+// order against the whole key; the first rule that matches gives the
+// value. It is not a fixed-string table: callers pass the full key once, in
+// its original case.
 //
 // A file table is read once, when it is opened: unlike texthash:, a change
 // to the file takes effect when the table is opened again.
 type regexpTable struct {
-	spec  string // "regexp:" + name, for String
-	rules []regexpRule
+	dialect *patternDialect
+	name    string // the file or inline text, for messages
+	rules   []regexpRule
+}
+
+// patternDialect is what differs between the regexp: and pcre: tables,
+// which share their file syntax (dict_regexp.c and dict_pcre.c).
+type patternDialect struct {
+	typ string // "regexp" or "pcre": the table type, in messages
+	// secondPattern: regexp:'s "/pattern1/!/pattern2/ result" form, where
+	// a '!' ends the flags. In pcre: a '!' there is an unknown flag.
+	secondPattern bool
+	defaults      patternFlags          // flags before the letters toggle them
+	flags         map[byte]patternFlags // flag letter -> the flag it toggles
+	obsolete      byte                  // a flag letter accepted with a warning, or 0
+	compile       func(text string, flags patternFlags) (matcher, error)
+}
+
+// patternFlags are the pattern options the flag letters toggle.
+type patternFlags uint16
+
+const (
+	flagCaseless      patternFlags = 1 << iota // i
+	flagExtended                               // x: regexp: ERE (else basic); pcre: PCRE2_EXTENDED
+	flagMultiline                              // m
+	flagDotall                                 // s (pcre)
+	flagAnchored                               // A (pcre)
+	flagDollarEndOnly                          // E (pcre)
+	flagUngreedy                               // U (pcre)
+)
+
+// matcher is a compiled pattern of either dialect.
+type matcher interface {
+	// match reports whether key, in matchable form (see toMatchable),
+	// matches. When groups > 0 it also returns capture groups 0..groups,
+	// in matchable form, "" for a group that took no part in the match.
+	// An error is a lookup failure: the engine could not decide.
+	match(key string, groups int) (sub []string, ok bool, err error)
+	numSubexp() int
+}
+
+var regexpDialect = &patternDialect{
+	typ:           "regexp",
+	secondPattern: true,
+	defaults:      flagCaseless | flagExtended,
+	flags:         map[byte]patternFlags{'i': flagCaseless, 'x': flagExtended, 'm': flagMultiline},
+	compile:       compileRegexpPattern,
 }
 
 type regexpOp int
@@ -33,7 +78,7 @@ const (
 // regexpRule is one line of the table.
 type regexpRule struct {
 	op     regexpOp
-	line   int // where it starts, for the unclosed-if error
+	line   int // where it starts, for errors
 	first  regexpPattern
 	second *regexpPattern // regexpMatch, old "/pattern1/!/pattern2/ result" form
 	result resultTemplate // regexpMatch
@@ -43,31 +88,41 @@ type regexpRule struct {
 // regexpPattern is a compiled /pattern/flags and its sense: negate is true
 // for !/pattern/.
 type regexpPattern struct {
-	re     *regexp.Regexp
+	m      matcher
 	negate bool
 }
 
 // matches reports whether the rule's condition holds for key, which is
 // already in matchable form (see toMatchable).
-func (p *regexpPattern) matches(key string) bool {
-	return p.re.MatchString(key) != p.negate
+func (p *regexpPattern) matches(key string) (bool, error) {
+	_, ok, err := p.m.match(key, 0)
+	return ok != p.negate, err
 }
 
-func (t *regexpTable) String() string { return t.spec }
+func (t *regexpTable) String() string { return t.dialect.typ + ":" + t.name }
 
 // Lookup tries the rules in order. An if whose condition does not hold
-// skips to its endif.
+// skips to its endif. A rule the engine could not decide fails the lookup
+// (Postfix logs a warning and takes it as not matching); see pcreTimeout.
 func (t *regexpTable) Lookup(_ context.Context, key string) (string, bool, error) {
 	k := toMatchable(key)
 	for i := 0; i < len(t.rules); i++ {
 		r := &t.rules[i]
 		switch r.op {
 		case regexpIf:
-			if !r.first.matches(k) {
+			ok, err := r.first.matches(k)
+			if err != nil {
+				return "", false, t.at(r, err)
+			}
+			if !ok {
 				i = r.endif
 			}
 		case regexpMatch:
-			if v, ok := r.apply(k); ok {
+			v, ok, err := r.apply(k)
+			if err != nil {
+				return "", false, t.at(r, err)
+			}
+			if ok {
 				return v, true, nil
 			}
 		}
@@ -75,42 +130,57 @@ func (t *regexpTable) Lookup(_ context.Context, key string) (string, bool, error
 	return "", false, nil
 }
 
+// at names the table and the rule's line in a lookup error.
+func (t *regexpTable) at(r *regexpRule, err error) error {
+	return fmt.Errorf("%s map %s, line %d: %w", t.dialect.typ, t.name, r.line, err)
+}
+
 // apply returns the rule's value when it matches key. Only rules whose
 // result uses $n ask the engine for submatches.
-func (r *regexpRule) apply(key string) (string, bool) {
-	var sub []int
+func (r *regexpRule) apply(key string) (string, bool, error) {
+	var sub []string
 	if r.result.maxSub > 0 {
 		// Negated rules cannot use $n (a load error), so this one is positive.
-		if sub = r.first.re.FindStringSubmatchIndex(key); sub == nil {
-			return "", false
+		s, ok, err := r.first.m.match(key, r.result.maxSub)
+		if err != nil || !ok {
+			return "", false, err
 		}
-	} else if !r.first.matches(key) {
-		return "", false
+		sub = s
+	} else if ok, err := r.first.matches(key); err != nil || !ok {
+		return "", false, err
 	}
-	if r.second != nil && !r.second.matches(key) {
-		return "", false
+	if r.second != nil {
+		if ok, err := r.second.matches(key); err != nil || !ok {
+			return "", false, err
+		}
 	}
-	return r.result.expand(key, sub), true
+	return r.result.expand(sub), true, nil
 }
 
 // openRegexp opens regexp:/path/file and the inline form regexp:{ {rule}, ... }.
-func openRegexp(typ, name string, o OpenOptions) (Table, error) {
-	text, err := regexpSource(name)
+func openRegexp(_, name string, o OpenOptions) (Table, error) {
+	return openPatternTable(regexpDialect, name, o)
+}
+
+// openPatternTable opens a regexp: or pcre: table: a file or the inline
+// form { {rule}, ... }.
+func openPatternTable(d *patternDialect, name string, o OpenOptions) (Table, error) {
+	text, err := regexpSource(d, name)
 	if err != nil {
 		return nil, err
 	}
-	rules, err := parseRegexpTable(name, text, o)
+	rules, err := parsePatternTable(d, name, text, o)
 	if err != nil {
 		return nil, err
 	}
-	return &regexpTable{spec: typ + ":" + name, rules: rules}, nil
+	return &regexpTable{dialect: d, name: name, rules: rules}, nil
 }
 
 // regexpSource returns the table text: the file, or the rules of an inline
 // table one per line.
-func regexpSource(name string) (string, error) {
+func regexpSource(d *patternDialect, name string) (string, error) {
 	if strings.HasPrefix(name, "{") {
-		return inlineRules("regexp", name)
+		return inlineRules(d.typ, name)
 	}
 	data, err := os.ReadFile(name)
 	if err != nil {
@@ -144,6 +214,7 @@ func inlineRules(typ, name string) (string, error) {
 
 // regexpParser holds the state of one table load.
 type regexpParser struct {
+	d     *patternDialect
 	name  string // the file name or the inline "{...}", as in Postfix's messages
 	opts  OpenOptions
 	rules []regexpRule
@@ -151,16 +222,16 @@ type regexpParser struct {
 	line  int   // the line being parsed
 }
 
-// parseRegexpTable compiles table text. Where Postfix warns and skips a
+// parsePatternTable compiles table text. Where Postfix warns and skips a
 // rule, this is a load error: a table that silently lost a rule would
 // decide differently from the file the admin wrote. Where Postfix warns and
 // keeps going, so do we (through o.Warn).
-func parseRegexpTable(name, text string, o OpenOptions) ([]regexpRule, error) {
+func parsePatternTable(d *patternDialect, name, text string, o OpenOptions) ([]regexpRule, error) {
 	lines, err := logicalLines(text)
 	if err != nil {
-		return nil, fmt.Errorf("regexp map %s, line %w", name, err)
+		return nil, fmt.Errorf("%s map %s, line %w", d.typ, name, err)
 	}
-	p := &regexpParser{name: name, opts: o}
+	p := &regexpParser{d: d, name: name, opts: o}
 	for _, l := range lines {
 		p.line = l.num
 		if err := p.parseLine(strings.TrimRight(l.text, " \t\r\n\v\f")); err != nil {
@@ -177,11 +248,11 @@ func parseRegexpTable(name, text string, o OpenOptions) ([]regexpRule, error) {
 
 // at names the table and line in err, as Postfix's messages do.
 func (p *regexpParser) at(err error) error {
-	return fmt.Errorf("regexp map %s, line %d: %w", p.name, p.line, err)
+	return fmt.Errorf("%s map %s, line %d: %w", p.d.typ, p.name, p.line, err)
 }
 
 func (p *regexpParser) warnf(format string, args ...any) {
-	p.opts.warn("regexp map %s, line %d: %s", p.name, p.line, fmt.Sprintf(format, args...))
+	p.opts.warn("%s map %s, line %d: %s", p.d.typ, p.name, p.line, fmt.Sprintf(format, args...))
 }
 
 // parseLine dispatches on the first character as dict_regexp.c does: a
@@ -201,13 +272,13 @@ func (p *regexpParser) parseLine(text string) error {
 }
 
 func (p *regexpParser) parseMatch(text string) error {
-	first, rest, err := cutPattern(text)
+	first, rest, err := p.cutPattern(text)
 	if err != nil {
 		return err
 	}
 	var second *rawPattern
-	if strings.HasPrefix(rest, "!") {
-		s, r, err := cutPattern(rest)
+	if p.d.secondPattern && strings.HasPrefix(rest, "!") {
+		s, r, err := p.cutPattern(rest)
 		if err != nil {
 			return err
 		}
@@ -227,14 +298,14 @@ func (p *regexpParser) parseMatch(text string) error {
 		return errors.New("$number found in negative match replacement text")
 	}
 	rule := regexpRule{op: regexpMatch, line: p.line, result: result}
-	if rule.first, err = first.compile(); err != nil {
+	if rule.first, err = p.compile(first); err != nil {
 		return err
 	}
-	if result.maxSub > rule.first.re.NumSubexp() {
+	if result.maxSub > rule.first.m.numSubexp() {
 		return fmt.Errorf("out of range replacement index \"%d\"", result.maxSub)
 	}
 	if second != nil {
-		pat, err := second.compile()
+		pat, err := p.compile(*second)
 		if err != nil {
 			return err
 		}
@@ -245,7 +316,7 @@ func (p *regexpParser) parseMatch(text string) error {
 }
 
 func (p *regexpParser) parseIf(text string) error {
-	raw, rest, err := cutPattern(strings.TrimLeft(text, " \t\r\n\v\f"))
+	raw, rest, err := p.cutPattern(strings.TrimLeft(text, " \t\r\n\v\f"))
 	if err != nil {
 		return err
 	}
@@ -253,7 +324,7 @@ func (p *regexpParser) parseIf(text string) error {
 		// Almost always an indented rule, which readllines glued onto the if.
 		p.warnf("ignoring extra text after IF statement: %q; do not prepend whitespace to statements between IF and ENDIF", rest)
 	}
-	cond, err := raw.compile()
+	cond, err := p.compile(raw)
 	if err != nil {
 		return err
 	}
@@ -278,20 +349,18 @@ func (p *regexpParser) parseEndif(rest string) error {
 
 // rawPattern is a /pattern/flags before compilation.
 type rawPattern struct {
-	text      string
-	negate    bool
-	icase     bool // i: default on
-	extended  bool // x: default on (ERE); off would be a basic RE
-	multiline bool // m: default off
+	text   string
+	negate bool
+	flags  patternFlags
 }
 
 // cutPattern reads [!...]/pattern/flags from the start of s, as
-// dict_regexp_get_pat: any number of '!' (each one flips the sense) and
-// blanks, a delimiter, the pattern up to the next delimiter not escaped by
-// a backslash (the backslash stays in the pattern), then flags up to a
-// blank or '!'.
-func cutPattern(s string) (pat rawPattern, rest string, err error) {
-	pat = rawPattern{icase: true, extended: true}
+// dict_regexp_get_pat and dict_pcre_get_pattern: any number of '!' (each
+// one flips the sense) and blanks, a delimiter, the pattern up to the next
+// delimiter not escaped by a backslash (the backslash stays in the
+// pattern), then flags up to a blank (or, in regexp:, a '!').
+func (p *regexpParser) cutPattern(s string) (pat rawPattern, rest string, err error) {
+	pat = rawPattern{flags: p.d.defaults}
 	i := 0
 	for ; i < len(s) && (s[i] == '!' || isSpace(s[i])); i++ {
 		if s[i] == '!' {
@@ -309,14 +378,12 @@ func cutPattern(s string) (pat rawPattern, rest string, err error) {
 	}
 	pat.text = s[start : start+end]
 	i = start + end + 1
-	for ; i < len(s) && !isSpace(s[i]) && s[i] != '!'; i++ {
-		switch s[i] {
-		case 'i':
-			pat.icase = !pat.icase
-		case 'm':
-			pat.multiline = !pat.multiline
-		case 'x':
-			pat.extended = !pat.extended
+	for ; i < len(s) && !isSpace(s[i]) && !(p.d.secondPattern && s[i] == '!'); i++ {
+		switch f, ok := p.d.flags[s[i]]; {
+		case ok:
+			pat.flags ^= f
+		case s[i] == p.d.obsolete:
+			p.warnf("ignoring obsolete regexp option \"%c\"", s[i])
 		default:
 			return pat, "", fmt.Errorf("unknown regexp option \"%c\"", s[i])
 		}
@@ -338,15 +405,12 @@ func indexDelim(s string, delim byte) int {
 	return -1
 }
 
-func (r rawPattern) compile() (regexpPattern, error) {
-	if !r.extended {
-		return regexpPattern{}, errors.New(`basic regular expressions are not supported (the "x" flag)`)
-	}
-	re, err := compileERE(r.text, r.icase, r.multiline)
+func (p *regexpParser) compile(r rawPattern) (regexpPattern, error) {
+	m, err := p.d.compile(r.text, r.flags)
 	if err != nil {
 		return regexpPattern{}, err
 	}
-	return regexpPattern{re: re, negate: r.negate}, nil
+	return regexpPattern{m: m, negate: r.negate}, nil
 }
 
 // resultTemplate is a rule's result with its $n references resolved at
@@ -452,10 +516,10 @@ func groupIndex(name string) (int, error) {
 	return n, nil
 }
 
-// expand builds the value. key is in matchable form and sub holds the
-// submatch offsets into it; a group that did not take part in the match,
-// or matched nothing, adds nothing.
-func (t *resultTemplate) expand(key string, sub []int) string {
+// expand builds the value from sub, the capture groups in matchable form;
+// a group that did not take part in the match, or matched nothing, adds
+// nothing.
+func (t *resultTemplate) expand(sub []string) string {
 	if t.maxSub == 0 && len(t.parts) <= 1 {
 		if len(t.parts) == 0 {
 			return ""
@@ -468,9 +532,7 @@ func (t *resultTemplate) expand(key string, sub []int) string {
 			b.WriteString(part.text)
 			continue
 		}
-		if lo, hi := sub[2*part.group], sub[2*part.group+1]; lo >= 0 {
-			b.WriteString(fromMatchable(key[lo:hi]))
-		}
+		b.WriteString(fromMatchable(sub[part.group]))
 	}
 	return b.String()
 }

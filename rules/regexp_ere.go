@@ -14,6 +14,32 @@ import (
 // strings of bytes, not of UTF-8 characters. This file makes Go's engine
 // read them the same way.
 
+// compileRegexpPattern compiles a regexp: table's /pattern/flags.
+func compileRegexpPattern(text string, flags patternFlags) (matcher, error) {
+	if flags&flagExtended == 0 {
+		return nil, errors.New(`basic regular expressions are not supported (the "x" flag)`)
+	}
+	re, err := compileERE(text, flags&flagCaseless != 0, flags&flagMultiline != 0)
+	if err != nil {
+		return nil, err
+	}
+	return ereMatcher{re}, nil
+}
+
+// ereMatcher is a compiled regexp: pattern. Go's engine runs in linear
+// time, so it never fails.
+type ereMatcher struct{ re *regexp.Regexp }
+
+func (m ereMatcher) match(key string, groups int) ([]string, bool, error) {
+	if groups == 0 {
+		return nil, m.re.MatchString(key), nil
+	}
+	sub := m.re.FindStringSubmatch(key)
+	return sub, sub != nil, nil
+}
+
+func (m ereMatcher) numSubexp() int { return m.re.NumSubexp() }
+
 // compileERE compiles a POSIX extended regular expression with Postfix's
 // flags: icase is REG_ICASE, multiline is REG_NEWLINE. Matching is
 // leftmost-longest, as POSIX requires.

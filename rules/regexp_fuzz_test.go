@@ -13,13 +13,13 @@ import (
 // error, the same way twice.
 func FuzzRegexpTable(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text, key string) {
-		rules, err := parseRegexpTable("fuzz", text, OpenOptions{})
+		rules, err := parsePatternTable(regexpDialect, "fuzz", text, OpenOptions{})
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "regexp map fuzz, line ") {
 				t.Fatalf("load error without table and line: %v", err)
 			}
 		} else {
-			tb := &regexpTable{spec: "regexp:fuzz", rules: rules}
+			tb := &regexpTable{dialect: regexpDialect, name: "fuzz", rules: rules}
 			v1, ok1, err1 := tb.Lookup(context.Background(), key)
 			v2, ok2, err2 := tb.Lookup(context.Background(), key)
 			if err1 != nil || err2 != nil {

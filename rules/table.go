@@ -69,6 +69,8 @@ func (o OpenOptions) warn(format string, args ...any) {
 //   - regexp:/path and regexp:{ {/re/ result}, ... } (POSIX ERE rules).
 //   - cidr:/path and cidr:{ {net/len result}, ... }, reloaded like texthash.
 //   - unionmap:{type:name, ...} and pipemap:{type:name, ...}.
+//   - pcre:/path and pcre:{ {/re/ result}, ... } (PCRE rules, run by
+//     regexp2; a construct it cannot run as PCRE2 does is a load error).
 //   - fail:name fails every lookup (useful to test error handling).
 //   - proxy:type:name opens type:name directly.
 func Open(spec string) (Table, error) {
@@ -111,6 +113,7 @@ var openers = map[string]opener{
 	"fail":     openFail,
 	"regexp":   openRegexp,
 	"cidr":     openCIDR,
+	"pcre":     openPCRE,
 }
 
 // The composite tables open their parts through the registry.
@@ -121,7 +124,7 @@ func init() {
 
 // notYet lists Postfix table types postgate knows but does not serve yet.
 var notYet = map[string]bool{
-	"pcre": true, "tcp": true, "socketmap": true,
+	"tcp": true, "socketmap": true,
 	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
 	"randmap": true, "environ": true,
 	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,

@@ -11,7 +11,7 @@ func TestOpenErrors(t *testing.T) {
 		{"foo:bar", "unsupported dictionary type: foo"},
 		{"nocolon", `open dictionary: expecting "type:name" form instead of "nocolon"`},
 		{"static:", `open dictionary: expecting "type:name" form instead of "static:"`},
-		{"pcre:/etc/x", "dictionary type pcre is not implemented yet"},
+		{"sqlite:/etc/x", "dictionary type sqlite is not implemented yet"},
 		{"inline:k=v", `bad syntax: "inline:k=v"; need "inline:{name=value...}"`},
 		{"inline:{}", `bad syntax: "inline:{}"; need "inline:{name=value...}"`},
 		{"inline:{k1}", `missing '=' after attribute name: "inline:{k1}"; need "inline:{name=value...}"`},

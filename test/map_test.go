@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,11 +35,12 @@ func TestMapMatchesPostmap(t *testing.T) {
 	}
 	cidr := write("cidr", "10.0.0.0/8 ten\n!192.168.0.0/16 public\nif 172.16.0.0/12\n172.16.1.0/24 one\nendif\n2001:db8::/32 doc\n")
 	re := write("regexp", "/^(.*)@example\\.com$/ user $1\nif /^10\\./\n/\\.1$/ ends-one\nendif\n!/@/ no-at\n")
+	pcre := write("pcre", "/^(?!user)(\\w+)@example\\.com$/ other $1\n/^(\\d+)\\.\\1\\./ repeated $1\n/^[a-z]+$/i word\n")
 	keys := []string{"example.com", "EXAMPLE.COM", "user@example.com", "User@Example.COM", "quoted key", "\"quoted key\"",
 		"10.1.2", "10.1.2.3", "10.0.0.1", "long", "172.16.1.9", "172.17.0.1", "192.168.1.1", "8.8.8.8", "2001:db8::5",
 		"x@y.z", "nobody", "unknown.test"}
 	input := strings.Join(keys, "\n") + "\n"
-	for _, spec := range []string{"texthash:" + access, "hash:" + access, "cidr:" + cidr, "regexp:" + re,
+	for _, spec := range []string{"texthash:" + access, "hash:" + access, "cidr:" + cidr, "regexp:" + re, "pcre:" + pcre,
 		"inline:{ example.com=OK, {user@example.com = REJECT no} }", "static:{ fixed value }",
 		"unionmap:{cidr:" + cidr + ", regexp:" + re + ", inline:{10.0.0.1=x}}",
 		"pipemap:{texthash:" + access + ", inline:{ok=accepted, dunno=maybe}}"} {
@@ -84,4 +86,49 @@ func sortLines(s string) string {
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestMapQueryPCRE runs `postgate map -q KEY pcre:FILE` as an admin checks
+// a table with postmap -q: the value and exit 0 when a rule matches, exit 1
+// when none does, exit 1 with the file and line when the table is broken (postmap: fatal).
+func TestMapQueryPCRE(t *testing.T) {
+	t.Parallel()
+	bin := harness.Binary(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "sender_access.pcre")
+	bad := filepath.Join(dir, "broken.pcre")
+	for path, text := range map[string]string{
+		good: "/^friend@(?!my\\.domain).*$/ 550 not from here\n/^(\\w+)@(?:mail\\.)?my\\.domain$/ OK local $1\n",
+		bad:  "/a/ ok\n/(?<=a+)b/ X\n",
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		key, spec, stdout, stderr string
+		code                      int
+	}{
+		{"friend@example.com", "pcre:" + good, "550 not from here\n", "", 0},
+		{"friend@my.domain", "pcre:" + good, "OK local friend\n", "", 0},
+		{"nobody@elsewhere", "pcre:" + good, "", "", 1},
+		{"Joe@Mail.My.Domain", "pcre:" + good, "OK local Joe\n", "", 0},
+		{"x", "pcre:" + bad, "", "pcre map " + bad + ", line 2: error in regex at offset 0: lookbehind assertion is not fixed length", 1},
+	} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, "map", "-q", c.key, c.spec)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != c.code || stdout.String() != c.stdout || !strings.Contains(stderr.String(), c.stderr) {
+			t.Errorf("postgate map -q %q %s: exit %d, stdout %q, stderr %q; want exit %d, %q, %q",
+				c.key, c.spec, code, stdout.String(), stderr.String(), c.code, c.stdout, c.stderr)
+		}
+	}
 }
