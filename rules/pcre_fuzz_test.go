@@ -24,7 +24,7 @@ func FuzzPCRETable(f *testing.F) {
 				t.Fatalf("translation regexp2 cannot compile: %v", err)
 			}
 		} else {
-			tb := &regexpTable{dialect: pcreDialect, name: "fuzz", rules: rules}
+			tb := &regexpTable{dialect: pcreDialect, name: "fuzz", src: staticRules[regexpRule](rules)}
 			v1, ok1, err1 := tb.Lookup(context.Background(), key)
 			v2, ok2, err2 := tb.Lookup(context.Background(), key)
 			for _, err := range []error{err1, err2} {

@@ -141,7 +141,7 @@ func TestPCREMatchesPostmap(t *testing.T) {
 			// The answer is what is compared here, however slow the
 			// machine (the race detector makes the long header take
 			// longer than pcreTimeout); TestPCRETimeout tests the timeout.
-			for _, r := range tb.(*regexpTable).rules {
+			for _, r := range tb.(*regexpTable).src.get() {
 				if r.op != regexpEndif {
 					r.first.m.(*pcreMatcher).re.MatchTimeout = time.Minute
 				}

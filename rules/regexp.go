@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -15,12 +14,11 @@ import (
 // value. It is not a fixed-string table: callers pass the full key once, in
 // its original case.
 //
-// A file table is read once, when it is opened: unlike texthash:, a change
-// to the file takes effect when the table is opened again.
+// A file table is read again when the file changes (fileTable).
 type regexpTable struct {
 	dialect *patternDialect
 	name    string // the file or inline text, for messages
-	rules   []regexpRule
+	src     interface{ get() []regexpRule }
 }
 
 // patternDialect is what differs between the regexp: and pcre: tables,
@@ -106,8 +104,9 @@ func (t *regexpTable) String() string { return t.dialect.typ + ":" + t.name }
 // (Postfix logs a warning and takes it as not matching); see pcreTimeout.
 func (t *regexpTable) Lookup(_ context.Context, key string) (string, bool, error) {
 	k := toMatchable(key)
-	for i := 0; i < len(t.rules); i++ {
-		r := &t.rules[i]
+	rules := t.src.get()
+	for i := 0; i < len(rules); i++ {
+		r := &rules[i]
 		switch r.op {
 		case regexpIf:
 			ok, err := r.first.matches(k)
@@ -165,28 +164,24 @@ func openRegexp(_, name string, o OpenOptions) (Table, error) {
 // openPatternTable opens a regexp: or pcre: table: a file or the inline
 // form { {rule}, ... }.
 func openPatternTable(d *patternDialect, name string, o OpenOptions) (Table, error) {
-	text, err := regexpSource(d, name)
-	if err != nil {
-		return nil, err
-	}
-	rules, err := parsePatternTable(d, name, text, o)
-	if err != nil {
-		return nil, err
-	}
-	return &regexpTable{dialect: d, name: name, rules: rules}, nil
-}
-
-// regexpSource returns the table text: the file, or the rules of an inline
-// table one per line.
-func regexpSource(d *patternDialect, name string) (string, error) {
 	if strings.HasPrefix(name, "{") {
-		return inlineRules(d.typ, name)
+		text, err := inlineRules(d.typ, name)
+		if err != nil {
+			return nil, err
+		}
+		rules, err := parsePatternTable(d, name, text, o)
+		if err != nil {
+			return nil, err
+		}
+		return &regexpTable{dialect: d, name: name, src: staticRules[regexpRule](rules)}, nil
 	}
-	data, err := os.ReadFile(name)
+	ft, err := openFileTable(name, o, func(data string) ([]regexpRule, error) {
+		return parsePatternTable(d, name, data, o)
+	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return string(data), nil
+	return &regexpTable{dialect: d, name: name, src: ft}, nil
 }
 
 // inlineRules turns "{ {rule1}, {rule2} }" into "rule1\nrule2\n", as

@@ -19,7 +19,7 @@ func FuzzRegexpTable(f *testing.F) {
 				t.Fatalf("load error without table and line: %v", err)
 			}
 		} else {
-			tb := &regexpTable{dialect: regexpDialect, name: "fuzz", rules: rules}
+			tb := &regexpTable{dialect: regexpDialect, name: "fuzz", src: staticRules[regexpRule](rules)}
 			v1, ok1, err1 := tb.Lookup(context.Background(), key)
 			v2, ok2, err2 := tb.Lookup(context.Background(), key)
 			if err1 != nil || err2 != nil {
