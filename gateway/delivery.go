@@ -66,6 +66,7 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 		o.Relayhost = hops[0]
 	}
 	o.RecipientDelimiter = cfg.Get("recipient_delimiter")
+	o.HideUserUnknownTableName = !cfg.Bool("show_user_unknown_table_name")
 	return route.New(o), nil
 }
 

@@ -59,6 +59,7 @@ type service struct {
 	softBounce             bool
 	forbidUnauthPipelining bool
 	clientPortLogging      bool
+	ipv4, ipv6             bool // inet_protocols
 
 	noopCommands      *rules.StringList
 	forbiddenCommands *rules.StringList
@@ -106,15 +107,50 @@ func newTableCache(warn func(msg string)) *tableCache {
 }
 
 func (tc *tableCache) open(spec string) (rules.Table, error) {
-	if t, ok := tc.m[spec]; ok {
+	return tc.openWith(spec, rules.OpenOptions{Warn: tc.warn})
+}
+
+// openAliases opens a table in aliases(5) format (alias_maps).
+func (tc *tableCache) openAliases(spec string) (rules.Table, error) {
+	return tc.openWith(spec, rules.OpenOptions{Warn: tc.warn, Aliases: true})
+}
+
+func (tc *tableCache) openWith(spec string, o rules.OpenOptions) (rules.Table, error) {
+	key := spec
+	if o.Aliases {
+		key = "aliases " + spec
+	}
+	if t, ok := tc.m[key]; ok {
 		return t, nil
 	}
-	t, err := rules.OpenWith(spec, rules.OpenOptions{Warn: tc.warn})
+	t, err := rules.OpenWith(spec, o)
 	if err != nil {
 		return nil, err
 	}
-	tc.m[spec] = t
+	tc.m[key] = t
 	return t, nil
+}
+
+// recipientMaps opens the tables of a recipient validation parameter;
+// those alias_maps also names are read as aliases(5) files.
+func recipientMaps(cfg *config.Config, param string, tables *tableCache) ([]rules.Table, error) {
+	aliases := map[string]bool{}
+	for _, spec := range cfg.List("alias_maps") {
+		aliases[spec] = true
+	}
+	var out []rules.Table
+	for _, spec := range cfg.List(param) {
+		open := tables.open
+		if aliases[spec] {
+			open = tables.openAliases
+		}
+		t, err := open(spec)
+		if err != nil {
+			return nil, paramError(cfg, param, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // buildService compiles one listener's runtime. Errors name the parameter
@@ -152,6 +188,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if s.maxProc <= 0 {
 		s.maxProc = int(cfg.Int("default_process_limit"))
 	}
+	s.ipv4, s.ipv6 = cfg.InetProtocols()
 	s.load = newLoad(s.maxProc, int(cfg.Int("postgate_reserved_session_slots")))
 	switch cfg.Get("smtpd_forbid_bare_newline") {
 	case "note":
@@ -199,23 +236,45 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.route = rt
+	localRcpt, err := recipientMaps(cfg, "local_recipient_maps", tables)
+	if err != nil {
+		return nil, nil, err
+	}
+	relayRcpt, err := recipientMaps(cfg, "relay_recipient_maps", tables)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
-		Route:                         rt,
-		Mynetworks:                    mynetworks,
-		RelayDomains:                  relayDomains,
-		MyDestination:                 mydestination,
-		RejectCode:                    int(cfg.Int("reject_code")),
-		DeferCode:                     int(cfg.Int("defer_code")),
-		RelayDomainsRejectCode:        int(cfg.Int("relay_domains_reject_code")),
-		AccessMapRejectCode:           int(cfg.Int("access_map_reject_code")),
-		AccessMapDeferCode:            int(cfg.Int("access_map_defer_code")),
-		SoftBounce:                    cfg.Bool("soft_bounce"),
-		DelayReject:                   cfg.Bool("smtpd_delay_reject"),
-		RelayBeforeRecipient:          cfg.Bool("smtpd_relay_before_recipient_restrictions"),
-		Classes:                       classes,
-		ParentDomainMatchesSubdomains: parent,
-		OpenTable:                     tables.open,
-		Myorigin:                      cfg.Get("myorigin"),
+		Route:                           rt,
+		Mynetworks:                      mynetworks,
+		RelayDomains:                    relayDomains,
+		MyDestination:                   mydestination,
+		RejectCode:                      int(cfg.Int("reject_code")),
+		DeferCode:                       int(cfg.Int("defer_code")),
+		RelayDomainsRejectCode:          int(cfg.Int("relay_domains_reject_code")),
+		AccessMapRejectCode:             int(cfg.Int("access_map_reject_code")),
+		AccessMapDeferCode:              int(cfg.Int("access_map_defer_code")),
+		InvalidHostnameRejectCode:       int(cfg.Int("invalid_hostname_reject_code")),
+		NonFQDNRejectCode:               int(cfg.Int("non_fqdn_reject_code")),
+		MultiRecipientBounceRejectCode:  int(cfg.Int("multi_recipient_bounce_reject_code")),
+		RecipientDelimiter:              cfg.Get("recipient_delimiter"),
+		NullAccessLookupKey:             cfg.Get("smtpd_null_access_lookup_key"),
+		LogAccessPermitActions:          cfg.List("smtpd_log_access_permit_actions"),
+		LocalRecipientMaps:              localRcpt,
+		RelayRecipientMaps:              relayRcpt,
+		UnknownLocalRecipientRejectCode: int(cfg.Int("unknown_local_recipient_reject_code")),
+		UnknownRelayRecipientRejectCode: int(cfg.Int("unknown_relay_recipient_reject_code")),
+		UnknownVirtualAliasRejectCode:   int(cfg.Int("unknown_virtual_alias_reject_code")),
+		HideUserUnknownTableName:        !cfg.Bool("show_user_unknown_table_name"),
+		RejectUnlistedRecipient:         cfg.Bool("smtpd_reject_unlisted_recipient"),
+		RejectUnlistedSender:            cfg.Bool("smtpd_reject_unlisted_sender"),
+		SoftBounce:                      cfg.Bool("soft_bounce"),
+		DelayReject:                     cfg.Bool("smtpd_delay_reject"),
+		RelayBeforeRecipient:            cfg.Bool("smtpd_relay_before_recipient_restrictions"),
+		Classes:                         classes,
+		ParentDomainMatchesSubdomains:   parent,
+		OpenTable:                       tables.open,
+		Myorigin:                        cfg.Get("myorigin"),
 	})
 	if err != nil {
 		return nil, nil, restrictionError(cfg, err)

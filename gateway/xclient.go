@@ -58,15 +58,24 @@ func validPort(v string) bool {
 	return true
 }
 
-// clientAddr parses an XCLIENT/XFORWARD ADDR: an IPv4 address or
-// "IPv6:..." (Postfix's normalize_mailhost_addr).
-func clientAddr(v string) (netip.Addr, bool) {
+// clientAddr parses an XCLIENT/XFORWARD ADDR as Postfix's
+// normalize_mailhost_addr: an IPv4 address, or "IPv6:" and an IPv6 address
+// (a bare one is not IPv4, so it is refused); an IPv4-mapped IPv6 address
+// becomes IPv4; the family must be one inet_protocols enables.
+func (s *service) clientAddr(v string) (netip.Addr, bool) {
+	var a netip.Addr
+	var err error
 	if len(v) > 5 && strings.EqualFold(v[:5], "IPv6:") {
-		a, err := netip.ParseAddr(v[5:])
-		return a, err == nil && a.Is6() && a.Zone() == ""
+		if a, err = netip.ParseAddr(v[5:]); err != nil || !a.Is6() || a.Zone() != "" {
+			return netip.Addr{}, false
+		}
+		if a.Is4In6() && s.ipv4 {
+			a = a.Unmap()
+		}
+	} else if a, err = netip.ParseAddr(v); err != nil || !a.Is4() {
+		return netip.Addr{}, false
 	}
-	a, err := netip.ParseAddr(v)
-	return a.Unmap(), err == nil && a.Zone() == ""
+	return a, a.Is4() && s.ipv4 || a.Is6() && s.ipv6
 }
 
 // xallowed answers an XCLIENT or XFORWARD that cannot be taken: inside a
@@ -136,7 +145,7 @@ func (s *session) xclient(args []command.Token) bool {
 				break
 			}
 			v = neuter(v)
-			ip, ok := clientAddr(v)
+			ip, ok := s.svc.clientAddr(v)
 			if !ok {
 				return badAttr(attr, v)
 			}
@@ -203,7 +212,7 @@ func (s *session) xforwardCmd(args []command.Token) bool {
 				break
 			}
 			v = neuter(v)
-			ip, ok := clientAddr(v)
+			ip, ok := s.svc.clientAddr(v)
 			if !ok {
 				return badAttr(attr, v)
 			}

@@ -93,6 +93,9 @@ func (e *eval) checkSender() status {
 	e.reset()
 	st := e.top(e.l.lists[idxSender], e.req.Sender, rcSender, accessSender)
 	e.txn.dipSender = e.txn.dip
+	if st != reject && e.l.opts.RejectUnlistedSender && !e.txn.Discarded() && e.req.Sender != "" {
+		st = max(st, e.checkSenderMaps())
+	}
 	return st
 }
 
@@ -119,7 +122,11 @@ func (e *eval) checkRcpt() status {
 			break
 		}
 	}
-	return e.deferIfPermitted(st)
+	st = e.deferIfPermitted(st)
+	if st != reject && e.l.opts.RejectUnlistedRecipient && !e.txn.Discarded() {
+		st = max(st, e.checkRecipientMaps())
+	}
+	return st
 }
 
 func (e *eval) checkEtrn() status {

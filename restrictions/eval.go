@@ -43,6 +43,10 @@ type eval struct {
 	hasRecipient bool
 	recipient    string
 
+	// Recipient validation ran for this command's sender or recipient
+	// (Postfix's sender_rcptmap_checked, recipient_rcptmap_checked).
+	senderMapsChecked, rcptMapsChecked bool
+
 	reply     rules.Reply // the reject
 	permitted bool        // a top-level list ended with OK
 

@@ -18,7 +18,11 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scripts")
 
 // TestGolden runs testdata/*.script and compares the transcript with
-// *.golden (Postfix's smtpd_check test idea). Script lines:
+// *.golden (Postfix's smtpd_check test idea). The policy answers are
+// recorded from the real Postfix in test/testdata/protocol/policy_*; what
+// stays here is what a protocol script cannot show: compile errors and
+// relay guards (compile.script), and address classes of interface literals
+// a test server cannot listen on (route.script). Script lines:
 //
 //	# comment                      copied to the transcript
 //	file NAME ... end              write $TMP/NAME with the lines between

@@ -29,6 +29,20 @@ type Options struct {
 	NonFQDNRejectCode              int // non_fqdn_reject_code (504)
 	MultiRecipientBounceRejectCode int // multi_recipient_bounce_reject_code (550)
 
+	// Recipient validation (reject_unlisted_recipient and its implicit
+	// form): the tables of each address class, and their reply codes.
+	LocalRecipientMaps              []rules.Table // local_recipient_maps
+	VirtualMailboxMaps              []rules.Table // virtual_mailbox_maps
+	RelayRecipientMaps              []rules.Table // relay_recipient_maps
+	VirtualAliasMaps                []rules.Table // virtual_alias_maps: an address they rewrite is known
+	UnknownLocalRecipientRejectCode int           // unknown_local_recipient_reject_code (550)
+	UnknownVirtualMailboxRejectCode int           // unknown_virtual_mailbox_reject_code (550)
+	UnknownRelayRecipientRejectCode int           // unknown_relay_recipient_reject_code (550)
+	UnknownVirtualAliasRejectCode   int           // unknown_virtual_alias_reject_code (550)
+	HideUserUnknownTableName        bool          // show_user_unknown_table_name = no
+	RejectUnlistedRecipient         bool          // smtpd_reject_unlisted_recipient (Postfix default yes)
+	RejectUnlistedSender            bool          // smtpd_reject_unlisted_sender
+
 	SoftBounce           bool // soft_bounce
 	DelayReject          bool // smtpd_delay_reject (Postfix default yes)
 	RelayBeforeRecipient bool // smtpd_relay_before_recipient_restrictions (Postfix default yes)
@@ -84,6 +98,10 @@ func (o Options) withDefaults() Options {
 	def(&o.InvalidHostnameRejectCode, 501)
 	def(&o.NonFQDNRejectCode, 504)
 	def(&o.MultiRecipientBounceRejectCode, 550)
+	def(&o.UnknownLocalRecipientRejectCode, 550)
+	def(&o.UnknownVirtualMailboxRejectCode, 550)
+	def(&o.UnknownRelayRecipientRejectCode, 550)
+	def(&o.UnknownVirtualAliasRejectCode, 550)
 	if o.NullAccessLookupKey == "" {
 		o.NullAccessLookupKey = "<>"
 	}

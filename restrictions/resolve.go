@@ -17,6 +17,8 @@ type resolved struct {
 	qualified bool // has an '@'; false only when there is no myorigin
 	routed    bool
 	class     route.Class
+	transport string // "error" for an address known to be undeliverable
+	nexthop   string // for the error transport: "5.1.1 text"
 }
 
 // resolveMemo is the last address resolved in one Check: a recipient is
@@ -36,7 +38,7 @@ func (e *eval) resolve(addr string) (resolved, error) {
 		return resolved{}, err
 	}
 	a := strings.ToLower(res.Address)
-	r := resolved{addr: a, local: a, routed: res.Routed, class: res.Class}
+	r := resolved{addr: a, local: a, routed: res.Routed, class: res.Class, transport: res.Transport, nexthop: res.Nexthop}
 	if i := strings.LastIndexByte(a, '@'); i >= 0 {
 		r.local, r.domain, r.qualified = a[:i], a[i+1:], true
 	}

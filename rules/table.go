@@ -50,6 +50,9 @@ type OpenOptions struct {
 	// duplicate keys, and a reload that failed (the table then keeps
 	// serving its previous contents). Nil discards them.
 	Warn func(msg string)
+	// Aliases: a texthash-family file is in aliases(5) format ("name:
+	// value"), as the files alias_maps names are (postalias, not postmap).
+	Aliases bool
 }
 
 func (o OpenOptions) warn(format string, args ...any) {
@@ -69,6 +72,7 @@ func (o OpenOptions) warn(format string, args ...any) {
 //   - regexp:/path and regexp:{ {/re/ result}, ... } (POSIX ERE rules).
 //   - cidr:/path and cidr:{ {net/len result}, ... }, reloaded like texthash.
 //   - unionmap:{type:name, ...} and pipemap:{type:name, ...}.
+//   - unix:passwd.byname and unix:group.byname (/etc/passwd, /etc/group).
 //   - pcre:/path and pcre:{ {/re/ result}, ... } (PCRE rules, run by
 //     regexp2; a construct it cannot run as PCRE2 does is a load error).
 //   - fail:name fails every lookup (useful to test error handling).
@@ -114,6 +118,7 @@ var openers = map[string]opener{
 	"regexp":   openRegexp,
 	"cidr":     openCIDR,
 	"pcre":     openPCRE,
+	"unix":     openUnix,
 }
 
 // The composite tables open their parts through the registry.
@@ -127,5 +132,5 @@ var notYet = map[string]bool{
 	"tcp": true, "socketmap": true,
 	"mysql": true, "pgsql": true, "sqlite": true, "ldap": true, "memcache": true,
 	"randmap": true, "environ": true,
-	"nis": true, "nisplus": true, "netinfo": true, "unix": true, "internal": true,
+	"nis": true, "nisplus": true, "netinfo": true, "internal": true,
 }

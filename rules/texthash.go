@@ -13,8 +13,12 @@ type texthash struct {
 }
 
 func openTexthash(_, name string, o OpenOptions) (Table, error) {
+	parse := parseTexthash
+	if o.Aliases {
+		parse = parseAliases
+	}
 	ft, err := openFileTable(name, o, func(data string) (map[string]string, error) {
-		return parseTexthash(name, data, o)
+		return parse(name, data, o)
 	})
 	if err != nil {
 		return nil, err

@@ -185,11 +185,15 @@ func TestEmbeddedDefaults(t *testing.T) {
 	}
 	// The embedded defaults use the machine's resolver, which tests must
 	// never ask: this message needs no DNS (an address literal of ours is
-	// local, and a bounce of the null sender is discarded).
+	// local, and a bounce of the null sender is discarded). An unknown
+	// local user is refused at RCPT; postmaster is always known.
 	c := harness.Dial(t, "127.0.0.1:2525", "127.0.0.1")
 	c.Expect(250, "EHLO inside.test")
 	c.Expect(250, "MAIL FROM:<>")
-	c.Expect(250, "RCPT TO:<u@[127.0.0.1]>")
+	if code, text := c.Cmd("RCPT TO:<u@[127.0.0.1]>"); code != 550 || !strings.Contains(text, "User unknown in local recipient table") {
+		t.Errorf("unknown local user: %d %s, want 550 ... User unknown in local recipient table", code, text)
+	}
+	c.Expect(250, "RCPT TO:<postmaster@[127.0.0.1]>")
 	c.Expect(354, "DATA")
 	c.Send("Subject: embedded\r\n\r\nx\r\n.\r\n")
 	if code, text := c.Reply(); code != 250 {

@@ -132,6 +132,12 @@ func (v *view) defaultMynetworks() (string, error) {
 
 type protocols struct{ v4, v6 bool }
 
+// InetProtocols reports the address families inet_protocols enables.
+func (c *Config) InetProtocols() (ipv4, ipv6 bool) {
+	p := parseProtocols(c.Get("inet_protocols"))
+	return p.v4, p.v6
+}
+
 func parseProtocols(s string) protocols {
 	var p protocols
 	for _, it := range rules.SplitList(strings.ToLower(s)) {

@@ -93,6 +93,23 @@ var paramTable = []param{
 	code("relay_domains_reject_code", "554"),
 	code("access_map_reject_code", "554"),
 	code("access_map_defer_code", "450"),
+	code("invalid_hostname_reject_code", "501"),
+	code("non_fqdn_reject_code", "504"),
+	code("multi_recipient_bounce_reject_code", "550"),
+	str("smtpd_null_access_lookup_key", "<>"),
+	// Recipient validation at RCPT (restrictions/unlisted.go).
+	boolean("smtpd_reject_unlisted_recipient", "yes"),
+	boolean("smtpd_reject_unlisted_sender", "no"),
+	list("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps"),
+	// postgate: empty, where Postfix says hash:/etc/aliases: postgate
+	// does no local delivery, and a missing file would stop the daemon.
+	list("alias_maps", ""),
+	list("relay_recipient_maps", ""),
+	code("unknown_local_recipient_reject_code", "550"),
+	code("unknown_relay_recipient_reject_code", "550"),
+	code("unknown_virtual_alias_reject_code", "550"),
+	boolean("show_user_unknown_table_name", "yes"),
+	list("smtpd_log_access_permit_actions", ""),
 	boolean("soft_bounce", "no"),
 	integer("message_size_limit", "10240000", 0),
 	integer("smtpd_recipient_limit", "1000", 1),
