@@ -192,8 +192,13 @@ type countSink struct {
 }
 
 func startCountSink(b *testing.B) *countSink {
+	return startCountSinkOn(b, harness.FreePort(b))
+}
+
+// startCountSinkOn starts the sink on a port chosen earlier.
+func startCountSinkOn(b *testing.B, port int) *countSink {
 	bin := harness.Need(b, "smtp-sink", "postfix")
-	s := &countSink{port: harness.FreePort(b)}
+	s := &countSink{port: port}
 	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 	cmd := exec.Command(bin, "-c", "-u", "nobody", addr, "256")
 	out, err := cmd.StdoutPipe()
