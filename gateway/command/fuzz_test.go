@@ -84,7 +84,7 @@ func TestLinearTime(t *testing.T) {
 	patterns := []string{"<", ">", "(", ")", "\"", "a ", "<>", "<a>", "a@b,", "g: a;", ":", ";", "\\", "[", "a.", "<a <b", "(a) "}
 	run := func(s string) time.Duration {
 		best := time.Duration(1 << 62)
-		for range 3 {
+		for range 5 {
 			start := time.Now()
 			for _, tok := range Tokenize("MAIL FROM:" + s) {
 				ExtractAddress(tok.Text, true)
@@ -102,7 +102,9 @@ func TestLinearTime(t *testing.T) {
 		if small < time.Millisecond {
 			small = time.Millisecond // below that, timer noise dominates
 		}
-		if large > 64*small {
+		// 16 times the input: linear work takes 16 times as long, quadratic
+		// 256 times; the bound between leaves room for a loaded machine.
+		if large > 128*small {
 			t.Errorf("pattern %q: %v for 2000 copies, %v for 32000", p, small, large)
 		}
 	}
