@@ -379,6 +379,15 @@ func (a *assembly) contentLen() int64 {
 	return n
 }
 
+// content is the client's content as stored, for header and body checks.
+func (a *assembly) content() (io.ReaderAt, int64) {
+	if a.file != nil {
+		n := a.size - int64(a.start)
+		return io.NewSectionReader(a.file, int64(a.start), n), n
+	}
+	return bytes.NewReader(a.buf[a.start:]), int64(len(a.buf) - a.start)
+}
+
 // header returns at least the message's header (for messageID): the
 // in-memory copy, or the start of the spool file.
 func (a *assembly) header() []byte {

@@ -212,6 +212,34 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		s.accepted(msg)
 		return true
 	}
+	received := msg // what the client sent, for the reply
+	held := s.checks.Held()
+	var checked checkResult
+	if !s.svc.checks.empty() && msg.spoolErr == nil {
+		content, size := msg.content()
+		res, err := s.runContentChecks(content, size)
+		switch {
+		case err != nil:
+			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+			return false
+		case res.reject != nil:
+			s.reply(*res.reject)
+			return false
+		case res.discard:
+			s.accepted(received)
+			return true
+		}
+		if len(res.edits) > 0 {
+			edited := s.newAssembly(arrival)
+			defer edited.release()
+			if _, err := edited.readFrom(editedContent(content, size, res.edits), 0); err != nil {
+				edited.fail(err)
+			}
+			msg = edited
+		}
+		held = held || res.hold
+		checked = res
+	}
 	env := &queue.Envelope{
 		ID:         s.txn.id,
 		Sender:     s.txn.sender,
@@ -228,7 +256,8 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		env.ClientName, env.ClientAddr, env.Helo = orDefault(x.name, env.ClientName), orDefault(x.addr, env.ClientAddr), orDefault(x.helo, env.Helo)
 		env.Proto = orDefault(x.proto, env.Proto)
 	}
-	if err := s.appendMessage(env, msg); err != nil {
+	checked.applyToEnvelope(env)
+	if err := s.appendMessage(env, msg, held); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
 		if errors.Is(err, queue.ErrNoSpace) {
 			s.reply(insufficientStorage)
@@ -238,7 +267,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		return false
 	}
 	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.txn.id, messageID(msg.header()))
-	s.accepted(msg)
+	s.accepted(received)
 	return true
 }
 
@@ -246,8 +275,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 // straight from its spool file (or fails with the spool file's error). An
 // access HOLD sends it to the hold queue in the same record, so no
 // delivery can start in between.
-func (s *session) appendMessage(env *queue.Envelope, msg *assembly) error {
-	held := s.checks.Held()
+func (s *session) appendMessage(env *queue.Envelope, msg *assembly, held bool) error {
 	switch {
 	case msg.spoolErr != nil:
 		return msg.spoolErr

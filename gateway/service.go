@@ -75,6 +75,7 @@ type service struct {
 	bareLFCode       int
 	bareLFExclusions *rules.AddrList
 
+	checks                   contentChecks
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
@@ -314,7 +315,8 @@ func (s *service) buildLists(cfg *config.Config, tables *tableCache) error {
 	maps := []struct {
 		param string
 		dst   *[]rules.Table
-	}{{"smtpd_discard_ehlo_keyword_address_maps", &s.ehloDiscardMaps}, {"smtpd_reject_footer_maps", &s.rejectFooterMaps}}
+	}{{"smtpd_discard_ehlo_keyword_address_maps", &s.ehloDiscardMaps}, {"smtpd_reject_footer_maps", &s.rejectFooterMaps},
+		{"header_checks", &s.checks.header}, {"mime_header_checks", &s.checks.mime}, {"body_checks", &s.checks.body}}
 	for _, m := range maps {
 		for _, spec := range cfg.List(m.param) {
 			t, err := tables.open(spec)
@@ -324,6 +326,8 @@ func (s *service) buildLists(cfg *config.Config, tables *tableCache) error {
 			*m.dst = append(*m.dst, t)
 		}
 	}
+	s.checks.headerSizeLimit = int(cfg.Int("header_size_limit"))
+	s.checks.bodySizeLimit = cfg.Int("body_checks_size_limit")
 	parent := parentMatcher(cfg)
 	if s.fastFlushDomains, err = rules.NewDomainList(cfg.List("fast_flush_domains"), parent("fast_flush_domains"), open); err != nil {
 		return paramError(cfg, "fast_flush_domains", err)

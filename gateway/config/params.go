@@ -97,6 +97,13 @@ var paramTable = []param{
 	code("non_fqdn_reject_code", "504"),
 	code("multi_recipient_bounce_reject_code", "550"),
 	str("smtpd_null_access_lookup_key", "<>"),
+	// Content inspection (gateway/checks.go).
+	list("header_checks", ""),
+	list("mime_header_checks", "$header_checks"),
+	later(list("nested_header_checks", "$header_checks")),
+	list("body_checks", ""),
+	integer("header_size_limit", "102400", 1),
+	integer("body_checks_size_limit", "51200", 0),
 	// Recipient validation at RCPT (restrictions/unlisted.go).
 	boolean("smtpd_reject_unlisted_recipient", "yes"),
 	boolean("smtpd_reject_unlisted_sender", "no"),

@@ -1,0 +1,79 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"postgate/test/harness"
+)
+
+// TestHeaderBodyCheckEdits: what header_checks and body_checks change in
+// the stored message (IGNORE, REPLACE with $1, PREPEND, STRIP) and in its
+// envelope and state (HOLD, REDIRECT, BCC); the replies are compared with
+// the real Postfix in testdata/protocol/header_checks.
+func TestHeaderBodyCheckEdits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hdr := filepath.Join(dir, "header.pcre")
+	body := filepath.Join(dir, "body.pcre")
+	os.WriteFile(hdr, []byte(`/^X-Drop:/ IGNORE
+/^X-Old: (.*)$/ REPLACE X-New: $1
+/^Subject: prepend/ PREPEND X-Prepended: yes
+/^Subject: hold/ HOLD
+/^Subject: redirect/ REDIRECT other@relay.test
+/^Subject: bcc/ BCC archive@relay.test
+/^Subject: bad replace/ REPLACE not a header
+`), 0o644)
+	os.WriteFile(body, []byte("/^strip me$/ STRIP gone\n/^(mark)$/ PREPEND before $1\n"), 0o644)
+	p := harness.Start(t, rejectUnauth+fmt.Sprintf("header_checks = pcre:%s\nbody_checks = pcre:%s\n", hdr, body), "")
+	send := func(subject, rest string) string {
+		return sendGoSMTP(t, p.Addr, "a@src.test", "u@relay.test", []byte("Subject: "+subject+"\r\n"+rest))
+	}
+	edit := send("prepend", "X-Drop: me\r\nX-Old: kept value\r\n\r\nline\r\nstrip me\r\nmark\r\nend\r\n")
+	want := "X-Prepended: yes\r\nSubject: prepend\r\nX-New: kept value\r\n\r\nline\r\nbefore mark\r\nmark\r\nend\r\n"
+	if got := string(stripReceived(t, showRaw(t, p, edit))); got != want {
+		t.Errorf("stored content:\n%q\nwant\n%q", got, want)
+	}
+	hold := send("hold", "\r\nx\r\n")
+	redirect := send("redirect", "\r\nx\r\n")
+	bcc := send("bcc", "\r\nx\r\n")
+	badReplace := send("bad replace", "\r\nx\r\n")
+	msgs := queueJSON(t, p)
+	if q := msgs[hold].QueueName; q != "hold" {
+		t.Errorf("HOLD: message in queue %q, want hold", q)
+	}
+	rcpts := func(id string) string {
+		var out []string
+		for _, r := range msgs[id].Recipients {
+			out = append(out, r.Address)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := rcpts(redirect); got != "other@relay.test" {
+		t.Errorf("REDIRECT: recipients %q, want other@relay.test", got)
+	}
+	if got := rcpts(bcc); got != "u@relay.test archive@relay.test" {
+		t.Errorf("BCC: recipients %q", got)
+	}
+	if got := string(stripReceived(t, showRaw(t, p, badReplace))); !strings.HasPrefix(got, "Subject: bad replace\r\n") {
+		t.Errorf("a REPLACE that is not a header changed the message: %q", got)
+	}
+	log := p.Log("bad REPLACE header text")
+	for _, want := range []string{
+		edit + ": prepend: header Subject: prepend from unknown[127.0.0.5]; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<",
+		edit + ": strip: body strip me from unknown[127.0.0.5]; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<",
+		hold + ": hold: header Subject: hold from ",
+		redirect + ": redirect: header Subject: redirect from ",
+		`warning: bad REPLACE header text "not a header" in header_checks map -- need "headername: headervalue"`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("mail log lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(log)
+	}
+}
