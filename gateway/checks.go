@@ -298,14 +298,14 @@ func editedContent(content io.ReaderAt, size int64, edits []contentEdit) io.Read
 	return io.MultiReader(parts...)
 }
 
-// applyToEnvelope makes REDIRECT and BCC take effect: REDIRECT sends
-// the message to its address instead of all recipients; BCC adds
-// recipients that get no delivery notices.
-func (r *checkResult) applyToEnvelope(env *queue.Envelope) {
-	if r.redirect != "" {
-		env.Recipients = []queue.Recipient{{Addr: r.redirect}}
+// redirectAndBCC makes REDIRECT and BCC take effect (from access tables
+// or from the checks): REDIRECT sends the message to its address instead
+// of all recipients; BCC adds recipients that get no delivery notices.
+func redirectAndBCC(env *queue.Envelope, redirect string, bcc []string) {
+	if redirect != "" {
+		env.Recipients = []queue.Recipient{{Addr: redirect}}
 	}
-	for _, a := range r.bcc {
+	for _, a := range bcc {
 		env.Recipients = append(env.Recipients, queue.Recipient{Addr: a, Notify: "NEVER"})
 	}
 }

@@ -61,9 +61,13 @@ func (s *session) data(args []command.Token) bool {
 	return s.finishMessage(msg, arrival)
 }
 
-// newAssembly starts a message with our Received: header.
+// newAssembly starts a message with the access PREPEND headers and our
+// Received: header, in that order, as Postfix's smtpd writes them.
 func (s *session) newAssembly(arrival time.Time) *assembly {
 	a := newAssembly(s.svc.budget, s.svc.spoolDir)
+	for _, h := range s.txn.prepend {
+		a.buf = append(append(a.buf, h...), '\r', '\n')
+	}
 	a.buf = s.appendReceived(a.buf, arrival)
 	a.start = len(a.buf)
 	return a
@@ -256,7 +260,8 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		env.ClientName, env.ClientAddr, env.Helo = orDefault(x.name, env.ClientName), orDefault(x.addr, env.ClientAddr), orDefault(x.helo, env.Helo)
 		env.Proto = orDefault(x.proto, env.Proto)
 	}
-	checked.applyToEnvelope(env)
+	redirectAndBCC(env, s.txn.redirect, s.txn.bcc)
+	redirectAndBCC(env, checked.redirect, checked.bcc)
 	if err := s.appendMessage(env, msg, held); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
 		if errors.Is(err, queue.ErrNoSpace) {

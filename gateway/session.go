@@ -100,6 +100,11 @@ type transaction struct {
 	xforward  xforward
 	bdat      *bdatState // BDAT chunks are arriving
 	bdatError bool       // a BDAT failed: skip chunks until LAST or RSET
+	// Access actions for the message: PREPEND headers (above our
+	// Received:), REDIRECT (the last wins) and BCC recipients.
+	prepend  []string
+	redirect string
+	bcc      []string
 }
 
 // NewHandlerSession starts the session of an accepted connection.
@@ -438,15 +443,21 @@ func (s *session) passes(stage, rcpt string, v restrictions.Verdict) bool {
 // needSMTPUTF8 refuses a non-ASCII address under strict_smtputf8.
 var needSMTPUTF8 = rules.Reply{Code: 553, DSN: "5.6.7", Text: "Must declare SMTPUTF8 to send unicode address"}
 
-// logEvents writes the action and warning lines a verdict carries, and a
-// warning for each access action the message stage cannot apply yet
-// (FILTER, REDIRECT, BCC, PREPEND come with the access-language issue), so
-// none is ignored silently.
+// logEvents writes the action and warning lines a verdict carries, and
+// keeps the access actions that change the message: PREPEND, REDIRECT and
+// BCC. FILTER is the one not applied yet (content filters come with the
+// routing issue): it is warned about, never ignored silently.
 func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 	for _, e := range v.Effects {
 		switch e.Action {
-		case rules.ActionFilter, rules.ActionRedirect, rules.ActionBCC, rules.ActionPrepend:
-			s.svc.log.Logf("smtpd", "warning: %s: access action %s %s is not implemented yet: ignored", s.idOrNoqueue(), e.Action, e.Arg)
+		case rules.ActionPrepend:
+			s.txn.prepend = append(s.txn.prepend, e.Arg)
+		case rules.ActionRedirect:
+			s.txn.redirect = e.Arg
+		case rules.ActionBCC:
+			s.txn.bcc = append(s.txn.bcc, e.Arg)
+		case rules.ActionFilter:
+			s.svc.log.Logf("smtpd", "warning: %s: access action FILTER %s ignored: postgate does not run content filters yet", s.idOrNoqueue(), e.Arg)
 		}
 	}
 	for _, e := range v.Log {

@@ -77,3 +77,26 @@ func TestHeaderBodyCheckEdits(t *testing.T) {
 		t.Log(log)
 	}
 }
+
+// TestAccessActionsChangeTheMessage: PREPEND, REDIRECT and BCC from an
+// access table take effect on the message, as in Postfix (PREPEND above
+// our Received: header).
+func TestAccessActionsChangeTheMessage(t *testing.T) {
+	t.Parallel()
+	p := harness.Start(t, rejectUnauth+"smtpd_recipient_restrictions = check_recipient_access inline:{ "+
+		"{prep@relay.test = PREPEND X-Tag: from access}, {redir@relay.test = REDIRECT else@relay.test}, "+
+		"{bcc@relay.test = BCC copy@relay.test} }\n", "")
+	prep := sendGoSMTP(t, p.Addr, "a@src.test", "prep@relay.test", []byte("Subject: p\r\n\r\nx\r\n"))
+	if got := string(showRaw(t, p, prep)); !strings.HasPrefix(got, "X-Tag: from access\r\nReceived: from ") {
+		t.Errorf("PREPEND: stored message starts %q", got[:min(len(got), 60)])
+	}
+	redir := sendGoSMTP(t, p.Addr, "a@src.test", "redir@relay.test", []byte("Subject: r\r\n\r\nx\r\n"))
+	bcc := sendGoSMTP(t, p.Addr, "a@src.test", "bcc@relay.test", []byte("Subject: b\r\n\r\nx\r\n"))
+	msgs := queueJSON(t, p)
+	if r := msgs[redir].Recipients; len(r) != 1 || r[0].Address != "else@relay.test" {
+		t.Errorf("REDIRECT: recipients %+v", r)
+	}
+	if r := msgs[bcc].Recipients; len(r) != 2 || r[0].Address != "bcc@relay.test" || r[1].Address != "copy@relay.test" {
+		t.Errorf("BCC: recipients %+v", r)
+	}
+}
