@@ -131,7 +131,7 @@ type lookupKey struct {
 
 // mailKeys lists the lookup keys of a resolved address.
 func (e *eval) mailKeys(r resolved) []lookupKey {
-	base, ext := stripExtension(r.local, e.l.opts.RecipientDelimiter)
+	base, ext := rules.SplitExtension(r.local, e.l.opts.RecipientDelimiter)
 	keys := []lookupKey{{r.addr, false}}
 	if ext != "" {
 		keys = append(keys, lookupKey{base + "@" + r.domain, true})
@@ -154,22 +154,6 @@ func (e *eval) mailKeys(r resolved) []lookupKey {
 	return keys
 }
 
-// stripExtension splits user+ext at the first delimiter character
-// (recipient_delimiter may list several). Like Postfix, owner-foo and
-// foo-request are not split at '-'.
-func stripExtension(local, delims string) (base, ext string) {
-	if delims == "" {
-		return local, ""
-	}
-	i := strings.IndexAny(local, delims)
-	if i <= 0 {
-		return local, ""
-	}
-	if local[i] == '-' && (strings.HasPrefix(local, "owner-") || strings.HasSuffix(local, "-request")) {
-		return local, ""
-	}
-	return local[:i], local[i:]
-}
 
 // defaultAccess is a bare type:table in a list: the check_*_access of the
 // top-level list being evaluated (Postfix's def_acl).

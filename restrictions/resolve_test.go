@@ -88,23 +88,6 @@ func TestAuthDestinationRoute(t *testing.T) {
 	}
 }
 
-func TestStripExtension(t *testing.T) {
-	for _, c := range []struct{ local, delims, base, ext string }{
-		{"user+foo", "+", "user", "+foo"},
-		{"user+foo+bar", "+", "user", "+foo+bar"},
-		{"user", "+", "user", ""},
-		{"+foo", "+", "+foo", ""},
-		{"user-foo", "+-", "user", "-foo"},
-		{"owner-list", "-", "owner-list", ""},
-		{"list-request", "-", "list-request", ""},
-		{"user+foo", "", "user+foo", ""},
-	} {
-		base, ext := stripExtension(c.local, c.delims)
-		if base != c.base || ext != c.ext {
-			t.Errorf("stripExtension(%q, %q) = %q, %q; want %q, %q", c.local, c.delims, base, ext, c.base, c.ext)
-		}
-	}
-}
 
 // TestAuthDestinationNoOrigin: with nothing to qualify an address with,
 // an unqualified recipient is this machine's (Postfix: no '@' is OK).

@@ -1,7 +1,6 @@
 package restrictions
 
 import (
-	"context"
 	"fmt"
 
 	"postgate/rules"
@@ -64,7 +63,7 @@ func (e *eval) checkRcptMaps(addr, replyClass string) status {
 	}
 	o := &e.l.opts
 	// An address a virtual alias rewrites is known.
-	if found, err := findAddress(e.ctx, o.VirtualAliasMaps, r, false, o.RecipientDelimiter); err != nil {
+	if _, _, found, err := rules.FindAddress(e.ctx, o.VirtualAliasMaps, r.addr, r.class == route.Local, o.RecipientDelimiter); err != nil {
 		return e.rcptMapsFailure(addr, err)
 	} else if found {
 		return dunno
@@ -103,7 +102,7 @@ func (e *eval) checkRcptMaps(addr, replyClass string) status {
 	if len(tables) == 0 {
 		return dunno
 	}
-	found, err := findAddress(e.ctx, tables, r, r.class == route.Local, o.RecipientDelimiter)
+	_, _, found, err := rules.FindAddress(e.ctx, tables, r.addr, r.class == route.Local, o.RecipientDelimiter)
 	if err != nil {
 		return e.rcptMapsFailure(addr, err)
 	}
@@ -120,40 +119,4 @@ func (e *eval) checkRcptMaps(addr, replyClass string) status {
 func (e *eval) rcptMapsFailure(addr string, err error) status {
 	e.warning("%s lookup error for \"%s\"", err, addr)
 	return e.dictRetry(addr)
-}
-
-// findAddress looks an address up as Postfix's mail_addr_find does: every
-// table sees the whole address; fixed-string tables then see it without
-// its extension, and for a local domain the local part alone (with and
-// without extension), and last @domain.
-func findAddress(ctx context.Context, tables []rules.Table, r resolved, local bool, delims string) (bool, error) {
-	if len(tables) == 0 {
-		return false, nil
-	}
-	keys := []string{r.addr}
-	if r.qualified {
-		base, ext := stripExtension(r.local, delims)
-		if ext != "" {
-			keys = append(keys, base+"@"+r.domain)
-		}
-		if local {
-			keys = append(keys, r.local)
-			if ext != "" {
-				keys = append(keys, base)
-			}
-		}
-		keys = append(keys, "@"+r.domain)
-	}
-	for i, key := range keys {
-		for _, t := range tables {
-			if i > 0 && !rules.IsFixedString(t) {
-				continue
-			}
-			_, found, err := t.Lookup(ctx, key)
-			if err != nil || found {
-				return found, err
-			}
-		}
-	}
-	return false, nil
 }

@@ -101,38 +101,19 @@ func (r *Resolver) findTransport(ctx context.Context, key string, partial bool) 
 }
 
 // stripExtension removes the address extension: user+ext@domain gives
-// user@domain (the local part splits at its first delimiter character).
-// Like Postfix, postmaster, MAILER-DAEMON and double-bounce are never
-// split, nor owner-list and list-request when '-' is a delimiter.
+// user@domain (rules.SplitExtension).
 func stripExtension(addr, delims string) (string, bool) {
-	if delims == "" {
-		return "", false
-	}
-	local, domain, at := addr, "", false
+	local, domain := addr, ""
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		local, domain, at = addr[:i], addr[i:], true
+		local, domain = addr[:i], addr[i:]
 	}
-	switch {
-	case strings.EqualFold(local, "postmaster"), strings.EqualFold(local, emptyAddressRecipient),
-		strings.EqualFold(local, "double-bounce"):
-		return "", false
-	case strings.Contains(delims, "-") && (hasPrefixFold(local, "owner-") || hasSuffixFold(local, "-request") && len(local) > len("-request")):
+	base, ext := rules.SplitExtension(local, delims)
+	if ext == "" {
 		return "", false
 	}
-	i := strings.IndexAny(local, delims)
-	if i <= 0 {
-		return "", false
-	}
-	if !at {
-		return local[:i], true
-	}
-	return local[:i] + domain, true
+	return base + domain, true
 }
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-func hasSuffixFold(s, suffix string) bool {
-	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
