@@ -154,7 +154,6 @@ func (e *eval) mailKeys(r resolved) []lookupKey {
 	return keys
 }
 
-
 // defaultAccess is a bare type:table in a list: the check_*_access of the
 // top-level list being evaluated (Postfix's def_acl).
 func defaultAccess(tr *tableRef) runFunc {

@@ -88,7 +88,6 @@ func TestAuthDestinationRoute(t *testing.T) {
 	}
 }
 
-
 // TestAuthDestinationNoOrigin: with nothing to qualify an address with,
 // an unqualified recipient is this machine's (Postfix: no '@' is OK).
 func TestAuthDestinationNoOrigin(t *testing.T) {
