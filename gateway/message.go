@@ -262,6 +262,18 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 	}
 	redirectAndBCC(env, s.txn.redirect, s.txn.bcc)
 	redirectAndBCC(env, checked.redirect, checked.bcc)
+	rcpts, err := s.svc.virtual.expand(s.ctx, env.Recipients)
+	if err != nil {
+		if errors.Is(err, errAliasExpansion) {
+			s.svc.log.Logf("cleanup", "warning: %s: unreasonable virtual_alias_maps map expansion -- message not accepted, try again later", s.txn.id)
+			s.reply(rules.Reply{Code: 451, DSN: "4.6.0", Text: "Alias expansion error"})
+			return false
+		}
+		s.svc.log.Logf("cleanup", "warning: %s: virtual_alias_maps map lookup problem -- message not accepted, try again later: %v", s.txn.id, err)
+		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+		return false
+	}
+	env.Recipients = rcpts
 	if err := s.appendMessage(env, msg, held); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
 		if errors.Is(err, queue.ErrNoSpace) {

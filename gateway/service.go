@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -76,6 +77,7 @@ type service struct {
 	bareLFExclusions *rules.AddrList
 
 	checks                   contentChecks
+	virtual                  virtualAliases
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
@@ -237,6 +239,15 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.route = rt
+	if s.virtual.maps, err = recipientMaps(cfg, "virtual_alias_maps", tables); err != nil {
+		return nil, nil, err
+	}
+	s.virtual.recursionLimit = int(cfg.Int("virtual_alias_recursion_limit"))
+	s.virtual.expansionLimit = int(cfg.Int("virtual_alias_expansion_limit"))
+	s.virtual.delims, s.virtual.myorigin, s.virtual.route = cfg.Get("recipient_delimiter"), cfg.Get("myorigin"), rt
+	for _, f := range cfg.List("propagate_unmatched_extensions") {
+		s.virtual.propagateExt = s.virtual.propagateExt || strings.EqualFold(f, "virtual")
+	}
 	localRcpt, err := recipientMaps(cfg, "local_recipient_maps", tables)
 	if err != nil {
 		return nil, nil, err
@@ -263,6 +274,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		LogAccessPermitActions:          cfg.List("smtpd_log_access_permit_actions"),
 		LocalRecipientMaps:              localRcpt,
 		RelayRecipientMaps:              relayRcpt,
+		VirtualAliasMaps:                s.virtual.maps,
 		UnknownLocalRecipientRejectCode: int(cfg.Int("unknown_local_recipient_reject_code")),
 		UnknownRelayRecipientRejectCode: int(cfg.Int("unknown_relay_recipient_reject_code")),
 		UnknownVirtualAliasRejectCode:   int(cfg.Int("unknown_virtual_alias_reject_code")),

@@ -100,3 +100,37 @@ func TestAccessActionsChangeTheMessage(t *testing.T) {
 		t.Errorf("BCC: recipients %+v", r)
 	}
 }
+
+// TestVirtualAliasExpansion: the queued message goes to what
+// virtual_alias_maps makes of its recipients: lists, an extension carried
+// over, a catch-all, an address that expands to itself and more, an
+// unqualified result with @$myorigin; duplicates once.
+func TestVirtualAliasExpansion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	virtual := filepath.Join(dir, "virtual")
+	os.WriteFile(virtual, []byte(`info@alias.test      a@relay.test, b@relay.test
+plus@alias.test      dest@relay.test
+@catch.test          catchall@relay.test
+keep@relay.test      keep@relay.test, copy@relay.test
+team@alias.test      info@alias.test, a@relay.test, root
+`), 0o644)
+	p := harness.Start(t, rejectUnauth+"virtual_alias_domains = alias.test, catch.test\nvirtual_alias_maps = texthash:"+virtual+
+		"\nrecipient_delimiter = +\nmyorigin = origin.test\n", "")
+	for rcpt, want := range map[string]string{
+		"info@alias.test":     "a@relay.test b@relay.test",
+		"plus+tag@alias.test": "dest+tag@relay.test",
+		"anyone@catch.test":   "catchall@relay.test",
+		"keep@relay.test":     "keep@relay.test copy@relay.test",
+		"team@alias.test":     "a@relay.test root@origin.test b@relay.test", // Postfix's order: the first result in place, the others after
+	} {
+		id := sendGoSMTP(t, p.Addr, "s@src.test", rcpt, []byte("Subject: alias\r\n\r\nx\r\n"))
+		var got []string
+		for _, r := range queueJSON(t, p)[id].Recipients {
+			got = append(got, r.Address)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: queued for %q, want %q", rcpt, got, want)
+		}
+	}
+}
