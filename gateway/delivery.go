@@ -48,12 +48,11 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	if o.VirtualMailboxDomains, err = domains("virtual_mailbox_domains"); err != nil {
 		return nil, err
 	}
-	for _, spec := range cfg.List("transport_maps") {
-		t, err := tables.open(spec)
-		if err != nil {
-			return nil, paramError(cfg, "transport_maps", err)
-		}
-		o.TransportMaps = append(o.TransportMaps, t)
+	if o.TransportMaps, err = openMaps(cfg, "transport_maps", tables); err != nil {
+		return nil, err
+	}
+	if o.RelocatedMaps, err = openMaps(cfg, "relocated_maps", tables); err != nil {
+		return nil, err
 	}
 	if o.InetInterfaces, err = cfg.InterfaceAddrs(); err != nil {
 		return nil, paramError(cfg, "inet_interfaces", err)

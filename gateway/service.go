@@ -134,9 +134,9 @@ func (tc *tableCache) openWith(spec string, o rules.OpenOptions) (rules.Table, e
 	return t, nil
 }
 
-// recipientMaps opens the tables of a recipient validation parameter;
-// those alias_maps also names are read as aliases(5) files.
-func recipientMaps(cfg *config.Config, param string, tables *tableCache) ([]rules.Table, error) {
+// openMaps opens the tables a parameter lists; those alias_maps also
+// names are read as aliases(5) files.
+func openMaps(cfg *config.Config, param string, tables *tableCache) ([]rules.Table, error) {
 	aliases := map[string]bool{}
 	for _, spec := range cfg.List("alias_maps") {
 		aliases[spec] = true
@@ -239,7 +239,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.route = rt
-	if s.virtual.maps, err = recipientMaps(cfg, "virtual_alias_maps", tables); err != nil {
+	if s.virtual.maps, err = openMaps(cfg, "virtual_alias_maps", tables); err != nil {
 		return nil, nil, err
 	}
 	s.virtual.recursionLimit = int(cfg.Int("virtual_alias_recursion_limit"))
@@ -248,11 +248,11 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	for _, f := range cfg.List("propagate_unmatched_extensions") {
 		s.virtual.propagateExt = s.virtual.propagateExt || strings.EqualFold(f, "virtual")
 	}
-	localRcpt, err := recipientMaps(cfg, "local_recipient_maps", tables)
+	localRcpt, err := openMaps(cfg, "local_recipient_maps", tables)
 	if err != nil {
 		return nil, nil, err
 	}
-	relayRcpt, err := recipientMaps(cfg, "relay_recipient_maps", tables)
+	relayRcpt, err := openMaps(cfg, "relay_recipient_maps", tables)
 	if err != nil {
 		return nil, nil, err
 	}

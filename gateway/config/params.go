@@ -112,6 +112,7 @@ var paramTable = []param{
 	// does no local delivery, and a missing file would stop the daemon.
 	list("alias_maps", ""),
 	list("relay_recipient_maps", ""),
+	list("relocated_maps", ""),
 	code("unknown_local_recipient_reject_code", "550"),
 	code("unknown_relay_recipient_reject_code", "550"),
 	code("unknown_virtual_alias_reject_code", "550"),

@@ -84,6 +84,17 @@ func (r *Resolver) Resolve(ctx context.Context, addr string) (Result, error) {
 			return Result{}, err
 		}
 	}
+	// relocated_maps: a recipient that has moved bounces whatever its
+	// class, as in Postfix's resolver (last, after transport_maps).
+	if len(r.opts.RelocatedMaps) > 0 {
+		newloc, _, found, err := rules.FindAddress(ctx, r.opts.RelocatedMaps, res.Address, res.Class == Local, r.opts.RecipientDelimiter)
+		if err != nil {
+			return Result{}, fmt.Errorf("relocated_maps lookup failure: %w", err)
+		}
+		if found {
+			res.Transport, res.Nexthop = "error", "5.1.6 User has moved to "+newloc
+		}
+	}
 	// allow_min_user = no: an address that a command could take for an
 	// option is not delivered.
 	if strings.HasPrefix(res.Address, "-") {

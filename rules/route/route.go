@@ -75,6 +75,8 @@ type Options struct {
 
 	// TransportMaps is transport_maps, searched in order for each key.
 	TransportMaps []rules.Table
+	// RelocatedMaps is relocated_maps: "User has moved to" new locations.
+	RelocatedMaps []rules.Table
 	// ParentDomainMatchesSubdomains reports whether a feature is in
 	// parent_domain_matches_subdomains; nil means Postfix's default, which
 	// does not list "transport_maps" (so ".example.com" keys are needed
