@@ -133,7 +133,7 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
-		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
+		s.log, s.store, s.anvil, s.budget, s.spoolDir, s.dns = log, store, a, budget, spool, dns
 	}
 	return g, nil
 }

@@ -60,7 +60,9 @@ type service struct {
 	softBounce             bool
 	forbidUnauthPipelining bool
 	clientPortLogging      bool
-	ipv4, ipv6             bool // inet_protocols
+	peernameLookup         bool         // smtpd_peername_lookup
+	dns                    peerResolver // nil in check
+	ipv4, ipv6             bool         // inet_protocols
 
 	noopCommands      *rules.StringList
 	forbiddenCommands *rules.StringList
@@ -184,6 +186,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		softBounce:              cfg.Bool("soft_bounce"),
 		forbidUnauthPipelining:  cfg.Bool("smtpd_forbid_unauth_pipelining"),
 		clientPortLogging:       cfg.Bool("smtpd_client_port_logging"),
+		peernameLookup:          cfg.Bool("smtpd_peername_lookup"),
 		ehloDiscardWords:        parseEHLOMask(cfg.Get("smtpd_discard_ehlo_keywords")),
 		rejectFooter:            cfg.Get("smtpd_reject_footer"),
 		bareLFCode:              int(cfg.Int("smtpd_forbid_bare_newline_reject_code")),
@@ -268,6 +271,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		AccessMapDeferCode:              int(cfg.Int("access_map_defer_code")),
 		InvalidHostnameRejectCode:       int(cfg.Int("invalid_hostname_reject_code")),
 		NonFQDNRejectCode:               int(cfg.Int("non_fqdn_reject_code")),
+		UnknownClientRejectCode:         int(cfg.Int("unknown_client_reject_code")),
 		MultiRecipientBounceRejectCode:  int(cfg.Int("multi_recipient_bounce_reject_code")),
 		RecipientDelimiter:              cfg.Get("recipient_delimiter"),
 		NullAccessLookupKey:             cfg.Get("smtpd_null_access_lookup_key"),

@@ -59,7 +59,11 @@ type clientInfo struct {
 	addr    netip.Addr
 	port    int    // 0 when XCLIENT said it is unavailable
 	name    string // verified name or "unknown"
+	reverse string // reverse (PTR) name, unverified, or "unknown"
 	logPort bool   // smtpd_client_port_logging
+
+	// Why name or reverse is "unknown".
+	nameStatus, reverseStatus restrictions.PeerStatus
 }
 
 // String formats the client as Postfix does in logs and replies:
@@ -116,7 +120,8 @@ func (s *service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
 	ctx, cancel := context.WithCancel(s.ctx)
 	addr, port := remoteAddr(nc.Conn)
 	sess := &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",
-		client: clientInfo{addr: addr, port: port, name: "unknown", logPort: s.clientPortLogging}}
+		client: clientInfo{addr: addr, port: port, logPort: s.clientPortLogging}}
+	sess.client.name, sess.client.reverse, sess.client.nameStatus, sess.client.reverseStatus = s.lookupPeer(ctx, addr)
 	return sess
 }
 
@@ -410,14 +415,16 @@ func (s *session) logAction(what, stage, text, rcpt string) {
 // request is what the restrictions see of the session.
 func (s *session) request(rcpt string) *restrictions.Request {
 	return &restrictions.Request{
-		ClientAddr:     s.client.addr,
-		ClientName:     s.client.name,
-		ReverseName:    s.client.name,
-		Helo:           s.helo,
-		Proto:          s.proto,
-		Sender:         s.txn.sender,
-		Recipient:      rcpt,
-		RecipientCount: len(s.txn.rcpts),
+		ClientAddr:        s.client.addr,
+		ClientName:        s.client.name,
+		ReverseName:       s.client.reverse,
+		ClientNameStatus:  s.client.nameStatus,
+		ReverseNameStatus: s.client.reverseStatus,
+		Helo:              s.helo,
+		Proto:             s.proto,
+		Sender:            s.txn.sender,
+		Recipient:         rcpt,
+		RecipientCount:    len(s.txn.rcpts),
 
 		IllegalPipelining: s.illPipelining,
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"postgate/gateway/command"
+	"postgate/restrictions"
 	"postgate/rules"
 )
 
@@ -118,6 +119,26 @@ func (s *session) eachAttr(args []command.Token, set func(attr, v string, unavai
 	return true
 }
 
+// xclientName is an XCLIENT NAME or REVERSE_NAME: [UNAVAILABLE] (no
+// name), [TEMPUNAVAIL] (a lookup that failed for now), or a host name.
+func xclientName(v string, unavailable bool) (restrictions.PeerStatus, bool) {
+	switch {
+	case unavailable:
+		return restrictions.PeerPerm, true
+	case strings.EqualFold(v, "[TEMPUNAVAIL]"):
+		return restrictions.PeerTemp, true
+	}
+	return restrictions.PeerOK, rules.ValidHostname(v, false)
+}
+
+// peerName is the name to use for a lookup outcome.
+func peerName(v string, st restrictions.PeerStatus) string {
+	if st != restrictions.PeerOK {
+		return "unknown"
+	}
+	return v
+}
+
 // xclient replaces what the session knows of the client, then starts the
 // session over with a new greeting, as if the client had just connected.
 func (s *session) xclient(args []command.Token) bool {
@@ -128,17 +149,17 @@ func (s *session) xclient(args []command.Token) bool {
 	ok := s.eachAttr(args, func(attr, v string, unavailable bool) *rules.Reply {
 		switch attr {
 		case "NAME":
-			switch {
-			case unavailable || strings.EqualFold(v, "[TEMPUNAVAIL]"):
-				v = "unknown"
-			case !rules.ValidHostname(v, false):
+			st, ok := xclientName(v, unavailable)
+			if !ok {
 				return badAttr(attr, v)
 			}
-			client.name = v
+			client.name, client.nameStatus = peerName(v, st), st
 		case "REVERSE_NAME":
-			if !unavailable && !strings.EqualFold(v, "[TEMPUNAVAIL]") && !rules.ValidHostname(v, false) {
+			st, ok := xclientName(v, unavailable)
+			if !ok {
 				return badAttr(attr, v)
 			}
+			client.reverse, client.reverseStatus = peerName(v, st), st
 		case "ADDR":
 			if unavailable {
 				client.addr = netip.Addr{}

@@ -1,5 +1,7 @@
 package restrictions
 
+import "fmt"
+
 func buildPermitMynetworks(_ *compiler, name, _ string, _ *tableRef) runFunc {
 	return func(e *eval) status {
 		ok, err := e.l.opts.Mynetworks.Match(e.ctx, e.req.ClientAddr)
@@ -52,4 +54,30 @@ func (e *eval) forbidAllowlist(name string, st status, target string) status {
 	e.warning("this is not allowed for security reasons")
 	e.warning("use DUNNO instead of OK if you want to make an exception")
 	return e.serverError()
+}
+
+// buildRejectUnknownClient: the client's name did not verify
+// (unknown_client_reject_code, or 450 for a temporary failure).
+func buildRejectUnknownClient(_ *compiler, _, _ string, _ *tableRef) runFunc {
+	return func(e *eval) status {
+		return e.rejectUnknownPeer(e.req.ClientNameStatus, "4.7.25", "Client host rejected: cannot find your hostname, [%s]")
+	}
+}
+
+// buildRejectUnknownReverseClient: the client has no reverse name.
+func buildRejectUnknownReverseClient(_ *compiler, _, _ string, _ *tableRef) runFunc {
+	return func(e *eval) status {
+		return e.rejectUnknownPeer(e.req.ReverseNameStatus, "4.7.1", "Client host rejected: cannot find your reverse hostname, [%s]")
+	}
+}
+
+func (e *eval) rejectUnknownPeer(st PeerStatus, dsn, format string) status {
+	if st == PeerOK {
+		return dunno
+	}
+	code := 450
+	if st != PeerTemp {
+		code = e.l.opts.UnknownClientRejectCode
+	}
+	return e.reject(classPolicy, code, dsn, fmt.Sprintf(format, e.req.addr()))
 }

@@ -27,6 +27,7 @@ type Options struct {
 	AccessMapDeferCode             int // access_map_defer_code (450)
 	InvalidHostnameRejectCode      int // invalid_hostname_reject_code (501)
 	NonFQDNRejectCode              int // non_fqdn_reject_code (504)
+	UnknownClientRejectCode        int // unknown_client_reject_code (450)
 	MultiRecipientBounceRejectCode int // multi_recipient_bounce_reject_code (550)
 
 	// Recipient validation (reject_unlisted_recipient and its implicit
@@ -97,6 +98,7 @@ func (o Options) withDefaults() Options {
 	def(&o.AccessMapDeferCode, 450)
 	def(&o.InvalidHostnameRejectCode, 501)
 	def(&o.NonFQDNRejectCode, 504)
+	def(&o.UnknownClientRejectCode, 450)
 	def(&o.MultiRecipientBounceRejectCode, 550)
 	def(&o.UnknownLocalRecipientRejectCode, 550)
 	def(&o.UnknownVirtualMailboxRejectCode, 550)

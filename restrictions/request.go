@@ -7,12 +7,15 @@ type Request struct {
 	ClientAddr  netip.Addr
 	ClientName  string // verified client name, "unknown" if none
 	ReverseName string // unverified reverse name, "unknown" if none
-	Helo        string // HELO/EHLO argument, "" before HELO/EHLO
-	Proto       string // "SMTP" or "ESMTP" (for logs)
-	Sender      string // MAIL FROM address, "" for the null sender (from the Mail stage on)
-	Recipient   string // RCPT TO address being checked; at DATA/END-OF-MESSAGE the recipient, if only one
-	SASLUser    string // "" unless AUTH succeeded
-	EtrnDomain  string // ETRN argument
+	// ClientNameStatus and ReverseNameStatus say why a name is unknown
+	// (reject_unknown_client_hostname, reject_unknown_reverse_client_hostname).
+	ClientNameStatus, ReverseNameStatus PeerStatus
+	Helo                                string // HELO/EHLO argument, "" before HELO/EHLO
+	Proto                               string // "SMTP" or "ESMTP" (for logs)
+	Sender                              string // MAIL FROM address, "" for the null sender (from the Mail stage on)
+	Recipient                           string // RCPT TO address being checked; at DATA/END-OF-MESSAGE the recipient, if only one
+	SASLUser                            string // "" unless AUTH succeeded
+	EtrnDomain                          string // ETRN argument
 	// IllegalPipelining: the client sent commands ahead of a reply it
 	// should have waited for (reject_unauth_pipelining).
 	IllegalPipelining bool
@@ -21,6 +24,17 @@ type Request struct {
 	// transaction (not counting the one being checked at RCPT).
 	RecipientCount int
 }
+
+// PeerStatus is the outcome of a client name lookup (Postfix's
+// SMTPD_PEER_CODE_*): the zero value is a name found.
+type PeerStatus int
+
+const (
+	PeerOK     PeerStatus = iota
+	PeerTemp              // the lookup failed for now
+	PeerPerm              // there is no name
+	PeerForged            // the name does not resolve back to the address
+)
 
 // namaddr is Postfix's "name[addr]".
 func (r *Request) namaddr() string {
