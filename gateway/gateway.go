@@ -44,17 +44,17 @@ func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
-	_, notices, err := buildServices(cfg, tables)
+	_, notices, err := buildServices(cfg, tables, nil)
 	return notices, err
 }
 
-func buildServices(cfg *config.Config, tables *tableCache) ([]*service, []string, error) {
+func buildServices(cfg *config.Config, tables *tableCache, dns dnsResolver) ([]*service, []string, error) {
 	var out []*service
 	var notices []string
 	seen := map[string]bool{}
 	// No smtpd service is only a warning (config says it): the queue still runs.
 	for _, svc := range cfg.Services() {
-		s, ni, err := buildService(cfg.ForService(svc), cfg.Stressed(svc), svc, tables)
+		s, ni, err := buildService(cfg.ForService(svc), cfg.Stressed(svc), svc, tables, dns)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -96,13 +96,13 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	if err != nil {
 		return nil, err
 	}
-	services, _, err := buildServices(cfg, tables)
-	if err != nil {
-		return nil, err
-	}
 	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
 	if err != nil {
 		return nil, paramError(cfg, "postgate_dns_servers", err)
+	}
+	services, _, err := buildServices(cfg, tables, dns)
+	if err != nil {
+		return nil, err
 	}
 	qdir := cfg.Get("queue_directory")
 	if err := config.CheckQueueDirectory(qdir); err != nil {
@@ -133,7 +133,7 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
-		s.log, s.store, s.anvil, s.budget, s.spoolDir, s.dns = log, store, a, budget, spool, dns
+		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
 	}
 	return g, nil
 }

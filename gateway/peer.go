@@ -12,10 +12,11 @@ import (
 	"postgate/rules"
 )
 
-// peerResolver is what the client name lookup needs of the resolver.
-type peerResolver interface {
+// dnsResolver is what the session needs of the process's resolver: the
+// client's name, and the DNS-based restrictions.
+type dnsResolver interface {
 	LookupAddr(ctx context.Context, addr netip.Addr) ([]string, error)
-	LookupHost(ctx context.Context, host string) ([]netip.Addr, error)
+	restrictions.Resolver
 }
 
 // peerLookupTimeout bounds the reverse and forward lookups of one client.

@@ -60,9 +60,9 @@ type service struct {
 	softBounce             bool
 	forbidUnauthPipelining bool
 	clientPortLogging      bool
-	peernameLookup         bool         // smtpd_peername_lookup
-	dns                    peerResolver // nil in check
-	ipv4, ipv6             bool         // inet_protocols
+	peernameLookup         bool        // smtpd_peername_lookup
+	dns                    dnsResolver // nil in check
+	ipv4, ipv6             bool        // inet_protocols
 
 	noopCommands      *rules.StringList
 	forbiddenCommands *rules.StringList
@@ -160,8 +160,9 @@ func openMaps(cfg *config.Config, param string, tables *tableCache) ([]rules.Tab
 
 // buildService compiles one listener's runtime. Errors name the parameter
 // and where it was set.
-func buildService(cfg, stressed *config.Config, svc config.Service, tables *tableCache) (*service, []string, error) {
+func buildService(cfg, stressed *config.Config, svc config.Service, tables *tableCache, dns dnsResolver) (*service, []string, error) {
 	s := &service{
+		dns:                     dns,
 		name:                    svc.Name,
 		pos:                     svc.Pos,
 		hostname:                cfg.Get("myhostname"),
@@ -260,6 +261,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
+		DNS:                             dns,
 		Route:                           rt,
 		Mynetworks:                      mynetworks,
 		RelayDomains:                    relayDomains,
@@ -272,6 +274,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		InvalidHostnameRejectCode:       int(cfg.Int("invalid_hostname_reject_code")),
 		NonFQDNRejectCode:               int(cfg.Int("non_fqdn_reject_code")),
 		UnknownClientRejectCode:         int(cfg.Int("unknown_client_reject_code")),
+		UnknownHostnameRejectCode:       int(cfg.Int("unknown_hostname_reject_code")),
+		UnknownAddressRejectCode:        int(cfg.Int("unknown_address_reject_code")),
 		MultiRecipientBounceRejectCode:  int(cfg.Int("multi_recipient_bounce_reject_code")),
 		RecipientDelimiter:              cfg.Get("recipient_delimiter"),
 		NullAccessLookupKey:             cfg.Get("smtpd_null_access_lookup_key"),

@@ -28,6 +28,8 @@ type Options struct {
 	InvalidHostnameRejectCode      int // invalid_hostname_reject_code (501)
 	NonFQDNRejectCode              int // non_fqdn_reject_code (504)
 	UnknownClientRejectCode        int // unknown_client_reject_code (450)
+	UnknownHostnameRejectCode      int // unknown_hostname_reject_code (450)
+	UnknownAddressRejectCode       int // unknown_address_reject_code (450)
 	MultiRecipientBounceRejectCode int // multi_recipient_bounce_reject_code (550)
 
 	// Recipient validation (reject_unlisted_recipient and its implicit
@@ -57,6 +59,11 @@ type Options struct {
 	// OpenTable opens the tables of check_*_access; nil means rules.Open.
 	// Tables are opened once at Compile and shared by spec.
 	OpenTable func(spec string) (rules.Table, error)
+
+	// DNS answers the DNS-based restrictions (reject_unknown_*_domain,
+	// reject_unknown_helo_hostname); nil: they answer as for a
+	// temporary failure.
+	DNS Resolver
 
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@
@@ -99,6 +106,8 @@ func (o Options) withDefaults() Options {
 	def(&o.InvalidHostnameRejectCode, 501)
 	def(&o.NonFQDNRejectCode, 504)
 	def(&o.UnknownClientRejectCode, 450)
+	def(&o.UnknownHostnameRejectCode, 450)
+	def(&o.UnknownAddressRejectCode, 450)
 	def(&o.MultiRecipientBounceRejectCode, 550)
 	def(&o.UnknownLocalRecipientRejectCode, 550)
 	def(&o.UnknownVirtualMailboxRejectCode, 550)

@@ -96,6 +96,8 @@ var paramTable = []param{
 	code("invalid_hostname_reject_code", "501"),
 	code("non_fqdn_reject_code", "504"),
 	code("unknown_client_reject_code", "450"),
+	code("unknown_hostname_reject_code", "450"),
+	code("unknown_address_reject_code", "450"),
 	boolean("smtpd_peername_lookup", "yes"),
 	code("multi_recipient_bounce_reject_code", "550"),
 	str("smtpd_null_access_lookup_key", "<>"),
