@@ -44,13 +44,20 @@ test: deps vet
 # The parsers of what SMTP clients send, 10 s each: a whole session through
 # the real listener, and the envelope address parser; and the queue's
 # readers of what is on disk: every record type's decoder through recovery,
-# and recovery of a log damaged at random; and the table file parsers.
+# and recovery of a log damaged at random; the table file parsers, the
+# access action parser, main.cf, and the header and body scanner.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSMTPSession$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzExtractAddress$$' -fuzztime 10s ./gateway/command
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime 10s ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzCIDRTable$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzRegexpTable$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzTexthash$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzAliases$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAction$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./gateway/config
+	$(GO) test -run '^$$' -fuzz '^FuzzContentChecks$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
 
 # Benchmarks stay out of `make test`; figures go in issue notes.

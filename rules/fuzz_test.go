@@ -80,3 +80,22 @@ func FuzzCIDRTable(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAliases: any aliases(5) text loads; every name is lowercased and
+// has a value.
+func FuzzAliases(f *testing.F) {
+	for _, s := range []string{"postmaster: root\n", "\"a b\": c\n  d\n", "x\n", "a:\n", ":b\n", "\"unclosed: x\n", "A: b, c\nA: d\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseAliases("/f", s, OpenOptions{Warn: func(string) {}})
+		if err != nil {
+			return // a logical-line error, as texthash's
+		}
+		for k, v := range m {
+			if k != strings.ToLower(k) || v == "" {
+				t.Fatalf("name %q value %q", k, v)
+			}
+		}
+	})
+}
