@@ -384,6 +384,9 @@ func (s *Store) flush(b *batch) (int, error) {
 			if err != nil {
 				return i, err
 			}
+			// Every record of the segment before is synced: it is sealed
+			// for good, and gets its index file.
+			s.indexer.add(s.activeSeq)
 			s.setActive(seg, f)
 		}
 		end := b.recs[j-1].iovEnd

@@ -314,6 +314,11 @@ func (s *Store) dropSegments(through uint32) error {
 		if err := os.Remove(segPath(s.logDir, seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("queue: delete segment %d: %w", seq, err)
 		}
+		// A crash before this leaves an index without its segment, which
+		// Open removes.
+		if err := os.Remove(idxPath(s.logDir, seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("queue: delete the index file of segment %d: %w", seq, err)
+		}
 		if err := s.syncDir(); err != nil {
 			return fmt.Errorf("queue: delete segment %d: %w", seq, err)
 		}

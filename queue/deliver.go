@@ -131,7 +131,9 @@ func (m *manager) deliver(a *attempt, k destKey, tr Transport, rcpts []int) {
 		Size:     a.ent.contentLen(),
 	})
 	res = m.record(a, rcpts, res, m.agent(k.transport), start)
-	if m.ctx.Err() == nil && siteFailed(res) {
+	// A message whose content was found damaged failed alone, not its
+	// next hop.
+	if m.ctx.Err() == nil && siteFailed(res) && !m.s.corrupt(a.id) {
 		m.kill(d, res[0].DSN, res[0].Reason)
 	}
 }

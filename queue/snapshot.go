@@ -21,7 +21,7 @@ func OpenReadOnly(dir string) (*Snapshot, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	x := newIndex(nil)
-	if _, _, err := recoverLog(logDir, x, false); err != nil {
+	if _, _, _, err := recoverLog(logDir, x, false); err != nil {
 		return nil, err
 	}
 	return &Snapshot{logDir: logDir, idx: x}, nil
