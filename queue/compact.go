@@ -254,7 +254,7 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 	head = append(head, env...)
 	tail := binary.LittleEndian.AppendUint32(trailer, crc32.Update(crc, castagnoli, trailer))
 	ne := &entry{
-		id: e.id, env: e.env,
+		id:      e.id,
 		nextTry: st.nextTry, done: st.done, reasons: st.reasons,
 		bodyLen: uint32(bodyLen), envLen: uint32(len(env)), tail: uint32(len(trailer)),
 		nrcpt: st.nrcpt, ndone: st.ndone,

@@ -33,9 +33,14 @@ func (m *manager) attempt(a *attempt) {
 	if !m.settleFirst(a) {
 		return
 	}
-	env, err := decodeEnvelope(a.ent.env)
+	enc, err := m.s.envelope(&a.ent)
 	if err != nil {
-		return // checked when the entry was made
+		m.logf("qmgr", "warning: %s: %v", a.id, err)
+		return
+	}
+	env, err := decodeEnvelope(enc)
+	if err != nil {
+		return // checked by envelope
 	}
 	env.ID = a.id
 	a.env = env

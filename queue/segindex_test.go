@@ -86,7 +86,8 @@ func TestSegmentIndexReopen(t *testing.T) {
 		t.Errorf("reopen from index files: damage %+v, log:\n%s", dmg, log)
 	}
 	// Break every segment's body bytes while keeping sizes and times: only
-	// a reopen that uses the index files still lists the messages.
+	// a reopen that uses the index files still lists the messages (their
+	// envelopes, read from the segments for the listing, are lost).
 	logDir := filepath.Join(dir, "log")
 	for _, seq := range seqs[:len(seqs)-1] {
 		path := segPath(logDir, seq)
@@ -99,7 +100,7 @@ func TestSegmentIndexReopen(t *testing.T) {
 		os.Chtimes(path, fi.ModTime(), fi.ModTime())
 	}
 	broken, _, _ := reopenView(t, dir)
-	if !reflect.DeepEqual(broken, withIdx) {
+	if !reflect.DeepEqual(ids(broken), ids(withIdx)) {
 		t.Errorf("reopen did not use the index files: %d messages listed, want %d", len(broken), len(withIdx))
 	}
 

@@ -118,6 +118,10 @@ func (x *index) decodeStateTrailer(s string, e *entry) bool {
 			}
 			e.reasons[i] = x.intern(r)
 		}
+		e.reasons = share(e.reasons, &x.lastReasons)
+	}
+	if e.done != nil {
+		e.done = share(e.done, &x.lastDone)
 	}
 	return !d.bad
 }
@@ -127,11 +131,11 @@ func (x *index) replayState(r *rawRecord) {
 	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen}
 	if r.ok {
 		if tail, ok := stateTrailerLen(r.body, r.envLen); ok {
-			env := string(r.body[:r.envLen])
-			if n, ok := checkEnvelope(env); ok {
-				e.env, e.nrcpt, e.tail = env, int32(n), tail
+			if n, ok := checkEnvelope(r.body[:r.envLen]); ok {
+				e.nrcpt, e.tail = int32(n), tail
 				if x.decodeStateTrailer(string(r.body[len(r.body)-int(tail):len(r.body)-4]), e) {
 					x.add(e)
+					x.keepEnv(r.id, string(r.body[:r.envLen]))
 					return
 				}
 			}

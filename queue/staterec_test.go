@@ -16,6 +16,7 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 	envLen := len(body)
 	body = append(body, "content\r\n"...)
 	x := newIndex(nil)
+	x.keepEnvelopes()
 	src := &entry{
 		nrcpt: 3, ndone: 1, done: []bool{false, true, false},
 		reasons: []string{"451 later", "", "550 no"},
@@ -29,7 +30,7 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 	if e == nil {
 		t.Fatal("not replayed")
 	}
-	got := e.message()
+	got := e.message(x.envs[e.id])
 	want := Message{State: Hold, Done: src.done, Reasons: src.reasons, NextTry: time.Unix(1763700000, 5), Expired: true, Warned: true, Size: int64(len("content\r\n"))}
 	got.Envelope = Envelope{}
 	if !reflect.DeepEqual(got, want) {
@@ -49,12 +50,14 @@ func FuzzStateRecord(f *testing.F) {
 			envLen = uint32(len(body))
 		}
 		x := newIndex(nil)
+		x.keepEnvelopes()
+		x.keepEnvelopes()
 		x.replay(&rawRecord{recHeader: recHeader{typ: recState, id: "ABCDEF1234", bodyLen: uint32(len(body)), envLen: envLen}, body: body, ok: true})
 		e := x.m["ABCDEF1234"]
 		if e == nil {
 			t.Fatal("no message")
 		}
-		m := e.message()
+		m := e.message(x.envs[e.id])
 		if e.state != Corrupt && (e.ndone >= e.nrcpt || m.Size < 0 || len(m.Done) != int(e.nrcpt)) {
 			t.Fatalf("inconsistent entry %+v", e)
 		}

@@ -260,7 +260,7 @@ func (s *Store) Get(id string) (Message, bool) {
 	if !ok {
 		return Message{}, false
 	}
-	return c.message(), true
+	return c.message(s.envelopeOrNone(&c)), true
 }
 
 // List returns every live message, in arrival (log) order, corrupt ones
@@ -272,7 +272,14 @@ func (s *Store) List() []Message {
 		es[i] = s.shown(&es[i])
 	}
 	s.mu.Unlock()
-	return messages(es)
+	return messages(es, s.envelopeOrNone)
+}
+
+// envelopeOrNone is c's encoded envelope for a listing, "" when it cannot
+// be read (a damaged record's, or the message deleted meanwhile).
+func (s *Store) envelopeOrNone(c *entry) string {
+	env, _ := s.envelope(c)
+	return env
 }
 
 // shown copies e as admins see it: a deferred message the queue manager
