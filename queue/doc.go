@@ -115,6 +115,15 @@
 // State changes are applied in log order, live and at recovery alike, by
 // the same code, so a restart rebuilds exactly the state the daemon had.
 //
+// # Memory
+//
+// The index keeps per message what the scheduler needs (ID, place,
+// lengths, state, next try, which recipients are done and why), about
+// 200 bytes; envelopes are read from the segment when the queue manager
+// takes a message, for listings and for ETRN (envelope.go). A record
+// found damaged only then, after Open trusted its segment's index file,
+// puts its message in the corrupt queue like damage found at Open.
+//
 // # The queue manager
 //
 // RunManager is Postfix's qmgr (manager.go, deliver.go): a schedule of due

@@ -98,27 +98,36 @@ func (ib *segIndexBuilder) finish(size int64) []byte {
 	return binary.LittleEndian.AppendUint32(ib.b, crc32.Checksum(ib.b, castagnoli))
 }
 
-// decodeSegIndex checks an index file of segment seq, size bytes long, and
-// returns its records (their bodies alias data: the kept bytes only).
-func decodeSegIndex(data []byte, seq uint32, size int64) ([]rawRecord, error) {
+// decodeSegIndex checks an index file of segment seq, size bytes long,
+// and calls rec for each of its records (their bodies alias data: the
+// kept bytes only). It checks every record before the first call, so a
+// damaged file replays nothing.
+func decodeSegIndex(data []byte, seq uint32, size int64, rec func(*rawRecord)) error {
 	if len(data) < idxHeaderSize+4 || !bytes.Equal(data[:8], idxMagic) {
-		return nil, errors.New("not an index file")
+		return errors.New("not an index file")
 	}
 	n := len(data) - 4
 	if crc32.Checksum(data[:n], castagnoli) != binary.LittleEndian.Uint32(data[n:]) {
-		return nil, errors.New("checksum mismatch")
+		return errors.New("checksum mismatch")
 	}
 	if v := binary.LittleEndian.Uint32(data[8:]); v != idxVersion {
-		return nil, fmt.Errorf("format version %d", v)
+		return fmt.Errorf("format version %d", v)
 	}
 	if got := binary.LittleEndian.Uint32(data[12:]); got != seq {
-		return nil, fmt.Errorf("describes segment %d", got)
+		return fmt.Errorf("describes segment %d", got)
 	}
 	if got := int64(binary.LittleEndian.Uint64(data[16:])); got != size {
-		return nil, fmt.Errorf("describes %d bytes, the segment has %d", got, size)
+		return fmt.Errorf("describes %d bytes, the segment has %d", got, size)
 	}
-	var recs []rawRecord
-	p := data[idxHeaderSize:n]
+	if err := walkSegIndex(data[idxHeaderSize:n], seq, size, nil); err != nil {
+		return err
+	}
+	return walkSegIndex(data[idxHeaderSize:n], seq, size, rec)
+}
+
+// walkSegIndex decodes the records of an index file, calling rec (if not
+// nil) for each.
+func walkSegIndex(p []byte, seq uint32, size int64, rec func(*rawRecord)) error {
 	uv := func() uint64 {
 		v, k := binary.Uvarint(p)
 		if k <= 0 {
@@ -128,22 +137,26 @@ func decodeSegIndex(data []byte, seq uint32, size int64) ([]rawRecord, error) {
 		p = p[k:]
 		return v
 	}
+	var r rawRecord
 	for len(p) > 0 {
 		if len(p) < 2 || int(p[1]) > len(p)-2 {
-			return nil, errors.New("record truncated")
+			return errors.New("record truncated")
 		}
-		r := rawRecord{recHeader: recHeader{typ: recType(p[0]), id: string(p[2 : 2+p[1]])}, seg: seq, ok: true}
+		typ, id := recType(p[0]), p[2:2+p[1]]
 		p = p[2+p[1]:]
 		off, bodyLen, envLen, kept := uv(), uv(), uv(), uv()
-		if !validID(r.id) || off >= uint64(size) || bodyLen > maxBodyLen || envLen > bodyLen ||
-			kept > uint64(len(p)) || kept > bodyLen || (r.typ == recMessage || r.typ == recState) && envLen > kept {
-			return nil, fmt.Errorf("%s: bad record entry", r.id)
+		if !validID(id) || off >= uint64(size) || bodyLen > maxBodyLen || envLen > bodyLen ||
+			kept > uint64(len(p)) || kept > bodyLen || (typ == recMessage || typ == recState) && envLen > kept {
+			return fmt.Errorf("%s: bad record entry", id)
 		}
-		r.off, r.bodyLen, r.envLen = int64(off), uint32(bodyLen), uint32(envLen)
-		r.body, p = p[:kept:kept], p[kept:]
-		recs = append(recs, r)
+		if rec != nil {
+			r = rawRecord{recHeader: recHeader{typ: typ, id: string(id), bodyLen: uint32(bodyLen), envLen: uint32(envLen)},
+				seg: seq, off: int64(off), body: p[:kept:kept], ok: true}
+			rec(&r)
+		}
+		p = p[kept:]
 	}
-	return recs, nil
+	return nil
 }
 
 // replayIndex replays segment seq from its index file when that
@@ -162,13 +175,9 @@ func replayIndex(logDir string, seq uint32, x *index) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	recs, err := decodeSegIndex(data, seq, seg.Size())
-	if err != nil {
+	if err := decodeSegIndex(data, seq, seg.Size(), x.replay); err != nil {
 		x.logf("queue: segment %d: index file %s not used (%v): reading the segment", seq, ipath, err)
 		return 0, false
-	}
-	for i := range recs {
-		x.replay(&recs[i])
 	}
 	return seg.Size(), true
 }
