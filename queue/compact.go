@@ -255,7 +255,7 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 	tail := binary.LittleEndian.AppendUint32(trailer, crc32.Update(crc, castagnoli, trailer))
 	ne := &entry{
 		id:      e.id,
-		nextTry: st.nextTry, done: st.done, reasons: st.reasons,
+		nextTry: st.nextTry, rs: st.rs,
 		bodyLen: uint32(bodyLen), envLen: uint32(len(env)), tail: uint32(len(trailer)),
 		nrcpt: st.nrcpt, ndone: st.ndone,
 		state: st.state, expired: st.expired, warned: st.warned,

@@ -44,8 +44,9 @@ func (m *manager) attempt(a *attempt) {
 	}
 	env.ID = a.id
 	a.env = env
+	done := a.ent.done()
 	for i := range env.Recipients {
-		if i >= len(a.ent.done) || !a.ent.done[i] {
+		if i >= len(done) || !done[i] {
 			a.rcpts = append(a.rcpts, i)
 		}
 	}

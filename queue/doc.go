@@ -118,8 +118,8 @@
 // # Memory
 //
 // The index keeps per message what the scheduler needs (ID, place,
-// lengths, state, next try, which recipients are done and why), about
-// 200 bytes; envelopes are read from the segment when the queue manager
+// lengths, state, next try, which recipients are done and why, that
+// last shared among messages in the same state), under 200 bytes; envelopes are read from the segment when the queue manager
 // takes a message, for listings and for ETRN (envelope.go). A record
 // found damaged only then, after Open trusted its segment's index file,
 // puts its message in the corrupt queue like damage found at Open.

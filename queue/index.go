@@ -12,16 +12,15 @@ import (
 // content nor its envelope, which are read from the segment when needed
 // (envelope.go), so a million-message backlog stays well under 200 MB.
 //
-// done and reasons are copy-on-write: apply replaces them instead of
-// writing into them, so a shallow copy taken under the lock stays valid,
-// and entries with the same ones share them (index.share).
+// rs is copy-on-write: apply replaces it instead of writing into it, so a
+// shallow copy taken under the lock stays valid, and entries with the
+// same recipients' state share one (index.shareRcpts).
 type entry struct {
 	id      string
 	off     int64
-	nextTry int64    // Unix ns, 0 = none
-	due     int64    // Unix ns: when the queue manager takes it next (while in the schedule)
-	done    []bool   // nil until a recipient is done
-	reasons []string // nil until a recipient has a reason
+	nextTry int64      // Unix ns, 0 = none
+	due     int64      // Unix ns: when the queue manager takes it next (while in the schedule)
+	rs      *rcptState // nil until a recipient is done or has a reason
 	// The live records of one segment are a list, so compaction finds
 	// them without walking the whole index.
 	segPrev, segNext *entry
@@ -39,6 +38,27 @@ type entry struct {
 	state            State
 }
 
+// rcptState is which recipients of a message are done and the last
+// reason each failed for; either slice is nil until one is.
+type rcptState struct {
+	done    []bool
+	reasons []string
+}
+
+func (e *entry) done() []bool {
+	if e.rs == nil {
+		return nil
+	}
+	return e.rs.done
+}
+
+func (e *entry) reasons() []string {
+	if e.rs == nil {
+		return nil
+	}
+	return e.rs.reasons
+}
+
 // hasDomain reports whether a recipient of e not yet done, in its
 // encoded envelope env, is in domain.
 func (e *entry) hasDomain(env, domain string) bool {
@@ -49,8 +69,9 @@ func (e *entry) hasDomain(env, domain string) bool {
 	if err != nil {
 		return false
 	}
+	done := e.done()
 	for i, r := range dec.Recipients {
-		if i < len(e.done) && e.done[i] {
+		if i < len(done) && done[i] {
 			continue
 		}
 		if at := strings.LastIndexByte(r.Addr, '@'); at >= 0 && strings.EqualFold(r.Addr[at+1:], domain) {
@@ -82,10 +103,9 @@ type index struct {
 	logf      func(format string, args ...any)
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.
-	lastReason  string
-	lastDone    []bool
-	lastReasons []string
-	damage      Damage // what reading the log found damaged
+	lastReason string
+	lastRcpts  *rcptState // the last one made, for shareRcpts
+	damage     Damage     // what reading the log found damaged
 	// envs keeps every message's encoded envelope when keepEnvs is set:
 	// a read-only snapshot lists them while the daemon may delete their
 	// segments.
@@ -294,31 +314,29 @@ func (x *index) apply(id string, c *Change, at int64) {
 func (x *index) change(e *entry, c *Change) (gone bool) {
 	switch c.Kind {
 	case ChangeDelivered, ChangeBounced:
-		done := cloneOr(e.done, int(e.nrcpt))
-		var reasons []string
+		done := cloneOr(e.done(), int(e.nrcpt))
+		reasons := e.reasons()
 		why := x.intern(c.Reason)
-		if c.Kind == ChangeBounced && why != "" {
-			reasons = cloneOr(e.reasons, int(e.nrcpt))
+		bounced := c.Kind == ChangeBounced && why != ""
+		if bounced {
+			reasons = cloneOr(reasons, int(e.nrcpt))
 		}
 		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) {
 			if !done[i] {
 				done[i] = true
 				e.ndone++
 			}
-			if reasons != nil {
+			if bounced {
 				reasons[i] = why
 			}
 		})
-		e.done = share(done, &x.lastDone)
-		if reasons != nil {
-			e.reasons = share(reasons, &x.lastReasons)
-		}
+		e.rs = x.shareRcpts(done, reasons)
 		return e.ndone >= e.nrcpt
 	case ChangeDeferred:
-		reasons := cloneOr(e.reasons, int(e.nrcpt))
+		reasons := cloneOr(e.reasons(), int(e.nrcpt))
 		why := x.intern(c.Reason)
 		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) { reasons[i] = why })
-		e.reasons = share(reasons, &x.lastReasons)
+		e.rs = x.shareRcpts(e.done(), reasons)
 		e.nextTry = nanos(c.Until)
 		if e.state == Active {
 			e.state = Deferred
@@ -350,15 +368,17 @@ func (x *index) intern(s string) string {
 	return x.lastReason
 }
 
-// share returns s, or the equal slice last passed (kept in *last):
-// copy-on-write lets entries share one, and a backlog deferred for one
-// reason repeats the same recipients' state message after message.
-func share[T comparable](s []T, last *[]T) []T {
-	if slices.Equal(s, *last) {
-		return *last
+// shareRcpts returns a recipients' state of done and reasons, the last
+// one made if that is equal: copy-on-write lets entries share one, and a
+// backlog deferred for one reason repeats the same state message after
+// message.
+func (x *index) shareRcpts(done []bool, reasons []string) *rcptState {
+	if l := x.lastRcpts; l != nil && (l.done == nil) == (done == nil) && (l.reasons == nil) == (reasons == nil) &&
+		slices.Equal(l.done, done) && slices.Equal(l.reasons, reasons) {
+		return l
 	}
-	*last = s
-	return s
+	x.lastRcpts = &rcptState{done: done, reasons: reasons}
+	return x.lastRcpts
 }
 
 func cloneOr[T any](s []T, n int) []T {
@@ -406,8 +426,8 @@ func (e *entry) message(enc string) Message {
 	if e.state == Corrupt {
 		m.Damage = e.damageText(enc != "")
 	}
-	copy(m.Done, e.done)
-	copy(m.Reasons, e.reasons)
+	copy(m.Done, e.done())
+	copy(m.Reasons, e.reasons())
 	return m
 }
 

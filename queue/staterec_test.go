@@ -18,8 +18,8 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 	x := newIndex(nil)
 	x.keepEnvelopes()
 	src := &entry{
-		nrcpt: 3, ndone: 1, done: []bool{false, true, false},
-		reasons: []string{"451 later", "", "550 no"},
+		nrcpt: 3, ndone: 1, rs: &rcptState{done: []bool{false, true, false},
+			reasons: []string{"451 later", "", "550 no"}},
 		nextTry: time.Unix(1763700000, 5).UnixNano(),
 		state:   Hold, expired: true, warned: true,
 	}
@@ -31,7 +31,7 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 		t.Fatal("not replayed")
 	}
 	got := e.message(x.envs[e.id])
-	want := Message{State: Hold, Done: src.done, Reasons: src.reasons, NextTry: time.Unix(1763700000, 5), Expired: true, Warned: true, Size: int64(len("content\r\n"))}
+	want := Message{State: Hold, Done: src.done(), Reasons: src.reasons(), NextTry: time.Unix(1763700000, 5), Expired: true, Warned: true, Size: int64(len("content\r\n"))}
 	got.Envelope = Envelope{}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
@@ -42,7 +42,7 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 // message it yields is consistent.
 func FuzzStateRecord(f *testing.F) {
 	env := appendEnvelope(nil, testEnvelope(1), 1)
-	good := appendStateTrailer(append(append([]byte{}, env...), "x\r\n"...), &entry{nrcpt: 2, ndone: 1, done: []bool{true, false}, reasons: []string{"", "later"}, state: Deferred})
+	good := appendStateTrailer(append(append([]byte{}, env...), "x\r\n"...), &entry{nrcpt: 2, ndone: 1, rs: &rcptState{done: []bool{true, false}, reasons: []string{"", "later"}}, state: Deferred})
 	f.Add(good, uint32(len(env)))
 	f.Add([]byte{}, uint32(0))
 	f.Fuzz(func(t *testing.T, body []byte, envLen uint32) {
