@@ -38,7 +38,7 @@ func (q *segIndexer) stop() {
 	<-q.done
 }
 
-// run indexes queued segments until stopped with nothing left to do.
+// runIndexer indexes queued segments until stopped with nothing left to do.
 func (s *Store) runIndexer(q *segIndexer) {
 	defer close(q.done)
 	for {
