@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+	"unsafe"
 )
 
 // Body encodings of message envelopes and changes; doc.go describes them.
@@ -147,9 +148,11 @@ func decodeEnvelope(s string) (Envelope, error) {
 	return env, nil
 }
 
-// checkEnvelope validates an encoded envelope without allocating and
-// returns its recipient count.
-func checkEnvelope(s string) (nrcpt int, ok bool) {
+// checkEnvelope validates an encoded envelope (bytes read from a segment)
+// without allocating and returns its recipient count.
+func checkEnvelope(b []byte) (nrcpt int, ok bool) {
+	// The decoder reads strings; this one views b and is gone on return.
+	s := unsafe.String(unsafe.SliceData(b), len(b))
 	d := decoder{s: s}
 	if d.byte() != envVersion {
 		return 0, false

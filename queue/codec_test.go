@@ -25,7 +25,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n, ok := checkEnvelope(string(b)); !ok || n != len(tc.env.Recipients) {
+			if n, ok := checkEnvelope(b); !ok || n != len(tc.env.Recipients) {
 				t.Fatalf("checkEnvelope = %d, %v", n, ok)
 			}
 			want := tc.env
@@ -66,7 +66,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add("\x01\x00\x00")
 	f.Fuzz(func(t *testing.T, s string) {
 		env, err := decodeEnvelope(s)
-		n, ok := checkEnvelope(s)
+		n, ok := checkEnvelope([]byte(s))
 		if ok != (err == nil) || ok && n != len(env.Recipients) {
 			t.Fatalf("checkEnvelope = %d, %v; decodeEnvelope = %d recipients, %v", n, ok, len(env.Recipients), err)
 		}

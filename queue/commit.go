@@ -128,7 +128,6 @@ func (s *Store) appendMessage(ctx context.Context, env *Envelope, content recCon
 		return fmt.Errorf("queue: %s: %w", env.ID, err)
 	}
 	buf = binary.LittleEndian.AppendUint32(buf, crc32.Update(sum, castagnoli, trailer))
-	e.env = string(envBytes)
 	e.bodyLen, e.envLen, e.tail = uint32(bl), uint32(el), uint32(len(trailer))
 	if content.f != nil {
 		return s.submit(ctx, pendingRec{ent: e, file: content.f, fsize: content.size}, buf[:headEnd], buf[headEnd:])
@@ -384,6 +383,9 @@ func (s *Store) flush(b *batch) (int, error) {
 			if err != nil {
 				return i, err
 			}
+			// Every record of the segment before is synced: it is sealed
+			// for good, and gets its index file.
+			s.indexer.add(s.activeSeq)
 			s.setActive(seg, f)
 		}
 		end := b.recs[j-1].iovEnd

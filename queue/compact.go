@@ -254,8 +254,8 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 	head = append(head, env...)
 	tail := binary.LittleEndian.AppendUint32(trailer, crc32.Update(crc, castagnoli, trailer))
 	ne := &entry{
-		id: e.id, env: e.env,
-		nextTry: st.nextTry, done: st.done, reasons: st.reasons,
+		id:      e.id,
+		nextTry: st.nextTry, rs: st.rs,
 		bodyLen: uint32(bodyLen), envLen: uint32(len(env)), tail: uint32(len(trailer)),
 		nrcpt: st.nrcpt, ndone: st.ndone,
 		state: st.state, expired: st.expired, warned: st.warned,
@@ -313,6 +313,11 @@ func (s *Store) dropSegments(through uint32) error {
 		s.fmu.Unlock()
 		if err := os.Remove(segPath(s.logDir, seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("queue: delete segment %d: %w", seq, err)
+		}
+		// A crash before this leaves an index without its segment, which
+		// Open removes.
+		if err := os.Remove(idxPath(s.logDir, seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("queue: delete the index file of segment %d: %w", seq, err)
 		}
 		if err := s.syncDir(); err != nil {
 			return fmt.Errorf("queue: delete segment %d: %w", seq, err)

@@ -59,6 +59,12 @@ func TestCompactionKeepsLongLivedMessages(t *testing.T) {
 	if _, err := os.Stat(segPath(filepath.Join(dir, "log"), firstSeg)); !os.IsNotExist(err) {
 		t.Errorf("the deferred message's first segment is still there: %v", err)
 	}
+	// Deleted segments take their index files with them (one being
+	// written as its segment goes is removed by its writer).
+	waitFor(t, "the first segment's index file to go", func() bool {
+		_, err := os.Stat(idxPath(filepath.Join(dir, "log"), firstSeg))
+		return os.IsNotExist(err)
+	})
 	m, ok := s.Get(deferred)
 	if !ok || m.State != Deferred || m.Reasons[0] != later || m.NextTry.IsZero() {
 		t.Fatalf("deferred message after compaction: %v %+v", ok, m)

@@ -3,9 +3,12 @@ package queue
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
+	"os"
 )
 
 // openContent returns a reader of a message's content straight from its
@@ -41,11 +44,12 @@ func (s *Store) openContent(id string) (io.ReadCloser, error) {
 	}
 	h, ok := parseHeader(head, c.seg, c.off)
 	if !ok || h.id != id || h.bodyLen != c.bodyLen || h.envLen != c.envLen {
-		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, id)
+		return nil, s.contentDamaged(&c, "record header does not verify")
 	}
 	start := c.off + int64(len(head))
 	r := &contentReader{
 		id:      id,
+		damaged: func(why string) error { return s.contentDamaged(&c, why) },
 		sr:      io.NewSectionReader(f, start, n),
 		f:       f,
 		crc0:    bodyChecksum(idBytes(head), head[recHeaderSize:]),
@@ -68,11 +72,11 @@ func (s *Store) readSmall(id string, c entry, f io.ReaderAt, size int) (io.ReadC
 	headLen := recHeaderSize + int(c.envLen)
 	h, ok := parseHeader(rec[:headLen], c.seg, c.off)
 	if !ok || h.id != id || h.bodyLen != c.bodyLen || h.envLen != c.envLen {
-		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, id)
+		return nil, s.contentDamaged(&c, "record header does not verify")
 	}
 	k := size - recTrailerSize
 	if bodyChecksum(idBytes(rec), rec[recHeaderSize:k]) != binary.LittleEndian.Uint32(rec[k:]) {
-		return nil, fmt.Errorf("%w: %s: content checksum mismatch", ErrCorrupt, id)
+		return nil, s.contentDamaged(&c, "content checksum mismatch")
 	}
 	return nopCloser{bytes.NewReader(rec[headLen : headLen+int(c.contentLen())])}, nil
 }
@@ -86,6 +90,7 @@ func (nopCloser) Close() error { return nil }
 // contentReader reads content and checks the record checksum at its end.
 type contentReader struct {
 	id      string
+	damaged func(why string) error // Store.contentDamaged for this record
 	sr      *io.SectionReader
 	f       io.ReaderAt
 	crc     uint32
@@ -120,7 +125,7 @@ func (r *contentReader) verify() error {
 	}
 	k := len(tail) - recTrailerSize
 	if crc32.Update(r.crc, castagnoli, tail[:k]) != binary.LittleEndian.Uint32(tail[k:]) {
-		return fmt.Errorf("%w: %s: content checksum mismatch", ErrCorrupt, r.id)
+		return r.damaged("content checksum mismatch")
 	}
 	return io.EOF
 }
@@ -141,3 +146,36 @@ func (r *contentReader) Seek(offset int64, whence int) (int64, error) {
 
 // Close releases nothing: the segment file belongs to the Store.
 func (r *contentReader) Close() error { return nil }
+
+// contentDamaged handles a message record found damaged when its content
+// is read, damage that Open did not see because it replayed the segment
+// from its index file (segindex.go), or that happened since: the message
+// is named and moved to the corrupt queue, never delivered, and the
+// segment's index file is removed so the next start reads the segment
+// whole and names it again. It returns the error for the reader.
+func (s *Store) contentDamaged(c *entry, why string) error {
+	err := fmt.Errorf("%w: %s: %s", ErrCorrupt, c.id, why)
+	s.mu.Lock()
+	e := s.idx.m[c.id]
+	if e == nil || e.seg != c.seg || e.off != c.off || e.state == Corrupt {
+		s.mu.Unlock()
+		return err
+	}
+	e.state, e.damaged = Corrupt, true
+	s.idx.unschedule(e)
+	s.idx.damage.Records++
+	s.mu.Unlock()
+	s.opts.Logf("%s: damaged message record in segment %d at offset %d (%s): %s", c.id, c.seg, c.off, why, movedToCorrupt)
+	if rerr := os.Remove(idxPath(s.logDir, c.seg)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		s.opts.Logf("queue: segment %d: cannot remove its index file: %v", c.seg, rerr)
+	}
+	return err
+}
+
+// corrupt reports whether a message is in the corrupt queue.
+func (s *Store) corrupt(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.idx.m[id]
+	return e != nil && e.state == Corrupt
+}

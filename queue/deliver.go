@@ -33,14 +33,20 @@ func (m *manager) attempt(a *attempt) {
 	if !m.settleFirst(a) {
 		return
 	}
-	env, err := decodeEnvelope(a.ent.env)
+	enc, err := m.s.envelope(&a.ent)
 	if err != nil {
-		return // checked when the entry was made
+		m.logf("qmgr", "warning: %s: %v", a.id, err)
+		return
+	}
+	env, err := decodeEnvelope(enc)
+	if err != nil {
+		return // checked by envelope
 	}
 	env.ID = a.id
 	a.env = env
+	done := a.ent.done()
 	for i := range env.Recipients {
-		if i >= len(a.ent.done) || !a.ent.done[i] {
+		if i >= len(done) || !done[i] {
 			a.rcpts = append(a.rcpts, i)
 		}
 	}
@@ -131,7 +137,9 @@ func (m *manager) deliver(a *attempt, k destKey, tr Transport, rcpts []int) {
 		Size:     a.ent.contentLen(),
 	})
 	res = m.record(a, rcpts, res, m.agent(k.transport), start)
-	if m.ctx.Err() == nil && siteFailed(res) {
+	// A message whose content was found damaged failed alone, not its
+	// next hop.
+	if m.ctx.Err() == nil && siteFailed(res) && !m.s.corrupt(a.id) {
 		m.kill(d, res[0].DSN, res[0].Reason)
 	}
 }

@@ -15,6 +15,7 @@
 //
 //	DIR/lock                     flock'd by the one Store that owns DIR
 //	DIR/log/000000000001.seg     segments, numbered in append order
+//	DIR/log/000000000001.idx     a sealed segment's index file (segindex.go)
 //
 // A segment is written until it would grow past Options.SegmentSize, or
 // for five minutes (rotate.go), then the next one is created, its header
@@ -86,7 +87,11 @@
 //
 // # Recovery
 //
-// Open reads the segments in order. A record with a bad header checksum is
+// Open reads the segments in order: a sealed segment from its index file
+// when that describes it exactly (its envelopes and changes, not its
+// bodies; written in the background once the segment is sealed), else
+// whole, and the newest always whole. The rest of this section is about
+// reading a segment whole. A record with a bad header checksum is
 // not trusted at all: the reader scans forward for the next magic whose
 // header checksum and position verify, drops the bytes in between as an
 // unidentifiable fragment and says so through Options.Logf. A record with a
@@ -110,6 +115,15 @@
 // State changes are applied in log order, live and at recovery alike, by
 // the same code, so a restart rebuilds exactly the state the daemon had.
 //
+// # Memory
+//
+// The index keeps per message what the scheduler needs (ID, place,
+// lengths, state, next try, which recipients are done and why, that
+// last shared among messages in the same state), under 200 bytes; envelopes are read from the segment when the queue manager
+// takes a message, for listings and for ETRN (envelope.go). A record
+// found damaged only then, after Open trusted its segment's index file,
+// puts its message in the corrupt queue like damage found at Open.
+//
 // # The queue manager
 //
 // RunManager is Postfix's qmgr (manager.go, deliver.go): a schedule of due
@@ -131,9 +145,4 @@
 // segment are copied forward first (compact.go). The index counts live
 // records and bytes per segment, and lists each segment's live records,
 // for this.
-//
-// # Later work this format leaves room for
-//
-//   - A per-segment index file of envelopes and offsets, so a restart need
-//     not read bodies.
 package queue

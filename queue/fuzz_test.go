@@ -159,6 +159,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			data = appendRecord(data, r.typ, r.id, r.envLen, r.body)
 		}
 		x := newIndex(nil)
+		x.keepEnvelopes()
 		res := scanSegment(data, 1, true, x.replay, func(off, n int) {
 			t.Fatalf("fragment of %d bytes at %d in a well-framed segment", n, off)
 		})
@@ -170,14 +171,14 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if recType(typ) == recMessage {
 			_, err := decodeEnvelope(string(body[:envLen]))
-			n, ok := checkEnvelope(string(body[:envLen]))
+			n, ok := checkEnvelope(body[:envLen])
 			e := x.m["FUZZ1"]
 			if ok != (err == nil) || ok != (e.state == Active) || ok && int(e.nrcpt) != n {
 				t.Fatalf("envelope: check %v (%d), decode %v, state %v", ok, n, err, e.state)
 			}
 		}
 		for _, m := range x.snapshot() {
-			msg := m.message()
+			msg := m.message(x.envs[m.id])
 			if msg.State != Corrupt && (len(msg.Recipients) == 0 || len(msg.Done) != len(msg.Recipients) || msg.Size < 0) {
 				t.Fatalf("recovered %s: %+v", m.id, msg)
 			}

@@ -7,21 +7,20 @@ import (
 	"strings"
 )
 
-// entry is what the index keeps per live message: where its record is and
-// its state, never its content. The envelope stays in its encoded form (one
-// string, decoded on demand) so a million-message backlog stays within a
-// few hundred MB.
+// entry is what the index keeps per live message: where its record is,
+// its lengths and its state, what the scheduler needs; neither its
+// content nor its envelope, which are read from the segment when needed
+// (envelope.go), so a million-message backlog stays well under 200 MB.
 //
-// done and reasons are copy-on-write: apply replaces them instead of
-// writing into them, so a shallow copy taken under the lock stays valid.
+// rs is copy-on-write: apply replaces it instead of writing into it, so a
+// shallow copy taken under the lock stays valid, and entries with the
+// same recipients' state share one (index.shareRcpts).
 type entry struct {
 	id      string
-	env     string // encoded envelope; when damaged, unverified or ""
 	off     int64
-	nextTry int64    // Unix ns, 0 = none
-	due     int64    // Unix ns: when the queue manager takes it next (while in the schedule)
-	done    []bool   // nil until a recipient is done
-	reasons []string // nil until a recipient has a reason
+	nextTry int64      // Unix ns, 0 = none
+	due     int64      // Unix ns: when the queue manager takes it next (while in the schedule)
+	rs      *rcptState // nil until a recipient is done or has a reason
 	// The live records of one segment are a list, so compaction finds
 	// them without walking the whole index.
 	segPrev, segNext *entry
@@ -32,21 +31,47 @@ type entry struct {
 	nrcpt            int32
 	ndone            int32
 	hpos             int32 // 1 + position in the schedule heap, 0 = not scheduled
-	state            State
 	expired          bool
 	warned           bool
 	damaged          bool // the message record itself is damaged: Content returns it raw
 	cut              bool // ... and the end of its segment cuts it short
+	state            State
 }
 
-// hasDomain reports whether a recipient not yet done is in domain.
-func (e *entry) hasDomain(domain string) bool {
-	env, err := decodeEnvelope(e.env)
+// rcptState is which recipients of a message are done and the last
+// reason each failed for; either slice is nil until one is.
+type rcptState struct {
+	done    []bool
+	reasons []string
+}
+
+func (e *entry) done() []bool {
+	if e.rs == nil {
+		return nil
+	}
+	return e.rs.done
+}
+
+func (e *entry) reasons() []string {
+	if e.rs == nil {
+		return nil
+	}
+	return e.rs.reasons
+}
+
+// hasDomain reports whether a recipient of e not yet done, in its
+// encoded envelope env, is in domain.
+func (e *entry) hasDomain(env, domain string) bool {
+	if env == "" {
+		return false
+	}
+	dec, err := decodeEnvelope(env)
 	if err != nil {
 		return false
 	}
-	for i, r := range env.Recipients {
-		if i < len(e.done) && e.done[i] {
+	done := e.done()
+	for i, r := range dec.Recipients {
+		if i < len(done) && done[i] {
 			continue
 		}
 		if at := strings.LastIndexByte(r.Addr, '@'); at >= 0 && strings.EqualFold(r.Addr[at+1:], domain) {
@@ -79,7 +104,13 @@ type index struct {
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.
 	lastReason string
-	damage     Damage // what reading the log found damaged
+	lastRcpts  *rcptState // the last one made, for shareRcpts
+	damage     Damage     // what reading the log found damaged
+	// envs keeps every message's encoded envelope when keepEnvs is set:
+	// a read-only snapshot lists them while the daemon may delete their
+	// segments.
+	envs     map[string]string
+	keepEnvs bool
 }
 
 func newIndex(logf func(string, ...any)) *index {
@@ -116,8 +147,23 @@ func (x *index) add(e *entry) {
 	x.bySeg[e.seg] = e
 }
 
+// keepEnvelopes makes the index keep every message's encoded envelope.
+func (x *index) keepEnvelopes() {
+	x.keepEnvs, x.envs = true, make(map[string]string)
+}
+
+// keepEnv keeps a message's encoded envelope when the index keeps them.
+func (x *index) keepEnv(id, env string) {
+	if x.keepEnvs {
+		x.envs[id] = env
+	}
+}
+
 func (x *index) remove(e *entry) {
 	delete(x.m, e.id)
+	if x.keepEnvs && x.envs[e.id] != "" && x.m[e.id] == nil {
+		delete(x.envs, e.id)
+	}
 	x.unschedule(e)
 	x.removals++
 	if e.segPrev != nil {
@@ -149,15 +195,15 @@ func (x *index) replay(r *rawRecord) {
 			x.addCorrupt(r)
 			return
 		}
-		env := string(r.body[:r.envLen])
-		n, ok := checkEnvelope(env)
+		n, ok := checkEnvelope(r.body[:r.envLen])
 		if !ok {
 			x.damage.Records++
 			x.logf("%s: unreadable envelope in message record in segment %d at offset %d: %s", r.id, r.seg, r.off, movedToCorrupt)
 			x.addCorrupt(r)
 			return
 		}
-		x.add(&entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen, env: env, nrcpt: int32(n)})
+		x.add(&entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen, nrcpt: int32(n)})
+		x.keepEnv(r.id, string(r.body[:r.envLen]))
 	case recState:
 		x.replayState(r)
 	case recChange:
@@ -198,15 +244,17 @@ func (x *index) namedDamage(r *rawRecord, kind, outcome string) {
 
 // addCorrupt adds the message of a damaged message record to the corrupt
 // queue: its header vouches for its ID and place, nothing else. Its
-// envelope is kept when it is all there and decodes, unverified, so an
+// envelope is shown when it is all there and decodes, unverified, so an
 // admin sees whose mail it is; nothing delivers a corrupt message.
 func (x *index) addCorrupt(r *rawRecord) {
 	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen,
 		state: Corrupt, damaged: true, cut: r.cut}
 	if int(r.envLen) <= len(r.body) {
-		env := string(r.body[:r.envLen])
-		if n, ok := checkEnvelope(env); ok {
-			e.env, e.nrcpt = env, int32(n)
+		if n, ok := checkEnvelope(r.body[:r.envLen]); ok {
+			e.nrcpt = int32(n)
+			x.add(e)
+			x.keepEnv(r.id, string(r.body[:r.envLen]))
+			return
 		}
 	}
 	x.add(e)
@@ -266,31 +314,29 @@ func (x *index) apply(id string, c *Change, at int64) {
 func (x *index) change(e *entry, c *Change) (gone bool) {
 	switch c.Kind {
 	case ChangeDelivered, ChangeBounced:
-		done := cloneOr(e.done, int(e.nrcpt))
-		var reasons []string
+		done := cloneOr(e.done(), int(e.nrcpt))
+		reasons := e.reasons()
 		why := x.intern(c.Reason)
-		if c.Kind == ChangeBounced && why != "" {
-			reasons = cloneOr(e.reasons, int(e.nrcpt))
+		bounced := c.Kind == ChangeBounced && why != ""
+		if bounced {
+			reasons = cloneOr(reasons, int(e.nrcpt))
 		}
 		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) {
 			if !done[i] {
 				done[i] = true
 				e.ndone++
 			}
-			if reasons != nil {
+			if bounced {
 				reasons[i] = why
 			}
 		})
-		e.done = done
-		if reasons != nil {
-			e.reasons = reasons
-		}
+		e.rs = x.shareRcpts(done, reasons)
 		return e.ndone >= e.nrcpt
 	case ChangeDeferred:
-		reasons := cloneOr(e.reasons, int(e.nrcpt))
+		reasons := cloneOr(e.reasons(), int(e.nrcpt))
 		why := x.intern(c.Reason)
 		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) { reasons[i] = why })
-		e.reasons = reasons
+		e.rs = x.shareRcpts(e.done(), reasons)
 		e.nextTry = nanos(c.Until)
 		if e.state == Active {
 			e.state = Deferred
@@ -322,6 +368,19 @@ func (x *index) intern(s string) string {
 	return x.lastReason
 }
 
+// shareRcpts returns a recipients' state of done and reasons, the last
+// one made if that is equal: copy-on-write lets entries share one, and a
+// backlog deferred for one reason repeats the same state message after
+// message.
+func (x *index) shareRcpts(done []bool, reasons []string) *rcptState {
+	if l := x.lastRcpts; l != nil && (l.done == nil) == (done == nil) && (l.reasons == nil) == (reasons == nil) &&
+		slices.Equal(l.done, done) && slices.Equal(l.reasons, reasons) {
+		return l
+	}
+	x.lastRcpts = &rcptState{done: done, reasons: reasons}
+	return x.lastRcpts
+}
+
 func cloneOr[T any](s []T, n int) []T {
 	if s == nil {
 		return make([]T, n)
@@ -344,12 +403,13 @@ func eachRcpt(rcpts []int, n int, f func(int)) {
 	}
 }
 
-// message builds the public view of an entry. It only reads e's fields,
-// so it runs on a shallow copy outside the lock.
-func (e *entry) message() Message {
+// message builds the public view of an entry whose encoded envelope is
+// enc ("" when it cannot be read). It only reads e's fields, so it runs on
+// a shallow copy outside the lock.
+func (e *entry) message(enc string) Message {
 	var env Envelope
-	if e.env != "" {
-		env, _ = decodeEnvelope(e.env) // checked when the entry was made
+	if enc != "" {
+		env, _ = decodeEnvelope(enc) // checked when read
 	}
 	env.ID = e.id
 	n := len(env.Recipients)
@@ -364,16 +424,16 @@ func (e *entry) message() Message {
 		Warned:   e.warned,
 	}
 	if e.state == Corrupt {
-		m.Damage = e.damageText()
+		m.Damage = e.damageText(enc != "")
 	}
-	copy(m.Done, e.done)
-	copy(m.Reasons, e.reasons)
+	copy(m.Done, e.done())
+	copy(m.Reasons, e.reasons())
 	return m
 }
 
 // damageText says why a corrupt message is corrupt, for admins' listings;
 // the mail log has the details of a damaged change.
-func (e *entry) damageText() string {
+func (e *entry) damageText(withEnv bool) string {
 	what := "damaged message record"
 	switch {
 	case !e.damaged:
@@ -382,7 +442,7 @@ func (e *entry) damageText() string {
 		what = "message record cut short"
 	}
 	unverified := ""
-	if e.env != "" {
+	if withEnv {
 		unverified = ", envelope unverified"
 	}
 	return fmt.Sprintf("%s in segment %d at offset %d%s", what, e.seg, e.off, unverified)
@@ -400,10 +460,11 @@ func (x *index) snapshot() []entry {
 	return es
 }
 
-func messages(es []entry) []Message {
+// messages builds the public view of entries, their envelopes from env.
+func messages(es []entry, env func(*entry) string) []Message {
 	msgs := make([]Message, len(es))
 	for i := range es {
-		msgs[i] = es[i].message()
+		msgs[i] = es[i].message(env(&es[i]))
 	}
 	return msgs
 }

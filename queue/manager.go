@@ -273,7 +273,22 @@ func (s *Store) Flush() {
 // Postfix's flush service for fast_flush_domains). Without a running
 // manager it does nothing.
 func (s *Store) FlushDomain(domain string) {
-	s.flushWhere(func(e *entry) bool { return e.state == Deferred && e.hasDomain(domain) })
+	s.mu.Lock()
+	var cands []entry
+	for _, e := range s.idx.sched {
+		if e.state == Deferred {
+			cands = append(cands, *e)
+		}
+	}
+	s.mu.Unlock()
+	// The envelopes are read outside the lock: a pread each.
+	match := make(map[string]bool)
+	for i := range cands {
+		if env, err := s.envelope(&cands[i]); err == nil && cands[i].hasDomain(env, domain) {
+			match[cands[i].id] = true
+		}
+	}
+	s.flushWhere(func(e *entry) bool { return e.state == Deferred && match[e.id] })
 }
 
 // flushWhere makes the scheduled messages match chooses (nil: all) due

@@ -42,9 +42,9 @@ func (m *manager) change(a *attempt, c Change) bool {
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrCorrupt):
 		a.mu.Lock()
-		a.gone = true // deleted meanwhile (postsuper -d)
+		a.gone = true // deleted meanwhile (postsuper -d), or its content found damaged
 		a.mu.Unlock()
 	case errors.Is(err, ErrNoSpace):
 		m.owed.mu.Lock()

@@ -20,36 +20,47 @@ type lastSegment struct {
 }
 
 // recoverLog replays every segment in logDir into x and returns, besides
-// the newest segment, the size of every segment read. Writable is false
-// for read-only snapshots, which change nothing on disk and tolerate
-// segments that are being written or have just gone.
-func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32]int64, error) {
+// the newest segment, the size of every segment read, and the older
+// segments it had to read whole for want of a valid index file (segindex.go).
+// The newest is always read whole. Writable is false for read-only
+// snapshots, which change nothing on disk and tolerate segments that are
+// being written or have just gone.
+func recoverLog(logDir string, x *index, writable bool) (last lastSegment, sizes map[uint32]int64, unindexed []uint32, err error) {
 	seqs, err := listSegments(logDir)
 	if err != nil {
-		return lastSegment{}, nil, fmt.Errorf("queue: %w", err)
+		return lastSegment{}, nil, nil, fmt.Errorf("queue: %w", err)
 	}
 	if writable {
 		seqs, err = dropUnfinished(logDir, seqs, x.logf)
 		if err != nil {
-			return lastSegment{}, nil, err
+			return lastSegment{}, nil, nil, err
+		}
+		if err = removeStrayIndexes(logDir, seqs); err != nil {
+			return lastSegment{}, nil, nil, err
 		}
 	}
-	var (
-		buf   []byte
-		last  lastSegment
-		sizes = make(map[uint32]int64, len(seqs))
-	)
+	var buf []byte
+	sizes = make(map[uint32]int64, len(seqs))
 	for i, seq := range seqs {
+		isLast := i == len(seqs)-1
+		if !isLast {
+			if size, ok := replayIndex(logDir, seq, x); ok {
+				sizes[seq] = size
+				continue
+			}
+		}
 		path := segPath(logDir, seq)
 		buf, err = readSegment(path, buf)
 		if err != nil {
 			if !writable && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			return lastSegment{}, nil, fmt.Errorf("queue: %w", err)
+			return lastSegment{}, nil, nil, fmt.Errorf("queue: %w", err)
 		}
 		sizes[seq] = int64(len(buf))
-		isLast := i == len(seqs)-1
+		if !isLast {
+			unindexed = append(unindexed, seq)
+		}
 		// A record cut short is named unless a snapshot meets it at the
 		// end of the log, where the daemon may be writing it right now.
 		rec, kept := x.replay, false
@@ -79,7 +90,7 @@ func recoverLog(logDir string, x *index, writable bool) (lastSegment, map[uint32
 			last = lastSegment{seq: seq, headerOK: res.headerOK, end: res.end, torn: res.torn, cut: kept}
 		}
 	}
-	return last, sizes, nil
+	return last, sizes, unindexed, nil
 }
 
 // replayNewest replays a record of the newest segment at Open, where a

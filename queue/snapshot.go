@@ -21,14 +21,17 @@ func OpenReadOnly(dir string) (*Snapshot, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	x := newIndex(nil)
-	if _, _, err := recoverLog(logDir, x, false); err != nil {
+	x.keepEnvelopes()
+	if _, _, _, err := recoverLog(logDir, x, false); err != nil {
 		return nil, err
 	}
 	return &Snapshot{logDir: logDir, idx: x}, nil
 }
 
 // List returns every live message, in arrival (log) order.
-func (s *Snapshot) List() []Message { return messages(s.idx.snapshot()) }
+func (s *Snapshot) List() []Message {
+	return messages(s.idx.snapshot(), func(e *entry) string { return s.idx.envs[e.id] })
+}
 
 // Get returns one message's envelope and state.
 func (s *Snapshot) Get(id string) (Message, bool) {
@@ -36,7 +39,7 @@ func (s *Snapshot) Get(id string) (Message, bool) {
 	if !ok {
 		return Message{}, false
 	}
-	return e.message(), true
+	return e.message(s.idx.envs[id]), true
 }
 
 // Content reads a message's content back, like Store.Content.

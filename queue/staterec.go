@@ -43,19 +43,19 @@ func appendStateTrailer(b []byte, e *entry) []byte {
 	b = append(b, stateVersion, byte(e.state), flags)
 	b = binary.AppendVarint(b, e.nextTry)
 	b = binary.AppendUvarint(b, uint64(e.ndone))
-	for i, d := range e.done {
+	for i, d := range e.done() {
 		if d {
 			b = binary.AppendUvarint(b, uint64(i))
 		}
 	}
 	n := 0
-	for _, r := range e.reasons {
+	for _, r := range e.reasons() {
 		if r != "" {
 			n++
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(n))
-	for i, r := range e.reasons {
+	for i, r := range e.reasons() {
 		if r != "" {
 			b = appendStr(binary.AppendUvarint(b, uint64(i)), r)
 		}
@@ -93,14 +93,15 @@ func (x *index) decodeStateTrailer(s string, e *entry) bool {
 	if d.bad || ndone >= uint64(n) {
 		return false // a state record is never written for a message that is done
 	}
+	var done []bool
 	if ndone > 0 {
-		e.done = make([]bool, n)
+		done = make([]bool, n)
 		for range ndone {
 			i := d.uvarint()
-			if d.bad || i >= uint64(n) || e.done[i] {
+			if d.bad || i >= uint64(n) || done[i] {
 				return false
 			}
-			e.done[i] = true
+			done[i] = true
 		}
 		e.ndone = int32(ndone)
 	}
@@ -108,16 +109,20 @@ func (x *index) decodeStateTrailer(s string, e *entry) bool {
 	if d.bad || nr > uint64(n) {
 		return false
 	}
+	var reasons []string
 	if nr > 0 {
-		e.reasons = make([]string, n)
+		reasons = make([]string, n)
 		for range nr {
 			i := d.uvarint()
 			r := d.str()
 			if d.bad || i >= uint64(n) {
 				return false
 			}
-			e.reasons[i] = x.intern(r)
+			reasons[i] = x.intern(r)
 		}
+	}
+	if done != nil || reasons != nil {
+		e.rs = x.shareRcpts(done, reasons)
 	}
 	return !d.bad
 }
@@ -127,11 +132,11 @@ func (x *index) replayState(r *rawRecord) {
 	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen}
 	if r.ok {
 		if tail, ok := stateTrailerLen(r.body, r.envLen); ok {
-			env := string(r.body[:r.envLen])
-			if n, ok := checkEnvelope(env); ok {
-				e.env, e.nrcpt, e.tail = env, int32(n), tail
+			if n, ok := checkEnvelope(r.body[:r.envLen]); ok {
+				e.nrcpt, e.tail = int32(n), tail
 				if x.decodeStateTrailer(string(r.body[len(r.body)-int(tail):len(r.body)-4]), e) {
 					x.add(e)
+					x.keepEnv(r.id, string(r.body[:r.envLen]))
 					return
 				}
 			}

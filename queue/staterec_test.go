@@ -16,9 +16,10 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 	envLen := len(body)
 	body = append(body, "content\r\n"...)
 	x := newIndex(nil)
+	x.keepEnvelopes()
 	src := &entry{
-		nrcpt: 3, ndone: 1, done: []bool{false, true, false},
-		reasons: []string{"451 later", "", "550 no"},
+		nrcpt: 3, ndone: 1, rs: &rcptState{done: []bool{false, true, false},
+			reasons: []string{"451 later", "", "550 no"}},
 		nextTry: time.Unix(1763700000, 5).UnixNano(),
 		state:   Hold, expired: true, warned: true,
 	}
@@ -29,8 +30,8 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 	if e == nil {
 		t.Fatal("not replayed")
 	}
-	got := e.message()
-	want := Message{State: Hold, Done: src.done, Reasons: src.reasons, NextTry: time.Unix(1763700000, 5), Expired: true, Warned: true, Size: int64(len("content\r\n"))}
+	got := e.message(x.envs[e.id])
+	want := Message{State: Hold, Done: src.done(), Reasons: src.reasons(), NextTry: time.Unix(1763700000, 5), Expired: true, Warned: true, Size: int64(len("content\r\n"))}
 	got.Envelope = Envelope{}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
@@ -41,7 +42,7 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 // message it yields is consistent.
 func FuzzStateRecord(f *testing.F) {
 	env := appendEnvelope(nil, testEnvelope(1), 1)
-	good := appendStateTrailer(append(append([]byte{}, env...), "x\r\n"...), &entry{nrcpt: 2, ndone: 1, done: []bool{true, false}, reasons: []string{"", "later"}, state: Deferred})
+	good := appendStateTrailer(append(append([]byte{}, env...), "x\r\n"...), &entry{nrcpt: 2, ndone: 1, rs: &rcptState{done: []bool{true, false}, reasons: []string{"", "later"}}, state: Deferred})
 	f.Add(good, uint32(len(env)))
 	f.Add([]byte{}, uint32(0))
 	f.Fuzz(func(t *testing.T, body []byte, envLen uint32) {
@@ -49,12 +50,14 @@ func FuzzStateRecord(f *testing.F) {
 			envLen = uint32(len(body))
 		}
 		x := newIndex(nil)
+		x.keepEnvelopes()
+		x.keepEnvelopes()
 		x.replay(&rawRecord{recHeader: recHeader{typ: recState, id: "ABCDEF1234", bodyLen: uint32(len(body)), envLen: envLen}, body: body, ok: true})
 		e := x.m["ABCDEF1234"]
 		if e == nil {
 			t.Fatal("no message")
 		}
-		m := e.message()
+		m := e.message(x.envs[e.id])
 		if e.state != Corrupt && (e.ndone >= e.nrcpt || m.Size < 0 || len(m.Done) != int(e.nrcpt)) {
 			t.Fatalf("inconsistent entry %+v", e)
 		}

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,6 +51,8 @@ type Store struct {
 	fmu   sync.RWMutex
 	files map[uint32]*os.File // open segments, for Content; nil once closed
 
+	indexer *segIndexer // writes sealed segments' index files
+
 	loopDone chan struct{}
 }
 
@@ -83,27 +87,31 @@ func Open(dir string, opts Options) (*Store, error) {
 		files:      make(map[uint32]*os.File),
 		loopDone:   make(chan struct{}),
 		space:      newSpaceGauge(dir, opts.Logf),
+		indexer:    newSegIndexer(),
 	}
 	s.wake.L = &s.mu
-	if err := s.open(); err != nil {
+	unindexed, err := s.open()
+	if err != nil {
 		s.closeFiles()
 		lock.Close()
 		return nil, err
 	}
 	s.cur = s.newBatch()
 	go s.commitLoop()
+	go s.runIndexer(s.indexer)
+	s.indexer.add(unindexed...)
 	return s, nil
 }
 
-// open recovers the log and readies the segment appends go to.
-func (s *Store) open() error {
-	var err error
+// open recovers the log and readies the segment appends go to. It
+// returns the sealed segments that have no valid index file.
+func (s *Store) open() (unindexed []uint32, err error) {
 	if s.logDirF, err = os.Open(s.logDir); err != nil {
-		return fmt.Errorf("queue: %w", err)
+		return nil, fmt.Errorf("queue: %w", err)
 	}
-	last, sizes, err := recoverLog(s.logDir, s.idx, true)
+	last, sizes, unindexed, err := recoverLog(s.logDir, s.idx, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.segBytes = sizes // the sealed ones: all but the one appends go to
 	if last.seq == 0 || !last.headerOK || last.cut {
@@ -112,32 +120,37 @@ func (s *Store) open() error {
 		// fresh segment rather than append behind damage.
 		f, err := s.createSegment(last.seq + 1)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.setActive(last.seq+1, f)
 		s.segSeq, s.segEnd = last.seq+1, segHeaderSize
-		return nil
+		return unindexed, nil
 	}
 	f, err := os.OpenFile(segPath(s.logDir, last.seq), os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("queue: %w", err)
+		return nil, fmt.Errorf("queue: %w", err)
 	}
 	s.setActive(last.seq, f)
 	delete(s.segBytes, last.seq)
+	// Appends go to it again: an index file it may have from when it was
+	// sealed (its successor since removed unfinished) no longer holds.
+	if err := os.Remove(idxPath(s.logDir, last.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	if last.torn {
 		fi, err := f.Stat()
 		if err != nil {
-			return fmt.Errorf("queue: %w", err)
+			return nil, fmt.Errorf("queue: %w", err)
 		}
 		// Never acknowledged: only a synced record is, and the sync covers
 		// everything before it.
 		s.opts.Logf("queue: segment %d: cut torn tail of %d bytes at offset %d", last.seq, fi.Size()-int64(last.end), last.end)
 		if err := f.Truncate(int64(last.end)); err != nil {
-			return fmt.Errorf("queue: truncate torn tail: %w", err)
+			return nil, fmt.Errorf("queue: truncate torn tail: %w", err)
 		}
 	}
 	s.segSeq, s.segEnd = last.seq, int64(last.end)
-	return nil
+	return unindexed, nil
 }
 
 func makeDirs(dir, logDir string) error {
@@ -211,6 +224,7 @@ func (s *Store) Close() error {
 	s.wake.Broadcast()
 	s.mu.Unlock()
 	<-s.loopDone
+	s.indexer.stop()
 	err := s.closeFiles()
 	if cerr := s.lock.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("queue: %w", cerr)
@@ -246,7 +260,7 @@ func (s *Store) Get(id string) (Message, bool) {
 	if !ok {
 		return Message{}, false
 	}
-	return c.message(), true
+	return c.message(s.envelopeOrNone(&c)), true
 }
 
 // List returns every live message, in arrival (log) order, corrupt ones
@@ -258,7 +272,14 @@ func (s *Store) List() []Message {
 		es[i] = s.shown(&es[i])
 	}
 	s.mu.Unlock()
-	return messages(es)
+	return messages(es, s.envelopeOrNone)
+}
+
+// envelopeOrNone is c's encoded envelope for a listing, "" when it cannot
+// be read (a damaged record's, or the message deleted meanwhile).
+func (s *Store) envelopeOrNone(c *entry) string {
+	env, _ := s.envelope(c)
+	return env
 }
 
 // shown copies e as admins see it: a deferred message the queue manager
@@ -285,6 +306,9 @@ func (s *Store) Content(id string) ([]byte, error) {
 		var content []byte
 		if err == nil {
 			content, err = readContent(f, &c)
+		}
+		if errors.Is(err, ErrCorrupt) && !c.damaged && !s.moved(&c) {
+			err = s.contentDamaged(&c, "record does not verify when read back")
 		}
 		if err != nil && try == 0 && s.moved(&c) {
 			continue // copied forward, its old segment deleted meanwhile

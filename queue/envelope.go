@@ -1,0 +1,66 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The index keeps no envelopes (index.go): they are read from the
+// segment when the queue manager takes a message, when a listing shows
+// it, and for ETRN.
+
+// readEnvelope reads the encoded envelope of c's record from r. A small
+// record is read whole, in one pread, and its checksum verified; a larger
+// one's header is verified and its envelope bytes are verified with its
+// content, when the content is read for delivery (openContent checksums
+// the envelope as it reads it then). A damaged record's envelope is
+// returned unverified when its header holds and it decodes, so an admin
+// sees whose mail it is.
+func readEnvelope(r io.ReaderAt, c *entry) (string, error) {
+	n := recHeaderSize + int(c.envLen)
+	whole := !c.damaged && c.recLen() <= smallRecord
+	if whole {
+		n = int(c.recLen())
+	}
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, c.off); err != nil {
+		return "", fmt.Errorf("queue: %s: read: %w", c.id, err)
+	}
+	h, ok := parseHeader(buf, c.seg, c.off)
+	if !ok || h.id != c.id || h.bodyLen != c.bodyLen || h.envLen != c.envLen {
+		return "", fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, c.id)
+	}
+	if whole && !trailerOK(buf) {
+		return "", fmt.Errorf("%w: %s: content checksum mismatch", ErrCorrupt, c.id)
+	}
+	env := buf[recHeaderSize : recHeaderSize+int(c.envLen)]
+	if _, ok := checkEnvelope(env); !ok {
+		return "", fmt.Errorf("%w: %s: unreadable envelope", ErrCorrupt, c.id)
+	}
+	return string(env), nil
+}
+
+// envelope reads the encoded envelope of c, a copy of an index entry, from
+// its segment, following the message if compaction moved it meanwhile.
+// A message found damaged here that was not known to be is moved to the
+// corrupt queue (contentDamaged).
+func (s *Store) envelope(c *entry) (string, error) {
+	for try := 0; ; try++ {
+		f, err := s.segmentFile(c.seg)
+		var env string
+		if err == nil {
+			env, err = readEnvelope(f, c)
+		}
+		if err != nil && try == 0 && s.moved(c) {
+			if *c, err = s.locate(c.id); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if err != nil && !c.damaged && errors.Is(err, ErrCorrupt) {
+			err = s.contentDamaged(c, "envelope does not verify when read back")
+		}
+		return env, err
+	}
+}
