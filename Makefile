@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzExtractAddress$$' -fuzztime 10s ./gateway/command
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime 10s ./queue
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSegIndex$$' -fuzztime 10s ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzCIDRTable$$' -fuzztime 10s ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzRegexpTable$$' -fuzztime 10s ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzTexthash$$' -fuzztime 10s ./rules
