@@ -62,6 +62,55 @@ func newSegIndexBuilder(seq uint32) *segIndexBuilder {
 	return &segIndexBuilder{b: b, ok: true}
 }
 
+// indexSegmentFile feeds a sealed segment's records to ib one at a time,
+// each read into a buffer as large as the largest record, not the segment
+// (64 MiB by default): the indexer runs next to the sessions. A segment
+// that is not clean to its end (a header or a checksum that does not
+// verify, a cut record) leaves ib not ok: such a segment gets no index.
+func indexSegmentFile(path string, seq uint32, ib *segIndexBuilder) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	buf := make([]byte, max(segHeaderSize, recHeaderSize), 64<<10)
+	if _, err := f.ReadAt(buf[:segHeaderSize], 0); err != nil || !segHeaderOK(buf[:segHeaderSize], seq) {
+		ib.ok = false
+		return size, nil
+	}
+	for pos := int64(segHeaderSize); pos < size && ib.ok; {
+		if _, err := f.ReadAt(buf[:recHeaderSize], pos); err != nil {
+			ib.ok = false
+			break
+		}
+		h, ok := parseHeader(buf[:recHeaderSize], seq, pos)
+		end := pos + recOverhead + int64(h.bodyLen)
+		if !ok || end > size {
+			ib.ok = false
+			break
+		}
+		n := int(end - pos)
+		if cap(buf) < n {
+			nb := make([]byte, n)
+			copy(nb, buf[:recHeaderSize])
+			buf = nb
+		}
+		rec := buf[:n]
+		if _, err := f.ReadAt(rec[recHeaderSize:], pos+recHeaderSize); err != nil {
+			ib.ok = false
+			break
+		}
+		ib.add(&rawRecord{recHeader: h, seg: seq, off: pos, body: rec[recHeaderSize : n-recTrailerSize], ok: trailerOK(rec)})
+		pos = end
+	}
+	return size, nil
+}
+
 // add appends the part of r that replay reads.
 func (ib *segIndexBuilder) add(r *rawRecord) {
 	if !r.ok || r.cut {
@@ -187,19 +236,18 @@ func replayIndex(logDir string, seq uint32, x *index) (int64, bool) {
 // damage gets none (it is read whole at every start, so its damage is
 // named every time).
 func (s *Store) writeSegIndex(seq uint32) error {
-	data, err := readSegment(segPath(s.logDir, seq), nil)
+	ib := newSegIndexBuilder(seq)
+	size, err := indexSegmentFile(segPath(s.logDir, seq), seq, ib)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // compacted away meanwhile
 		}
 		return err
 	}
-	ib := newSegIndexBuilder(seq)
-	res := scanSegment(data, seq, true, ib.add, func(int, int) { ib.ok = false })
-	if !ib.ok || !res.headerOK || res.torn {
+	if !ib.ok {
 		return nil
 	}
-	b := ib.finish(int64(len(data)))
+	b := ib.finish(size)
 	path := idxPath(s.logDir, seq)
 	tmp := strings.TrimSuffix(path, idxSuffix) + idxTmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

@@ -28,7 +28,11 @@ func indexedQueue(t *testing.T, dir string) []string {
 			}
 			id = env.ID
 		} else {
-			id = mustAppend(t, s, testEnvelope(i), testContent(i, 300+(i*97)%900))
+			size := 300 + (i*97)%900
+			if i == 12 {
+				size = 200000 // a record larger than the indexer's first buffer
+			}
+			id = mustAppend(t, s, testEnvelope(i), testContent(i, size))
 		}
 		idl = append(idl, id)
 		switch i % 5 {
