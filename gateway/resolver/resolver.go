@@ -27,6 +27,7 @@ const (
 	DefaultCacheSize      = 10000
 	DefaultMaxTTL         = 24 * time.Hour
 	DefaultMaxNegativeTTL = time.Hour
+	DefaultFailureTTL     = 5 * time.Second
 	DefaultResolvConf     = "/etc/resolv.conf"
 )
 
@@ -49,6 +50,11 @@ type Options struct {
 	MinTTL         time.Duration
 	MaxTTL         time.Duration
 	MaxNegativeTTL time.Duration
+	// FailureTTL is how long a lookup that failed (no server answered, or
+	// none usefully) is answered from the cache with the same failure, so
+	// a DNS outage does not cost a round of queries per SMTP connection
+	// (RFC 2308 allows up to 5 minutes); negative: failures are not cached.
+	FailureTTL time.Duration
 	// ResolvConf is read only when Servers is empty. Its timeout and attempts options are
 	// used when Timeout and Attempts are zero.
 	ResolvConf string
@@ -64,6 +70,7 @@ type Resolver struct {
 	minTTL         time.Duration
 	maxTTL         time.Duration
 	maxNegativeTTL time.Duration
+	failureTTL     time.Duration
 	now            func() time.Time
 
 	cache *cache // nil when off
@@ -91,6 +98,7 @@ func New(opts Options) (*Resolver, error) {
 		minTTL:         opts.MinTTL,
 		maxTTL:         opts.MaxTTL,
 		maxNegativeTTL: opts.MaxNegativeTTL,
+		failureTTL:     opts.FailureTTL,
 		now:            opts.Now,
 		inflight:       map[key]*call{},
 	}
@@ -119,6 +127,9 @@ func New(opts Options) (*Resolver, error) {
 	}
 	if r.maxTTL <= 0 {
 		r.maxTTL = DefaultMaxTTL
+	}
+	if r.failureTTL == 0 {
+		r.failureTTL = DefaultFailureTTL
 	}
 	if r.maxNegativeTTL <= 0 {
 		r.maxNegativeTTL = DefaultMaxNegativeTTL
@@ -235,9 +246,9 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) (*ans
 	r.stats.lookups.Add(1)
 	k := key{name, qtype}
 	if r.cache != nil {
-		if ans, ok := r.cache.get(k, r.now()); ok {
+		if ans, err, ok := r.cache.get(k, r.now()); ok {
 			r.stats.cacheHits.Add(1)
-			return ans, nil
+			return ans, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -280,8 +291,13 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) (*ans
 func (r *Resolver) run(ctx context.Context, k key, c *call) {
 	defer c.cancel()
 	ans, err := r.exchange(ctx, k.name, k.qtype)
-	if err == nil && r.cache != nil && ans.ttl > 0 {
-		r.cache.put(k, ans, r.now().Add(ans.ttl))
+	var f *failure
+	switch {
+	case r.cache == nil:
+	case err == nil && ans.ttl > 0:
+		r.cache.put(k, ans, nil, r.now().Add(ans.ttl))
+	case errors.As(err, &f) && r.failureTTL > 0:
+		r.cache.put(k, nil, err, r.now().Add(r.failureTTL))
 	}
 	c.ans, c.err = ans, err
 	r.mu.Lock()

@@ -340,7 +340,8 @@ func TestServfail(t *testing.T) {
 	t.Parallel()
 	s := dnstest.Start(t, zone)
 	s.SetServfail("broken.example.test")
-	r := newResolver(t, Options{Attempts: 2}, s)
+	clock := time.Now()
+	r := newResolver(t, Options{Attempts: 2, Now: func() time.Time { return clock }}, s)
 
 	_, err := r.LookupHost(t.Context(), "broken.example.test")
 	de := dnsErr(t, err)
@@ -353,10 +354,19 @@ func TestServfail(t *testing.T) {
 	if n := s.QueryCount("broken.example.test", dns.TypeA); n != 2 {
 		t.Errorf("%d A queries, want 2 (one per attempt)", n)
 	}
-	// A failure is not cached.
+	// A failure is answered from the cache for FailureTTL, with the same
+	// error; then asked again.
+	_, err = r.LookupHost(t.Context(), "broken.example.test")
+	if de2 := dnsErr(t, err); !de2.IsTemporary || de2.Server != s.Addr() {
+		t.Errorf("cached failure %+v", de2)
+	}
+	if n := s.QueryCount("broken.example.test", dns.TypeA); n != 2 {
+		t.Errorf("%d A queries after a second lookup within FailureTTL, want 2", n)
+	}
+	clock = clock.Add(DefaultFailureTTL)
 	r.LookupHost(t.Context(), "broken.example.test")
 	if n := s.QueryCount("broken.example.test", dns.TypeA); n != 4 {
-		t.Errorf("%d A queries after a second lookup, want 4", n)
+		t.Errorf("%d A queries after FailureTTL, want 4", n)
 	}
 	if st := r.Stats(); st.Errors != 4 || st.Timeouts != 0 {
 		t.Errorf("Stats %+v, want 4 errors (A and AAAA, twice), no timeouts", st)
