@@ -120,7 +120,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("MAIL below queue_minfree: %d %s, want 452 4.3.1 Insufficient system storage", code, text)
 	}
 	c.Expect(221, "QUIT")
-	log := p.Log("not enough free space in mail queue")
+	log := p.Log("bytes < 1.5*message size limit") // the MAIL line, not the earlier append failure
 	for _, want := range []string{
 		"postgate/smtpd[", "]: NOQUEUE: reject: MAIL from unknown[" + outside + "]: 452 4.3.1 Insufficient system storage; proto=ESMTP helo=<client.src.test>\n",
 		"]: warning: not enough free space in mail queue: ",

@@ -21,7 +21,8 @@ import (
 // (postgate_memory_limit). 50 concurrent clients each send a message over
 // message_size_limit (each refused), then 50 concurrent clients each send
 // a 9 MB message under it (each queued intact, half of them with BDAT,
-// with bare LFs to normalize), with a 64 MB budget: the daemon's resident
+// with bare LFs to normalize), with a 64 MB budget, and a client from
+// mynetworks is served meanwhile: the daemon's resident
 // memory (VmRSS) stays under the budget + 100 MB during each burst, and
 // within 15 s after it settles under 48 MB (measured: peaks near 130 MB,
 // settled near 25 MB within a second or two). What does not fit the budget
@@ -42,7 +43,7 @@ func TestMemoryBounded(t *testing.T) {
 	t.Logf("resident at start: %d MB", harness.RSS(pid)>>20)
 
 	over := filler(sizeOver, false)
-	peak := burst(t, pid, clients, func(i int) error {
+	peak := burst(t, p.Addr, pid, clients, func(i int) error {
 		code, text, err := sendRaw(p.Addr, "a@src.test", fmt.Sprintf("Message-ID: <over-%d@src.test>\r\n\r\n", i), over, false)
 		if err == nil && (code != 552 || !strings.HasPrefix(text, "5.3.4 ")) {
 			err = fmt.Errorf("client %d: a message over the limit got %d %s, want 552 5.3.4", i, code, text)
@@ -58,7 +59,7 @@ func TestMemoryBounded(t *testing.T) {
 	body := filler(sizeOK, true)
 	var mu sync.Mutex
 	ids := map[int]string{}
-	peak = burst(t, pid, clients, func(i int) error {
+	peak = burst(t, p.Addr, pid, clients, func(i int) error {
 		bdat := i%2 == 1
 		code, text, err := sendRaw(p.Addr, "a@src.test", msgHead(i), body, bdat)
 		if err != nil {
@@ -179,7 +180,7 @@ func filler(n int, bareLF bool) []byte {
 
 // burst runs send for n concurrent clients and returns the daemon's peak
 // resident memory meanwhile, sampled every 20 ms.
-func burst(t *testing.T, pid, n int, send func(i int) error) (peak int64) {
+func burst(t *testing.T, addr string, pid, n int, send func(i int) error) (peak int64) {
 	t.Helper()
 	var max atomic.Int64
 	stop := make(chan struct{})
@@ -205,6 +206,13 @@ func burst(t *testing.T, pid, n int, send func(i int) error) (peak int64) {
 			defer wg.Done()
 			errs <- send(i)
 		}()
+	}
+	// A client from mynetworks is served while the burst goes on.
+	time.Sleep(100 * time.Millisecond)
+	if id, err := trySendFrom("127.0.0.1", addr, "a@gateway.test", "u@relay.test", []byte("Subject: during the burst\r\n\r\nx\r\n")); err != nil {
+		t.Errorf("mynetworks client during the burst: %v", err)
+	} else if id == "" {
+		t.Error("mynetworks client during the burst: no queue ID")
 	}
 	wg.Wait()
 	close(stop)

@@ -125,7 +125,12 @@ func sendGoSMTP(t *testing.T, addr, from, to string, body []byte) string {
 
 // trySend is sendGoSMTP for goroutines, which may not call t.Fatal.
 func trySend(addr, from, to string, body []byte) (string, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(outside)}}
+	return trySendFrom(outside, addr, from, to, body)
+}
+
+// trySendFrom is trySend from local address src.
+func trySendFrom(src, addr, from, to string, body []byte) (string, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return "", err
