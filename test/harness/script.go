@@ -198,7 +198,7 @@ func ParseScript(name, text string) (*Script, error) {
 			}
 			s.add(pipeline, &differs)
 			pipeline = nil
-		case "@raw":
+		case "@raw", "@content":
 			if err = needConn(); err != nil {
 				break
 			}
@@ -206,20 +206,13 @@ func ParseScript(name, text string) (*Script, error) {
 			if data, err = Unescape(arg); err != nil {
 				err = errorf("%v", err)
 			} else if data == "" {
-				err = errorf("@raw needs text")
+				err = errorf("%s needs text", word)
 			}
-			s.Steps = append(s.Steps, Step{Kind: StepRaw, Line: n, Data: []string{data}})
-		case "@content":
-			if err = needConn(); err != nil {
-				break
+			if word == "@raw" {
+				s.Steps = append(s.Steps, Step{Kind: StepRaw, Line: n, Data: []string{data}})
+			} else {
+				s.add(&Step{Kind: StepContent, Line: n, Data: []string{data}}, &differs)
 			}
-			var data string
-			if data, err = Unescape(arg); err != nil {
-				err = errorf("%v", err)
-			} else if data == "" {
-				err = errorf("@content needs text")
-			}
-			s.add(&Step{Kind: StepContent, Line: n, Data: []string{data}}, &differs)
 		case "@read":
 			if err = needConn(); err == nil {
 				err = noArg()
