@@ -136,11 +136,19 @@ func (sc *checkScan) header(h []byte, off int64) error {
 	if isMIMEHeader(h) {
 		tables = sc.c.mime
 	}
-	key := strings.ReplaceAll(string(trimEOL(h)), "\r\n", "\n")
-	if len(key) > sc.c.headerSizeLimit {
-		key = key[:sc.c.headerSizeLimit]
+	// As Postfix's MIME processor: a physical line joins the header while
+	// what it holds is still under header_size_limit; the rest is dropped.
+	var key strings.Builder
+	for i, line := range strings.SplitAfter(string(trimEOL(h)), "\r\n") {
+		if i > 0 && key.Len() >= sc.c.headerSizeLimit {
+			break
+		}
+		if i > 0 {
+			key.WriteByte('\n')
+		}
+		key.WriteString(strings.TrimSuffix(line, "\r\n"))
 	}
-	return sc.lookup(tables, "header", key, h, off)
+	return sc.lookup(tables, "header", key.String(), h, off)
 }
 
 func (sc *checkScan) body(line []byte, off int64) error {

@@ -85,7 +85,7 @@ func TestAccessActionsChangeTheMessage(t *testing.T) {
 	t.Parallel()
 	p := harness.Start(t, rejectUnauth+"smtpd_recipient_restrictions = check_recipient_access inline:{ "+
 		"{prep@relay.test = PREPEND X-Tag: from access}, {redir@relay.test = REDIRECT else@relay.test}, "+
-		"{bcc@relay.test = BCC copy@relay.test} }\n", "")
+		"{bcc@relay.test = BCC copy@relay.test}, {ok@relay.test = OK} }\nsmtpd_log_access_permit_actions = static:all\n", "")
 	prep := sendGoSMTP(t, p.Addr, "a@src.test", "prep@relay.test", []byte("Subject: p\r\n\r\nx\r\n"))
 	if got := string(showRaw(t, p, prep)); !strings.HasPrefix(got, "X-Tag: from access\r\nReceived: from ") {
 		t.Errorf("PREPEND: stored message starts %q", got[:min(len(got), 60)])
@@ -98,6 +98,12 @@ func TestAccessActionsChangeTheMessage(t *testing.T) {
 	}
 	if r := msgs[bcc].Recipients; len(r) != 2 || r[0].Address != "bcc@relay.test" || r[1].Address != "copy@relay.test" {
 		t.Errorf("BCC: recipients %+v", r)
+	}
+	// smtpd_log_access_permit_actions: an OK is logged.
+	sendGoSMTP(t, p.Addr, "a@src.test", "ok@relay.test", []byte("Subject: ok\r\n\r\nx\r\n"))
+	want := "NOQUEUE: permit: RCPT from unknown[127.0.0.5]: action=OK for Recipient address=ok@relay.test from inline:"
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("mail log lacks %q:\n%s", want, log)
 	}
 }
 
@@ -132,5 +138,13 @@ team@alias.test      info@alias.test, a@relay.test, root
 		if strings.Join(got, " ") != want {
 			t.Errorf("%s: queued for %q, want %q", rcpt, got, want)
 		}
+	}
+	// Without "virtual" in propagate_unmatched_extensions the extension
+	// stays behind.
+	q := harness.Start(t, rejectUnauth+"virtual_alias_domains = alias.test\nvirtual_alias_maps = texthash:"+virtual+
+		"\nrecipient_delimiter = +\npropagate_unmatched_extensions = canonical\n", "")
+	id := sendGoSMTP(t, q.Addr, "s@src.test", "plus+tag@alias.test", []byte("Subject: alias\r\n\r\nx\r\n"))
+	if r := queueJSON(t, q)[id].Recipients; len(r) != 1 || r[0].Address != "dest@relay.test" {
+		t.Errorf("propagate_unmatched_extensions = canonical: recipients %+v, want dest@relay.test", r)
 	}
 }

@@ -72,7 +72,8 @@ forged.src.test.        60 IN A   192.0.2.1
 // TestUnknownDomainsAndHelo: reject_unknown_sender_domain,
 // reject_unknown_recipient_domain and reject_unknown_helo_hostname with
 // Postfix's codes and texts: not found, a null MX, a temporary failure
-// (deferred only if nothing else rejects), and names that resolve.
+// (deferred only if nothing else rejects, and 450 whatever the code
+// parameters say), and names that resolve.
 func TestUnknownDomainsAndHelo(t *testing.T) {
 	t.Parallel()
 	dns := dnstest.Start(t, `
@@ -86,6 +87,7 @@ helo.good.test.   60 IN A  192.0.2.12
 	p := harness.Start(t, "smtpd_relay_restrictions = reject_unauth_destination\n"+
 		"relay_domains = relay.test, good.test, nullmx.test, nowhere.test\n"+
 		fmt.Sprintf("postgate_dns_servers = %s\n", dns.Addr())+
+		"unknown_hostname_reject_code = 554\nunknown_address_reject_code = 553\n"+
 		"smtpd_helo_restrictions = reject_unknown_helo_hostname\n"+
 		"smtpd_sender_restrictions = reject_unknown_sender_domain\n"+
 		"smtpd_recipient_restrictions = reject_unknown_recipient_domain\n", "")
@@ -99,10 +101,10 @@ helo.good.test.   60 IN A  192.0.2.12
 	for _, c := range []struct{ helo, from, to, want string }{
 		{"helo.good.test", "a@good.test", "u@good.test", "250 2.1.5 Ok"},
 		{"helo.good.test", "a@hostonly.test", "u@good.test", "250 2.1.5 Ok"},
-		{"helo.good.test", "a@good.test", "u@nowhere.test", "450 4.1.2 <u@nowhere.test>: Recipient address rejected: Domain not found"},
+		{"helo.good.test", "a@good.test", "u@nowhere.test", "553 5.1.2 <u@nowhere.test>: Recipient address rejected: Domain not found"},
 		{"helo.good.test", "a@good.test", "u@nullmx.test", "556 5.1.10 <u@nullmx.test>: Recipient address rejected: Domain nullmx.test does not accept mail (nullMX)"},
-		{"nowhere.test", "a@good.test", "u@good.test", "450 4.7.1 <nowhere.test>: Helo command rejected: Host not found"},
-		{"[192.0.2.1]", "a@nowhere.test", "u@good.test", "450 4.1.8 <a@nowhere.test>: Sender address rejected: Domain not found"},
+		{"nowhere.test", "a@good.test", "u@good.test", "554 5.7.1 <nowhere.test>: Helo command rejected: Host not found"},
+		{"[192.0.2.1]", "a@nowhere.test", "u@good.test", "553 5.1.8 <a@nowhere.test>: Sender address rejected: Domain not found"},
 		{"helo.good.test", "a@nullmx.test", "u@good.test", "550 5.7.27 <a@nullmx.test>: Sender address rejected: Domain nullmx.test does not accept mail (nullMX)"},
 		{"helo.good.test", "a@broken.test", "u@good.test", "450 4.1.8 <a@broken.test>: Sender address rejected: Domain not found"},
 		{"helo.good.test", "a@mx.gateway.test", "u@good.test", "250 2.1.5 Ok"}, // ours: not looked up
