@@ -207,8 +207,9 @@ func TestClientPortLogging(t *testing.T) {
 	c := harness.Dial(t, p.Addr, outside)
 	c.Expect(221, "QUIT")
 	local := c.Conn.LocalAddr().String() // 127.0.0.5:PORT
-	want := "connect from unknown[" + strings.Replace(local, ":", "]:", 1)
-	if log := p.Log(want); !strings.Contains(log, want) || !strings.Contains(log, "disconnect from unknown["+strings.Replace(local, ":", "]:", 1)+" quit=1") {
-		t.Errorf("no client port in the log, want %q:\n%s", want, log)
+	client := "unknown[" + strings.Replace(local, ":", "]:", 1)
+	// The disconnect line comes last: wait for it.
+	if log := p.Log("disconnect from " + client); !strings.Contains(log, "connect from "+client+"\n") || !strings.Contains(log, "disconnect from "+client+" quit=1") {
+		t.Errorf("no client port in the log, want %q:\n%s", client, log)
 	}
 }
