@@ -57,6 +57,15 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	if o.InetInterfaces, err = cfg.InterfaceAddrs(); err != nil {
 		return nil, paramError(cfg, "inet_interfaces", err)
 	}
+	// proxy_interfaces: addresses a proxy or NAT forwards to us are ours
+	// too (their literals are local), as in Postfix's resolver.
+	for _, it := range cfg.List("proxy_interfaces") {
+		a, err := netip.ParseAddr(strings.Trim(it, "[]"))
+		if err != nil {
+			return nil, paramError(cfg, "proxy_interfaces", fmt.Errorf("%q is not an address (host names are not supported)", it))
+		}
+		o.InetInterfaces = append(o.InetInterfaces, a.Unmap())
+	}
 	o.Myorigin, o.Mydomain, o.Myhostname = cfg.Get("myorigin"), cfg.Get("mydomain"), cfg.Get("myhostname")
 	o.ParentDomainMatchesSubdomains = parent
 	o.LocalTransport, o.VirtualTransport = cfg.Get("local_transport"), cfg.Get("virtual_transport")

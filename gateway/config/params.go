@@ -117,6 +117,7 @@ var paramTable = []param{
 	list("alias_maps", ""),
 	list("relay_recipient_maps", ""),
 	list("relocated_maps", ""),
+	list("proxy_interfaces", ""),
 	code("unknown_local_recipient_reject_code", "550"),
 	code("unknown_relay_recipient_reject_code", "550"),
 	code("unknown_virtual_alias_reject_code", "550"),
