@@ -304,8 +304,22 @@ func (p *Postgate) Log(want string) string {
 	for {
 		b, _ := os.ReadFile(p.Maillog)
 		if strings.Contains(string(b), want) || time.Now().After(deadline) {
-			return string(b)
+			return p.settled(b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// settled rereads the log until it stops growing (at most half a second):
+// lines written with the one waited for may still be on their way.
+func (p *Postgate) settled(b []byte) string {
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		again, _ := os.ReadFile(p.Maillog)
+		if len(again) == len(b) {
+			break
+		}
+		b = again
+	}
+	return string(b)
 }
