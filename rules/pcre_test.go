@@ -457,14 +457,7 @@ func TestPCREWarnings(t *testing.T) {
 		`line 2: ignoring extra text after IF statement: "/c/ X"`,
 		"line 4: ignoring extra text after ENDIF",
 	}
-	if len(warnings) != len(want) {
-		t.Fatalf("warnings = %q, want %d", warnings, len(want))
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(warnings[i], "pcre map {{/a/X}, ") || !strings.Contains(warnings[i], w) {
-			t.Errorf("warning %d = %q, want it to contain %q", i, warnings[i], w)
-		}
-	}
+	checkWarnings(t, warnings, "pcre map {{/a/X}, ", want)
 	if v, ok := lookup(t, tb, "bc"); v != "Y" || !ok {
 		t.Errorf("Lookup(bc) = %q, %v; want Y", v, ok)
 	}

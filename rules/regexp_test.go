@@ -270,14 +270,7 @@ func TestRegexpWarnings(t *testing.T) {
 		`line 2: ignoring extra text after IF statement: "/c/ X"; do not prepend whitespace`,
 		"line 4: ignoring extra text after ENDIF",
 	}
-	if len(warnings) != len(want) {
-		t.Fatalf("warnings = %q, want %d", warnings, len(want))
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(warnings[i], "regexp map {{/a/}, ") || !strings.Contains(warnings[i], w) {
-			t.Errorf("warning %d = %q, want it to contain %q", i, warnings[i], w)
-		}
-	}
+	checkWarnings(t, warnings, "regexp map {{/a/}, ", want)
 	// Postfix's table answers "" here; its maps layer then reports a
 	// configuration error. The table itself says found.
 	if v, ok := lookup(t, tb, "a"); v != "" || !ok {
@@ -314,6 +307,21 @@ func TestMatchableRoundTrip(t *testing.T) {
 	for _, s := range []string{"", "ascii", "é", "\xff\x80a", "\ue080", "a\x00b"} {
 		if got := fromMatchable(toMatchable(s)); got != s {
 			t.Errorf("fromMatchable(toMatchable(%q)) = %q", s, got)
+		}
+	}
+}
+
+// checkWarnings compares a table's warnings with want, in order: each
+// starts with prefix (the table named as Postfix names it) and contains
+// its want.
+func checkWarnings(t *testing.T, warnings []string, prefix string, want []string) {
+	t.Helper()
+	if len(warnings) != len(want) {
+		t.Fatalf("warnings = %q, want %d", warnings, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(warnings[i], prefix) || !strings.Contains(warnings[i], w) {
+			t.Errorf("warning %d = %q, want it to contain %q", i, warnings[i], w)
 		}
 	}
 }
