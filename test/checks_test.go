@@ -148,3 +148,27 @@ team@alias.test      info@alias.test, a@relay.test, root
 		t.Errorf("propagate_unmatched_extensions = canonical: recipients %+v, want dest@relay.test", r)
 	}
 }
+
+// TestAliasMapsListLocalUsers: the names of an aliases(5) file in
+// alias_maps are local users for recipient validation (local_recipient_maps
+// defaults to passwd and $alias_maps); other local names are refused. The
+// file format against postalias: rules.TestAliasesMatchPostalias.
+func TestAliasMapsListLocalUsers(t *testing.T) {
+	t.Parallel()
+	aliases := filepath.Join(t.TempDir(), "aliases")
+	os.WriteFile(aliases, []byte("# site aliases\nsales: alice@corp.test,\n  bob@corp.test\n\"help desk\": carol\n"), 0o644)
+	p := harness.Start(t, rejectUnauth+"mydestination = mx.gateway.test\nalias_maps = hash:"+aliases+"\n", "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	for rcpt, want := range map[string]string{
+		"sales@mx.gateway.test":       "250 2.1.5 Ok",
+		"SALES@mx.gateway.test":       "250 2.1.5 Ok",
+		`"help desk"@mx.gateway.test`: "250 2.1.5 Ok",
+		"nosuchuser@mx.gateway.test":  "550 5.1.1 <nosuchuser@mx.gateway.test>: Recipient address rejected: User unknown in local recipient table",
+	} {
+		if code, text := c.Cmd("RCPT TO:<%s>", rcpt); fmt.Sprintf("%d %s", code, text) != want {
+			t.Errorf("RCPT %s: %d %s, want %s", rcpt, code, text, want)
+		}
+	}
+}
