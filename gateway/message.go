@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -262,6 +263,11 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 	}
 	redirectAndBCC(env, s.txn.redirect, s.txn.bcc)
 	redirectAndBCC(env, checked.redirect, checked.bcc)
+	if err := s.canonicalEnvelope(env); err != nil {
+		s.svc.log.Logf("cleanup", "warning: %s: %v -- message not accepted, try again later", s.txn.id, err)
+		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+		return false
+	}
 	rcpts, err := s.svc.virtual.expand(s.ctx, env.Recipients)
 	if err != nil {
 		if errors.Is(err, errAliasExpansion) {
@@ -367,3 +373,22 @@ func (s *session) appendReceived(b []byte, now time.Time) []byte {
 
 // mailDateLayout is Postfix's mail_date: day of month space-padded.
 const mailDateLayout = "Mon, _2 Jan 2006 15:04:05 -0700 (MST)"
+
+// canonicalEnvelope rewrites the envelope's sender and recipients with the
+// canonical maps, as Postfix's cleanup does before virtual aliasing.
+func (s *session) canonicalEnvelope(env *queue.Envelope) error {
+	c := s.svc.canonical
+	warn := func(format string, args ...any) {
+		s.svc.log.Logf("cleanup", "warning: %s: %s", s.txn.id, fmt.Sprintf(format, args...))
+	}
+	var err error
+	if env.Sender, err = c.rewriteSender(s.ctx, env.Sender, warn); err != nil {
+		return err
+	}
+	for i := range env.Recipients {
+		if env.Recipients[i].Addr, err = c.rewriteRecipient(s.ctx, env.Recipients[i].Addr, warn); err != nil {
+			return err
+		}
+	}
+	return nil
+}

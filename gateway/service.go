@@ -80,6 +80,7 @@ type service struct {
 
 	checks                   contentChecks
 	virtual                  virtualAliases
+	canonical                *canonical
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
@@ -252,6 +253,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	for _, f := range cfg.List("propagate_unmatched_extensions") {
 		s.virtual.propagateExt = s.virtual.propagateExt || strings.EqualFold(f, "virtual")
 	}
+	if s.canonical, err = newCanonical(cfg, tables, rt, mynetworks); err != nil {
+		return nil, nil, err
+	}
 	localRcpt, err := openMaps(cfg, "local_recipient_maps", tables)
 	if err != nil {
 		return nil, nil, err
@@ -283,6 +287,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		LocalRecipientMaps:              localRcpt,
 		RelayRecipientMaps:              relayRcpt,
 		VirtualAliasMaps:                s.virtual.maps,
+		CanonicalMaps:                   s.canonical.common.tables,
+		RecipientCanonicalMaps:          s.canonical.recipient.tables,
+		SenderCanonicalMaps:             s.canonical.sender.tables,
 		UnknownLocalRecipientRejectCode: int(cfg.Int("unknown_local_recipient_reject_code")),
 		UnknownRelayRecipientRejectCode: int(cfg.Int("unknown_relay_recipient_reject_code")),
 		UnknownVirtualAliasRejectCode:   int(cfg.Int("unknown_virtual_alias_reject_code")),

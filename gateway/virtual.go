@@ -96,30 +96,9 @@ func (v *virtualAliases) expandOne(ctx context.Context, addr string) ([]string, 
 
 // lookup finds addr in the maps and returns the addresses of the value.
 func (v *virtualAliases) lookup(ctx context.Context, addr string) ([]string, bool, error) {
-	local := false
-	if res, err := v.route.Resolve(ctx, addr); err != nil {
-		return nil, false, err
-	} else {
-		local = res.Class == route.Local
-	}
-	value, ext, found, err := rules.FindAddress(ctx, v.maps, addr, local, v.delims)
-	if err != nil || !found {
+	res, err := v.route.Resolve(ctx, addr)
+	if err != nil {
 		return nil, false, err
 	}
-	var out []string
-	for _, a := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		a = strings.Trim(a, "<>")
-		if a == "" {
-			continue
-		}
-		if !strings.Contains(a, "@") {
-			a += "@" + v.myorigin
-		}
-		if ext != "" && v.propagateExt {
-			at := strings.LastIndexByte(a, '@')
-			a = a[:at] + ext + a[at:]
-		}
-		out = append(out, a)
-	}
-	return out, len(out) > 0, nil
+	return rules.MapAddress(ctx, v.maps, addr, res.Class == route.Local, v.delims, v.myorigin, v.propagateExt)
 }

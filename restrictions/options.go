@@ -38,6 +38,9 @@ type Options struct {
 	VirtualMailboxMaps              []rules.Table // virtual_mailbox_maps
 	RelayRecipientMaps              []rules.Table // relay_recipient_maps
 	VirtualAliasMaps                []rules.Table // virtual_alias_maps: an address they rewrite is known
+	CanonicalMaps                   []rules.Table // canonical_maps: the same
+	RecipientCanonicalMaps          []rules.Table // recipient_canonical_maps: the same
+	SenderCanonicalMaps             []rules.Table // sender_canonical_maps: the same, for reject_unlisted_sender
 	UnknownLocalRecipientRejectCode int           // unknown_local_recipient_reject_code (550)
 	UnknownVirtualMailboxRejectCode int           // unknown_virtual_mailbox_reject_code (550)
 	UnknownRelayRecipientRejectCode int           // unknown_relay_recipient_reject_code (550)

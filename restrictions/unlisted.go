@@ -62,11 +62,18 @@ func (e *eval) checkRcptMaps(addr, replyClass string) status {
 		return e.dictRetry(addr)
 	}
 	o := &e.l.opts
-	// An address a virtual alias rewrites is known.
-	if _, _, found, err := rules.FindAddress(e.ctx, o.VirtualAliasMaps, r.addr, r.class == route.Local, o.RecipientDelimiter); err != nil {
-		return e.rcptMapsFailure(addr, err)
-	} else if found {
-		return dunno
+	// An address canonical or virtual alias rewriting changes is known
+	// (Postfix's check_rcpt_maps: the sender canonical maps for senders only).
+	rewriting := [][]rules.Table{o.RecipientCanonicalMaps, nil, o.CanonicalMaps, o.VirtualAliasMaps}
+	if replyClass == rcSender {
+		rewriting[1] = o.SenderCanonicalMaps
+	}
+	for _, maps := range rewriting {
+		if _, _, found, err := rules.FindAddress(e.ctx, maps, r.addr, r.class == route.Local, o.RecipientDelimiter); err != nil {
+			return e.rcptMapsFailure(addr, err)
+		} else if found {
+			return dunno
+		}
 	}
 	dsn := "5.1.1"
 	if replyClass == rcSender {

@@ -1,0 +1,148 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"postgate/test/harness"
+)
+
+// canonicalCase is one message of the side-by-side canonical test: its
+// envelope and header; the servers' outputs are compared, not written here.
+type canonicalCase struct {
+	name, from string
+	to         []string
+	header     string // without the Subject, which names the case
+}
+
+var canonicalCases = []canonicalCase{
+	{name: "sender_map", from: "joe@inside.test", to: []string{"alice@corp.test"}},
+	{name: "domain_map", from: "anyone@old.test", to: []string{"someone@old.test"}},
+	{name: "extension_propagated", from: "x@partner.test", to: []string{"bob+tag@corp.test"}},
+	{name: "chain_recipient_then_common", from: "x@partner.test", to: []string{"first@corp.test"}},
+	{name: "maps_to_itself", from: "self@corp.test", to: []string{"self@corp.test"}},
+	{name: "regexp_map", from: "x@partner.test", to: []string{"mary@legacy.test"}},
+	{name: "canonical_then_virtual", from: "x@partner.test", to: []string{"team@corp.test"}},
+	{name: "sender_table_not_for_recipients", from: "x@partner.test", to: []string{"joe@inside.test"}},
+	{name: "null_sender", from: "", to: []string{"alice@corp.test"}},
+	{name: "unmatched", from: "plain@partner.test", to: []string{"carol@corp.test", "dave@corp.test"}},
+}
+
+// canonicalConfig is the main.cf both servers run, with DIR the table
+// directory and SINK the internal server's port.
+const canonicalConfig = `myorigin = corp.test
+mydestination =
+relay_domains = corp.test, old.test, new.test, legacy.test, inside.test
+recipient_delimiter = +
+transport_maps = inline:{ corp.test=smtp:[127.0.0.1]:SINK, old.test=smtp:[127.0.0.1]:SINK, new.test=smtp:[127.0.0.1]:SINK, legacy.test=smtp:[127.0.0.1]:SINK, inside.test=smtp:[127.0.0.1]:SINK }
+sender_canonical_maps = texthash:DIR/sender_canonical
+recipient_canonical_maps = texthash:DIR/recipient_canonical
+canonical_maps = texthash:DIR/canonical, regexp:DIR/canonical.regexp
+virtual_alias_maps = texthash:DIR/virtual
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+`
+
+var canonicalTables = map[string]string{
+	"sender_canonical":    "joe@inside.test joe.public@corp.test\n",
+	"recipient_canonical": "first@corp.test second@corp.test\nold-team@corp.test team@corp.test\n",
+	"canonical":           "@old.test @new.test\nbob@corp.test robert@corp.test\nsecond@corp.test third@corp.test\nself@corp.test self@corp.test\nteam@corp.test crew@corp.test\n",
+	"canonical.regexp":    "/^(.*)@legacy\\.test$/ ${1}@corp.test\n",
+	"virtual":             "crew@corp.test alice@corp.test, bob@corp.test\n",
+}
+
+var sinkArgRe = regexp.MustCompile(`(?m)^X-(Mail|Rcpt)-Args: <([^>]*)>`)
+var subjectRe = regexp.MustCompile(`(?m)^Subject: (\S+)`)
+
+// TestCanonicalAgainstPostfix runs the same messages through the real
+// Postfix and through postgate, each relaying to its own smtp-sink, with
+// sender_canonical_maps, recipient_canonical_maps, canonical_maps (a hash
+// and a regexp table) and virtual_alias_maps, and compares the envelopes
+// that reach the sinks: the sender and the set of recipients of each
+// message.
+func TestCanonicalAgainstPostfix(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "postgate-canonical-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil { // Postfix's cleanup reads the tables as user postfix
+		t.Fatal(err)
+	}
+	for name, text := range canonicalTables {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := func(sink *harness.Sink) string {
+		return strings.NewReplacer("DIR", dir, "SINK", fmt.Sprint(sink.Port)).Replace(canonicalConfig)
+	}
+	postfixSink, postgateSink := harness.StartSink(t), harness.StartSink(t)
+	pf := harness.StartPostfix(t, config(postfixSink))
+	pg := harness.Start(t, config(postgateSink), "")
+
+	want := canonicalEnvelopes(t, pf.Addr, postfixSink)
+	got := canonicalEnvelopes(t, pg.Addr, postgateSink)
+	for _, c := range canonicalCases {
+		if got[c.name] != want[c.name] {
+			t.Errorf("%s: postgate relayed %s, Postfix %s", c.name, got[c.name], want[c.name])
+		}
+	}
+}
+
+// canonicalEnvelopes sends the cases to addr and returns, by case, the
+// envelope that reached the sink: "from -> sorted recipients".
+func canonicalEnvelopes(t *testing.T, addr string, sink *harness.Sink) map[string]string {
+	t.Helper()
+	c := harness.Dial(t, addr, "127.0.0.1")
+	c.Expect(250, "EHLO client.partner.test")
+	for _, m := range canonicalCases {
+		c.Expect(250, "MAIL FROM:<%s>", m.from)
+		for _, r := range m.to {
+			c.Expect(250, "RCPT TO:<%s>", r)
+		}
+		c.Expect(354, "DATA")
+		c.Send(fmt.Sprintf("Subject: %s\r\nMessage-ID: <%s@partner.test>\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nFrom: x@partner.test\r\n%s\r\nbody\r\n.\r\n", m.name, m.name, m.header))
+		if code, text := c.Reply(); code != 250 {
+			t.Fatalf("%s at %s: %d %s", m.name, addr, code, text)
+		}
+	}
+	c.Expect(221, "QUIT")
+	// One case delivers to two sink transactions at most; wait for all of
+	// them by case name.
+	out := map[string]string{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(out) < len(canonicalCases) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		out = map[string]string{}
+		for _, dump := range sink.Messages() {
+			env, msg := harness.SinkBody(dump)
+			name := ""
+			if m := subjectRe.FindStringSubmatch(msg); m != nil {
+				name = m[1]
+			}
+			var from string
+			var rcpts []string
+			for _, a := range sinkArgRe.FindAllStringSubmatch(env, -1) {
+				if a[1] == "Mail" {
+					from = a[2]
+				} else {
+					rcpts = append(rcpts, a[2])
+				}
+			}
+			if prev, ok := out[name]; ok { // split over transactions
+				_, r, _ := strings.Cut(prev, " -> ")
+				rcpts = append(rcpts, strings.Split(r, " ")...)
+			}
+			sort.Strings(rcpts)
+			out[name] = "<" + from + "> -> " + strings.Join(rcpts, " ")
+		}
+	}
+	return out
+}
