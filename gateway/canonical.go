@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"postgate/gateway/config"
@@ -56,7 +57,7 @@ type canonical struct {
 // maxCanonRecursion is Postfix's MAX_RECURSION of cleanup_map11.
 const maxCanonRecursion = 10
 
-func newCanonical(cfg *config.Config, tables *tableCache, rt *route.Resolver, mynetworks *rules.AddrList) (*canonical, error) {
+func newCanonical(cfg *config.Config, tables *tableCache, rt *route.Resolver, mynetworks *rules.AddrList, ours []netip.Addr) (*canonical, error) {
 	c := &canonical{delims: cfg.Get("recipient_delimiter"), myorigin: cfg.Get("myorigin"), route: rt,
 		remoteDomain: cfg.Get("remote_header_rewrite_domain")}
 	for _, f := range cfg.List("propagate_unmatched_extensions") {
@@ -81,7 +82,7 @@ func newCanonical(cfg *config.Config, tables *tableCache, rt *route.Resolver, my
 		}
 	}
 	var err error
-	if c.localClients, err = newRewriteClients(cfg, tables, mynetworks); err != nil {
+	if c.localClients, err = newRewriteClients(cfg, tables, mynetworks, ours); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -147,7 +148,7 @@ func (c *canonical) map11(ctx context.Context, m *canonMaps, addr string, warn f
 // rewriteClient is one element of local_header_rewrite_clients.
 type rewriteClient func(ctx context.Context, client netip.Addr) (bool, error)
 
-func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules.AddrList) ([]rewriteClient, error) {
+func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules.AddrList, ours []netip.Addr) ([]rewriteClient, error) {
 	const param = "local_header_rewrite_clients"
 	words := cfg.List(param)
 	var out []rewriteClient
@@ -171,17 +172,8 @@ func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules
 				return found, err
 			})
 		case lw == "permit_inet_interfaces":
-			ours, err := cfg.InterfaceAddrs()
-			if err != nil {
-				return nil, paramError(cfg, "inet_interfaces", err)
-			}
 			out = append(out, func(_ context.Context, client netip.Addr) (bool, error) {
-				for _, a := range ours {
-					if a == client.Unmap() {
-						return true, nil
-					}
-				}
-				return false, nil
+				return slices.Contains(ours, client.Unmap()), nil
 			})
 		case lw == "permit_mynetworks":
 			out = append(out, func(ctx context.Context, client netip.Addr) (bool, error) {

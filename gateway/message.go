@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -263,23 +264,9 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 	}
 	redirectAndBCC(env, s.txn.redirect, s.txn.bcc)
 	redirectAndBCC(env, checked.redirect, checked.bcc)
-	if err := s.canonicalEnvelope(env); err != nil {
-		s.svc.log.Logf("cleanup", "warning: %s: %v -- message not accepted, try again later", s.txn.id, err)
-		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+	if !s.rewriteEnvelope(env) {
 		return false
 	}
-	rcpts, err := s.svc.virtual.expand(s.ctx, env.Recipients)
-	if err != nil {
-		if errors.Is(err, errAliasExpansion) {
-			s.svc.log.Logf("cleanup", "warning: %s: unreasonable virtual_alias_maps map expansion -- message not accepted, try again later", s.txn.id)
-			s.reply(rules.Reply{Code: 451, DSN: "4.6.0", Text: "Alias expansion error"})
-			return false
-		}
-		s.svc.log.Logf("cleanup", "warning: %s: virtual_alias_maps map lookup problem -- message not accepted, try again later: %v", s.txn.id, err)
-		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
-		return false
-	}
-	env.Recipients = rcpts
 	if err := s.appendMessage(env, msg, held); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: queue file write error: %v", s.txn.id, err)
 		if errors.Is(err, queue.ErrNoSpace) {
@@ -374,13 +361,47 @@ func (s *session) appendReceived(b []byte, now time.Time) []byte {
 // mailDateLayout is Postfix's mail_date: day of month space-padded.
 const mailDateLayout = "Mon, _2 Jan 2006 15:04:05 -0700 (MST)"
 
-// canonicalEnvelope rewrites the envelope's sender and recipients with the
-// canonical maps, as Postfix's cleanup does before virtual aliasing.
-func (s *session) canonicalEnvelope(env *queue.Envelope) error {
-	c := s.svc.canonical
+// rewriteEnvelope rewrites the envelope as Postfix's cleanup does:
+// canonical maps, then virtual aliases, then (postgate) local aliases. On
+// failure the client has its reply and the message is not accepted.
+func (s *session) rewriteEnvelope(env *queue.Envelope) bool {
 	warn := func(format string, args ...any) {
 		s.svc.log.Logf("cleanup", "warning: %s: %s", s.txn.id, fmt.Sprintf(format, args...))
 	}
+	if err := s.canonicalEnvelope(env, warn); err != nil {
+		warn("%v -- message not accepted, try again later", err)
+		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+		return false
+	}
+	for _, step := range []struct {
+		param  string
+		expand func(context.Context, []queue.Recipient) ([]queue.Recipient, error)
+	}{
+		{"virtual_alias_maps", s.svc.virtual.expand},
+		{"alias_maps", func(ctx context.Context, r []queue.Recipient) ([]queue.Recipient, error) {
+			return s.svc.virtual.expandLocal(ctx, r, warn)
+		}},
+	} {
+		rcpts, err := step.expand(s.ctx, env.Recipients)
+		switch {
+		case errors.Is(err, errAliasExpansion):
+			warn("unreasonable %s map expansion -- message not accepted, try again later", step.param)
+			s.reply(rules.Reply{Code: 451, DSN: "4.6.0", Text: "Alias expansion error"})
+			return false
+		case err != nil:
+			warn("%s map lookup problem -- message not accepted, try again later: %v", step.param, err)
+			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+			return false
+		}
+		env.Recipients = rcpts
+	}
+	return true
+}
+
+// canonicalEnvelope rewrites the envelope's sender and recipients with the
+// canonical maps, as Postfix's cleanup does before virtual aliasing.
+func (s *session) canonicalEnvelope(env *queue.Envelope, warn func(string, ...any)) error {
+	c := s.svc.canonical
 	var err error
 	if env.Sender, err = c.rewriteSender(s.ctx, env.Sender, warn); err != nil {
 		return err

@@ -247,13 +247,24 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if s.virtual.maps, err = openMaps(cfg, "virtual_alias_maps", tables); err != nil {
 		return nil, nil, err
 	}
+	for _, spec := range cfg.List("alias_maps") {
+		t, err := tables.openAliases(spec)
+		if err != nil {
+			return nil, nil, paramError(cfg, "alias_maps", err)
+		}
+		s.virtual.aliases = append(s.virtual.aliases, t)
+	}
 	s.virtual.recursionLimit = int(cfg.Int("virtual_alias_recursion_limit"))
 	s.virtual.expansionLimit = int(cfg.Int("virtual_alias_expansion_limit"))
 	s.virtual.delims, s.virtual.myorigin, s.virtual.route = cfg.Get("recipient_delimiter"), cfg.Get("myorigin"), rt
 	for _, f := range cfg.List("propagate_unmatched_extensions") {
 		s.virtual.propagateExt = s.virtual.propagateExt || strings.EqualFold(f, "virtual")
 	}
-	if s.canonical, err = newCanonical(cfg, tables, rt, mynetworks); err != nil {
+	inetInterfaces, err := cfg.InterfaceAddrs()
+	if err != nil {
+		return nil, nil, paramError(cfg, "inet_interfaces", err)
+	}
+	if s.canonical, err = newCanonical(cfg, tables, rt, mynetworks, inetInterfaces); err != nil {
 		return nil, nil, err
 	}
 	localRcpt, err := openMaps(cfg, "local_recipient_maps", tables)
@@ -268,6 +279,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		DNS:                             dns,
 		Route:                           rt,
 		Mynetworks:                      mynetworks,
+		InetInterfaces:                  inetInterfaces,
 		RelayDomains:                    relayDomains,
 		MyDestination:                   mydestination,
 		RejectCode:                      int(cfg.Int("reject_code")),

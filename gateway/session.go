@@ -31,6 +31,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	client clientInfo
+	peer   netip.Addr // the connection's own client address, whatever XCLIENT says
 
 	helo     string // HELO/EHLO argument, "" before HELO/EHLO
 	proto    string // "SMTP", or "ESMTP" after EHLO
@@ -120,7 +121,7 @@ func (s *service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
 	ctx, cancel := context.WithCancel(s.ctx)
 	addr, port := remoteAddr(nc.Conn)
 	sess := &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",
-		client: clientInfo{addr: addr, port: port, logPort: s.clientPortLogging}}
+		client: clientInfo{addr: addr, port: port, logPort: s.clientPortLogging}, peer: addr}
 	sess.client.name, sess.client.reverse, sess.client.nameStatus, sess.client.reverseStatus = s.lookupPeer(ctx, addr)
 	return sess
 }
@@ -416,6 +417,7 @@ func (s *session) logAction(what, stage, text, rcpt string) {
 func (s *session) request(rcpt string) *restrictions.Request {
 	return &restrictions.Request{
 		ClientAddr:        s.client.addr,
+		PeerAddr:          s.peer,
 		ClientName:        s.client.name,
 		ReverseName:       s.client.reverse,
 		ClientNameStatus:  s.client.nameStatus,

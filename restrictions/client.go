@@ -1,6 +1,9 @@
 package restrictions
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 func buildPermitMynetworks(_ *compiler, name, _ string, _ *tableRef) runFunc {
 	return func(e *eval) status {
@@ -10,6 +13,18 @@ func buildPermitMynetworks(_ *compiler, name, _ string, _ *tableRef) runFunc {
 			return e.dictRetry(e.replyName)
 		}
 		if !ok {
+			return dunno
+		}
+		return e.aclPermit(name, rcClient, e.req.namaddr(), "")
+	}
+}
+
+// buildPermitInetInterfaces permits a client on one of our own
+// inet_interfaces addresses (Postfix's permit_inet_interfaces): the
+// connection's own address, whatever XCLIENT says.
+func buildPermitInetInterfaces(_ *compiler, name, _ string, _ *tableRef) runFunc {
+	return func(e *eval) status {
+		if !slices.Contains(e.l.opts.InetInterfaces, e.req.PeerAddr.Unmap()) {
 			return dunno
 		}
 		return e.aclPermit(name, rcClient, e.req.namaddr(), "")

@@ -1,6 +1,7 @@
 package restrictions
 
 import (
+	"net/netip"
 	"strings"
 
 	"postgate/rules"
@@ -10,9 +11,12 @@ import (
 // Options are the parameters the restrictions use besides the lists
 // themselves. A zero reply code means Postfix's default.
 type Options struct {
-	Mynetworks    *rules.AddrList   // nil matches nothing
-	RelayDomains  *rules.DomainList // built with parent matching per parent_domain_matches_subdomains
-	MyDestination *rules.DomainList
+	Mynetworks *rules.AddrList // nil matches nothing
+	// InetInterfaces are the addresses of inet_interfaces, for
+	// permit_inet_interfaces.
+	InetInterfaces []netip.Addr
+	RelayDomains   *rules.DomainList // built with parent matching per parent_domain_matches_subdomains
+	MyDestination  *rules.DomainList
 	// Route resolves recipients (address class, routing operators) for
 	// permit_auth_destination, reject_unauth_destination and the access
 	// lookups: the same resolver the queue manager uses. nil builds one

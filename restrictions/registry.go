@@ -43,7 +43,7 @@ var registry = map[string]spec{
 	// Client.
 	"permit_mynetworks":                       {noArg, buildPermitMynetworks},
 	"permit_sasl_authenticated":               {noArg, buildPermitSASL},
-	"permit_inet_interfaces":                  {noArg, nil},
+	"permit_inet_interfaces":                  {noArg, buildPermitInetInterfaces},
 	"permit_tls_clientcerts":                  {noArg, nil},
 	"permit_tls_all_clientcerts":              {noArg, nil},
 	"check_client_access":                     {tableArg, buildClientAccess},

@@ -4,7 +4,10 @@ import "net/netip"
 
 // Request is what the session knows when a stage is checked.
 type Request struct {
-	ClientAddr  netip.Addr
+	ClientAddr netip.Addr
+	// PeerAddr is the address of the connection itself, which XCLIENT
+	// does not change (permit_inet_interfaces, as Postfix's).
+	PeerAddr    netip.Addr
 	ClientName  string // verified client name, "unknown" if none
 	ReverseName string // unverified reverse name, "unknown" if none
 	// ClientNameStatus and ReverseNameStatus say why a name is unknown

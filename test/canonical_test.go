@@ -128,14 +128,10 @@ func canonicalEnvelopes(t *testing.T, addr string, sink *harness.Sink) map[strin
 				name = m[1]
 			}
 			var from string
-			var rcpts []string
-			for _, a := range sinkArgRe.FindAllStringSubmatch(env, -1) {
-				if a[1] == "Mail" {
-					from = a[2]
-				} else {
-					rcpts = append(rcpts, a[2])
-				}
+			if m := sinkArgRe.FindStringSubmatch(env); m != nil && m[1] == "Mail" {
+				from = m[2]
 			}
+			rcpts := sinkRcpts(env)
 			if prev, ok := out[name]; ok { // split over transactions
 				_, r, _ := strings.Cut(prev, " -> ")
 				rcpts = append(rcpts, strings.Split(r, " ")...)
@@ -145,4 +141,16 @@ func canonicalEnvelopes(t *testing.T, addr string, sink *harness.Sink) map[strin
 		}
 	}
 	return out
+}
+
+// sinkRcpts returns the recipients of a sink dump's envelope, sorted.
+func sinkRcpts(env string) []string {
+	var rcpts []string
+	for _, a := range sinkArgRe.FindAllStringSubmatch(env, -1) {
+		if a[1] == "Rcpt" {
+			rcpts = append(rcpts, a[2])
+		}
+	}
+	sort.Strings(rcpts)
+	return rcpts
 }

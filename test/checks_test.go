@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"postgate/test/harness"
 )
@@ -170,5 +172,49 @@ func TestAliasMapsListLocalUsers(t *testing.T) {
 		if code, text := c.Cmd("RCPT TO:<%s>", rcpt); fmt.Sprintf("%d %s", code, text) != want {
 			t.Errorf("RCPT %s: %d %s, want %s", rcpt, code, text, want)
 		}
+	}
+}
+
+// TestAliasMapsExpand: mail for a name of the local domain that alias_maps
+// lists goes to the alias's addresses, as Postfix's local(8) forwards it:
+// recursively (postmaster -> root -> an internal address), several
+// targets, an unqualified target in the local domain, an extension
+// falling back to the bare name. A command or file destination is left
+// out with a warning.
+func TestAliasMapsExpand(t *testing.T) {
+	t.Parallel()
+	internal := harness.StartSink(t)
+	aliases := filepath.Join(t.TempDir(), "aliases")
+	os.WriteFile(aliases, []byte("postmaster: root\nroot: admin@corp.test\nabuse: security@corp.test, ops\nops: ops-team@corp.test\nlogs: |/usr/bin/logger, archive@corp.test\n"), 0o644)
+	p := harness.Start(t, fmt.Sprintf(`mydestination = mx.gateway.test
+recipient_delimiter = +
+alias_maps = texthash:%s
+relay_domains = corp.test
+transport_maps = inline:{ corp.test=smtp:[127.0.0.1]:%d }
+`, aliases, internal.Port), "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	for i, rcpt := range []string{"postmaster@mx.gateway.test", "abuse+spam@mx.gateway.test", "logs@mx.gateway.test"} {
+		c.Expect(250, "MAIL FROM:<a@src.test>")
+		c.Expect(250, "RCPT TO:<%s>", rcpt)
+		c.Expect(354, "DATA")
+		c.Send(fmt.Sprintf("Subject: alias %d\r\n\r\nx\r\n.\r\n", i))
+		if code, text := c.Reply(); code != 250 {
+			t.Fatalf("%s: %d %s", rcpt, code, text)
+		}
+	}
+	msgs := internal.WaitMessages(3, 20*time.Second)
+	var got []string
+	for _, m := range msgs {
+		env, _ := harness.SinkBody(m)
+		got = append(got, strings.Join(sinkRcpts(env), " "))
+	}
+	sort.Strings(got)
+	want := []string{"admin@corp.test", "archive@corp.test", "ops-team@corp.test security@corp.test"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("at the internal server: %q, want %q", got, want)
+	}
+	if log := p.Log("skipped"); !strings.Contains(log, "warning: ") || !strings.Contains(log, "alias logs: destination |/usr/bin/logger skipped") {
+		t.Errorf("no warning for the command destination:\n%s", log)
 	}
 }
