@@ -34,10 +34,13 @@ type server struct {
 // startServers starts postgate and a real Postfix configured alike (relay
 // for 127.0.0.0/8 and relay.test, routed by transport_maps to [127.0.0.1]
 // and a sink each). Both run for the whole benchmark, one measured at a time.
-func startServers(b *testing.B) []server {
+func startServers(b *testing.B) []server { return startServersWith(b, "") }
+
+// startServersWith starts both servers with extra main.cf settings.
+func startServersWith(b *testing.B, extra string) []server {
 	routes := func(s *countSink) string {
 		return fmt.Sprintf("mynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
-			"transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", s.port)
+			"transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", s.port) + extra
 	}
 	pgSink, pfSink := startCountSink(b), startCountSink(b)
 	pg := harness.Start(b, routes(pgSink), "")
@@ -57,8 +60,11 @@ func startServers(b *testing.B) []server {
 // reported for the one-message shape, where every message is a connection.
 // The workload is fixed, so b.N is ignored: run with -benchtime 1x.
 func BenchmarkRelayVsPostfix(b *testing.B) {
+	relayVsPostfix(b, startServers(b))
+}
+
+func relayVsPostfix(b *testing.B, servers []server) {
 	source := harness.Need(b, "smtp-source", "postfix")
-	servers := startServers(b)
 	const messages = 20000
 	shapes := []struct {
 		name string
