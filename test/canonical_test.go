@@ -62,9 +62,9 @@ var subjectRe = regexp.MustCompile(`(?m)^Subject: (\S+)`)
 // TestCanonicalAgainstPostfix runs the same messages through the real
 // Postfix and through postgate, each relaying to its own smtp-sink, with
 // sender_canonical_maps, recipient_canonical_maps, canonical_maps (a hash
-// and a regexp table) and virtual_alias_maps, and compares the envelopes
-// that reach the sinks: the sender and the set of recipients of each
-// message.
+// and a regexp table) and virtual_alias_maps, with the default classes and
+// with *_canonical_classes set, and compares the envelopes that reach the
+// sinks: the sender and the set of recipients of each message.
 func TestCanonicalAgainstPostfix(t *testing.T) {
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "postgate-canonical-")
@@ -80,19 +80,28 @@ func TestCanonicalAgainstPostfix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	config := func(sink *harness.Sink) string {
-		return strings.NewReplacer("DIR", dir, "SINK", fmt.Sprint(sink.Port)).Replace(canonicalConfig)
-	}
-	postfixSink, postgateSink := harness.StartSink(t), harness.StartSink(t)
-	pf := harness.StartPostfix(t, config(postfixSink))
-	pg := harness.Start(t, config(postgateSink), "")
-
-	want := canonicalEnvelopes(t, pf.Addr, postfixSink)
-	got := canonicalEnvelopes(t, pg.Addr, postgateSink)
-	for _, c := range canonicalCases {
-		if got[c.name] != want[c.name] {
-			t.Errorf("%s: postgate relayed %s, Postfix %s", c.name, got[c.name], want[c.name])
-		}
+	for _, v := range []struct{ name, extra string }{
+		{"default_classes", ""},
+		// sender_canonical_maps for headers only; canonical_maps for
+		// envelope recipients only.
+		{"classes", "sender_canonical_classes = header_sender\ncanonical_classes = envelope_recipient\n"},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			config := func(sink *harness.Sink) string {
+				return strings.NewReplacer("DIR", dir, "SINK", fmt.Sprint(sink.Port)).Replace(canonicalConfig) + v.extra
+			}
+			postfixSink, postgateSink := harness.StartSink(t), harness.StartSink(t)
+			pf := harness.StartPostfix(t, config(postfixSink))
+			pg := harness.Start(t, config(postgateSink), "")
+			want := canonicalEnvelopes(t, pf.Addr, postfixSink)
+			got := canonicalEnvelopes(t, pg.Addr, postgateSink)
+			for _, c := range canonicalCases {
+				if got[c.name] != want[c.name] {
+					t.Errorf("%s: postgate relayed %s, Postfix %s", c.name, got[c.name], want[c.name])
+				}
+			}
+		})
 	}
 }
 
