@@ -64,28 +64,25 @@ func (c recContent) checksum(crc uint32) (uint32, error) {
 	return crc, nil
 }
 
-// writeRecs writes records that go to the active segment one after the
-// other: one pwritev for them all, except that the content of a record
-// from AppendFile is copied from its file between its head and its tail.
-// iov holds the records' parts, b.iov[base:].
-func (s *Store) writeRecs(recs []pendingRec, iov [][]byte, base int) error {
-	off, from := recs[0].off, 0
-	for i := range recs {
-		p := &recs[i]
-		if p.file == nil {
-			continue
-		}
-		tail := p.iovEnd - 1 - base // the file record's parts: head, tail
-		contentOff := p.off + int64(len(iov[tail-1]))
-		if err := pwritev(s.active, iov[from:tail], off); err != nil {
-			return err
-		}
-		if err := copyContent(s.active, contentOff, p.file, p.fsize); err != nil {
-			return fmt.Errorf("%s: %w", p.ent.id, err)
-		}
-		off, from = contentOff+p.fsize, tail
+// writeRecord writes a record at its place in the active segment: one
+// pwritev, except that the content of a record from AppendFile is copied
+// from its file between its head and its tail.
+func (s *Store) writeRecord(p *pendingRec, parts [][]byte) error {
+	if p.file == nil {
+		return pwritev(s.active, parts, p.off)
 	}
-	return pwritev(s.active, iov[from:], off)
+	head, tail := parts[:len(parts)-1], parts[len(parts)-1:]
+	contentOff := p.off
+	for _, b := range head {
+		contentOff += int64(len(b))
+	}
+	if err := pwritev(s.active, head, p.off); err != nil {
+		return err
+	}
+	if err := copyContent(s.active, contentOff, p.file, p.fsize); err != nil {
+		return fmt.Errorf("%s: %w", p.ent.id, err)
+	}
+	return pwritev(s.active, tail, contentOff+p.fsize)
 }
 
 // copyContent copies n bytes from the start of src to dst at off.

@@ -10,22 +10,27 @@ import (
 )
 
 // Group commit. Appenders encode their record outside the lock, then under
-// it take the record's place in the log and join the open batch; one
-// commit loop writes a whole batch with one pwritev per segment, syncs once,
-// applies the batch to the index and releases every appender in it. While
-// it syncs, the next batch fills up: the busier the queue, the more records
-// each sync covers.
+// it take the record's place in the log, write it there and join the open
+// batch; one commit loop syncs a whole batch once, applies it to the index
+// and releases every appender in it. While it syncs, the next batch fills
+// up: the busier the queue, the more records each sync covers.
+//
+// A record is written when it is placed, not when its batch is synced: a
+// record the process wrote survives the process being killed (only a crash
+// of the machine loses what was not synced), so a delivery's "done" record
+// is in the file microseconds after the remote server's 250, and a kill
+// -9 can only rarely come between the two and cost a duplicate delivery.
 
-// batch is the records that share one write and one sync.
+// batch is the records that share one sync.
 type batch struct {
 	done chan struct{} // closed when the batch is durable (or failed)
-	// Set before done is closed: the first durable records are (a batch
-	// that crosses into a new segment is synced one segment at a time),
-	// the others failed with err.
+	// Set before done is closed: the first durable records are (records
+	// in segments left behind are synced when the log moves on), the
+	// others failed with err.
 	durable int
 	err     error
 	recs    []pendingRec
-	iov     [][]byte // the records' bytes, in log order
+	file    *os.File // the segment of the last record, which the sync covers
 }
 
 // wait waits for the batch and returns the outcome of its record i.
@@ -42,7 +47,6 @@ func (b *batch) wait(i int) error {
 type pendingRec struct {
 	seg    uint32
 	off    int64
-	iovEnd int      // end of this record's parts in batch.iov
 	ent    *entry   // message record
 	file   *os.File // a message record's content when it is in a file (AppendFile)
 	fsize  int64    // its length
@@ -150,16 +154,30 @@ func (s *Store) Change(ctx context.Context, id string, c Change) error {
 	return s.submit(ctx, pendingRec{id: id, change: c, at: at}, buf)
 }
 
-// submit places a record in the log and the open batch, then waits for the
-// batch to be durable. parts[0] starts with the record header.
+// submit places and writes a record in the log and the open batch, then
+// waits for the batch to be durable. parts[0] starts with the record
+// header.
 func (s *Store) submit(ctx context.Context, p pendingRec, parts ...[]byte) error {
 	s.mu.Lock()
 	if err := s.admit(ctx, &p); err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	b, i := s.place(&p, parts)
+	b, i, err := s.place(&p, parts)
+	short := err != nil && isNoSpace(err) && !s.short
+	if short {
+		s.short = true
+	}
+	if err != nil && p.ent != nil {
+		delete(s.pending, p.ent.id)
+	}
 	s.mu.Unlock()
+	if err != nil {
+		if short {
+			s.opts.Logf("%v: the records of this write are refused; writing resumes when there is space", err)
+		}
+		return err
+	}
 	return b.wait(i)
 }
 
@@ -184,30 +202,91 @@ func (s *Store) admit(ctx context.Context, p *pendingRec) error {
 	return nil
 }
 
-// place gives a record, under s.mu, its place in the log and in the open
-// batch, which it returns with the record's index in it.
-func (s *Store) place(p *pendingRec, parts [][]byte) (*batch, int) {
+// place gives a record, under s.mu, its place in the log, writes it there
+// and adds it to the open batch, which it returns with the record's index
+// in it. A record that would cross the segment size starts a new segment:
+// the one before is synced first, then the new one is created (header and
+// directory synced), so a crash can only ever tear the last segment. A
+// record that cannot be written is cut off again and fails alone, leaving
+// nothing behind (for want of space: ErrNoSpace, and the Store goes on).
+func (s *Store) place(p *pendingRec, parts [][]byte) (*batch, int, error) {
 	n := p.fsize
 	for _, b := range parts {
 		n += int64(len(b))
 	}
-	if s.segEnd > segHeaderSize && s.segEnd+n > s.opts.SegmentSize {
-		s.segBytes[s.segSeq] = s.segEnd // sealed
-		s.segSeq++
-		s.segEnd = segHeaderSize
+	seq, end := s.segSeq, s.segEnd
+	if end > segHeaderSize && end+n > s.opts.SegmentSize {
+		seq, end = seq+1, segHeaderSize
 	}
-	p.seg, p.off = s.segSeq, s.segEnd
+	if seq != s.activeSeq {
+		if err := s.startSegment(seq); err != nil {
+			return nil, 0, s.writeFailed(err)
+		}
+		if s.segSeq != seq { // left for its size, not sealed by age
+			s.segBytes[s.segSeq] = s.segEnd
+		}
+		s.segSeq, s.segEnd = seq, end
+	}
+	p.seg, p.off = seq, end
 	sealHeader(parts[0], p.seg, p.off)
-	s.segEnd += n
+	if err := s.writeRecord(p, parts); err != nil {
+		// Cut the record off again, so no torn record stays in the log.
+		if terr := s.active.Truncate(p.off); terr != nil {
+			s.err = fmt.Errorf("queue: cut segment %d back to offset %d after a failed write: %w", seq, p.off, terr)
+			return nil, 0, fmt.Errorf("queue: write segment %d: %w", seq, err)
+		}
+		return nil, 0, s.writeFailed(fmt.Errorf("queue: write segment %d: %w", seq, err))
+	}
+	s.segEnd = end + n
 	s.submitted++
 	b := s.cur
-	b.iov = append(b.iov, parts...)
-	p.iovEnd = len(b.iov)
 	b.recs = append(b.recs, *p)
+	b.file = s.active
 	if len(b.recs) == 1 {
 		s.wake.Signal()
 	}
-	return b, len(b.recs) - 1
+	return b, len(b.recs) - 1, nil
+}
+
+// writeFailed turns a failed write into the error its record fails with.
+// Only want of space leaves the Store usable: anything else fails it until
+// it is reopened (recovery cuts what was not synced).
+func (s *Store) writeFailed(err error) error {
+	if isNoSpace(err) {
+		s.space.stale()
+		return noSpaceError{err}
+	}
+	s.err = err
+	s.opts.Logf("queue: %v; refusing further appends until the queue is reopened", err)
+	return err
+}
+
+// startSegment moves the log, under s.mu, to the new segment seq: every
+// record of the active one is synced first (it is sealed for good and
+// gets its index file), then seq is created.
+func (s *Store) startSegment(seq uint32) error {
+	if end := s.activeEnd(); s.activeSynced < end {
+		if err := s.syncer().Sync(s.active); err != nil {
+			return fmt.Errorf("queue: sync segment %d: %w", s.activeSeq, err)
+		}
+		s.activeSynced = end
+	}
+	f, err := s.createSegment(seq)
+	if err != nil {
+		return err
+	}
+	s.indexer.add(s.activeSeq)
+	s.setActive(seq, f)
+	return nil
+}
+
+// activeEnd is, under s.mu, where the records written to the active
+// segment end.
+func (s *Store) activeEnd() int64 {
+	if s.segSeq == s.activeSeq {
+		return s.segEnd
+	}
+	return s.segBytes[s.activeSeq] // sealed by age, not yet left
 }
 
 func (s *Store) usable() error {
@@ -221,13 +300,13 @@ func (s *Store) usable() error {
 }
 
 func (s *Store) newBatch() *batch {
-	b := &batch{done: make(chan struct{}), recs: s.spareRecs, iov: s.spareIOV}
-	s.spareRecs, s.spareIOV = nil, nil
+	b := &batch{done: make(chan struct{}), recs: s.spareRecs}
+	s.spareRecs = nil
 	return b
 }
 
-// commitLoop writes and syncs batches until the Store is closed and
-// nothing is left to write.
+// commitLoop syncs batches until the Store is closed and nothing is left
+// to sync.
 func (s *Store) commitLoop() {
 	defer close(s.loopDone)
 	for {
@@ -243,14 +322,27 @@ func (s *Store) commitLoop() {
 		s.cur = s.newBatch()
 		s.flushing = b
 		err := s.err
+		syncSeq, syncEnd := s.activeSeq, s.activeEnd() // what the sync covers when b.file is the active segment
 		s.mu.Unlock()
 
+		// Records in segments the log has left were synced when it left
+		// them; the sync covers the rest.
 		n := 0
 		if err == nil {
-			n, err = s.flush(b)
+			if err = s.syncer().Sync(b.file); err != nil {
+				err = fmt.Errorf("queue: sync segment %d: %w", b.recs[len(b.recs)-1].seg, err)
+				for n < len(b.recs) && b.recs[n].seg < b.recs[len(b.recs)-1].seg {
+					n++
+				}
+			} else {
+				n = len(b.recs)
+			}
 		}
 
 		s.mu.Lock()
+		if n == len(b.recs) && b.recs[n-1].seg == syncSeq && s.activeSeq == syncSeq {
+			s.activeSynced = max(s.activeSynced, syncEnd)
+		}
 		for i := range b.recs {
 			p := &b.recs[i]
 			if p.ent != nil {
@@ -284,11 +376,11 @@ func (s *Store) commitLoop() {
 		}
 		serr := s.err
 		s.mu.Unlock()
-		if short {
-			s.opts.Logf("%v: the records of this write are refused; writing resumes when there is space", err)
-		}
 		if roomy {
 			s.opts.Logf("queue: writing again after running out of space")
+		}
+		if short {
+			s.opts.Logf("%v: the records of this write are refused; writing resumes when there is space", err)
 		}
 		if sticky {
 			s.opts.Logf("queue: %v; refusing further appends until the queue is reopened", serr)
@@ -304,14 +396,14 @@ func (s *Store) commitLoop() {
 }
 
 // rewind takes the log back, under s.mu, to the place of at, the first
-// record of a batch that failed for want of space: every record placed
-// after it (the open batch) is failed too, since its header names a place
-// that depends on the failed ones; the segment is cut back to at, its
-// last durable offset, so no torn record or gap is left; and the next
-// record takes at's place. A segment sealed before at stays sealed, so
-// compaction never sees a segment it may delete written again. It returns
-// the failed open batch, for the commit loop to release; an error means
-// the segment could not be cut back, and the Store must stop.
+// record of a batch whose sync failed for want of space: every record
+// placed after it (the open batch, already written) is failed too; the
+// segment is cut back to at, its last durable offset, so no torn record
+// or gap is left; and the next record takes at's place. A segment sealed
+// before at stays sealed, so compaction never sees a segment it may delete
+// written again. It returns the failed open batch, for the commit loop to
+// release; an error means the segment could not be cut back, and the
+// Store must stop.
 func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
 	later = s.cur
 	s.cur = s.newBatch()
@@ -328,7 +420,9 @@ func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
 	}
 	s.space.stale()
 	if at.seg != s.activeSeq {
-		return later, nil // its segment was never created (createSegment cleans up)
+		// The log moved on to a new segment, whose start synced this one
+		// after the failed sync: what that sync covered cannot be told.
+		return later, fmt.Errorf("queue: sync of segment %d failed for want of space after the log moved on to segment %d", at.seg, s.activeSeq)
 	}
 	// Sync the cut so that a crash cannot bring back records that were
 	// refused. If that sync too fails for want of space, the next record's
@@ -337,6 +431,7 @@ func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
 	if err := s.active.Truncate(at.off); err != nil {
 		return later, fmt.Errorf("queue: cut segment %d back to offset %d after a failed write: %w", at.seg, at.off, err)
 	}
+	s.activeSynced = min(s.activeSynced, at.off)
 	if err := s.syncer().Sync(s.active); err != nil && !isNoSpace(err) {
 		return later, fmt.Errorf("queue: sync segment %d cut back to offset %d: %w", at.seg, at.off, err)
 	}
@@ -355,47 +450,11 @@ func (s *Store) applyPending(p *pendingRec) {
 	}
 }
 
-// recycle keeps a finished batch's slices for a later batch; the waiters
+// recycle keeps a finished batch's slice for a later batch; the waiters
 // only read b.err.
 func (s *Store) recycle(b *batch) {
-	clear(b.iov) // drop references to message content
 	clear(b.recs)
 	s.mu.Lock()
-	s.spareRecs, s.spareIOV = b.recs[:0], b.iov[:0]
+	s.spareRecs = b.recs[:0]
 	s.mu.Unlock()
-}
-
-// flush writes a batch and syncs it: per segment one pwritev and one sync.
-// When a batch crosses into a new segment the old one is synced first, then
-// the new one is created (header and directory synced), so a crash can only
-// ever tear the last segment. It returns how many of the batch's first
-// records are durable: all of them, unless it fails.
-func (s *Store) flush(b *batch) (int, error) {
-	start := 0
-	for i := 0; i < len(b.recs); {
-		seg := b.recs[i].seg
-		j := i + 1
-		for j < len(b.recs) && b.recs[j].seg == seg {
-			j++
-		}
-		if seg != s.activeSeq {
-			f, err := s.createSegment(seg)
-			if err != nil {
-				return i, err
-			}
-			// Every record of the segment before is synced: it is sealed
-			// for good, and gets its index file.
-			s.indexer.add(s.activeSeq)
-			s.setActive(seg, f)
-		}
-		end := b.recs[j-1].iovEnd
-		if err := s.writeRecs(b.recs[i:j], b.iov[start:end], start); err != nil {
-			return i, fmt.Errorf("queue: write segment %d: %w", seg, err)
-		}
-		if err := s.syncer().Sync(s.active); err != nil {
-			return i, fmt.Errorf("queue: sync segment %d: %w", seg, err)
-		}
-		start, i = end, j
-	}
-	return len(b.recs), nil
 }

@@ -260,8 +260,11 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 		nrcpt: st.nrcpt, ndone: st.ndone,
 		state: st.state, expired: st.expired, warned: st.warned,
 	}
-	b, i := s.place(&pendingRec{ent: ne}, [][]byte{head, content, tail})
+	b, i, err := s.place(&pendingRec{ent: ne}, [][]byte{head, content, tail})
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return b.wait(i)
 }
 

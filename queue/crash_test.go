@@ -85,6 +85,14 @@ func TestCrashRecovery(t *testing.T) {
 			if t.Failed() {
 				t.FailNow()
 			}
+			// The in-flight records below must fit the active segment: moving
+			// to a new one syncs the old one first, and syncs are held then.
+			// Start a fresh segment for them.
+			seq, _ := s.activeSegment()
+			s.seal(seq)
+			fresh := testEnvelope(999)
+			mustAppend(t, s, fresh, []byte("fresh segment\r\n"))
+			contents[fresh.ID] = []byte("fresh segment\r\n")
 			want := s.List()
 			if len(want) != len(contents) {
 				t.Fatalf("%d messages listed, %d expected", len(want), len(contents))
@@ -99,7 +107,7 @@ func TestCrashRecovery(t *testing.T) {
 			inflight := make(chan error, 6)
 			for i := range 5 {
 				go func() {
-					inflight <- s.Append(context.Background(), testEnvelope(1000+i), testContent(1000+i, 1500))
+					inflight <- s.Append(context.Background(), testEnvelope(1000+i), testContent(1000+i, 300))
 				}()
 			}
 			go func() { inflight <- s.Change(context.Background(), want[0].ID, Change{Kind: ChangeDelete}) }()

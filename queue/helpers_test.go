@@ -27,6 +27,7 @@ type testSyncer struct {
 	completed int              // file Syncs that have returned
 	dirSyncs  int              // Sync calls on the log directory
 	synced    map[string]int64 // file -> length at its last completed sync
+	syncGen   map[string]int   // file -> which Sync call (fileSyncs) set synced
 	events    []string         // "file NAME SIZE" / "dir", in order
 	hold      chan struct{}    // non-nil: file Syncs wait for it to be closed
 	entered   chan string      // non-nil: told the file name when a file Sync starts
@@ -35,22 +36,25 @@ type testSyncer struct {
 	failErr   error // e.g. syscall.ENOSPC
 }
 
-func newTestSyncer() *testSyncer { return &testSyncer{synced: make(map[string]int64)} }
+func newTestSyncer() *testSyncer {
+	return &testSyncer{synced: make(map[string]int64), syncGen: make(map[string]int)}
+}
 
 func (ts *testSyncer) Sync(f *os.File) error {
+	ts.mu.Lock() // the size and the call's place in line, together
 	fi, err := f.Stat()
 	if err != nil {
+		ts.mu.Unlock()
 		return err
 	}
 	if fi.IsDir() {
-		ts.mu.Lock()
 		ts.dirSyncs++
 		ts.events = append(ts.events, "dir")
 		ts.mu.Unlock()
 		return nil
 	}
-	ts.mu.Lock()
 	ts.fileSyncs++
+	gen := ts.fileSyncs
 	hold, entered := ts.hold, ts.entered
 	ts.mu.Unlock()
 	if entered != nil {
@@ -71,7 +75,12 @@ func (ts *testSyncer) Sync(f *os.File) error {
 		ts.failNext--
 		return ts.failErr
 	}
-	ts.synced[f.Name()] = fi.Size()
+	// Syncs of one file may overlap (the commit loop's, and the one that
+	// ends a segment): the one that started last says what is durable, even
+	// if one that started before it ends later.
+	if gen > ts.syncGen[f.Name()] {
+		ts.synced[f.Name()], ts.syncGen[f.Name()] = fi.Size(), gen
+	}
 	ts.events = append(ts.events, fmt.Sprintf("file %s %d", filepath.Base(f.Name()), fi.Size()))
 	ts.completed++
 	return nil

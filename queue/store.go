@@ -33,7 +33,7 @@ type Store struct {
 	closed     bool
 	err        error               // sticky write/sync failure (not for want of space: see rewind)
 	space      *spaceGauge         // free space of the queue's file system
-	flushing   *batch              // the batch being written, applied when durable
+	flushing   *batch              // the batch being synced, applied when durable
 	segBytes   map[uint32]int64    // size of each sealed segment
 	mgr        *manager            // the running queue manager, nil if none
 	delivering map[string]struct{} // messages the manager has taken: Postfix's active queue
@@ -44,8 +44,10 @@ type Store struct {
 	// Owned by the commit loop (and by Open before it starts).
 	active    *os.File
 	activeSeq uint32
+	// activeSynced is how much of the active segment a completed sync
+	// covers (under mu): moving on to a new segment syncs the rest first.
+	activeSynced int64
 	spareRecs []pendingRec
-	spareIOV  [][]byte
 	short     bool // the last batch failed for want of space (logged once)
 
 	fmu   sync.RWMutex
@@ -171,7 +173,7 @@ func makeDirs(dir, logDir string) error {
 }
 
 func (s *Store) setActive(seq uint32, f *os.File) {
-	s.active, s.activeSeq = f, seq
+	s.active, s.activeSeq, s.activeSynced = f, seq, segHeaderSize
 	s.fmu.Lock()
 	s.files[seq] = f
 	s.fmu.Unlock()
