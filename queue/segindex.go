@@ -191,8 +191,9 @@ func walkSegIndex(p []byte, seq uint32, size int64, rec func(*rawRecord)) error 
 		if len(p) < 2 || int(p[1]) > len(p)-2 {
 			return errors.New("record truncated")
 		}
-		typ, id := recType(p[0]), p[2:2+p[1]]
-		p = p[2+p[1]:]
+		idEnd := 2 + int(p[1]) // not byte arithmetic: 2+255 would wrap
+		typ, id := recType(p[0]), p[2:idEnd]
+		p = p[idEnd:]
 		off, bodyLen, envLen, kept := uv(), uv(), uv(), uv()
 		if !validID(id) || off >= uint64(size) || bodyLen > maxBodyLen || envLen > bodyLen ||
 			kept > uint64(len(p)) || kept > bodyLen || (typ == recMessage || typ == recState) && envLen > kept {

@@ -47,8 +47,8 @@ type Store struct {
 	// activeSynced is how much of the active segment a completed sync
 	// covers (under mu): moving on to a new segment syncs the rest first.
 	activeSynced int64
-	spareRecs []pendingRec
-	short     bool // the last batch failed for want of space (logged once)
+	spareRecs    []pendingRec
+	short        bool // the last batch failed for want of space (logged once)
 
 	fmu   sync.RWMutex
 	files map[uint32]*os.File // open segments, for Content; nil once closed
