@@ -210,7 +210,8 @@ default_rbl_reply = $rbl_code Try later: $rbl_what on $rbl_domain${rbl_reason?{ 
 
 // TestDNSListNoAnswer: a list whose server does not answer costs the
 // resolver's timeout (5 s, two attempts) once per session, is logged as
-// Postfix logs it, and counts as not listed. test/dnstest stands in for
+// Postfix logs it, and counts as not listed; as an allowlist it makes a
+// later reject a 450. test/dnstest stands in for
 // the list server, delaying every answer past the timeout.
 func TestDNSListNoAnswer(t *testing.T) {
 	t.Parallel()
@@ -219,6 +220,9 @@ func TestDNSListNoAnswer(t *testing.T) {
 	p := harness.Start(t, rejectUnauth+fmt.Sprintf(`postgate_dns_servers = %s
 smtpd_peername_lookup = no
 smtpd_client_restrictions = reject_rbl_client zen.test
+smtpd_restriction_classes = dnswl_then_reject
+dnswl_then_reject = permit_dnswl_client zen.test, reject
+smtpd_recipient_restrictions = check_recipient_access inline:{dnswl@relay.test=dnswl_then_reject}
 `, srv.Addr()), "")
 	c := harness.Dial(t, p.Addr, "127.0.0.2")
 	c.Expect(250, "EHLO client.src.test")
@@ -235,6 +239,12 @@ smtpd_client_restrictions = reject_rbl_client zen.test
 	c.Expect(250, "RCPT TO:<v@relay.test>")
 	if again := time.Since(start); again > time.Second {
 		t.Errorf("second RCPT took %v: the failed list was asked again", again)
+	}
+	// permit_dnswl_client on the same list (its answer kept for the
+	// session): a failed allowlist turns the reject after it into 450.
+	code, text := c.Cmd("RCPT TO:<dnswl@relay.test>")
+	if want := "4.7.1 <127.0.0.2>: Client host rejected: Service unavailable"; code != 450 || text != want {
+		t.Errorf("dnswl that does not answer, then reject: %d %s, want 450 %s", code, text, want)
 	}
 	want := "warning: 2.0.0.127.zen.test: RBL lookup error: Host or domain name not found. Name service error for name=2.0.0.127.zen.test type=A: Host not found, try again"
 	log := p.Log(want)
