@@ -1,17 +1,22 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"postgate/dnsbl"
+	"postgate/gateway/resolver"
 	"postgate/test/dnstest"
 	"postgate/test/harness"
 )
@@ -20,7 +25,7 @@ import (
 // zone files (name -> content) with the zone specs given
 // ("zen.test:ip4set:zen.zone"), and returns its "127.0.0.1:PORT". It is
 // stopped by its PID when the test ends.
-func startRbldnsd(t *testing.T, files map[string]string, zones ...string) string {
+func startRbldnsd(t testing.TB, files map[string]string, zones ...string) string {
 	t.Helper()
 	bin := harness.Need(t, "rbldnsd", "rbldnsd")
 	dir := t.TempDir()
@@ -73,7 +78,7 @@ func startRbldnsd(t *testing.T, files map[string]string, zones ...string) string
 
 // freeUDPPort is a loopback port free for UDP that nothing else in this
 // test process was given (two processes can share a port here).
-func freeUDPPort(t *testing.T) int {
+func freeUDPPort(t testing.TB) int {
 	for range 50 {
 		port := harness.FreePort(t)
 		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
@@ -250,5 +255,120 @@ smtpd_recipient_restrictions = check_recipient_access inline:{dnswl@relay.test=d
 	log := p.Log(want)
 	if n := strings.Count(log, want); n != 1 {
 		t.Errorf("warning logged %d times, want once:\n%s", n, log)
+	}
+}
+
+// scoreZones are three blocklists and an allowlist for the weighted score.
+var scoreZones = map[string]string{
+	"a.zone":  ":127.0.0.2:a\n127.0.0.2\n127.0.0.7\n",
+	"b.zone":  ":127.0.0.2:b\n127.0.0.2\n127.0.0.7\n",
+	"c.zone":  ":127.0.0.2:c\n127.0.0.2\n127.0.0.8 :127.0.0.8:c other\n",
+	"wl.zone": ":127.0.9.1:wl\n127.0.0.7\n127.0.0.9\n",
+}
+
+var scoreZoneSpecs = []string{"a.test:ip4set:a.zone", "b.test:ip4set:b.zone", "c.test:ip4set:c.zone", "wl.test:ip4set:wl.zone"}
+
+// TestDNSListScoreAgainstRbldnsd: postscreen's weighted score through the
+// process's resolver against a real rbldnsd: weights summed across three
+// lists to the threshold, a reply filter, an allowlist weight that
+// cancels listings, the allowlist threshold. (Not yet run at connect: no
+// postscreen listener.)
+func TestDNSListScoreAgainstRbldnsd(t *testing.T) {
+	t.Parallel()
+	rbl := startRbldnsd(t, scoreZones, scoreZoneSpecs...)
+	r, err := resolver.New(resolver.Options{Servers: []string{rbl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites, err := dnsbl.ParseWeightedSites(strings.Fields("a.test*2 b.test c.test=127.0.0.[2..3] wl.test*-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logMu sync.Mutex
+	var logs []string
+	s := dnsbl.NewScorer(dnsbl.ScoreOptions{Resolver: r, Sites: sites, Threshold: 3, AllowlistThreshold: -1, Timeout: 2 * time.Second,
+		Logf: func(f string, a ...any) { logMu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); logMu.Unlock() }})
+	cases := []struct {
+		client             string
+		total              int
+		blocked, allowlist bool
+	}{
+		{"127.0.0.2", 4, true, false},   // a*2 + b + c
+		{"127.0.0.8", 0, false, false},  // c answers 127.0.0.8, outside the filter
+		{"127.0.0.7", 0, false, false},  // a*2 + b - 3
+		{"127.0.0.9", -3, false, true},  // allowlisted
+		{"127.0.0.10", 0, false, false}, // nowhere
+	}
+	for _, c := range cases {
+		sc := s.Score(context.Background(), netip.MustParseAddr(c.client))
+		if sc.Total != c.total || s.Blocked(sc) != c.blocked || s.Allowlisted(sc) != c.allowlist {
+			t.Errorf("%s: %+v blocked=%v allowlisted=%v; want %d, %v, %v", c.client, sc, s.Blocked(sc), s.Allowlisted(sc), c.total, c.blocked, c.allowlist)
+		}
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if all := strings.Join(logs, "\n"); !strings.Contains(all, "addr 127.0.0.2 listed by domain a.test as 127.0.0.2") {
+		t.Errorf("log lacks the listing:\n%s", all)
+	}
+}
+
+// BenchmarkDNSListScore scores 10,000 distinct clients against three lists
+// served by rbldnsd on loopback, 50 at a time, then the same clients
+// again (from the per-client cache). Run with
+// go test ./test -run '^$' -bench DNSListScore -benchtime 1x
+func BenchmarkDNSListScore(b *testing.B) {
+	zones := map[string]string{
+		"a.zone": ":127.0.0.2:a\n127.1.0.0/19\n",
+		"b.zone": ":127.0.0.2:b\n127.1.24.0/21\n",
+		"c.zone": ":127.0.0.2:c\n127.1.16.0/20\n",
+	}
+	rbl := startRbldnsd(b, zones, "a.test:ip4set:a.zone", "b.test:ip4set:b.zone", "c.test:ip4set:c.zone")
+	const clients, parallel = 10000, 50
+	for range b.N {
+		r, err := resolver.New(resolver.Options{Servers: []string{rbl}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sites, _ := dnsbl.ParseWeightedSites([]string{"a.test*2", "b.test", "c.test"})
+		s := dnsbl.NewScorer(dnsbl.ScoreOptions{Resolver: r, Sites: sites, Threshold: 3})
+		var cached, blocked int64
+		var mu sync.Mutex
+		run := func() time.Duration {
+			start := time.Now()
+			work := make(chan netip.Addr)
+			var wg sync.WaitGroup
+			for range parallel {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for a := range work {
+						sc := s.Score(context.Background(), a)
+						mu.Lock()
+						if sc.Cached {
+							cached++
+						}
+						if s.Blocked(sc) {
+							blocked++
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			for i := range clients {
+				work <- netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)})
+			}
+			close(work)
+			wg.Wait()
+			return time.Since(start)
+		}
+		first := run()
+		second := run()
+		st := r.Stats()
+		b.ReportMetric(float64(3*clients)/first.Seconds(), "lookups/s")
+		b.ReportMetric(float64(clients)/first.Seconds(), "clients/s")
+		b.ReportMetric(float64(clients)/second.Seconds(), "cached-clients/s")
+		b.ReportMetric(float64(cached)/float64(2*clients), "score-cache-hit-rate")
+		b.ReportMetric(float64(st.Queries), "dns-queries")
+		b.ReportMetric(float64(blocked)/2, "blocked-clients")
 	}
 }
