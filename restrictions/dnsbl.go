@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"postgate/dnsbl"
 	"postgate/rules"
@@ -67,7 +68,7 @@ func buildPermitDNSWLClient(_ *compiler, name, arg string, _ *tableRef) runFunc 
 func buildRejectRHSBLClient(_ *compiler, _, arg string, _ *tableRef) runFunc {
 	return rejectRHSBL(arg, rcClient, func(e *eval) (string, bool) {
 		name := e.req.clientName()
-		return name, name != "unknown"
+		return name, !strings.EqualFold(name, "unknown")
 	})
 }
 
@@ -76,7 +77,7 @@ func buildRejectRHSBLClient(_ *compiler, _, arg string, _ *tableRef) runFunc {
 func buildRejectRHSBLReverseClient(_ *compiler, _, arg string, _ *tableRef) runFunc {
 	return rejectRHSBL(arg, rcReverseClient, func(e *eval) (string, bool) {
 		name := e.req.reverseName()
-		return name, name != "unknown"
+		return name, !strings.EqualFold(name, "unknown")
 	})
 }
 
@@ -115,7 +116,7 @@ func buildPermitRHSWLClient(_ *compiler, name, arg string, _ *tableRef) runFunc 
 	site := parseSite(arg)
 	return func(e *eval) status {
 		client := e.req.clientName()
-		if client == "unknown" {
+		if strings.EqualFold(client, "unknown") {
 			return dunno
 		}
 		if st, ok := e.dnswlUnauthorized(); ok {
