@@ -159,10 +159,14 @@ func (c *Client) check(ctx context.Context, site Site, query string) Result {
 }
 
 // joinTXT joins TXT records with " / " up to rblTXTLimit bytes; a
-// separator that no longer fits is left out.
+// separator that no longer fits is left out. As in Postfix, a byte that
+// is not printable ASCII (control characters, each byte of UTF-8) becomes
+// a space: the text comes from whoever runs the list and goes into our
+// reply.
 func joinTXT(txts []string) string {
 	var b strings.Builder
 	for i, t := range txts {
+		t = printableASCII(t)
 		left := rblTXTLimit - b.Len()
 		if left <= 0 {
 			break
@@ -173,4 +177,14 @@ func joinTXT(txts []string) string {
 		}
 	}
 	return b.String()
+}
+
+func printableASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }

@@ -169,6 +169,7 @@ func TestJoinTXT(t *testing.T) {
 		{nil, ""},
 		{[]string{"a"}, "a"},
 		{[]string{"a", "b", "c"}, "a / b / c"},
+		{[]string{"caf\u00e9\tbar\x00"}, "caf   bar "},
 		{[]string{long, long}, long + " / " + strings.Repeat("x", 197)},
 		// 498 bytes leave 2: no room for a separator, the next text runs on.
 		{[]string{strings.Repeat("y", 498), "zzz"}, strings.Repeat("y", 498) + "zz"},
