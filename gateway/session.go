@@ -427,9 +427,19 @@ func (s *session) request(rcpt string) *restrictions.Request {
 		Sender:            s.txn.sender,
 		Recipient:         rcpt,
 		RecipientCount:    len(s.txn.rcpts),
+		Macros:            func(name string) string { return s.replyValue(name, rcpt) },
 
 		IllegalPipelining: s.illPipelining,
 	}
+}
+
+// replyValue is a session value for a reply template checked with rcpt:
+// at RCPT, $recipient is the address being checked, as in Postfix.
+func (s *session) replyValue(name, rcpt string) string {
+	if rest, ok := strings.CutPrefix(name, "recipient"); ok && rcpt != "" {
+		return addrPart(rcpt, rest)
+	}
+	return s.footerValue(name)
 }
 
 // check runs the restrictions of a stage.

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"postgate/dnsbl"
 	"postgate/rules"
 )
 
@@ -21,6 +22,8 @@ type Lists struct {
 	notImpl      []string
 	warnings     []string
 	values       valueCache
+	dnsxl        *dnsbl.Client // the DNS list restrictions ask through it
+	rblReplyMaps []*tableRef   // rbl_reply_maps
 }
 
 // list is a compiled restriction list: steps in the admin's order.
@@ -52,6 +55,9 @@ func Compile(params map[string]string, opts Options) (*Lists, error) {
 	}
 	l.accessParent = l.opts.ParentDomainMatchesSubdomains("smtpd_access_maps")
 	c := &compiler{l: l, seen: map[string]bool{}}
+	if err := c.dnsLists(); err != nil {
+		return nil, err
+	}
 
 	names := make([]string, 0, len(l.opts.Classes))
 	for name := range l.opts.Classes {
@@ -221,6 +227,9 @@ func checkArg(name string, kind argKind, rest []string) (string, error) {
 	case wordArg:
 		if arg == "" {
 			return "", fmt.Errorf("restriction %s requires domain name argument", name)
+		}
+		if _, err := dnsbl.ParseSite(arg); err != nil {
+			return "", fmt.Errorf("restriction %s %s: %w", name, arg, err)
 		}
 	}
 	return arg, nil

@@ -36,6 +36,16 @@ type Options struct {
 	UnknownAddressRejectCode       int // unknown_address_reject_code (450)
 	MultiRecipientBounceRejectCode int // multi_recipient_bounce_reject_code (550)
 
+	// DNS lists (reject_rbl_client, reject_rhsbl_*, permit_dnswl_client,
+	// permit_rhswl_client): their replies.
+	MapsRBLRejectCode int      // maps_rbl_reject_code (554): $rbl_code
+	DefaultRBLReply   string   // default_rbl_reply, unexpanded ("": Postfix's DefaultRBLReply)
+	RBLReplyMaps      []string // rbl_reply_maps: tables of templates by list as written ("zen.test=127.0.0.2")
+	// ExpandReply expands the $name macros of a reply template
+	// (default_rbl_reply) with lookup; gateway/config.ExpandRequest.
+	// nil: a listing answers 451 4.3.5 and logs why.
+	ExpandReply func(template string, lookup func(name string) string) (string, error)
+
 	// Recipient validation (reject_unlisted_recipient and its implicit
 	// form): the tables of each address class, and their reply codes.
 	LocalRecipientMaps              []rules.Table // local_recipient_maps
@@ -68,8 +78,8 @@ type Options struct {
 	OpenTable func(spec string) (rules.Table, error)
 
 	// DNS answers the DNS-based restrictions (reject_unknown_*_domain,
-	// reject_unknown_helo_hostname); nil: they answer as for a
-	// temporary failure.
+	// reject_unknown_helo_hostname; the DNS lists when it is also a
+	// dnsbl.Resolver); nil: they answer as for a temporary failure.
 	DNS Resolver
 
 	Myorigin               string   // qualifies unqualified addresses in access lookups
@@ -116,6 +126,13 @@ func (o Options) withDefaults() Options {
 	def(&o.UnknownHostnameRejectCode, 450)
 	def(&o.UnknownAddressRejectCode, 450)
 	def(&o.MultiRecipientBounceRejectCode, 550)
+	def(&o.MapsRBLRejectCode, 554)
+	if o.DefaultRBLReply == "" {
+		o.DefaultRBLReply = DefaultRBLReply
+	}
+	if o.ExpandReply == nil {
+		o.ExpandReply = func(string, func(string) string) (string, error) { return "", errNoExpander }
+	}
 	def(&o.UnknownLocalRecipientRejectCode, 550)
 	def(&o.UnknownVirtualMailboxRejectCode, 550)
 	def(&o.UnknownRelayRecipientRejectCode, 550)

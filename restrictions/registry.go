@@ -59,12 +59,12 @@ var registry = map[string]spec{
 	"reject_unknown_client_hostname":          {noArg, buildRejectUnknownClient},
 	"reject_unknown_client":                   {noArg, buildRejectUnknownClient},
 	"reject_unknown_reverse_client_hostname":  {noArg, buildRejectUnknownReverseClient},
-	"reject_rbl_client":                       {wordArg, nil},
-	"reject_rbl":                              {wordArg, nil},
-	"permit_dnswl_client":                     {wordArg, nil},
-	"reject_rhsbl_client":                     {wordArg, nil},
-	"reject_rhsbl_reverse_client":             {wordArg, nil},
-	"permit_rhswl_client":                     {wordArg, nil},
+	"reject_rbl_client":                       {wordArg, buildRejectRBLClient},
+	"reject_rbl":                              {wordArg, buildRejectRBLClient},
+	"permit_dnswl_client":                     {wordArg, buildPermitDNSWLClient},
+	"reject_rhsbl_client":                     {wordArg, buildRejectRHSBLClient},
+	"reject_rhsbl_reverse_client":             {wordArg, buildRejectRHSBLReverseClient},
+	"permit_rhswl_client":                     {wordArg, buildPermitRHSWLClient},
 	"reject_maps_rbl":                         {noArg, nil},
 
 	// HELO.
@@ -78,7 +78,7 @@ var registry = map[string]spec{
 	"reject_non_fqdn_hostname":      {noArg, buildRejectNonFQDNHelo},
 	"reject_unknown_helo_hostname":  {noArg, buildRejectUnknownHelo},
 	"reject_unknown_hostname":       {noArg, buildRejectUnknownHelo},
-	"reject_rhsbl_helo":             {wordArg, nil},
+	"reject_rhsbl_helo":             {wordArg, buildRejectRHSBLHelo},
 	"permit_naked_ip_address":       {noArg, buildRemoved("permit_mynetworks\" or \"permit_sasl_authenticated")},
 
 	// Sender.
@@ -95,7 +95,7 @@ var registry = map[string]spec{
 	"reject_authenticated_sender_login_mismatch":   {noArg, nil},
 	"reject_known_sender_login_mismatch":           {noArg, nil},
 	"reject_unauthenticated_sender_login_mismatch": {noArg, nil},
-	"reject_rhsbl_sender":                          {wordArg, nil},
+	"reject_rhsbl_sender":                          {wordArg, buildRejectRHSBLSender},
 
 	// Recipient.
 	"check_recipient_access":          {tableArg, buildRecipientAccess},
@@ -112,7 +112,7 @@ var registry = map[string]spec{
 	"check_recipient_maps":            {noArg, buildRejectUnlistedRecipient},
 	"reject_unverified_recipient":     {noArg, nil},
 	"reject_multi_recipient_bounce":   {noArg, buildRejectMultiRecipientBounce},
-	"reject_rhsbl_recipient":          {wordArg, nil},
+	"reject_rhsbl_recipient":          {wordArg, buildRejectRHSBLRecipient},
 	"check_relay_domains":             {noArg, buildRemoved("reject_unauth_destination")},
 
 	// ETRN.

@@ -1,6 +1,10 @@
 package restrictions
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"postgate/dnsbl"
+)
 
 // Request is what the session knows when a stage is checked.
 type Request struct {
@@ -22,6 +26,11 @@ type Request struct {
 	// IllegalPipelining: the client sent commands ahead of a reply it
 	// should have waited for (reject_unauth_pipelining).
 	IllegalPipelining bool
+
+	// Macros gives the session's values of $name macros in reply
+	// templates (Postfix's smtpd_expand_lookup: client_address, helo_name,
+	// sender, ...); nil: none.
+	Macros func(name string) string
 
 	// RecipientCount is the number of recipients accepted so far in this
 	// transaction (not counting the one being checked at RCPT).
@@ -80,6 +89,9 @@ type Txn struct {
 	dipClient, dipHelo, dipSender deferral // its value after each stage's list
 	discard                       bool     // DISCARD seen: no more restrictions run
 	hold                          bool     // HOLD seen (logged once)
+	// dnsxl keeps each DNS list answer for the session, as Postfix keeps
+	// them for the life of its smtpd process.
+	dnsxl map[string]dnsbl.Result
 }
 
 // Reset ends the mail transaction: DISCARD and HOLD are forgotten, and so

@@ -101,6 +101,10 @@ var paramTable = []param{
 	boolean("smtpd_peername_lookup", "yes"),
 	code("multi_recipient_bounce_reject_code", "550"),
 	str("smtpd_null_access_lookup_key", "<>"),
+	// DNS lists (restrictions/dnsbl.go): the reply of a listing.
+	code("maps_rbl_reject_code", "554"),
+	str("default_rbl_reply", "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}"),
+	list("rbl_reply_maps", ""),
 	// Content inspection (gateway/checks.go).
 	list("header_checks", ""),
 	list("mime_header_checks", "$header_checks"),

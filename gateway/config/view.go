@@ -125,6 +125,9 @@ func (v *view) resolve(name string) (string, error) {
 		if p.computed {
 			return v.computeDefault(name)
 		}
+		if isRaw(name) {
+			return p.def, nil // default_rbl_reply's $rbl_code is expanded per request
+		}
 		return v.expandOwn(name, p.def)
 	}
 	return "", nil
