@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./gateway/config
 	$(GO) test -run '^$$' -fuzz '^FuzzContentChecks$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 10s ./dnsbl
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
