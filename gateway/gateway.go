@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -119,6 +120,9 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	if err != nil {
 		return nil, fmt.Errorf("queue_directory %s: %w", qdir, err)
 	}
+	// Recovery read the newest segment whole (up to a segment's size):
+	// give that memory back now rather than when the scavenger gets to it.
+	debug.FreeOSMemory()
 	var spool string
 	d, err := newDelivery(cfg, rt, dns, log)
 	if err == nil {

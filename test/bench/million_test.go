@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"postgate/test/harness"
+)
+
+var millionMessages = flag.Int("million.messages", 1000000, "messages queued while the internal server is down (BenchmarkDaemonQueuedMillion)")
+
+// BenchmarkDaemonQueuedMillion: the daemon itself, not the queue package,
+// with -million.messages 2 KiB messages deferred because the internal
+// server is down (a day's outage at a busy gateway). They arrive from
+// smtp-source (20 kept-open sessions); once every one has had its first
+// attempt the daemon's memory is measured, then it is stopped and started
+// again on the same queue. Reported: the rate they were taken at, the
+// daemon's PSS with them queued (settled), the restart time (start until
+// it answers SMTP) and the PSS after the restart. Far outside make test:
+// run with -benchtime 1x -timeout 60m.
+func BenchmarkDaemonQueuedMillion(b *testing.B) {
+	source := harness.Need(b, "smtp-source", "postfix")
+	n := *millionMessages
+	down := harness.FreePort(b) // nothing listens: every delivery is deferred
+	pg := harness.Start(b, fmt.Sprintf("mynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
+		"transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", down), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, source, "-s", "20", "-l", "2048", "-m", fmt.Sprint(n), "-d",
+		"-f", "a@src.test", "-t", "u@relay.test", pg.Addr).CombinedOutput()
+	if err != nil {
+		b.Fatalf("smtp-source: %v\n%s", err, out)
+	}
+	taken := time.Since(start)
+	for deadline := time.Now().Add(20 * time.Minute); ; time.Sleep(5 * time.Second) {
+		log, _ := os.ReadFile(pg.Maillog)
+		if bytes.Count(log, []byte("status=deferred")) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("not all %d messages were deferred", n)
+		}
+	}
+	time.Sleep(10 * time.Second) // let the runtime give back what the burst took
+	queued := treePSS(pg.Pid())
+
+	if err := pg.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	restart := time.Now()
+	pg.Restart()
+	restarted := time.Since(restart)
+	b.StopTimer()
+	time.Sleep(10 * time.Second)
+	after := treePSS(pg.Pid())
+	if out, err := pg.Run("queue", "list", "-json"); err != nil || bytes.Count([]byte(out), []byte(`"queue_id"`)) < n {
+		b.Errorf("after the restart the queue lists %d messages, want %d (%v)", bytes.Count([]byte(out), []byte(`"queue_id"`)), n, err)
+	}
+	b.ReportMetric(float64(n)/taken.Seconds(), "msgs/s-taken")
+	b.ReportMetric(queued, "pss-MB-queued")
+	b.ReportMetric(restarted.Seconds(), "s-restart")
+	b.ReportMetric(after, "pss-MB-restarted")
+}
