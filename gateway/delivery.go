@@ -137,6 +137,7 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		BounceQueueLifetime:       cfg.Duration("bounce_queue_lifetime"),
 		DelayWarningTime:          cfg.Duration("delay_warning_time"),
 		SoftBounce:                cfg.Bool("soft_bounce"),
+		DefaultFilterNexthop:      cfg.Get("default_filter_nexthop"),
 	}
 	return d, nil
 }

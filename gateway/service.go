@@ -81,6 +81,7 @@ type service struct {
 	checks                   contentChecks
 	virtual                  virtualAliases
 	canonical                *canonical
+	contentFilter            string // content_filter: transport:destination, "" for none
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
@@ -259,6 +260,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	s.virtual.delims, s.virtual.myorigin, s.virtual.route = cfg.Get("recipient_delimiter"), cfg.Get("myorigin"), rt
 	for _, f := range cfg.List("propagate_unmatched_extensions") {
 		s.virtual.propagateExt = s.virtual.propagateExt || strings.EqualFold(f, "virtual")
+	}
+	if s.contentFilter = cfg.Get("content_filter"); s.contentFilter != "" && !strings.Contains(s.contentFilter, ":") {
+		return nil, nil, paramError(cfg, "content_filter", fmt.Errorf("%q is not transport:destination", s.contentFilter))
 	}
 	inetInterfaces, err := cfg.InterfaceAddrs()
 	if err != nil {

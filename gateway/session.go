@@ -110,6 +110,7 @@ type transaction struct {
 	prepend  []string
 	redirect string
 	bcc      []string
+	filter   string // FILTER transport:destination (the last wins)
 }
 
 // NewHandlerSession starts the session of an accepted connection.
@@ -463,9 +464,8 @@ func (s *session) passes(stage, rcpt string, v restrictions.Verdict) bool {
 var needSMTPUTF8 = rules.Reply{Code: 553, DSN: "5.6.7", Text: "Must declare SMTPUTF8 to send unicode address"}
 
 // logEvents writes the action and warning lines a verdict carries, and
-// keeps the access actions that change the message: PREPEND, REDIRECT and
-// BCC. FILTER is the one not applied yet (content filters come with the
-// routing issue): it is warned about, never ignored silently.
+// keeps the access actions that change the message: PREPEND, REDIRECT,
+// BCC and FILTER.
 func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 	for _, e := range v.Effects {
 		switch e.Action {
@@ -476,7 +476,7 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 		case rules.ActionBCC:
 			s.txn.bcc = append(s.txn.bcc, e.Arg)
 		case rules.ActionFilter:
-			s.svc.log.Logf("smtpd", "warning: %s: access action FILTER %s ignored: postgate does not run content filters yet", s.idOrNoqueue(), e.Arg)
+			s.txn.filter = e.Arg
 		}
 	}
 	for _, e := range v.Log {

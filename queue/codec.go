@@ -55,6 +55,9 @@ func envelopeLen(env *Envelope, arrival int64) int {
 		r := &env.Recipients[i]
 		n += strLen(r.Addr) + strLen(r.ORCPT) + strLen(r.Notify)
 	}
+	if env.Filter != "" {
+		n += strLen(env.Filter)
+	}
 	return n
 }
 
@@ -68,6 +71,10 @@ func appendEnvelope(b []byte, env *Envelope, arrival int64) []byte {
 	for i := range env.Recipients {
 		r := &env.Recipients[i]
 		b = appendStr(appendStr(appendStr(b, r.Addr), r.ORCPT), r.Notify)
+	}
+	// Fields after the recipients are optional: older envelopes end here.
+	if env.Filter != "" {
+		b = appendStr(b, env.Filter)
 	}
 	return b
 }
@@ -142,6 +149,9 @@ func decodeEnvelope(s string) (Envelope, error) {
 	for i := range env.Recipients {
 		env.Recipients[i] = Recipient{Addr: d.str(), ORCPT: d.str(), Notify: d.str()}
 	}
+	if d.i < len(s) {
+		env.Filter = d.str()
+	}
 	if d.bad {
 		return env, errMalformed
 	}
@@ -167,6 +177,9 @@ func checkEnvelope(b []byte) (nrcpt int, ok bool) {
 	}
 	for range 3 * n {
 		d.str()
+	}
+	if d.i < len(s) {
+		d.str() // the content filter
 	}
 	return int(n), !d.bad
 }

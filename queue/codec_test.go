@@ -14,6 +14,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		{"full", *testEnvelope(3)},
 		{"null sender, zero arrival", Envelope{Recipients: []Recipient{{Addr: "a@b"}}}},
 		{"long fields", Envelope{Sender: string(make([]byte, 300)), Recipients: []Recipient{{Addr: "x", Notify: "NEVER"}}, Arrival: time.Unix(0, 1)}},
+		{"content filter", Envelope{Recipients: []Recipient{{Addr: "a@b"}, {Addr: "c@d"}}, Filter: "smtp-amavis:[127.0.0.1]:10024"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			arrival := nanos(tc.env.Arrival)
@@ -72,4 +73,23 @@ func FuzzDecode(f *testing.F) {
 		}
 		decodeChange(s)
 	})
+}
+
+// TestEnvelopeWithoutFilter: an envelope written before the content
+// filter field existed (it ends after the recipients) still decodes, and
+// one with the field is read by a decoder that stops after the
+// recipients, as older versions do.
+func TestEnvelopeWithoutFilter(t *testing.T) {
+	env := Envelope{Sender: "s@x", Recipients: []Recipient{{Addr: "a@b"}}, Filter: "smtp:[127.0.0.1]:10024"}
+	b := appendEnvelope(nil, &env, 1)
+	old := appendEnvelope(nil, &Envelope{Sender: "s@x", Recipients: []Recipient{{Addr: "a@b"}}}, 1)
+	if got, err := decodeEnvelope(string(old)); err != nil || got.Filter != "" {
+		t.Fatalf("old envelope: %+v, %v", got, err)
+	}
+	if n, ok := checkEnvelope(old); !ok || n != 1 {
+		t.Fatalf("checkEnvelope(old) = %d, %v", n, ok)
+	}
+	if len(b) <= len(old) || string(b[:len(old)]) != string(old) {
+		t.Fatal("the filter is not a field appended after the recipients")
+	}
 }

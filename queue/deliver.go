@@ -75,7 +75,7 @@ func (m *manager) dispatch(a *attempt) {
 	var groups []*group
 	byKey := make(map[destKey]*group)
 	for _, i := range a.rcpts {
-		transport, nexthop, err := m.route(m.ctx, a.env.Recipients[i].Addr)
+		transport, nexthop, err := m.route(m.ctx, &a.env, a.env.Recipients[i].Addr)
 		if err != nil {
 			if m.ctx.Err() != nil {
 				return

@@ -168,6 +168,11 @@ type ManagerOptions struct {
 
 	ActiveLimit int // qmgr_message_active_limit, 20000
 
+	// DefaultFilterNexthop is default_filter_nexthop: where a content
+	// filter named without a next hop sends mail ("": the recipient's
+	// domain).
+	DefaultFilterNexthop string
+
 	// Agent names the delivery agent that logs a transport's delivery
 	// lines (the "smtp" in postgate/smtp[pid]); nil: "smtp" for "smtp" and
 	// "relay", the transport's own name otherwise.
@@ -597,7 +602,20 @@ func (m *manager) agent(transport string) string {
 	return transport
 }
 
-func (m *manager) route(ctx context.Context, rcpt string) (transport, nexthop string, err error) {
+// route returns where a recipient of env goes. A content filter
+// overrides the address resolver (Postfix's qmgr): every recipient goes
+// to the filter's transport and next hop.
+func (m *manager) route(ctx context.Context, env *Envelope, rcpt string) (transport, nexthop string, err error) {
+	if env.Filter != "" {
+		transport, nexthop, _ = strings.Cut(env.Filter, ":")
+		if nexthop == "" {
+			nexthop = m.o.DefaultFilterNexthop
+		}
+		if nexthop == "" {
+			nexthop = rcpt[strings.LastIndexByte(rcpt, '@')+1:]
+		}
+		return transport, nexthop, nil
+	}
 	if m.o.Router != nil {
 		return m.o.Router.Route(ctx, rcpt)
 	}

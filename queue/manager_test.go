@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -603,4 +604,46 @@ func TestManagerListShowsActive(t *testing.T) {
 	}
 	close(tr.gate)
 	waitFor(t, "delivery", gone(s, id))
+}
+
+// TestContentFilterOverridesRoutes: a message with a content filter goes,
+// every recipient of it, to the filter's transport and next hop, whatever
+// the router says; a filter without a next hop uses
+// DefaultFilterNexthop, else each recipient's domain.
+func TestContentFilterOverridesRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		name, filter, defNexthop string
+		want                     []string // nexthop: recipients
+	}{
+		{"with nexthop", "scan:[127.0.0.1]:10024", "", []string{"[127.0.0.1]:10024: a@one.example b@two.example"}},
+		{"default nexthop", "scan:", "[filter.example]", []string{"[filter.example]: a@one.example b@two.example"}},
+		{"recipient domain", "scan", "", []string{"one.example: a@one.example", "two.example: b@two.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openT(t, t.TempDir(), Options{})
+			defer s.Close()
+			scan, smtp := newFakeTransport(nil), newFakeTransport(nil)
+			stop := runManager(t, s, ManagerOptions{
+				Transports:           map[string]Transport{"scan": scan, "smtp": smtp},
+				DefaultFilterNexthop: tc.defNexthop,
+			})
+			defer stop()
+			env := &Envelope{Sender: "s@example.net", Recipients: []Recipient{{Addr: "a@one.example"}, {Addr: "b@two.example"}}, Filter: tc.filter}
+			id := mustAppend(t, s, env, []byte("x\r\n"))
+			waitFor(t, "the message to be delivered", gone(s, id))
+			scan.mu.Lock()
+			var got []string
+			for _, c := range scan.calls {
+				got = append(got, c.nexthop+": "+strings.Join(c.rcpts, " "))
+			}
+			scan.mu.Unlock()
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("filter deliveries %q, want %q", got, tc.want)
+			}
+			if smtp.nCalls() != 0 {
+				t.Errorf("%d deliveries by the routed transport, want none", smtp.nCalls())
+			}
+		})
+	}
 }

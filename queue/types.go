@@ -23,6 +23,10 @@ type Envelope struct {
 	Arrival    time.Time
 	// For logs and Received-style reporting.
 	ClientName, ClientAddr, Helo, Proto string
+	// Filter is the content filter every recipient goes to instead of its
+	// own route, "transport:nexthop" (content_filter, the FILTER action);
+	// "" for none.
+	Filter string
 }
 
 // State is the Postfix queue a message would be in.

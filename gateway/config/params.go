@@ -193,6 +193,9 @@ var paramTable = []param{
 	str("local_transport", "local:$myhostname"),
 	str("virtual_transport", "virtual"),
 	list("transport_maps", ""),
+	// Content filters (queue: every recipient goes to the filter).
+	str("content_filter", ""),
+	str("default_filter_nexthop", ""),
 	list("virtual_alias_domains", "$virtual_alias_maps"),
 	list("virtual_alias_maps", "$virtual_maps"),
 	integer("virtual_alias_recursion_limit", "1000", 1),
