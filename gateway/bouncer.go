@@ -69,13 +69,13 @@ func (b *bouncer) Notify(ctx context.Context, n *queue.Notice) ([]queue.Outgoing
 	failed := make([]bounce.Rcpt, 0, len(n.Failed))
 	for _, f := range n.Failed {
 		r := m.Recipients[f.Index]
-		failed = append(failed, bounce.Rcpt{Addr: r.Addr, ORCPT: r.ORCPT, Notify: r.Notify, Action: "failed",
+		failed = append(failed, bounce.Rcpt{Addr: r.Addr, OrigAddr: r.Orig, ORCPT: r.ORCPT, Notify: r.Notify, Action: "failed",
 			Status: f.DSN, Diagnostic: diagnostic(f.Reason), RemoteMTA: remoteMTA(f.Relay), Reason: f.Reason})
 	}
 	delayed := make([]bounce.Rcpt, 0, len(n.Delays))
 	for _, f := range n.Delays {
 		r := m.Recipients[f.Index]
-		delayed = append(delayed, bounce.Rcpt{Addr: r.Addr, ORCPT: r.ORCPT, Notify: r.Notify, Action: "delayed",
+		delayed = append(delayed, bounce.Rcpt{Addr: r.Addr, OrigAddr: r.Orig, ORCPT: r.ORCPT, Notify: r.Notify, Action: "delayed",
 			Status: f.DSN, Diagnostic: diagnostic(f.Reason), RemoteMTA: remoteMTA(f.Relay), Reason: f.Reason})
 	}
 

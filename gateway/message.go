@@ -370,6 +370,18 @@ func (s *session) rewriteEnvelope(env *queue.Envelope) bool {
 	warn := func(format string, args ...any) {
 		s.svc.log.Logf("cleanup", "warning: %s: %s", s.txn.id, fmt.Sprintf(format, args...))
 	}
+	// Each recipient remembers the address it was received as; expansion
+	// copies it to every address an alias gives.
+	for i := range env.Recipients {
+		env.Recipients[i].Orig = env.Recipients[i].Addr
+	}
+	defer func() {
+		for i := range env.Recipients {
+			if r := &env.Recipients[i]; strings.EqualFold(r.Orig, r.Addr) {
+				r.Orig = ""
+			}
+		}
+	}()
 	if err := s.canonicalEnvelope(env, warn); err != nil {
 		warn("%v -- message not accepted, try again later", err)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})

@@ -55,10 +55,25 @@ func envelopeLen(env *Envelope, arrival int64) int {
 		r := &env.Recipients[i]
 		n += strLen(r.Addr) + strLen(r.ORCPT) + strLen(r.Notify)
 	}
-	if env.Filter != "" {
+	if hasOrig(env) {
+		n += strLen(env.Filter)
+		for i := range env.Recipients {
+			n += strLen(env.Recipients[i].Orig)
+		}
+	} else if env.Filter != "" {
 		n += strLen(env.Filter)
 	}
 	return n
+}
+
+// hasOrig reports whether a recipient of env has an original address.
+func hasOrig(env *Envelope) bool {
+	for i := range env.Recipients {
+		if env.Recipients[i].Orig != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func appendEnvelope(b []byte, env *Envelope, arrival int64) []byte {
@@ -72,9 +87,16 @@ func appendEnvelope(b []byte, env *Envelope, arrival int64) []byte {
 		r := &env.Recipients[i]
 		b = appendStr(appendStr(appendStr(b, r.Addr), r.ORCPT), r.Notify)
 	}
-	// Fields after the recipients are optional: older envelopes end here.
-	if env.Filter != "" {
+	// Fields after the recipients are optional, each present when it or
+	// one after it is set: older envelopes end here.
+	orig := hasOrig(env)
+	if env.Filter != "" || orig {
 		b = appendStr(b, env.Filter)
+	}
+	if orig {
+		for i := range env.Recipients {
+			b = appendStr(b, env.Recipients[i].Orig)
+		}
 	}
 	return b
 }
@@ -152,6 +174,11 @@ func decodeEnvelope(s string) (Envelope, error) {
 	if d.i < len(s) {
 		env.Filter = d.str()
 	}
+	if d.i < len(s) {
+		for i := range env.Recipients {
+			env.Recipients[i].Orig = d.str()
+		}
+	}
 	if d.bad {
 		return env, errMalformed
 	}
@@ -180,6 +207,11 @@ func checkEnvelope(b []byte) (nrcpt int, ok bool) {
 	}
 	if d.i < len(s) {
 		d.str() // the content filter
+	}
+	if d.i < len(s) {
+		for range n {
+			d.str() // original recipients
+		}
 	}
 	return int(n), !d.bad
 }

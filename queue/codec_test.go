@@ -15,6 +15,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		{"null sender, zero arrival", Envelope{Recipients: []Recipient{{Addr: "a@b"}}}},
 		{"long fields", Envelope{Sender: string(make([]byte, 300)), Recipients: []Recipient{{Addr: "x", Notify: "NEVER"}}, Arrival: time.Unix(0, 1)}},
 		{"content filter", Envelope{Recipients: []Recipient{{Addr: "a@b"}, {Addr: "c@d"}}, Filter: "smtp-amavis:[127.0.0.1]:10024"}},
+		{"original recipients", Envelope{Recipients: []Recipient{{Addr: "a@b", Orig: "alias@b"}, {Addr: "c@d"}}}},
+		{"both", Envelope{Recipients: []Recipient{{Addr: "a@b"}, {Addr: "c@d", Orig: "x"}}, Filter: "smtp:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			arrival := nanos(tc.env.Arrival)

@@ -74,8 +74,9 @@
 // CRLF). The envelope: a version byte, the arrival time (varint Unix ns),
 // then length-prefixed (uvarint) sender, RET, ENVID, client name, client
 // address, HELO, protocol, and the recipient count followed by address,
-// ORCPT and NOTIFY of each; then, when there is one, the content filter
-// (length-prefixed). A change body: kind byte, time of the change
+// ORCPT and NOTIFY of each; then optional fields, each present when it or
+// one after it is set: the content filter, and each recipient's original
+// address (length-prefixed). A change body: kind byte, time of the change
 // (varint ns), "until" (varint ns, 0 = none), reason (length-prefixed), and
 // the recipient indexes (uvarint count+1, 0 meaning "all"). Decoders ignore
 // bytes after the fields they know, so later versions can append fields.

@@ -20,7 +20,7 @@ func deliveryLine(id string, r *Recipient, res *Result, a, b time.Duration) stri
 	sb.WriteString(": to=<")
 	sb.WriteString(printable(r.Addr))
 	sb.WriteByte('>')
-	if orig := origAddress(r.ORCPT); orig != "" && !strings.EqualFold(orig, r.Addr) {
+	if orig := r.Orig; orig != "" && !strings.EqualFold(orig, r.Addr) {
 		sb.WriteString(", orig_to=<")
 		sb.WriteString(printable(orig))
 		sb.WriteByte('>')

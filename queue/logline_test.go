@@ -41,8 +41,8 @@ func TestFormatDelay(t *testing.T) {
 // shape, for a fixed set of inputs.
 func TestDeliveryLineGolden(t *testing.T) {
 	plain := Recipient{Addr: "r@example.com"}
-	aliased := Recipient{Addr: "r@example.org", ORCPT: "rfc822;alias+2Bx@example.org"}
-	sameOrig := Recipient{Addr: "R@Example.com", ORCPT: "rfc822;r@example.com"}
+	aliased := Recipient{Addr: "r@example.org", Orig: "alias+x@example.org"}
+	sameOrig := Recipient{Addr: "R@Example.com", Orig: "r@example.com"}
 	var b strings.Builder
 	for _, tc := range []struct {
 		r    Recipient

@@ -11,6 +11,10 @@ type Recipient struct {
 	Addr   string // as given in RCPT TO, without <>
 	ORCPT  string // DSN ORCPT "rfc822;addr" raw, "" if none
 	Notify string // DSN NOTIFY raw, e.g. "SUCCESS,FAILURE", "NEVER", "" if none
+	// Orig is the address as the client gave it, when canonical or alias
+	// rewriting changed it (Postfix's original recipient: orig_to= in the
+	// log, "expanded from" in bounces); "" when unchanged.
+	Orig string
 }
 
 // Envelope is what the queue keeps about a message besides its content.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -101,6 +102,16 @@ func TestCanonicalAgainstPostfix(t *testing.T) {
 					t.Errorf("%s: postgate relayed %s, Postfix %s", c.name, got[c.name], want[c.name])
 				}
 			}
+			// The delivery lines name each rewritten recipient's original
+			// address (orig_to=), as the address the client gave.
+			// (The logs may trail the sinks by a moment.)
+			g, w := origTo(pg.Log("orig_to=")), origTo(pf.Log())
+			for deadline := time.Now().Add(10 * time.Second); !slices.Equal(g, w) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				g, w = origTo(pg.Log("orig_to=")), origTo(pf.Log())
+			}
+			if len(w) == 0 || !slices.Equal(g, w) {
+				t.Errorf("orig_to in postgate's log:\n%s\nin Postfix's:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+			}
 		})
 	}
 }
@@ -162,4 +173,16 @@ func sinkRcpts(env string) []string {
 	}
 	sort.Strings(rcpts)
 	return rcpts
+}
+
+var origToRe = regexp.MustCompile(`: to=<([^>]*)>, orig_to=<([^>]*)>, relay=\S+, .*status=sent`)
+
+// origTo returns a mail log's "to orig_to" pairs of sent deliveries, sorted.
+func origTo(log string) []string {
+	var out []string
+	for _, m := range origToRe.FindAllStringSubmatch(log, -1) {
+		out = append(out, m[1]+" "+m[2])
+	}
+	slices.Sort(out)
+	return out
 }
