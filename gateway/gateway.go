@@ -33,6 +33,7 @@ type Gateway struct {
 	store     *queue.Store
 	services  []*service
 	listeners []net.Listener
+	control   net.Listener // the admin's control socket (control.go)
 	delivery  *delivery
 }
 
@@ -157,6 +158,11 @@ func (g *Gateway) Listen(ctx context.Context) error {
 			g.listeners = append(g.listeners, &listener{Listener: nl, svc: s})
 		}
 	}
+	var err error
+	if g.control, err = listenControl(g.cfg.Get("queue_directory")); err != nil {
+		g.closeListeners()
+		return err
+	}
 	return nil
 }
 
@@ -172,6 +178,9 @@ func (g *Gateway) Addrs() []net.Addr {
 func (g *Gateway) closeListeners() {
 	for _, l := range g.listeners {
 		l.Close()
+	}
+	if g.control != nil {
+		g.control.Close()
 	}
 }
 
@@ -193,6 +202,9 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	defer endManager()
 	managerDone := make(chan error, 1)
 	go func() { managerDone <- g.store.RunManager(manager, g.delivery.opts) }()
+	if g.control != nil {
+		go g.serveControl(manager, g.control)
+	}
 	for _, l := range g.listeners {
 		l := l.(*listener)
 		wg.Add(1)
@@ -210,6 +222,9 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	}
 	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
+	if g.control != nil {
+		g.control.Close()
+	}
 	for _, s := range g.services {
 		if e := s.server.Shutdown(stop); e != nil {
 			s.server.Close()

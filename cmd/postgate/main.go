@@ -14,6 +14,9 @@ commands:
   check                 validate the configuration; print non-default settings (postconf -n)
   queue list [--json]   list the queue (mailq; --json as postqueue -j)
   queue show [--raw] ID print a queued message (postcat -q; --raw: the stored bytes only)
+  queue hold|release|delete|requeue|expire ID...|ALL|-
+                        change messages (postsuper -h, -H, -d, -r, -e); "-": IDs on stdin
+  queue flush [DOMAIN]  deliver deferred mail now (postqueue -f; -s DOMAIN)
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
   version               print the version

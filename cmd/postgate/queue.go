@@ -1,15 +1,27 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
 
+	"postgate/gateway"
 	"postgate/queue"
 )
 
-// queueCmd reads the queue log read-only, so it works while the daemon runs
-// (and when it does not) without a control socket.
+// queueCmd's list and show read the queue log read-only, so they work
+// while the daemon runs (and when it does not); the commands that change
+// the queue go through the daemon (queueAdmin).
 func queueCmd(args []string) int {
 	fs := flag.NewFlagSet("queue", flag.ExitOnError)
 	dir := configFlag(fs)
@@ -25,6 +37,9 @@ func queueCmd(args []string) int {
 		return 1
 	}
 	qdir := cfg.Get("queue_directory")
+	if sub := rest[0]; sub == "flush" || slices.Contains(queue.AdminOps, sub) {
+		return queueAdmin(qdir, sub, rest[1:])
+	}
 	snap, err := queue.OpenReadOnly(qdir)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "postgate: queue_directory %s: %v\n", qdir, err)
@@ -61,4 +76,105 @@ func queueCmd(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// queueAdmin runs hold, release, delete, requeue, expire (postsuper -h,
+// -H, -d, -r, -e) and flush (postqueue -f, -s domain). The running daemon
+// applies them, through its control socket; when none runs, the command
+// opens the queue itself (its lock keeps a daemon from starting
+// meanwhile). IDs come as arguments, "ALL", or "-" for one a line on
+// standard input. postsuper's summary goes to standard error.
+func queueAdmin(qdir, op string, args []string) int {
+	req := gateway.ControlRequest{Op: op}
+	if op == "flush" {
+		if len(args) > 1 {
+			fmt.Fprintln(os.Stderr, "usage: postgate queue flush [DOMAIN]")
+			return 2
+		}
+		if len(args) == 1 {
+			req.Domain = args[0]
+		}
+	} else {
+		for _, a := range args {
+			if a != "-" {
+				req.IDs = append(req.IDs, a)
+				continue
+			}
+			sc := bufio.NewScanner(os.Stdin)
+			for sc.Scan() {
+				if id := strings.TrimSpace(sc.Text()); id != "" {
+					req.IDs = append(req.IDs, id)
+				}
+			}
+		}
+		if len(req.IDs) == 0 {
+			fmt.Fprintf(os.Stderr, "usage: postgate queue %s ID...|ALL|-\n", op)
+			return 2
+		}
+	}
+	reply, err := controlDaemon(qdir, req)
+	if errors.Is(err, errNoDaemon) {
+		reply, err = controlOffline(qdir, req)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "postgate: %v\n", err)
+		return 1
+	}
+	for _, e := range reply.Errors {
+		fmt.Fprintf(os.Stderr, "postgate: %s\n", e)
+	}
+	if op != "flush" {
+		fmt.Fprintf(os.Stderr, "postgate: %s\n", gateway.ControlSummary(op, reply.Changed))
+	}
+	if len(reply.Errors) > 0 {
+		return 1
+	}
+	return 0
+}
+
+var errNoDaemon = errors.New("no gateway runs on this queue")
+
+// controlDaemon sends req to the running daemon.
+func controlDaemon(qdir string, req gateway.ControlRequest) (gateway.ControlReply, error) {
+	var reply gateway.ControlReply
+	path := filepath.Join(qdir, gateway.ControlSocket)
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return reply, errNoDaemon
+	}
+	if err != nil {
+		return reply, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return reply, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &reply)
+	}
+	if err != nil {
+		return reply, fmt.Errorf("control socket %s: no answer from the gateway: %w", path, err)
+	}
+	return reply, nil
+}
+
+// controlOffline applies req to the queue directly, no daemon running.
+func controlOffline(qdir string, req gateway.ControlRequest) (gateway.ControlReply, error) {
+	if req.Op == "flush" {
+		return gateway.ControlReply{}, fmt.Errorf("%w: nothing delivers to flush", errNoDaemon)
+	}
+	s, err := queue.Open(qdir, queue.Options{})
+	if err != nil {
+		return gateway.ControlReply{}, fmt.Errorf("queue_directory %s: %w", qdir, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	reply := gateway.ApplyControl(ctx, s, req)
+	if err := s.Close(); err != nil {
+		return reply, fmt.Errorf("queue_directory %s: %w", qdir, err)
+	}
+	return reply, nil
 }
