@@ -2,11 +2,7 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"flag"
-	"fmt"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -25,30 +21,9 @@ var millionMessages = flag.Int("million.messages", 1000000, "messages queued whi
 // it answers SMTP) and the PSS after the restart. Far outside make test:
 // run with -benchtime 1x -timeout 60m.
 func BenchmarkDaemonQueuedMillion(b *testing.B) {
-	source := harness.Need(b, "smtp-source", "postfix")
 	n := *millionMessages
-	down := harness.FreePort(b) // nothing listens: every delivery is deferred
-	pg := harness.Start(b, fmt.Sprintf("mynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
-		"transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", down), "")
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, source, "-s", "20", "-l", "2048", "-m", fmt.Sprint(n), "-d",
-		"-f", "a@src.test", "-t", "u@relay.test", pg.Addr).CombinedOutput()
-	if err != nil {
-		b.Fatalf("smtp-source: %v\n%s", err, out)
-	}
-	taken := time.Since(start)
-	for deadline := time.Now().Add(20 * time.Minute); ; time.Sleep(5 * time.Second) {
-		log, _ := os.ReadFile(pg.Maillog)
-		if bytes.Count(log, []byte("status=deferred")) >= n {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("not all %d messages were deferred", n)
-		}
-	}
-	time.Sleep(10 * time.Second) // let the runtime give back what the burst took
+	pg, taken := fillWhileDown(b, n, harness.FreePort(b)) // nothing listens: every delivery is deferred
+	time.Sleep(10 * time.Second)                          // let the runtime give back what the burst took
 	queued := treePSS(pg.Pid())
 
 	if err := pg.Stop(); err != nil {
