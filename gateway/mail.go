@@ -82,6 +82,14 @@ func (s *session) mail(args []command.Token) bool {
 		s.svc.log.Logf("smtpd", "warning: not enough free space in mail queue: %d bytes < 1.5*message size limit", free)
 		s.reply(insufficientStorage)
 		return false
+	} else if txn.size > 0 && free-s.svc.queueMinFree < txn.size {
+		// Beyond Postfix 3.7 (older versions did it): a message announced
+		// bigger than the room left is refused before its content.
+		s.resetTransaction()
+		s.logAction("reject", "MAIL", "452 4.3.1 Insufficient system storage", "")
+		s.svc.log.Logf("smtpd", "warning: not enough free space in mail queue for a message of %d bytes: %d bytes free, queue_minfree %d", txn.size, free, s.svc.queueMinFree)
+		s.reply(insufficientStorage)
+		return false
 	}
 	s.reply(rules.Reply{Code: 250, DSN: "2.1.0", Text: "Ok"})
 	return true

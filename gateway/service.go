@@ -82,6 +82,7 @@ type service struct {
 	virtual                  virtualAliases
 	canonical                *canonical
 	contentFilter            string // content_filter: transport:destination, "" for none
+	queueMinFree             int64  // queue_minfree, for MAIL SIZE=
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
@@ -179,6 +180,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		recipientLimit:          int(cfg.Int("smtpd_recipient_limit")),
 		recipientOvershootLimit: int(cfg.Int("smtpd_recipient_overshoot_limit")),
 		messageSizeLimit:        cfg.Int("message_size_limit"),
+		queueMinFree:            cfg.Int("queue_minfree"),
 		maxProc:                 svc.MaxProc,
 		delayReject:             cfg.Bool("smtpd_delay_reject"),
 		heloRequired:            cfg.Bool("smtpd_helo_required"),

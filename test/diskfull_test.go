@@ -185,3 +185,22 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("sink got %d messages, %d were acknowledged", len(msgs), len(acked))
 	}
 }
+
+// TestDiskFullAnnouncedSize: a client that announces with SIZE= a message
+// bigger than the room the queue has left (above queue_minfree) gets 452
+// 4.3.1 at MAIL, before it sends the content (Postfix 3.7 checks only
+// queue_minfree and message_size_limit); one that fits is taken.
+func TestDiskFullAnnouncedSize(t *testing.T) {
+	t.Parallel()
+	_, qdir := tmpfsQueue(t, "24m")
+	p := harness.Start(t, rejectUnauth+"queue_directory = "+qdir+"\nqueue_minfree = 4194304\nmessage_size_limit = 0\n", "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	if code, text := c.Cmd("MAIL FROM:<a@src.test> SIZE=%d", 30<<20); code != 452 || text != "4.3.1 Insufficient system storage" {
+		t.Errorf("SIZE past the free space: %d %s, want 452 4.3.1 Insufficient system storage", code, text)
+	}
+	c.Expect(250, "MAIL FROM:<a@src.test> SIZE=%d", 1<<20)
+	if log := p.Log("for a message of"); !strings.Contains(log, "warning: not enough free space in mail queue for a message of 31457280 bytes") {
+		t.Errorf("no warning in the log:\n%s", log)
+	}
+}
