@@ -126,12 +126,12 @@ func (e *eval) checkServerAccess(tr *tableRef, name string, typ serverType, repl
 // failed, and (without one) for a null MX.
 func (e *eval) serverList(domain string, typ serverType, name string) (hosts []string, ok bool) {
 	r := e.l.opts.DNS
-	if typ == serverA {
-		return []string{domain}, true
-	}
 	if r == nil {
 		e.warning("Unable to look up %s host for %s: no DNS resolver", typ, domain)
 		return nil, false
+	}
+	if typ == serverA {
+		return []string{domain}, true
 	}
 	lookup := func(d string) ([]string, error) {
 		var out []string
