@@ -156,10 +156,12 @@ func (e *eval) serverList(domain string, typ serverType, name string) (hosts []s
 		if typ == serverMX {
 			return []string{domain}, true
 		}
-		// NS: the parents, up to and including the top-level domain.
+		// NS: the parents, up to and including the top-level domain. When
+		// none has NS records, Postfix's warning names the whole target.
 		for d := domain; err != nil && notFound(err); {
 			i := strings.IndexByte(d, '.')
 			if i < 0 || i == len(d)-1 {
+				domain = name
 				break
 			}
 			d = d[i+1:]
@@ -168,11 +170,7 @@ func (e *eval) serverList(domain string, typ serverType, name string) (hosts []s
 		}
 	}
 	if err != nil {
-		where := domain
-		if where == "" {
-			where = name
-		}
-		e.warning("Unable to look up %s host for %s: %s", typ, where, dnsErrorText(err))
+		e.warning("Unable to look up %s host for %s: %s", typ, domain, dnsErrorText(err))
 		return nil, false
 	}
 	for i, h := range hosts {

@@ -154,6 +154,8 @@ func TestServerAccess(t *testing.T) {
 
 		{name: "NS of the closest parent", restriction: "check_sender_ns_access", req: Request{Sender: "s@sub.nsparent.test"},
 			want: "554 5.7.1 <s@sub.nsparent.test>: Sender address rejected: parent"},
+		{name: "no NS up to the top-level domain: the warning names the target", restriction: "check_recipient_ns_access", req: Request{Recipient: "r@x.nons.test"},
+			warn: "Unable to look up NS host for r@x.nons.test: Host not found"},
 		{name: "NS lookup fails", restriction: "check_sender_ns_access", req: Request{Sender: "s@nsfail.test"},
 			warn: "Unable to look up NS host for nsfail.test: Host not found, try again"},
 		{name: "the null sender is not looked up", restriction: "check_sender_mx_access", req: Request{Sender: ""}},
