@@ -6,12 +6,13 @@ require (
 	github.com/dlclark/regexp2/v2 v2.13.0
 	github.com/emersion/go-smtp v0.26.0
 	github.com/miekg/dns v1.1.73
+	golang.org/x/net v0.57.0
 	golang.org/x/sys v0.47.0
 )
 
 require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
-	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
 )
 
 replace github.com/emersion/go-smtp => ./gateway/go-smtp

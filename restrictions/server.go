@@ -3,6 +3,9 @@ package restrictions
 import (
 	"net/netip"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 
 	"postgate/rules"
 )
@@ -83,6 +86,13 @@ func (e *eval) checkServerAccess(tr *tableRef, name string, typ serverType, repl
 		}
 		st, _ := e.checkAddrAccess(tr, bare, replyName, class)
 		return st
+	}
+	// A UTF-8 domain is looked up in its ASCII form (Postfix's
+	// midna_domain_to_ascii); one that has none stays as it is.
+	if strings.IndexFunc(domain, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
+		if a, err := idna.Lookup.ToASCII(domain); err == nil {
+			domain = a
+		}
 	}
 	servers, ok := e.serverList(domain, typ, name)
 	if !ok {
@@ -206,3 +216,4 @@ func (o *Options) inetFamily(a netip.Addr) bool {
 	}
 	return o.InetIPv6
 }
+
