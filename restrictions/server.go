@@ -216,4 +216,3 @@ func (o *Options) inetFamily(a netip.Addr) bool {
 	}
 	return o.InetIPv6
 }
-
