@@ -1,6 +1,7 @@
 package restrictions
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -144,6 +145,10 @@ func (e *eval) serverList(domain string, typ serverType, name string) (hosts []s
 		return []string{domain}, true
 	}
 	lookup := func(d string) ([]string, error) {
+		if rules.ValidHostaddr(d) {
+			// Postfix's dns_lookup does not ask for a numeric name.
+			return nil, &net.DNSError{Err: "invalid host or domain name", Name: d, IsNotFound: true}
+		}
 		var out []string
 		if typ == serverMX {
 			mxs, err := r.LookupMX(e.ctx, d)

@@ -165,6 +165,8 @@ func TestServerAccess(t *testing.T) {
 			want: "554 5.7.1 <nomx.test>: Helo command rejected: by address"},
 		{name: "A: a HELO address literal", restriction: "check_helo_a_access", req: Request{Helo: "[192.0.2.66]"},
 			want: "554 5.7.1 <[192.0.2.66]>: Helo command rejected: by address"},
+		{name: "a numeric HELO name is its own MX, not asked in DNS", restriction: "check_helo_mx_access", req: Request{Helo: "192.0.2.66"},
+			want: "554 5.7.1 <192.0.2.66>: Helo command rejected: by address"},
 		{name: "no HELO", restriction: "check_helo_mx_access", req: Request{}},
 
 		{name: "client: the verified name, reply name[addr]", restriction: "check_client_mx_access",
@@ -178,7 +180,8 @@ func TestServerAccess(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := Options{DNS: serverTestDNS(), DelayReject: true}
+			dns := serverTestDNS()
+			o := Options{DNS: dns, DelayReject: true}
 			if tc.opts != nil {
 				tc.opts(&o)
 			}
@@ -202,6 +205,9 @@ func TestServerAccess(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("reply %q, want %q", got, tc.want)
+			}
+			if tc.req.Helo == "192.0.2.66" && len(dns.asked) > 0 {
+				t.Errorf("questions %v, want none", dns.asked)
 			}
 			if tc.warn != "" && !hasLog(v.Log, LogWarning, tc.warn) {
 				t.Errorf("no warning %q in %+v", tc.warn, v.Log)
