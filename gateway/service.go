@@ -283,6 +283,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	}
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
 		DNS:                             dns,
+		InetIPv4:                        s.ipv4,
+		InetIPv6:                        s.ipv6,
 		Route:                           rt,
 		Mynetworks:                      mynetworks,
 		InetInterfaces:                  inetInterfaces,

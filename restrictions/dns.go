@@ -14,6 +14,7 @@ import (
 type Resolver interface {
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	LookupHost(ctx context.Context, host string) ([]netip.Addr, error)
+	LookupNS(ctx context.Context, name string) ([]*net.NS, error)
 }
 
 // dnsOutcome is Postfix's dns_lookup_l status for a name.

@@ -29,6 +29,10 @@ func (r *listResolver) LookupHost(context.Context, string) ([]netip.Addr, error)
 	return nil, &net.DNSError{Err: "no such host", IsNotFound: true}
 }
 
+func (r *listResolver) LookupNS(context.Context, string) ([]*net.NS, error) {
+	return nil, &net.DNSError{Err: "no such host", IsNotFound: true}
+}
+
 func (r *listResolver) LookupIP(_ context.Context, _, host string) ([]net.IP, error) {
 	r.asked++
 	if r.fail[host] {

@@ -81,6 +81,10 @@ type Options struct {
 	// reject_unknown_helo_hostname; the DNS lists when it is also a
 	// dnsbl.Resolver); nil: they answer as for a temporary failure.
 	DNS Resolver
+	// InetIPv4 and InetIPv6 are the families inet_protocols enables: the
+	// check_*_{a,mx,ns}_access restrictions look up only server addresses
+	// of these. Both false means both.
+	InetIPv4, InetIPv6 bool
 
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@

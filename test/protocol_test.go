@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"postgate/test/dnstest"
 	"postgate/test/harness"
 )
 
@@ -91,6 +92,21 @@ type protocolDifference struct{ script, command, reason string }
 //	@file NAME ...     write the lines up to @endfile, verbatim, to
 //	@endfile           @files@/NAME (a lookup table) before the server
 //	                   starts; only before the first @connect
+//	@dns RECORD        a DNS record (a master-file line, as test/dnstest
+//	                   reads: absolute names, or after an @dns $ORIGIN;
+//	                   the TTL may be left out)
+//	                   that both servers' resolvers find; only before the
+//	                   first @connect. Postgate asks a dnstest server
+//	                   through postgate_dns_servers; the real Postfix (the
+//	                   C library's resolver, port 53 only) one on port 53
+//	                   of a 127.53.x.y address of its own, named in its
+//	                   private /etc/resolv.conf. A name the records do not
+//	                   hold is NXDOMAIN. Without @dns, both get no answer
+//	                   (Postfix asks 127.0.0.1:53, where nothing listens).
+//	                   Client addresses (@connect SRC) are looked up too:
+//	                   give PTR records for the names they should have.
+//	@dns-servfail NAME the DNS server answers SERVFAIL for NAME (any
+//	                   type): a temporary DNS failure; needs @dns
 //	@connect [SRC]     close the connection, open a new one from SRC (in
 //	                   127.0.0.0/8; default 127.0.0.5, outside mynetworks)
 //	                   and record the greeting
@@ -190,10 +206,22 @@ func TestProtocol(t *testing.T) {
 			if *protocolUpdate || *protocolAgainstPostfix {
 				slots <- struct{}{}
 				t.Cleanup(func() { <-slots }) // after Postfix has stopped
-				pf = harness.StartPostfix(t, mainText(settings))
+				nameserver := "127.0.0.1"     // nothing answers there
+				if len(s.DNS) > 0 {
+					srv := harness.DNSAt(t, protocolZone(s))
+					protocolServfail(srv, s)
+					nameserver, _, _ = net.SplitHostPort(srv.Addr())
+				}
+				pf = harness.StartPostfixDNS(t, mainText(settings), nameserver)
 				addr = pf.Addr
 			} else {
-				addr = harness.Start(t, mainText(settings), "").Addr
+				main := mainText(settings)
+				if len(s.DNS) > 0 {
+					srv := dnstest.Start(t, protocolZone(s))
+					protocolServfail(srv, s)
+					main += "postgate_dns_servers = " + srv.Addr() + "\n"
+				}
+				addr = harness.Start(t, main, "").Addr
 			}
 			got, runErr := harness.RunScript(addr, s, protocolNormalize)
 			if pf != nil {
@@ -236,6 +264,16 @@ func TestProtocol(t *testing.T) {
 				t.Errorf("%s answers differently from %s (- want, + got):\n%s", who, goldenPath, d)
 			}
 		})
+	}
+}
+
+// protocolZone is the zone of a script's @dns lines, with a default TTL.
+func protocolZone(s *harness.Script) string { return "$TTL 60\n" + strings.Join(s.DNS, "\n") + "\n" }
+
+// protocolServfail makes srv fail the script's @dns-servfail names.
+func protocolServfail(srv *dnstest.Server, s *harness.Script) {
+	for _, name := range s.Servfail {
+		srv.SetServfail(name)
 	}
 }
 
@@ -573,6 +611,9 @@ BYE
 		"@connect\nNOOP \\q\n",                             // unknown escape
 		"@connect\nNOOP \\x4\n",                            // short escape
 		"@connect\n@bogus\n",                               // unknown directive
+		"@connect\n@dns a.test. A 192.0.2.1\n",             // @dns too late
+		"@dns\n@connect\n",                                 // @dns without a record
+		"@dns-servfail a.test\n@connect\n",                 // nothing to fail
 	} {
 		if _, err := harness.ParseScript("bad", bad); err == nil {
 			t.Errorf("ParseScript(%q) accepted it", bad)

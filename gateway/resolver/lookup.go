@@ -67,6 +67,20 @@ func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	return mxs, nil
 }
 
+// LookupNS gives the NS records of name, in the server's order. Hosts are absolute names with
+// the trailing dot.
+func (r *Resolver) LookupNS(ctx context.Context, name string) ([]*net.NS, error) {
+	rrs, err := r.query(ctx, name, dns.TypeNS)
+	if err != nil {
+		return nil, err
+	}
+	nss := make([]*net.NS, 0, len(rrs))
+	for _, rr := range rrs {
+		nss = append(nss, &net.NS{Host: rr.(*dns.NS).Ns})
+	}
+	return nss, nil
+}
+
 // LookupTXT gives the TXT records of name, the strings of each record joined without
 // separator (as net.LookupTXT and SPF, DKIM and DMARC want them).
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {

@@ -45,6 +45,8 @@ v4only     A     192.0.2.4
 v6only     AAAA  2001:db8::6
 alias      CNAME mx1a
 nullmx     MX    0 .
+zone2      NS    ns2.example.test.
+zone2      NS    ns1.example.test.
 spf        TXT   "v=spf1 " "ip4:192.0.2.0/24 " "-all"
 spf        TXT   "second record"
 big        TXT   "` + splitTXT(bigTXT) + `"
@@ -204,6 +206,35 @@ func TestLookupMX(t *testing.T) {
 	}
 	if len(mxs) != 1 || mxs[0].Host != "." || mxs[0].Pref != 0 {
 		t.Errorf("null MX = %+v, want one MX 0 .", mxs)
+	}
+}
+
+func TestLookupNS(t *testing.T) {
+	t.Parallel()
+	s := dnstest.Start(t, zone)
+	r := newResolver(t, Options{}, s)
+	ctx := t.Context()
+
+	nss, err := r.LookupNS(ctx, "zone2.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ns := range nss {
+		got = append(got, ns.Host)
+	}
+	// The server's order, not sorted.
+	if want := []string{"ns2.example.test.", "ns1.example.test."}; !slices.Equal(got, want) {
+		t.Errorf("LookupNS = %v, want %v", got, want)
+	}
+	var de *net.DNSError
+	if _, err := r.LookupNS(ctx, "mx1a.example.test"); !errors.As(err, &de) || !de.IsNotFound {
+		t.Errorf("LookupNS of a name without NS: %v, want not found", err)
+	}
+	s.SetServfail("zone2.example.test")
+	r2 := newResolver(t, Options{}, s)
+	if _, err := r2.LookupNS(ctx, "zone2.example.test"); !errors.As(err, &de) || !de.IsTemporary {
+		t.Errorf("LookupNS of a failing name: %v, want temporary", err)
 	}
 }
 

@@ -50,15 +50,42 @@ func Start(t testing.TB, zoneText string) *Server {
 	if err != nil {
 		t.Fatalf("dnstest: %v", err)
 	}
+	pc, ln, err := listenPair()
+	if err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	return serve(t, z, pc, ln)
+}
+
+// StartAt is Start on a given "ip:port", such as port 53 of a loopback address for a resolver
+// that asks port 53 only (the C library's). It is an error, not a failure of the test, when
+// the address cannot be bound (the caller may try another); a zone that does not parse fails
+// the test.
+func StartAt(t testing.TB, zoneText, addr string) (*Server, error) {
+	t.Helper()
+	z, err := parseZone(zoneText)
+	if err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return serve(t, z, pc, ln), nil
+}
+
+// serve answers on pc and ln until the test ends.
+func serve(t testing.TB, z *zone, pc net.PacketConn, ln net.Listener) *Server {
 	s := &Server{
 		zone:     z,
 		stop:     make(chan struct{}),
 		servfail: map[string]bool{},
 		queries:  map[queryKey]int{},
-	}
-	pc, ln, err := listenPair()
-	if err != nil {
-		t.Fatalf("dnstest: %v", err)
 	}
 	s.addr = pc.LocalAddr().String()
 	s.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serveDNS)}
@@ -99,7 +126,7 @@ func (s *Server) close() {
 	s.tcp.ShutdownContext(ctx)
 }
 
-// Addr is the server's "127.0.0.1:PORT", the form postgate_dns_servers takes.
+// Addr is the server's "IP:PORT", the form postgate_dns_servers takes.
 func (s *Server) Addr() string { return s.addr }
 
 // SetServfail makes the server answer SERVFAIL for name (any type). The name "*" means every

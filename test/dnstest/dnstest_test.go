@@ -162,3 +162,25 @@ func TestSetZone(t *testing.T) {
 		t.Errorf("a bad zone replaced the good one")
 	}
 }
+
+// TestStartAt: a server on a given address (here port 53, as a C-library
+// resolver asks) answers there, and a second one on the same address is an
+// error the caller can act on, not a failed test.
+func TestStartAt(t *testing.T) {
+	const addr = "127.53.255.254:53"
+	s, err := StartAt(t, testZone, addr)
+	if err != nil {
+		t.Fatalf("StartAt(%s): %v (the tests run as root: port 53 must bind)", addr, err)
+	}
+	if s.Addr() != addr {
+		t.Errorf("Addr = %q, want %q", s.Addr(), addr)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		if resp := ask(t, s, network, "mx.example.test.", dns.TypeA, false); len(resp.Answer) != 1 {
+			t.Errorf("%s: answer %v, want the A record", network, resp.Answer)
+		}
+	}
+	if _, err := StartAt(t, testZone, addr); err == nil {
+		t.Errorf("a second StartAt(%s) succeeded", addr)
+	}
+}

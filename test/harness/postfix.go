@@ -16,7 +16,8 @@ import (
 // Postfix is a private real Postfix for side-by-side runs: its own
 // config_directory and queue_directory in a temp dir, one smtpd on a
 // loopback port, logging to a file, in a mount namespace whose
-// /etc/resolv.conf points at 127.0.0.1 (so it never asks the machine's DNS
+// /etc/resolv.conf points at a loopback address (127.0.0.1, where nothing
+// answers, or the test's own DNS server; it never asks the machine's DNS
 // server). No service is chrooted.
 type Postfix struct {
 	t       testing.TB
@@ -59,6 +60,16 @@ postlog   unix-dgram n - n - 1 postlogd
 // ends.
 func StartPostfix(t testing.TB, extraMain string) *Postfix {
 	t.Helper()
+	return StartPostfixDNS(t, extraMain, "127.0.0.1")
+}
+
+// StartPostfixDNS is StartPostfix with Postfix's resolver asking port 53
+// of nameserver, a loopback address (see DNSAt for one a test serves).
+func StartPostfixDNS(t testing.TB, extraMain, nameserver string) *Postfix {
+	t.Helper()
+	if ip := net.ParseIP(nameserver); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("Postfix's nameserver %q is not a loopback address", nameserver)
+	}
 	postfix, unshare := Need(t, "postfix", "postfix"), Need(t, "unshare", "util-linux")
 	// Postfix's daemons run as user postfix and chdir into the queue, so
 	// every path component must be searchable (t.TempDir's parent is 0700).
@@ -95,7 +106,7 @@ alias_database =
 			t.Fatal(err)
 		}
 	}
-	for name, text := range map[string]string{"conf/main.cf": main, "conf/master.cf": master, "resolv.conf": "nameserver 127.0.0.1\n"} {
+	for name, text := range map[string]string{"conf/main.cf": main, "conf/master.cf": master, "resolv.conf": "nameserver " + nameserver + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,13 @@ type Script struct {
 	Name  string   // file name without .script
 	Main  []string // @main lines, verbatim main.cf text
 	Files []File   // @file blocks: tables the @main lines name under @files@
-	Steps []Step
+	// DNS is the zone (master-file lines of @dns) the harness serves to
+	// both servers; none: the servers get no DNS answers, as before.
+	DNS []string
+	// Servfail lists the names (@dns-servfail) the DNS server answers
+	// SERVFAIL for, whatever the type.
+	Servfail []string
+	Steps    []Step
 }
 
 // File is a file a script writes before the server starts.
@@ -174,6 +180,18 @@ func ParseScript(name, text string) (*Script, error) {
 				return nil, errorf("@file needs a plain file name")
 			}
 			file = &File{Name: name}
+		case "@dns", "@dns-servfail":
+			if connect {
+				return nil, errorf("%s after the first @connect", word)
+			}
+			if strings.TrimSpace(arg) == "" {
+				return nil, errorf("%s needs a zone line or a name", word)
+			}
+			if word == "@dns" {
+				s.DNS = append(s.DNS, arg)
+			} else {
+				s.Servfail = append(s.Servfail, strings.TrimSpace(arg))
+			}
 		case "@connect":
 			src := strings.TrimSpace(arg)
 			if src == "" {
@@ -277,6 +295,9 @@ func ParseScript(name, text string) (*Script, error) {
 	}
 	if !connect {
 		return nil, fmt.Errorf("no @connect")
+	}
+	if len(s.Servfail) > 0 && len(s.DNS) == 0 {
+		return nil, fmt.Errorf("@dns-servfail without @dns records")
 	}
 	return s, nil
 }
