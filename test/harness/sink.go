@@ -100,24 +100,35 @@ func (s *Sink) Stop() {
 }
 
 // Messages returns the dumped messages in arrival (file time) order.
+// smtp-sink creates a dump at MAIL and writes it as the transaction goes
+// on, so a dump written to in the last moments may be incomplete: Messages
+// waits (bounded) until every dump has stood still for dumpSettle.
 func (s *Sink) Messages() []string {
 	s.t.Helper()
-	files, err := filepath.Glob(filepath.Join(s.Dir, "*"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
 	type dump struct {
 		at   time.Time
 		text string
 	}
 	var dumps []dump
-	for _, f := range files {
-		st, err1 := os.Stat(f)
-		b, err2 := os.ReadFile(f)
-		if err1 != nil || err2 != nil {
-			s.t.Fatal(err1, err2)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		files, err := filepath.Glob(filepath.Join(s.Dir, "*"))
+		if err != nil {
+			s.t.Fatal(err)
 		}
-		dumps = append(dumps, dump{st.ModTime(), string(b)})
+		dumps = dumps[:0]
+		fresh := false
+		for _, f := range files {
+			st, err1 := os.Stat(f)
+			b, err2 := os.ReadFile(f)
+			if err1 != nil || err2 != nil {
+				s.t.Fatal(err1, err2)
+			}
+			fresh = fresh || time.Since(st.ModTime()) < dumpSettle
+			dumps = append(dumps, dump{st.ModTime(), string(b)})
+		}
+		if !fresh || time.Now().After(deadline) {
+			break
+		}
 	}
 	sort.SliceStable(dumps, func(i, j int) bool { return dumps[i].at.Before(dumps[j].at) })
 	out := make([]string, len(dumps))
@@ -126,6 +137,9 @@ func (s *Sink) Messages() []string {
 	}
 	return out
 }
+
+// dumpSettle is how long a dump must be left alone to count as complete.
+const dumpSettle = 150 * time.Millisecond
 
 // SinkBody splits a dump into smtp-sink's envelope headers (X-Mail-Args,
 // X-Rcpt-Args, ...) and the message as received, with LF line ends.
