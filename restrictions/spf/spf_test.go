@@ -156,3 +156,25 @@ func TestHeaderValue(t *testing.T) {
 		})
 	}
 }
+
+// What the client sends (HELO, MAIL FROM) never breaks the header: one
+// line, no control characters, and a bare value only of safe characters.
+func FuzzHeaderValue(f *testing.F) {
+	f.Add("mail.example.test", "a@example.test")
+	f.Add("[127.0.0.1]", `"a b"@x.test`)
+	f.Add("h\r\nX-Injected: 1", "a;b=c@x")
+	f.Fuzz(func(t *testing.T, helo, sender string) {
+		o := Outcome{Result: Pass, Identity: MailFrom, ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: helo, Sender: sender}
+		h := o.HeaderValue("mx.test")
+		for i := 0; i < len(h); i++ {
+			if h[i] < ' ' || h[i] == 0x7f {
+				t.Fatalf("control character %#x in %q", h[i], h)
+			}
+		}
+		for _, v := range []string{helo, sender} {
+			if q := value(v); !strings.HasPrefix(q, `"`) && strings.ContainsAny(q, " ;()\"\\") {
+				t.Fatalf("value(%q) = %q: bare with a special character", v, q)
+			}
+		}
+	})
+}
