@@ -1,23 +1,19 @@
 package gateway
 
-// postgate_spf_received_header values.
-const (
-	spfHeaderNo     = "no"     // never
-	spfHeaderYes    = "yes"    // when a restriction evaluated SPF
-	spfHeaderAlways = "always" // evaluate SPF for every message, for the header
-)
-
 // appendReceivedSPF appends the Received-SPF: header of the transaction's
-// SPF outcome (as policyd-spf prepends it) when postgate_spf_received_header
-// asks for it: with "always" it evaluates SPF here if no restriction did.
+// SPF outcome (as policyd-spf prepends it) as postgate_spf_received_header
+// says: "yes" when a restriction evaluated SPF, "always" (evaluating it
+// here if no restriction did), "no" never.
 func (s *session) appendReceivedSPF(b []byte) []byte {
 	o, ok := s.checks.EvaluatedSPF()
-	switch {
-	case s.svc.spfHeader == spfHeaderAlways && !ok:
-		o, ok = s.svc.lists.SPF(s.ctx, s.request(""), &s.checks), true
-		s.logSPF()
-	case s.svc.spfHeader == spfHeaderNo:
+	switch s.svc.spfHeader {
+	case "no":
 		return b
+	case "always":
+		if !ok {
+			o, ok = s.svc.lists.SPF(s.ctx, s.request(""), &s.checks), true
+			s.logSPF()
+		}
 	}
 	if !ok {
 		return b

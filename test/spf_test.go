@@ -145,8 +145,23 @@ var receivedSPFRe = regexp.MustCompile(`(?m)^Received-SPF: .*$`)
 // Received: header fails the test.
 func sinkSPFHeaders(t *testing.T, sink *harness.Sink, n int) map[string]string {
 	t.Helper()
+	// smtp-sink creates a dump before it has written it: wait until each
+	// one has the message's last line.
+	var dumps []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		dumps = sink.WaitMessages(n, time.Until(deadline))
+		complete := 0
+		for _, d := range dumps {
+			if _, msg := harness.SinkBody(d); strings.HasSuffix(msg, "\nbody\n") {
+				complete++
+			}
+		}
+		if complete >= n || time.Now().After(deadline) {
+			break
+		}
+	}
 	out := map[string]string{}
-	for _, dump := range sink.WaitMessages(n, 30*time.Second) {
+	for _, dump := range dumps {
 		_, msg := harness.SinkBody(dump)
 		head, _, _ := strings.Cut(msg, "\n\n")
 		name := ""
