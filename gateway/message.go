@@ -64,13 +64,15 @@ func (s *session) data(args []command.Token) bool {
 	return s.finishMessage(msg, arrival)
 }
 
-// newAssembly starts a message with the access PREPEND headers and our
+// newAssembly starts a message with the access PREPEND headers, the
+// Received-SPF: header (where policyd-spf's PREPEND would be) and our
 // Received: header, in that order, as Postfix's smtpd writes them.
 func (s *session) newAssembly(arrival time.Time) *assembly {
 	a := newAssembly(s.svc.budget, s.svc.spoolDir)
 	for _, h := range s.txn.prepend {
 		a.buf = append(append(a.buf, h...), '\r', '\n')
 	}
+	a.buf = s.appendReceivedSPF(a.buf)
 	a.buf = s.appendReceived(a.buf, arrival)
 	a.start = len(a.buf)
 	return a

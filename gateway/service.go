@@ -62,6 +62,7 @@ type service struct {
 	clientPortLogging      bool
 	peernameLookup         bool        // smtpd_peername_lookup
 	dns                    dnsResolver // nil in check
+	spfHeader              string      // postgate_spf_received_header
 	ipv4, ipv6             bool        // inet_protocols
 
 	noopCommands      *rules.StringList
@@ -195,6 +196,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		ehloDiscardWords:        parseEHLOMask(cfg.Get("smtpd_discard_ehlo_keywords")),
 		rejectFooter:            cfg.Get("smtpd_reject_footer"),
 		bareLFCode:              int(cfg.Int("smtpd_forbid_bare_newline_reject_code")),
+		spfHeader:               cfg.Get("postgate_spf_received_header"),
 	}
 	if s.maxProc <= 0 {
 		s.maxProc = int(cfg.Int("default_process_limit"))

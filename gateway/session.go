@@ -111,6 +111,8 @@ type transaction struct {
 	redirect string
 	bcc      []string
 	filter   string // FILTER transport:destination (the last wins)
+	// spfLogged: the SPF outcome is in the mail log.
+	spfLogged bool
 }
 
 // NewHandlerSession starts the session of an accepted connection.
@@ -445,7 +447,9 @@ func (s *session) replyValue(name, rcpt string) string {
 
 // check runs the restrictions of a stage.
 func (s *session) check(stage restrictions.Stage, rcpt string) restrictions.Verdict {
-	return s.svc.lists.Check(s.ctx, stage, s.request(rcpt), &s.checks)
+	v := s.svc.lists.Check(s.ctx, stage, s.request(rcpt), &s.checks)
+	s.logSPF()
+	return v
 }
 
 // passes writes the log lines of a verdict for the command at stage (a

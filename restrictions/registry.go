@@ -115,6 +115,12 @@ var registry = map[string]spec{
 	"reject_rhsbl_recipient":          {wordArg, buildRejectRHSBLRecipient},
 	"check_relay_domains":             {noArg, buildRemoved("reject_unauth_destination")},
 
+	// SPF (postgate's own names; restrictions/spf.go).
+	"reject_spf_fail":     {noArg, buildRejectSPFFail},
+	"defer_spf_temperror": {noArg, buildDeferSPFTemperror},
+	"permit_spf_pass":     {noArg, buildPermitSPFPass},
+	"warn_spf_softfail":   {noArg, buildWarnSPFSoftfail},
+
 	// ETRN.
 	"check_etrn_access": {tableArg, buildEtrnAccess},
 }

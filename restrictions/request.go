@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"postgate/dnsbl"
+	"postgate/restrictions/spf"
 )
 
 // Request is what the session knows when a stage is checked.
@@ -92,6 +93,8 @@ type Txn struct {
 	// dnsxl keeps each DNS list answer for the session, as Postfix keeps
 	// them for the life of its smtpd process.
 	dnsxl map[string]dnsbl.Result
+	// spf is the transaction's SPF outcome once a check needed it.
+	spf *spf.Outcome
 }
 
 // Reset ends the mail transaction: DISCARD and HOLD are forgotten, and so
@@ -99,6 +102,7 @@ type Txn struct {
 // flags stay (they belong to the session).
 func (t *Txn) Reset() {
 	t.discard, t.hold, t.dipSender = false, false, deferral{}
+	t.spf = nil
 }
 
 // Discarded reports whether a DISCARD action fired in this transaction.

@@ -46,34 +46,12 @@ func startRbldnsd(t testing.TB, files map[string]string, zones ...string) string
 	cmd := exec.Command(bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
 	// Ready when it answers a question about its first zone.
 	first := strings.SplitN(zones[0], ":", 2)[0]
-	c := &dns.Client{Timeout: 200 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn("1.0.0.127."+first), dns.TypeA)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, _, err := c.Exchange(m, addr); err == nil {
-			return addr
-		}
-		select {
-		case <-done:
-			t.Fatalf("rbldnsd ended: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rbldnsd does not answer on %s: %s", addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	startDNSPeer(t, cmd, addr, m, func(*dns.Msg) bool { return true }, out.String)
+	return addr
 }
 
 // freeUDPPort is a loopback port free for UDP that nothing else in this

@@ -182,6 +182,10 @@ var paramTable = []param{
 
 	// postgate's own.
 	list("postgate_dns_servers", ""), // empty: the servers of /etc/resolv.conf
+	// The Received-SPF: header: yes (when a restriction evaluated SPF),
+	// always (SPF is evaluated for every message), no.
+	{name: "postgate_spf_received_header", kind: kindString, def: "yes", impl: true,
+		check: oneOf("yes", "no", "always"), canon: lower},
 	later(str("postgate_state_store", "memory")),
 	later(str("postgate_metrics_address", "")),
 	later(seconds("postgate_greylist_delay", "300s", 's', 0)),
