@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzContentChecks$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 10s ./dnsbl
+	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 10s ./restrictions/spf
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
