@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -23,8 +24,9 @@ func checksSession(t testing.TB, header, body string) *session {
 		}
 		return []rules.Table{tb}
 	}
-	svc := &service{log: log, checks: contentChecks{header: open(header), mime: open(header), body: open(body),
-		headerSizeLimit: 102400, bodySizeLimit: 51200}}
+	svc := &service{log: log, checks: contentChecks{header: open(header), mime: open(header), nested: open(header),
+		body: open(body), bodySizeLimit: 51200,
+		limits: mimeLimits{nestingLimit: 100, boundaryLimit: 2048, headerLimit: 102400}}}
 	return &session{svc: svc, ctx: context.Background(), client: clientInfo{name: "unknown"}, proto: "ESMTP"}
 }
 
@@ -72,7 +74,7 @@ func TestContentCheckKeys(t *testing.T) {
 	var asked []string
 	rec := recordTable{&asked}
 	s := checksSession(t, "static:x", "static:x")
-	s.svc.checks.header, s.svc.checks.mime, s.svc.checks.body = []rules.Table{rec}, []rules.Table{rec}, []rules.Table{rec}
+	s.svc.checks.header, s.svc.checks.mime, s.svc.checks.nested, s.svc.checks.body = []rules.Table{rec}, []rules.Table{rec}, []rules.Table{rec}, []rules.Table{rec}
 	content := "Subject: a\r\n\tfolded\r\nMIME-Version: 1.0\r\n\r\nline one\r\n\r\nline two"
 	if _, err := s.runContentChecks(strings.NewReader(content), int64(len(content))); err != nil {
 		t.Fatal(err)
@@ -88,4 +90,27 @@ type recordTable struct{ asked *[]string }
 func (r recordTable) Lookup(_ context.Context, key string) (string, bool, error) {
 	*r.asked = append(*r.asked, key)
 	return "", false, nil
+}
+
+// BenchmarkContentChecks: header and body checks over a plain single-part
+// message (20 headers, 64 KiB of body lines), the common case the MIME
+// parser must not slow down.
+func BenchmarkContentChecks(b *testing.B) {
+	var m strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&m, "X-Header-%d: value %d\r\n", i, i)
+	}
+	m.WriteString("\r\n")
+	for m.Len() < 64<<10 {
+		m.WriteString("The quick brown fox jumps over the lazy dog, line after line.\r\n")
+	}
+	content := m.String()
+	s := checksSession(b, `pcre:{ {/^Subject: never/ REJECT} }`, `pcre:{ {/^never$/ REJECT} }`)
+	b.SetBytes(int64(len(content)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.runContentChecks(strings.NewReader(content), int64(len(content))); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
