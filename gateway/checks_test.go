@@ -41,6 +41,7 @@ func FuzzContentChecks(f *testing.F) {
 		"Subject: no end",
 		"\r\n\r\n\r\n",
 		"X: " + strings.Repeat("y", 70000) + "\r\n\r\n" + strings.Repeat("z", 70000),
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nX-Drop: 1\r\nContent-Type: message/rfc822\r\n\r\nSubject: a\r\n\r\nstrip\r\n--b--\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -72,7 +73,7 @@ func FuzzContentChecks(f *testing.F) {
 // with LF between its lines, body lines without line ends, no empty lines.
 func TestContentCheckKeys(t *testing.T) {
 	var asked []string
-	rec := recordTable{&asked}
+	rec := recordTable{asked: &asked}
 	s := checksSession(t, "static:x", "static:x")
 	s.svc.checks.header, s.svc.checks.mime, s.svc.checks.nested, s.svc.checks.body = []rules.Table{rec}, []rules.Table{rec}, []rules.Table{rec}, []rules.Table{rec}
 	content := "Subject: a\r\n\tfolded\r\nMIME-Version: 1.0\r\n\r\nline one\r\n\r\nline two"
@@ -85,9 +86,40 @@ func TestContentCheckKeys(t *testing.T) {
 	}
 }
 
-type recordTable struct{ asked *[]string }
+// TestContentCheckTables: which table list is asked for which header, as
+// Postfix's cleanup chooses (MIME headers anywhere and all headers of body
+// parts: mime_header_checks; other headers of an attached message:
+// nested_header_checks), and body_checks_size_limit = 0 as no limit.
+func TestContentCheckTables(t *testing.T) {
+	var asked []string
+	s := checksSession(t, "static:x", "static:x")
+	s.svc.checks.header = []rules.Table{recordTable{&asked, "header"}}
+	s.svc.checks.mime = []rules.Table{recordTable{&asked, "mime"}}
+	s.svc.checks.nested = []rules.Table{recordTable{&asked, "nested"}}
+	s.svc.checks.body = []rules.Table{recordTable{&asked, "body"}}
+	s.svc.checks.bodySizeLimit = 0
+	content := strings.Join([]string{"Subject: s", "Mime-Version: 1.0", "Content-Length: 9", "Content-Type: multipart/mixed; boundary=b", "",
+		"--b", "X-Part: p", "Content-Type: message/rfc822", "", "Subject: n", "Content-ID: <i>", "", "x", "--b--", strings.Repeat("y", 60000), "late"}, "\r\n")
+	if _, err := s.runContentChecks(strings.NewReader(content), int64(len(content))); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"header Subject: s", "mime Mime-Version: 1.0", "header Content-Length: 9", "mime Content-Type: multipart/mixed; boundary=b",
+		"body --b", "mime X-Part: p", "mime Content-Type: message/rfc822", "nested Subject: n", "mime Content-ID: <i>", "body x", "body --b--",
+		"body " + strings.Repeat("y", 60000), "body late"}
+	if strings.Join(asked, "|") != strings.Join(want, "|") {
+		t.Errorf("asked\n  %q\nwant\n  %q", asked, want)
+	}
+}
+
+type recordTable struct {
+	asked *[]string
+	name  string // prefixed to each key, when set
+}
 
 func (r recordTable) Lookup(_ context.Context, key string) (string, bool, error) {
+	if r.name != "" {
+		key = r.name + " " + key
+	}
 	*r.asked = append(*r.asked, key)
 	return "", false, nil
 }
