@@ -26,7 +26,7 @@ func checksSession(t testing.TB, header, body string) *session {
 	}
 	svc := &service{log: log, checks: contentChecks{header: open(header), mime: open(header), nested: open(header),
 		body: open(body), bodySizeLimit: 51200,
-		limits: mimeLimits{nestingLimit: 100, boundaryLimit: 2048, headerLimit: 102400}}}
+		limits: mimeLimits{nestingLimit: 100, boundaryLimit: 2048, headerLimit: 102400, lineLimit: 2048}}}
 	return &session{svc: svc, ctx: context.Background(), client: clientInfo{name: "unknown"}, proto: "ESMTP"}
 }
 
@@ -105,7 +105,13 @@ func TestContentCheckTables(t *testing.T) {
 	}
 	want := []string{"header Subject: s", "mime Mime-Version: 1.0", "header Content-Length: 9", "mime Content-Type: multipart/mixed; boundary=b",
 		"body --b", "mime X-Part: p", "mime Content-Type: message/rfc822", "nested Subject: n", "mime Content-ID: <i>", "body x", "body --b--",
-		"body " + strings.Repeat("y", 60000), "body late"}
+		"body late"}
+	// The 60000 bytes line is pieces of line_length_limit (2048) bytes.
+	pieces := []string{}
+	for n := 60000; n > 0; n -= 2048 {
+		pieces = append(pieces, "body "+strings.Repeat("y", min(n, 2048)))
+	}
+	want = append(append(want[:len(want)-1], pieces...), "body late")
 	if strings.Join(asked, "|") != strings.Join(want, "|") {
 		t.Errorf("asked\n  %q\nwant\n  %q", asked, want)
 	}

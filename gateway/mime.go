@@ -60,6 +60,7 @@ type mimeLimits struct {
 	nestingLimit  int  // mime_nesting_limit
 	boundaryLimit int  // mime_boundary_length_limit
 	headerLimit   int  // header_size_limit
+	lineLimit     int  // line_length_limit: the size of the records of a long line
 }
 
 type mimeBoundary struct {
@@ -74,6 +75,9 @@ type mimeParser struct {
 	ctype   mimeType
 	stack   []mimeBoundary // innermost last
 	bodyOff int64
+	// continued: the record being parsed continues the line of the
+	// previous one (Postfix's REC_TYPE_CONT before it).
+	continued bool
 
 	pending bool   // a header is being collected
 	hdr     []byte // its raw lines
@@ -90,19 +94,39 @@ func newMIMEParser(l mimeLimits, h mimeHandler) *mimeParser {
 }
 
 // line takes one line of the content, line end included (the last line
-// may have none).
+// may have none). A line of line_length_limit bytes or more is, as
+// Postfix's smtpd stores it, pieces of that many bytes and the rest (empty
+// when the line fills its last piece); each piece is a record of its own.
 func (p *mimeParser) line(raw []byte, off int64) error {
-	if p.block == mimeBody {
-		return p.bodyLine(raw, off)
-	}
 	text := trimEOL(raw)
+	p.continued = false
+	for p.lineLimit > 0 && len(text) >= p.lineLimit {
+		if err := p.record(raw[:p.lineLimit], text[:p.lineLimit], off); err != nil {
+			return err
+		}
+		p.continued = true
+		raw, text, off = raw[p.lineLimit:], text[p.lineLimit:], off+int64(p.lineLimit)
+	}
+	return p.record(raw, text, off)
+}
+
+// record is Postfix's mime_state_update for one record: text is raw
+// without its line end; p.continued says it continues the line of the
+// previous record.
+func (p *mimeParser) record(raw, text []byte, off int64) error {
+	if p.block == mimeBody {
+		return p.bodyLine(raw, text, off)
+	}
 	if p.pending {
-		if len(text) > 0 && (text[0] == ' ' || text[0] == '\t') {
+		if p.continued || len(text) > 0 && (text[0] == ' ' || text[0] == '\t') {
 			p.hdr = append(p.hdr, raw...)
-			// A physical line joins the key while it is under
+			// A record joins the key while the key is under
 			// header_size_limit; the rest is dropped.
 			if len(p.key) < p.headerLimit {
-				p.key = append(append(p.key, '\n'), text...)
+				if !p.continued {
+					p.key = append(p.key, '\n')
+				}
+				p.key = append(p.key, text...)
 			}
 			return nil
 		}
@@ -118,7 +142,7 @@ func (p *mimeParser) line(raw []byte, off int64) error {
 		p.hdrOff, p.pending = off, true
 		return nil
 	}
-	// The line ends the header block.
+	// The record ends the header block.
 	if len(text) == 0 {
 		switch p.ctype {
 		case mimeAttached:
@@ -134,7 +158,7 @@ func (p *mimeParser) line(raw []byte, off int64) error {
 		p.block = mimeBody
 	}
 	p.bodyOff = 0
-	return p.bodyLine(raw, off)
+	return p.bodyLine(raw, text, off)
 }
 
 // end flushes a header still being collected at the end of the content.
@@ -153,9 +177,8 @@ func (p *mimeParser) flush() error {
 	return p.h.mimeHeader(p.block, string(p.key), p.hdr, p.hdrOff)
 }
 
-func (p *mimeParser) bodyLine(raw []byte, off int64) error {
-	text := trimEOL(raw)
-	if len(p.stack) > 0 && len(text) > 2 && text[0] == '-' && text[1] == '-' {
+func (p *mimeParser) bodyLine(raw, text []byte, off int64) error {
+	if len(p.stack) > 0 && !p.continued && len(text) > 2 && text[0] == '-' && text[1] == '-' {
 		for i := len(p.stack) - 1; i >= 0; i-- {
 			b := p.stack[i].boundary
 			if !bytes.HasPrefix(text[2:], b) {

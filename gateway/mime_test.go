@@ -45,7 +45,7 @@ func parseMIME(t *testing.T, l mimeLimits, content string) []string {
 	return r.got
 }
 
-var defaultMIMELimits = mimeLimits{nestingLimit: 100, boundaryLimit: 2048, headerLimit: 102400}
+var defaultMIMELimits = mimeLimits{nestingLimit: 100, boundaryLimit: 2048, headerLimit: 102400, lineLimit: 2048}
 
 // TestMIMEParser: which block each header belongs to and the body
 // offsets (Postfix's body_offset: line length + 1, restarting in each
@@ -125,6 +125,13 @@ func TestMIMEParser(t *testing.T) {
 		content: []string{"Subject: 0123", "\tmore", "\tdropped", "", "x"},
 		want:    []string{"P Subject: 0123\n\tmore", "B0 ", "B1 x"},
 	}, {
+		name:   "line_length_limit: a long line is pieces, each a record; a piece is no line start for a boundary",
+		limits: func(l *mimeLimits) { l.lineLimit = 16 },
+		content: []string{"Content-Type: multipart/x; boundary=b", "", "xxxxxxxxxxxxxxxx--b", "--b", "X-Long: 0123456789abcdef", "",
+			"yyyyyyyyyyyyyyyy"},
+		want: []string{"P Content-Type: multipart/x; boundary=b", "B0 ", "B1 xxxxxxxxxxxxxxxx", "B18 --b", "B22 --b",
+			"M X-Long: 0123456789abcdef", "B0 ", "B1 yyyyyyyyyyyyyyyy", "B18 "},
+	}, {
 		name:    "a header at the end of the content, no line end",
 		content: []string{"Subject: last"},
 		want:    []string{"P Subject: last"},
@@ -190,7 +197,7 @@ func FuzzMIMEParser(f *testing.F) {
 		f.Add([]byte(s), false)
 	}
 	f.Fuzz(func(t *testing.T, content []byte, disabled bool) {
-		l := mimeLimits{disabled: disabled, nestingLimit: 2, boundaryLimit: 8, headerLimit: 64}
+		l := mimeLimits{disabled: disabled, nestingLimit: 2, boundaryLimit: 8, headerLimit: 64, lineLimit: 16}
 		r := &offsetRecorder{}
 		p := newMIMEParser(l, r)
 		var off int64

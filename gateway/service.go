@@ -349,7 +349,7 @@ func (s *service) buildLists(cfg *config.Config, tables *tableCache) error {
 	}
 	s.checks.limits = mimeLimits{disabled: cfg.Bool("disable_mime_input_processing"),
 		nestingLimit: int(cfg.Int("mime_nesting_limit")), boundaryLimit: int(cfg.Int("mime_boundary_length_limit")),
-		headerLimit: int(cfg.Int("header_size_limit"))}
+		headerLimit: int(cfg.Int("header_size_limit")), lineLimit: int(cfg.Int("line_length_limit"))}
 	s.checks.bodySizeLimit = cfg.Int("body_checks_size_limit")
 	parent := parentMatcher(cfg)
 	if s.fastFlushDomains, err = rules.NewDomainList(cfg.List("fast_flush_domains"), parent("fast_flush_domains"), open); err != nil {
