@@ -18,7 +18,8 @@ import (
 // the like, wherever they are) and all headers of multipart body parts in
 // mime_header_checks, other headers of an attached message in
 // nested_header_checks, other headers of the message in header_checks.
-// Each non-empty body line (boundary lines and part bodies included) is
+// Each non-empty body record (a line, or a piece of line_length_limit
+// bytes of a longer one; boundary lines and part bodies included) is
 // looked up in body_checks while its offset in its body segment is under
 // body_checks_size_limit. The first table that has a value decides, and
 // its action (cleanup_act) rejects, holds, discards, redirects, or edits
