@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAction$$' -fuzztime 10s ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./gateway/config
 	$(GO) test -run '^$$' -fuzz '^FuzzContentChecks$$' -fuzztime 10s ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzMIMEParser$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 10s ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 10s ./restrictions/spf

@@ -12,25 +12,28 @@ import (
 )
 
 // header_checks and body_checks, as Postfix's cleanup applies them to a
-// message received by smtpd: each logical header of the message's own
-// header looked up in header_checks (MIME headers in mime_header_checks),
-// each non-empty body line in body_checks up to body_checks_size_limit;
-// the first table that has a value decides, and its action (cleanup_act)
-// rejects, holds, discards, redirects, or edits the content.
-//
-// Not yet: the MIME structure. Headers of MIME parts and of attached
-// messages are body lines here (Postfix gives them to mime_header_checks
-// and nested_header_checks).
+// message received by smtpd. The MIME parser (mime.go) finds the logical
+// headers and the body lines; each header is looked up in one table
+// list, chosen as Postfix's cleanup does: MIME headers (Content-Type and
+// the like, wherever they are) and all headers of multipart body parts in
+// mime_header_checks, other headers of an attached message in
+// nested_header_checks, other headers of the message in header_checks.
+// Each non-empty body record (a line, or a piece of line_length_limit
+// bytes of a longer one; boundary lines and part bodies included) is
+// looked up in body_checks while its offset in its body segment is under
+// body_checks_size_limit. The first table that has a value decides, and
+// its action (cleanup_act) rejects, holds, discards, redirects, or edits
+// the content.
 
 // contentChecks are one service's header and body check tables.
 type contentChecks struct {
-	header, mime, body []rules.Table
-	headerSizeLimit    int
-	bodySizeLimit      int64
+	header, mime, nested, body []rules.Table
+	bodySizeLimit              int64 // 0: no limit
+	limits                     mimeLimits
 }
 
 func (c *contentChecks) empty() bool {
-	return len(c.header) == 0 && len(c.mime) == 0 && len(c.body) == 0
+	return len(c.header) == 0 && len(c.mime) == 0 && len(c.nested) == 0 && len(c.body) == 0
 }
 
 // checkResult is what the checks decided.
@@ -40,6 +43,7 @@ type checkResult struct {
 	hold     bool
 	redirect string
 	bcc      []string
+	filter   string        // FILTER transport:destination (the last wins)
 	edits    []contentEdit // in content order
 }
 
@@ -49,126 +53,112 @@ type contentEdit struct {
 	insert []byte
 }
 
-// checkScan is one run of the checks over a message.
+// checkScan is one run of the checks over a message; it is the MIME
+// parser's handler.
 type checkScan struct {
 	s       *session
 	c       *contentChecks
 	res     checkResult
 	stopped bool // REJECT, DISCARD, PASS, REDIRECT end the checks (CLEANUP_FLAG_FILTER_ALL)
+	// reportNesting: Postfix reports a MIME nesting error only when header
+	// checks are in use (MIME_OPT_REPORT_NESTING).
+	reportNesting bool
 }
 
 // runContentChecks reads the client's content (size bytes) and returns
 // what the checks decided; an error is a lookup failure.
 func (s *session) runContentChecks(content io.ReaderAt, size int64) (checkResult, error) {
-	sc := &checkScan{s: s, c: &s.svc.checks}
+	c := &s.svc.checks
+	sc := &checkScan{s: s, c: c, reportNesting: len(c.header)+len(c.mime)+len(c.nested) > 0}
+	p := newMIMEParser(c.limits, sc)
 	r := bufio.NewReaderSize(io.NewSectionReader(content, 0, size), 64<<10)
 	var off int64
-	// The header: logical headers, until an empty line or a line that is
-	// not a header.
-	var hdr []byte // the logical header so far, CRLFs kept
-	var hdrOff int64
-	flush := func() error {
-		if hdr == nil {
-			return nil
-		}
-		err := sc.header(hdr, hdrOff)
-		hdr = nil
-		return err
-	}
-	inHeader := true
-	bodySeen := int64(0)
-	for !sc.stopped {
+	var long []byte // a line longer than the reader's buffer, whole
+	// After a decision the parse goes on only to find a nesting error,
+	// which rejects the message even when it was to be discarded.
+	for sc.res.reject == nil && !(sc.stopped && !sc.reportNesting) {
 		line, err := r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: checked by its start.
-			more := append([]byte(nil), line...)
+			long = append(long[:0], line...)
 			for err == bufio.ErrBufferFull {
 				line, err = r.ReadSlice('\n')
-				more = append(more, line...)
+				long = append(long, line...)
 			}
-			line = more
+			line = long
 		}
 		if len(line) == 0 {
 			break
 		}
-		lineOff := off
+		if perr := p.line(line, off); perr != nil {
+			return sc.res, perr
+		}
 		off += int64(len(line))
-		if inHeader {
-			switch {
-			case hdr != nil && (line[0] == ' ' || line[0] == '\t'):
-				hdr = append(hdr, line...)
-				continue
-			case isHeaderLine(line):
-				if err := flush(); err != nil {
-					return sc.res, err
-				}
-				hdr, hdrOff = append([]byte(nil), line...), lineOff
-				continue
-			}
-			if err := flush(); err != nil {
-				return sc.res, err
-			}
-			inHeader = false
-			if len(trimEOL(line)) == 0 {
-				continue // the empty line that ends the header
-			}
-		}
-		if bodySeen < sc.c.bodySizeLimit {
-			bodySeen += int64(len(line))
-			if err := sc.body(line, lineOff); err != nil {
-				return sc.res, err
-			}
-		}
 		if err != nil {
 			break
 		}
 	}
-	if inHeader && !sc.stopped {
-		if err := flush(); err != nil {
+	if sc.res.reject == nil {
+		if err := p.end(); err != nil {
 			return sc.res, err
 		}
 	}
 	return sc.res, nil
 }
 
-func (sc *checkScan) header(h []byte, off int64) error {
-	tables := sc.c.header
-	if isMIMEHeader(h) {
-		tables = sc.c.mime
+func (sc *checkScan) mimeHeader(block mimeBlock, key string, raw []byte, off int64) error {
+	tables, param := sc.c.header, "header_checks"
+	switch {
+	case block == mimeMultipart || isMIMEHeader(key):
+		tables, param = sc.c.mime, "mime_header_checks"
+	case block == mimeNested:
+		tables, param = sc.c.nested, "nested_header_checks"
 	}
-	// As Postfix's MIME processor: a physical line joins the header while
-	// what it holds is still under header_size_limit; the rest is dropped.
-	var key strings.Builder
-	for i, line := range strings.SplitAfter(string(trimEOL(h)), "\r\n") {
-		if i > 0 && key.Len() >= sc.c.headerSizeLimit {
-			break
-		}
-		if i > 0 {
-			key.WriteByte('\n')
-		}
-		key.WriteString(strings.TrimSuffix(line, "\r\n"))
-	}
-	return sc.lookup(tables, "header", key.String(), h, off)
+	return sc.lookup(tables, param, "header", key, raw, off)
 }
 
-func (sc *checkScan) body(line []byte, off int64) error {
-	key := string(trimEOL(line))
-	if key == "" {
+func (sc *checkScan) mimeBody(text, raw []byte, off, bodyOff int64) error {
+	if len(text) == 0 || len(sc.c.body) == 0 || sc.c.bodySizeLimit > 0 && bodyOff >= sc.c.bodySizeLimit {
 		return nil
 	}
-	return sc.lookup(sc.c.body, "body", key, line, off)
+	return sc.lookup(sc.c.body, "body_checks", "body", string(text), raw, off)
 }
 
-// lookup finds the first table that has key and acts on its value.
-func (sc *checkScan) lookup(tables []rules.Table, context, key string, raw []byte, off int64) error {
+// mimeNesting rejects the message, as Postfix's cleanup does for a MIME
+// error, and logs it when it is found.
+func (sc *checkScan) mimeNesting(header string) {
+	if !sc.reportNesting {
+		return
+	}
+	s := sc.s
+	if len(header) > 100 {
+		header = header[:100]
+	}
+	to := "unknown"
+	if n := len(s.txn.rcpts); n > 0 {
+		to = s.txn.rcpts[n-1].Addr
+	}
+	s.svc.log.Logf("cleanup", "%s: reject: mime-error MIME nesting exceeds safety limit: %s from %s; from=<%s> to=<%s>",
+		s.txn.id, printable(header), s.client, s.txn.sender, to)
+	if sc.res.reject == nil {
+		sc.res.reject = &rules.Reply{Code: 550, DSN: "5.6.0", Text: "MIME nesting exceeds safety limit"}
+	}
+}
+
+// lookup finds the first table that has key and acts on its value; param
+// names the tables in warnings, context ("header", "body") the content in
+// the log.
+func (sc *checkScan) lookup(tables []rules.Table, param, context, key string, raw []byte, off int64) error {
+	if sc.stopped {
+		return nil
+	}
 	for _, t := range tables {
 		v, found, err := t.Lookup(sc.s.ctx, key)
 		if err != nil {
-			sc.s.svc.log.Logf("cleanup", "warning: %s: %s_checks map lookup problem -- message not accepted, try again later: %v", sc.s.txn.id, context, err)
+			sc.s.svc.log.Logf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later: %v", sc.s.txn.id, param, err)
 			return err
 		}
 		if found {
-			sc.act(context, key, v, raw, off)
+			sc.act(param, context, key, v, raw, off)
 			return nil
 		}
 	}
@@ -176,7 +166,7 @@ func (sc *checkScan) lookup(tables []rules.Table, context, key string, raw []byt
 }
 
 // act is Postfix's cleanup_act for one matching header or body line.
-func (sc *checkScan) act(context, key, value string, raw []byte, off int64) {
+func (sc *checkScan) act(param, context, key, value string, raw []byte, off int64) {
 	cmd, text := value, ""
 	if i := strings.IndexAny(value, " \t"); i >= 0 {
 		cmd, text = value[:i], strings.TrimLeft(value[i:], " \t")
@@ -210,11 +200,11 @@ func (sc *checkScan) act(context, key, value string, raw []byte, off int64) {
 		log("info", text)
 	case "FILTER":
 		if !strings.Contains(text, ":") {
-			sc.s.svc.log.Logf("cleanup", "warning: bad FILTER command %s in %s_checks -- need transport:destination", text, context)
+			sc.s.svc.log.Logf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, param)
 			return
 		}
 		log("filter", text)
-		sc.s.svc.log.Logf("cleanup", "warning: %s: FILTER %s ignored: postgate does not run content filters yet", sc.s.txn.id, text)
+		res.filter = text
 	case "PASS":
 		log("pass", text)
 		sc.stopped = true
@@ -229,9 +219,9 @@ func (sc *checkScan) act(context, key, value string, raw []byte, off int64) {
 	case "PREPEND":
 		switch {
 		case text == "":
-			sc.s.svc.log.Logf("cleanup", "warning: PREPEND action without text in %s_checks map", context)
-		case context == "header" && !isHeaderLine([]byte(text)):
-			sc.s.svc.log.Logf("cleanup", "warning: bad PREPEND header text \"%s\" in %s_checks map -- need \"headername: headervalue\"", text, context)
+			sc.s.svc.log.Logf("cleanup", "warning: PREPEND action without text in %s map", param)
+		case context == "header" && headerNameLen([]byte(text)) == 0:
+			sc.s.svc.log.Logf("cleanup", "warning: bad PREPEND header text \"%s\" in %s map -- need \"headername: headervalue\"", text, param)
 		default:
 			log("prepend", text)
 			res.edits = append(res.edits, contentEdit{off: off, insert: []byte(text + "\r\n")})
@@ -239,9 +229,9 @@ func (sc *checkScan) act(context, key, value string, raw []byte, off int64) {
 	case "REPLACE":
 		switch {
 		case text == "":
-			sc.s.svc.log.Logf("cleanup", "warning: REPLACE action without text in %s_checks map", context)
-		case context == "header" && !isHeaderLine([]byte(text)):
-			sc.s.svc.log.Logf("cleanup", "warning: bad REPLACE header text \"%s\" in %s_checks map -- need \"headername: headervalue\"", text, context)
+			sc.s.svc.log.Logf("cleanup", "warning: REPLACE action without text in %s map", param)
+		case context == "header" && headerNameLen([]byte(text)) == 0:
+			sc.s.svc.log.Logf("cleanup", "warning: bad REPLACE header text \"%s\" in %s map -- need \"headername: headervalue\"", text, param)
 		default:
 			log("replace", text)
 			drop.insert = []byte(text + "\r\n")
@@ -249,14 +239,14 @@ func (sc *checkScan) act(context, key, value string, raw []byte, off int64) {
 		}
 	case "REDIRECT":
 		if !strings.Contains(text, "@") {
-			sc.s.svc.log.Logf("cleanup", "warning: bad REDIRECT target \"%s\" in %s_checks map -- need user@domain", text, context)
+			sc.s.svc.log.Logf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, param)
 			return
 		}
 		log("redirect", text)
 		res.redirect, sc.stopped = text, true
 	case "BCC":
 		if !strings.Contains(text, "@") {
-			sc.s.svc.log.Logf("cleanup", "warning: bad BCC address \"%s\" in %s_checks map -- need user@domain", text, context)
+			sc.s.svc.log.Logf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, param)
 			return
 		}
 		log("bcc", text)
@@ -268,7 +258,7 @@ func (sc *checkScan) act(context, key, value string, raw []byte, off int64) {
 		res.edits = append(res.edits, drop)
 	case "DUNNO", "OK":
 	default:
-		sc.s.svc.log.Logf("cleanup", "warning: unknown command in %s_checks map: %s", context, value)
+		sc.s.svc.log.Logf("cleanup", "warning: unknown command in %s map: %s", param, value)
 	}
 }
 
@@ -318,25 +308,16 @@ func redirectAndBCC(env *queue.Envelope, redirect string, bcc []string) {
 	}
 }
 
-// isHeaderLine reports a "name:" line: a field name of printable ASCII
-// other than ':', then a colon (Postfix's is_header).
-func isHeaderLine(line []byte) bool {
-	for i, c := range line {
-		switch {
-		case c == ':':
-			return i > 0
-		case c <= ' ' || c >= 0x7f:
-			return false
-		}
+// isMIMEHeader: the headers Postfix knows as MIME headers (HDR_OPT_MIME in
+// its header_opts), which go to mime_header_checks wherever they are.
+func isMIMEHeader(key string) bool {
+	name, _, _ := strings.Cut(key, ":")
+	switch strings.ToLower(name) {
+	case "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
+		"content-description", "content-id":
+		return true
 	}
 	return false
-}
-
-// isMIMEHeader: the headers Postfix gives to mime_header_checks.
-func isMIMEHeader(h []byte) bool {
-	name, _, _ := bytes.Cut(h, []byte{':'})
-	return bytes.EqualFold(name, []byte("MIME-Version")) ||
-		len(name) > 8 && bytes.EqualFold(name[:8], []byte("Content-"))
 }
 
 func trimEOL(line []byte) []byte {

@@ -260,7 +260,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		ClientAddr: s.client.address(),
 		Helo:       s.helo,
 		Proto:      s.proto,
-		Filter:     cmp.Or(s.txn.filter, s.svc.contentFilter),
+		Filter:     cmp.Or(checked.filter, s.txn.filter, s.svc.contentFilter),
 	}
 	if x := s.txn.xforward; x.set {
 		env.ClientName, env.ClientAddr, env.Helo = orDefault(x.name, env.ClientName), orDefault(x.addr, env.ClientAddr), orDefault(x.helo, env.Helo)

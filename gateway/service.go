@@ -369,7 +369,8 @@ func (s *service) buildLists(cfg *config.Config, tables *tableCache) error {
 		param string
 		dst   *[]rules.Table
 	}{{"smtpd_discard_ehlo_keyword_address_maps", &s.ehloDiscardMaps}, {"smtpd_reject_footer_maps", &s.rejectFooterMaps},
-		{"header_checks", &s.checks.header}, {"mime_header_checks", &s.checks.mime}, {"body_checks", &s.checks.body}}
+		{"header_checks", &s.checks.header}, {"mime_header_checks", &s.checks.mime},
+		{"nested_header_checks", &s.checks.nested}, {"body_checks", &s.checks.body}}
 	for _, m := range maps {
 		for _, spec := range cfg.List(m.param) {
 			t, err := tables.open(spec)
@@ -379,7 +380,9 @@ func (s *service) buildLists(cfg *config.Config, tables *tableCache) error {
 			*m.dst = append(*m.dst, t)
 		}
 	}
-	s.checks.headerSizeLimit = int(cfg.Int("header_size_limit"))
+	s.checks.limits = mimeLimits{disabled: cfg.Bool("disable_mime_input_processing"),
+		nestingLimit: int(cfg.Int("mime_nesting_limit")), boundaryLimit: int(cfg.Int("mime_boundary_length_limit")),
+		headerLimit: int(cfg.Int("header_size_limit")), lineLimit: int(cfg.Int("line_length_limit"))}
 	s.checks.bodySizeLimit = cfg.Int("body_checks_size_limit")
 	parent := parentMatcher(cfg)
 	if s.fastFlushDomains, err = rules.NewDomainList(cfg.List("fast_flush_domains"), parent("fast_flush_domains"), open); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -216,5 +217,65 @@ transport_maps = inline:{ corp.test=smtp:[127.0.0.1]:%d }
 	}
 	if log := p.Log("skipped"); !strings.Contains(log, "warning: ") || !strings.Contains(log, "alias logs: destination |/usr/bin/logger skipped") {
 		t.Errorf("no warning for the command destination:\n%s", log)
+	}
+}
+
+// TestMIMECheckLogLines: the mail log lines of header checks inside the MIME
+// structure (a REJECT of an attached message's Subject by
+// nested_header_checks, a WARN on a body part's header by
+// mime_header_checks, a MIME nesting error) are Postfix's: the same
+// messages go to postgate and to the real Postfix with the same settings,
+// and cleanup's lines are compared (client name and queue ID aside).
+func TestMIMECheckLogLines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hdr, mime, nested := filepath.Join(dir, "header"), filepath.Join(dir, "mime"), filepath.Join(dir, "nested")
+	os.WriteFile(hdr, []byte("/^Subject: evil/ REJECT header_checks saw it\n"), 0o644)
+	os.WriteFile(mime, []byte("/^X-Part:/ WARN part header seen\n"), 0o644)
+	os.WriteFile(nested, []byte("/^Subject: evil/ REJECT 5.7.1 nested_header_checks saw it\n"), 0o644)
+	settings := fmt.Sprintf("relay_domains = relay.test\nrelay_transport = discard\nmime_nesting_limit = 1\n"+
+		"header_checks = pcre:%s\nmime_header_checks = pcre:%s\nnested_header_checks = pcre:%s\n", hdr, mime, nested)
+	messages := []struct{ content, reply string }{
+		{"Subject: attached\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n" +
+			"Subject: evil inside\r\n\r\nx\r\n--b--\r\n", "550 5.7.1 nested_header_checks saw it"},
+		{"Subject: part\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nX-Part: one\r\n\r\nx\r\n--b--\r\n", "250 "},
+		{"Subject: deep\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+			"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: multipart/mixed; boundary=d\r\n\r\nx\r\n",
+			"550 5.6.0 MIME nesting exceeds safety limit"},
+	}
+	send := func(addr string) {
+		c := harness.Dial(t, addr, outside)
+		c.Expect(250, "EHLO client.src.test")
+		for _, m := range messages {
+			c.Expect(250, "MAIL FROM:<a@src.test>")
+			c.Expect(250, "RCPT TO:<u@relay.test>")
+			c.Expect(354, "DATA")
+			c.Send(m.content + ".\r\n")
+			if code, text := c.Reply(); !strings.HasPrefix(fmt.Sprintf("%d %s", code, text), m.reply) {
+				t.Errorf("%s: %q: %d %s, want %s", addr, m.content[:20], code, text, m.reply)
+			}
+		}
+	}
+	p := harness.Start(t, settings, "")
+	send(p.Addr)
+	pf := harness.StartPostfix(t, settings)
+	send(pf.Addr)
+	// "... cleanup[PID]: QUEUEID: TEXT", with the client's name[addr] as CLIENT.
+	line := regexp.MustCompile(`cleanup\[[0-9]+\]: [0-9A-Za-z]+: ((?:reject|warning): (?:header|mime-error) .*)`)
+	client := regexp.MustCompile(`from [^ ]*\[127\.0\.0\.5\];`)
+	cleanupLines := func(log string) []string {
+		var out []string
+		for _, m := range line.FindAllStringSubmatch(log, -1) {
+			out = append(out, client.ReplaceAllString(m[1], "from CLIENT;"))
+		}
+		return out
+	}
+	got := cleanupLines(p.Log("mime-error"))
+	var want []string
+	for deadline := time.Now().Add(10 * time.Second); len(want) < len(messages) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		want = cleanupLines(pf.Log())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) != len(messages) {
+		t.Errorf("postgate logged\n  %s\nPostfix logged\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }

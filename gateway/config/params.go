@@ -108,10 +108,13 @@ var paramTable = []param{
 	// Content inspection (gateway/checks.go).
 	list("header_checks", ""),
 	list("mime_header_checks", "$header_checks"),
-	later(list("nested_header_checks", "$header_checks")),
+	list("nested_header_checks", "$header_checks"),
 	list("body_checks", ""),
 	integer("header_size_limit", "102400", 1),
 	integer("body_checks_size_limit", "51200", 0),
+	boolean("disable_mime_input_processing", "no"),
+	integer("mime_nesting_limit", "100", 1),
+	integer("mime_boundary_length_limit", "2048", 1),
 	// Recipient validation at RCPT (restrictions/unlisted.go).
 	boolean("smtpd_reject_unlisted_recipient", "yes"),
 	boolean("smtpd_reject_unlisted_sender", "no"),
