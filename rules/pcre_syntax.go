@@ -50,9 +50,9 @@ func pcreToNET(src string, flags patternFlags) (pcreTranslation, error) {
 	} else {
 		b.WriteString(body)
 	}
-	pre := prefilter{inner: lits.longest()}
+	pre := newPrefilter(literal{}, lits.longest())
 	if lits.anchored || flags&flagAnchored != 0 {
-		pre = prefilter{prefix: lits.lead, inner: lits.rest}
+		pre = newPrefilter(lits.lead, lits.rest)
 	}
 	return pcreTranslation{pattern: b.String(), groups: t.groups, pre: pre}, nil
 }

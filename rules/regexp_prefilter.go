@@ -2,6 +2,7 @@ package rules
 
 import (
 	"regexp/syntax"
+	"slices"
 	"strings"
 )
 
@@ -14,10 +15,26 @@ import (
 // out: a key that passes is decided by the engine.
 
 // prefilter is a necessary condition for a pattern to match; the zero value
-// lets every key through.
+// lets every key through. Before looking for inner, it checks that each
+// pair of adjacent bytes of inner occurs in the key (see pairSet): a few
+// bit tests, where a search of a line for each of many literals that share
+// a beginning ("pharmacy-deal-1", "pharmacy-deal-2", ...) costs a
+// comparison at every candidate position.
 type prefilter struct {
 	prefix literal // the key starts with it
 	inner  literal // the key contains it
+	pairs  []uint16
+}
+
+func newPrefilter(prefix, inner literal) prefilter {
+	p := prefilter{prefix: prefix, inner: inner}
+	lower := asciiLower(inner.text)
+	for i := 1; i < len(lower); i++ {
+		if h := pairHash(lower[i-1], lower[i]); !slices.Contains(p.pairs, h) {
+			p.pairs = append(p.pairs, h)
+		}
+	}
+	return p
 }
 
 // literal is ASCII text that a match must contain. With fold it is in
@@ -36,15 +53,47 @@ func (p *prefilter) mayMatch(key *lookupKey) bool {
 	if p.prefix.text != "" && !strings.HasPrefix(key.form(p.prefix.fold), p.prefix.text) {
 		return false
 	}
-	return p.inner.text == "" || strings.Contains(key.form(p.inner.fold), p.inner.text)
+	if p.inner.text == "" {
+		return true
+	}
+	if len(p.pairs) > 0 {
+		set := key.pairSet()
+		for _, h := range p.pairs {
+			if set[h/64]&(1<<(h%64)) == 0 {
+				return false
+			}
+		}
+	}
+	return strings.Contains(key.form(p.inner.fold), p.inner.text)
+}
+
+// pairSet is a set of hashed pairs of adjacent bytes in ASCII lower case:
+// a pair absent from a key's set is absent from the key, in either case.
+type pairSet [1024 / 64]uint64
+
+func pairHash(a, b byte) uint16 {
+	return uint16((uint32(a)<<8 | uint32(b)) * 0x9E3779B1 >> 22)
 }
 
 // lookupKey is a key in matchable form and, made when a prefilter first
-// needs it, its ASCII lower case.
+// needs them, its ASCII lower case and its pairSet.
 type lookupKey struct {
 	text   string
 	lower  string
 	folded bool
+	pairs  pairSet
+	paired bool
+}
+
+func (k *lookupKey) pairSet() *pairSet {
+	if !k.paired {
+		for i := 1; i < len(k.text); i++ {
+			h := pairHash(lowerByte(k.text[i-1]), lowerByte(k.text[i]))
+			k.pairs[h/64] |= 1 << (h % 64)
+		}
+		k.paired = true
+	}
+	return &k.pairs
 }
 
 func (k *lookupKey) form(fold bool) string {
@@ -77,6 +126,13 @@ func asciiLower(s string) string {
 }
 
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+func lowerByte(c byte) byte {
+	if isUpper(c) {
+		return c + 'a' - 'A'
+	}
+	return c
+}
 
 // literalRun collects consecutive literal characters of a pattern.
 type literalRun struct {
@@ -122,14 +178,14 @@ func longer(a, b literal) literal {
 // after that.
 func erePrefilter(re *syntax.Regexp) prefilter {
 	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
-		return prefilter{inner: ereRequired(re)}
+		return newPrefilter(literal{}, ereRequired(re))
 	}
 	var run literalRun
 	rest := re.Sub[1:]
 	for len(rest) > 0 && rest[0].Op == syntax.OpLiteral && ereLiteral(&run, rest[0]) {
 		rest = rest[1:]
 	}
-	return prefilter{prefix: run.end(), inner: ereRequired(&syntax.Regexp{Op: syntax.OpConcat, Sub: rest})}
+	return newPrefilter(run.end(), ereRequired(&syntax.Regexp{Op: syntax.OpConcat, Sub: rest}))
 }
 
 // ereLiteral adds the characters of an OpLiteral to run up to the first

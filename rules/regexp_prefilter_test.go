@@ -99,7 +99,7 @@ func TestPrefilterFindsLiterals(t *testing.T) {
 		if c.inner == "" {
 			want.inner = literal{}
 		}
-		if pre != want {
+		if pre.prefix != want.prefix || pre.inner != want.inner {
 			t.Errorf("%s %s: prefilter %+v, want %+v", c.d.typ, c.pattern, pre, want)
 		}
 	}
