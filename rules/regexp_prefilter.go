@@ -48,9 +48,23 @@ type literal struct {
 	fold bool
 }
 
+// isPrefix reports whether s starts with l, without the lower-case copy
+// of a key that a search needs.
+func (l literal) isPrefix(s string) bool {
+	if !l.fold || len(s) < len(l.text) {
+		return strings.HasPrefix(s, l.text)
+	}
+	for i := 0; i < len(l.text); i++ {
+		if lowerByte(s[i]) != l.text[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // mayMatch reports whether key passes the test.
 func (p *prefilter) mayMatch(key *lookupKey) bool {
-	if p.prefix.text != "" && !strings.HasPrefix(key.form(p.prefix.fold), p.prefix.text) {
+	if p.prefix.text != "" && !p.prefix.isPrefix(key.text) {
 		return false
 	}
 	if p.inner.text == "" {
