@@ -52,10 +52,10 @@ const pcreTimeout = 100 * time.Millisecond
 const pcreStackSlots = 1 << 20
 
 // compilePCRE compiles a pcre: table's /pattern/flags.
-func compilePCRE(text string, flags patternFlags) (matcher, error) {
+func compilePCRE(text string, flags patternFlags) (matcher, prefilter, error) {
 	tr, err := pcreToNET(text, flags)
 	if err != nil {
-		return nil, err
+		return nil, prefilter{}, err
 	}
 	// Capture groups are numbered in the order they open, named or not, as
 	// in PCRE; .NET would number the named ones last.
@@ -64,10 +64,10 @@ func compilePCRE(text string, flags patternFlags) (matcher, error) {
 	if err != nil {
 		// The translation is meant to be valid .NET syntax: this is a gap
 		// in pcreToNET, refused rather than guessed at.
-		return nil, fmt.Errorf("error in regex: unsupported construct (%v)", err)
+		return nil, prefilter{}, fmt.Errorf("error in regex: unsupported construct (%v)", err)
 	}
 	re.MatchTimeout = pcreTimeout
-	return &pcreMatcher{re: re, groups: tr.groups}, nil
+	return &pcreMatcher{re: re, groups: tr.groups}, tr.pre, nil
 }
 
 // pcreMatcher is a compiled pcre: pattern.

@@ -257,7 +257,7 @@ func (t *pcreTranslator) escapeAtom(st *pcreState) (pcreAtom, error) {
 	case e.set != nil:
 		return pcreAtom{out: e.set.net(), length: 1}, nil
 	}
-	return pcreAtom{out: netChar(e.char), length: 1}, nil
+	return charAtom(e.char, st), nil
 }
 
 // escape reads the backslash sequence at t.pos.

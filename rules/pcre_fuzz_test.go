@@ -11,8 +11,9 @@ import (
 // panics, every load error names the table and line (or, for the inline
 // form, the table type), every translated pattern compiles in regexp2 (a
 // failure there is a gap in pcreToNET), and a loaded table answers every
-// key the same way twice; a lookup may fail only on the match timeout or
-// backtracking limit, naming the table and line.
+// key the same way twice and the same way without prefilters; a lookup
+// may fail only on the match timeout or backtracking limit, naming the
+// table and line.
 func FuzzPCRETable(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text, key string) {
 		rules, err := parsePatternTable(pcreDialect, "fuzz", text, OpenOptions{})
@@ -24,6 +25,7 @@ func FuzzPCRETable(f *testing.F) {
 				t.Fatalf("translation regexp2 cannot compile: %v", err)
 			}
 		} else {
+			checkSameLookup(t, pcreDialect, rules, key)
 			tb := &regexpTable{dialect: pcreDialect, name: "fuzz", src: staticRules[regexpRule](rules)}
 			v1, ok1, err1 := tb.Lookup(context.Background(), key)
 			v2, ok2, err2 := tb.Lookup(context.Background(), key)

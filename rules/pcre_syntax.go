@@ -28,7 +28,7 @@ func pcreToNET(src string, flags patternFlags) (pcreTranslation, error) {
 		extended:  flags&flagExtended != 0,
 		ungreedy:  flags&flagUngreedy != 0,
 	}
-	body, _, err := t.alternation(&st)
+	body, _, lits, err := t.alternation(&st)
 	if err != nil {
 		return pcreTranslation{}, err
 	}
@@ -50,14 +50,19 @@ func pcreToNET(src string, flags patternFlags) (pcreTranslation, error) {
 	} else {
 		b.WriteString(body)
 	}
-	return pcreTranslation{pattern: b.String(), groups: t.groups}, nil
+	pre := newPrefilter(literal{}, lits.longest())
+	if lits.anchored || flags&flagAnchored != 0 {
+		pre = newPrefilter(lits.lead, lits.rest)
+	}
+	return pcreTranslation{pattern: b.String(), groups: t.groups, pre: pre}, nil
 }
 
-// pcreTranslation is a pattern in regexp2 syntax and its number of capture
-// groups.
+// pcreTranslation is a pattern in regexp2 syntax, its number of capture
+// groups and its prefilter.
 type pcreTranslation struct {
 	pattern string
 	groups  int
+	pre     prefilter
 }
 
 // pcreError is a load error in PCRE2's words, at a byte offset of the
@@ -114,51 +119,96 @@ func (t *pcreTranslator) peek(i int) byte {
 }
 
 // alternation translates branches up to an unmatched ')' or the end. It
-// returns the fixed length of each branch, -1 where it varies.
-func (t *pcreTranslator) alternation(st *pcreState) (string, []int, error) {
+// returns the fixed length of each branch, -1 where it varies, and the
+// literals every match contains (none when there are several branches).
+func (t *pcreTranslator) alternation(st *pcreState) (string, []int, pcreLiterals, error) {
 	var b strings.Builder
 	var lens []int
+	var lits pcreLiterals
 	for {
-		out, n, err := t.sequence(st)
+		out, n, l, err := t.sequence(st)
 		if err != nil {
-			return "", nil, err
+			return "", nil, pcreLiterals{}, err
 		}
 		b.WriteString(out)
 		lens = append(lens, n)
+		if len(lens) == 1 {
+			lits = l
+		} else {
+			lits = pcreLiterals{}
+		}
 		if t.pos >= len(t.src) || t.src[t.pos] != '|' {
-			return b.String(), lens, nil
+			return b.String(), lens, lits, nil
 		}
 		t.pos++
 		b.WriteByte('|')
 	}
 }
 
+// pcreLiterals are the literals every match of a branch contains, for its
+// prefilter: lead is the one it starts with (after \A when anchored), rest
+// the longest of the others.
+type pcreLiterals struct {
+	lead, rest literal
+	anchored   bool
+}
+
+func (l pcreLiterals) longest() literal { return longer(l.lead, l.rest) }
+
 // sequence translates one branch: atoms, each with its quantifier.
-func (t *pcreTranslator) sequence(st *pcreState) (string, int, error) {
+func (t *pcreTranslator) sequence(st *pcreState) (string, int, pcreLiterals, error) {
 	var b strings.Builder
 	length := 0
-	for {
+	var lits pcreLiterals
+	var run literalRun
+	leading := true // run is where the branch starts
+	endRun := func() {
+		l := run.end()
+		if leading {
+			lits.lead, leading = l, false
+		} else {
+			lits.rest = longer(lits.rest, l)
+		}
+	}
+	for first := true; ; first = false {
 		if err := t.skipIgnored(st); err != nil {
-			return "", 0, err
+			return "", 0, pcreLiterals{}, err
 		}
 		if t.pos >= len(t.src) || !t.quoting && (t.src[t.pos] == '|' || t.src[t.pos] == ')') {
-			return b.String(), length, nil
+			endRun()
+			return b.String(), length, lits, nil
 		}
 		a, err := t.atom(st)
 		if err != nil {
-			return "", 0, err
+			return "", 0, pcreLiterals{}, err
 		}
 		if err := t.skipIgnored(st); err != nil {
-			return "", 0, err
+			return "", 0, pcreLiterals{}, err
 		}
 		qStart := t.pos
 		q, lo, hi, ok, err := t.quantifier(st)
 		if err != nil {
-			return "", 0, err
+			return "", 0, pcreLiterals{}, err
+		}
+		switch {
+		case first && a.out == `\A`:
+			lits.anchored = true
+		case a.optionOnly:
+			// Matches nothing: the literals on both sides are adjacent.
+		case a.isChar && a.char < 0x80 && (!ok || lo >= 1):
+			run.add(a.char, a.fold)
+			if ok {
+				endRun() // what follows is after a repeat
+			}
+		default:
+			endRun()
+			if !ok || lo >= 1 {
+				lits.rest = longer(lits.rest, a.required)
+			}
 		}
 		if ok {
 			if a.noRepeat != "" {
-				return "", 0, &pcreError{qStart, a.noRepeat}
+				return "", 0, pcreLiterals{}, &pcreError{qStart, a.noRepeat}
 			}
 			a.out += q
 			if lo != hi || a.length < 0 {
@@ -226,6 +276,17 @@ type pcreAtom struct {
 	out      string
 	length   int // characters it matches; -1 when that varies
 	noRepeat string
+	// For the prefilter: a literal character (fold when caseless), an
+	// option setting that matches nothing, or the literal every match of
+	// a group contains.
+	isChar, fold, optionOnly bool
+	char                     byte
+	required                 literal
+}
+
+// charAtom is the literal character c.
+func charAtom(c byte, st *pcreState) pcreAtom {
+	return pcreAtom{out: netChar(c), length: 1, isChar: true, char: c, fold: st.caseless}
 }
 
 const (
@@ -239,7 +300,7 @@ func (t *pcreTranslator) atom(st *pcreState) (pcreAtom, error) {
 	c := t.src[t.pos]
 	if t.quoting {
 		t.pos++
-		return pcreAtom{out: netChar(c), length: 1}, nil
+		return charAtom(c, st), nil
 	}
 	switch c {
 	case '\\':
@@ -284,7 +345,7 @@ func (t *pcreTranslator) atom(st *pcreState) (pcreAtom, error) {
 		}
 	}
 	t.pos++
-	return pcreAtom{out: netChar(c), length: 1}, nil
+	return charAtom(c, st), nil
 }
 
 // quantifier reads *, +, ?, {n}, {n,} or {n,m} and its lazy '?' or
@@ -424,7 +485,7 @@ func (t *pcreTranslator) group(st *pcreState) (pcreAtom, error) {
 		case err != nil:
 			return pcreAtom{}, err
 		case kind == groupDone:
-			return pcreAtom{out: open, noRepeat: notRepeatable}, nil
+			return pcreAtom{out: open, noRepeat: notRepeatable, optionOnly: true}, nil
 		case kind == groupBackref:
 			return pcreAtom{out: open, length: -1}, nil
 		}
@@ -435,7 +496,7 @@ func (t *pcreTranslator) group(st *pcreState) (pcreAtom, error) {
 	if kind == groupCapture {
 		t.groups++
 	}
-	body, lens, err := t.alternation(&inner)
+	body, lens, lits, err := t.alternation(&inner)
 	if err != nil {
 		return pcreAtom{}, err
 	}
@@ -446,6 +507,8 @@ func (t *pcreTranslator) group(st *pcreState) (pcreAtom, error) {
 	t.depth--
 	a := pcreAtom{out: open + body + ")", length: sameLength(lens)}
 	switch kind {
+	case groupCapture, groupPlain:
+		a.required = lits.longest()
 	case groupLookahead:
 		a.length, a.noRepeat = 0, noRepeatAssertion
 	case groupLookbehind:

@@ -31,7 +31,7 @@ type patternDialect struct {
 	defaults      patternFlags          // flags before the letters toggle them
 	flags         map[byte]patternFlags // flag letter -> the flag it toggles
 	obsolete      byte                  // a flag letter accepted with a warning, or 0
-	compile       func(text string, flags patternFlags) (matcher, error)
+	compile       func(text string, flags patternFlags) (matcher, prefilter, error)
 }
 
 // patternFlags are the pattern options the flag letters toggle.
@@ -83,17 +83,26 @@ type regexpRule struct {
 	endif  int            // regexpIf: index of the matching endif in rules
 }
 
-// regexpPattern is a compiled /pattern/flags and its sense: negate is true
-// for !/pattern/.
+// regexpPattern is a compiled /pattern/flags, its prefilter and its
+// sense: negate is true for !/pattern/.
 type regexpPattern struct {
 	m      matcher
+	pre    prefilter
 	negate bool
 }
 
-// matches reports whether the rule's condition holds for key, which is
-// already in matchable form (see toMatchable).
-func (p *regexpPattern) matches(key string) (bool, error) {
-	_, ok, err := p.m.match(key, 0)
+// match is the pattern's match (see matcher), with the engine run only
+// when the key passes the prefilter.
+func (p *regexpPattern) match(key *lookupKey, groups int) ([]string, bool, error) {
+	if !p.pre.mayMatch(key) {
+		return nil, false, nil
+	}
+	return p.m.match(key.text, groups)
+}
+
+// matches reports whether the rule's condition holds for key.
+func (p *regexpPattern) matches(key *lookupKey) (bool, error) {
+	_, ok, err := p.match(key, 0)
 	return ok != p.negate, err
 }
 
@@ -103,7 +112,7 @@ func (t *regexpTable) String() string { return t.dialect.typ + ":" + t.name }
 // skips to its endif. A rule the engine could not decide fails the lookup
 // (Postfix logs a warning and takes it as not matching); see pcreTimeout.
 func (t *regexpTable) Lookup(_ context.Context, key string) (string, bool, error) {
-	k := toMatchable(key)
+	k := &lookupKey{text: toMatchable(key)}
 	rules := t.src.get()
 	for i := 0; i < len(rules); i++ {
 		r := &rules[i]
@@ -136,11 +145,11 @@ func (t *regexpTable) at(r *regexpRule, err error) error {
 
 // apply returns the rule's value when it matches key. Only rules whose
 // result uses $n ask the engine for submatches.
-func (r *regexpRule) apply(key string) (string, bool, error) {
+func (r *regexpRule) apply(key *lookupKey) (string, bool, error) {
 	var sub []string
 	if r.result.maxSub > 0 {
 		// Negated rules cannot use $n (a load error), so this one is positive.
-		s, ok, err := r.first.m.match(key, r.result.maxSub)
+		s, ok, err := r.first.match(key, r.result.maxSub)
 		if err != nil || !ok {
 			return "", false, err
 		}
@@ -401,11 +410,11 @@ func indexDelim(s string, delim byte) int {
 }
 
 func (p *regexpParser) compile(r rawPattern) (regexpPattern, error) {
-	m, err := p.d.compile(r.text, r.flags)
+	m, pre, err := p.d.compile(r.text, r.flags)
 	if err != nil {
 		return regexpPattern{}, err
 	}
-	return regexpPattern{m: m, negate: r.negate}, nil
+	return regexpPattern{m: m, pre: pre, negate: r.negate}, nil
 }
 
 // resultTemplate is a rule's result with its $n references resolved at

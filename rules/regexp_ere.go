@@ -15,15 +15,15 @@ import (
 // read them the same way.
 
 // compileRegexpPattern compiles a regexp: table's /pattern/flags.
-func compileRegexpPattern(text string, flags patternFlags) (matcher, error) {
+func compileRegexpPattern(text string, flags patternFlags) (matcher, prefilter, error) {
 	if flags&flagExtended == 0 {
-		return nil, errors.New(`basic regular expressions are not supported (the "x" flag)`)
+		return nil, prefilter{}, errors.New(`basic regular expressions are not supported (the "x" flag)`)
 	}
-	re, err := compileERE(text, flags&flagCaseless != 0, flags&flagMultiline != 0)
+	re, pre, err := compileERE(text, flags&flagCaseless != 0, flags&flagMultiline != 0)
 	if err != nil {
-		return nil, err
+		return nil, prefilter{}, err
 	}
-	return ereMatcher{re}, nil
+	return ereMatcher{re}, pre, nil
 }
 
 // ereMatcher is a compiled regexp: pattern. Go's engine runs in linear
@@ -42,11 +42,12 @@ func (m ereMatcher) numSubexp() int { return m.re.NumSubexp() }
 
 // compileERE compiles a POSIX extended regular expression with Postfix's
 // flags: icase is REG_ICASE, multiline is REG_NEWLINE. Matching is
-// leftmost-longest, as POSIX requires.
-func compileERE(pattern string, icase, multiline bool) (*regexp.Regexp, error) {
+// leftmost-longest, as POSIX requires. It also returns the pattern's
+// prefilter.
+func compileERE(pattern string, icase, multiline bool) (*regexp.Regexp, prefilter, error) {
 	src, err := ereToGo(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
+		return nil, prefilter{}, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
 	}
 	flags := syntax.POSIX
 	if icase {
@@ -63,7 +64,7 @@ func compileERE(pattern string, icase, multiline bool) (*regexp.Regexp, error) {
 		if errors.As(err, &se) {
 			err = errors.New(string(se.Code))
 		}
-		return nil, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
+		return nil, prefilter{}, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
 	}
 	// The regexp package has no constructor from a parsed tree, and
 	// prefixing the pattern with (?i)(?s) would parse it as Perl syntax,
@@ -72,10 +73,10 @@ func compileERE(pattern string, icase, multiline bool) (*regexp.Regexp, error) {
 	// every flag explicit, so compiling the print keeps the POSIX reading.
 	re, err := regexp.Compile(tree.String())
 	if err != nil {
-		return nil, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
+		return nil, prefilter{}, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
 	}
 	re.Longest()
-	return re, nil
+	return re, erePrefilter(tree), nil
 }
 
 // ereToGo rewrites the parts of a pattern that glibc's regcomp and Go's
