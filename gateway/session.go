@@ -154,7 +154,9 @@ func (s *session) Greet() {
 // start begins the dialogue at connect and again after XCLIENT.
 func (s *session) start() {
 	s.xclientOK = s.svc.matchClient(s.ctx, s.svc.xclientHosts, s.client.addr)
-	if !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
+	// As Postfix's smtpd, not for a client postscreen handed over: it may
+	// have talked after postscreen's teaser, and postscreen judged that.
+	if s.svc.postscreen == nil && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
 		s.hangup = true
 		return

@@ -93,8 +93,9 @@ func TestPostscreenMasterCf(t *testing.T) {
 	p := harness.Start(t, fmt.Sprintf(`smtpd_peername_lookup = no
 postscreen_access_list = permit_mynetworks, cidr:%s
 postscreen_greet_action = drop
-postscreen_denylist_action = drop
+postscreen_blacklist_action = drop
 postscreen_greet_wait = 2s
+postscreen_greet_ttl = 4s
 `, acl), debianPostscreen)
 
 	// check loads it and says only what it skips that postgate does not
@@ -174,8 +175,16 @@ postscreen_greet_wait = 2s
 		t.Errorf("returning client waited %v", d)
 	}
 	oldPort := c.port()
+	// Past postscreen_greet_ttl it is tested again.
+	time.Sleep(time.Until(start.Add(4100 * time.Millisecond)))
+	c = psDial(t, p.Addr, "127.0.0.8")
+	if l := c.line(); l != "220-mx.gateway.test ESMTP postgate" {
+		t.Errorf("returning client past postscreen_greet_ttl: %q", l)
+	}
+	c.line()
+	againPort := c.port()
 
-	log := p.Log(fmt.Sprintf("PASS OLD [127.0.0.8]:%d", oldPort))
+	log := p.Log(fmt.Sprintf("PASS OLD [127.0.0.8]:%d", againPort))
 	for _, want := range []string{
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: CONNECT from \[127.0.0.5\]:%d to \[127.0.0.1\]:%d`, pre, p.Port),
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: PREGREET 22 after [0-9.]+ from \[127.0.0.5\]:%d: EHLO client.src.test\\r\\n`, pre),
@@ -184,6 +193,7 @@ postscreen_greet_wait = 2s
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: ALLOWLISTED \[127.0.0.7\]:%d`, allow),
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: PASS NEW \[127.0.0.8\]:%d`, newPort),
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: PASS OLD \[127.0.0.8\]:%d`, oldPort),
+		fmt.Sprintf(`postgate/postscreen\[\d+\]: PASS OLD \[127.0.0.8\]:%d`, againPort),
 		`postgate/smtpd\[\d+\]: connect from unknown\[127.0.0.8\]`,
 	} {
 		if !regexp.MustCompile(want).MatchString(log) {
@@ -204,32 +214,35 @@ postscreen_greet_wait = 2s
 // client whose score reaches the threshold is enforced (its session goes
 // on, every RCPT gets postscreen's 550), on the second dropped with 521;
 // a client below the threshold passes; the allowlist weight lets a listed
-// client through.
+// client through. postscreen_dnsbl_reply_map names the list in replies.
 func TestPostscreenDNSBL(t *testing.T) {
 	t.Parallel()
 	rbl := startRbldnsd(t, rblZones, rblZoneSpecs...)
 	drop := harness.FreePort(t)
 	master := fmt.Sprintf(`127.0.0.1:PORT inet n - y - 1 postscreen
   -o postscreen_dnsbl_action=enforce
+  -o postscreen_greet_action=enforce
 127.0.0.1:%d inet n - y - 1 postscreen
   -o postscreen_dnsbl_action=drop
-smtpd pass - - y - - smtpd
+smtpd-in pass - - y - - smtpd
 dnsblog unix - - y - 0 dnsblog
 tlsproxy unix - - y - 0 tlsproxy
 `, drop)
 	p := harness.Start(t, fmt.Sprintf(`postgate_dns_servers = %s
 smtpd_peername_lookup = no
 postscreen_greet_wait = 2s
+postscreen_greet_banner = $myhostname screening
+smtpd_service_name = smtpd-in
 postscreen_dnsbl_sites = zen.test=127.0.0.2*2 zen.test=127.0.0.12 wl.test*-5
 postscreen_dnsbl_threshold = 2
-postscreen_dnsbl_allowlist_threshold = -1
-postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist }
+postscreen_dnsbl_whitelist_threshold = -1
+postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist, zen.test=private.example }
 `, rbl), master)
 	dropAddr := fmt.Sprintf("127.0.0.1:%d", drop)
 
 	// 127.0.0.3 scores 2: enforced.
 	c := psDial(t, p.Addr, "127.0.0.3")
-	if l := c.line(); l != "220-mx.gateway.test ESMTP postgate" {
+	if l := c.line(); l != "220-mx.gateway.test screening" {
 		t.Fatalf("teaser: %q", l)
 	}
 	if l := c.line(); l != "220 mx.gateway.test ESMTP postgate" {
@@ -239,7 +252,7 @@ postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist }
 	if l := c.cmd("MAIL FROM:<a@src.test>"); !strings.HasPrefix(l, "250") {
 		t.Errorf("MAIL of an enforced client: %q", l)
 	}
-	want := "550 5.7.1 Service unavailable; client [127.0.0.3] blocked using zen.test"
+	want := "550 5.7.1 Service unavailable; client [127.0.0.3] blocked using private.example"
 	if l := c.cmd("RCPT TO:<u@relay.test>"); l != want {
 		t.Errorf("RCPT of an enforced client: %q, want %q", l, want)
 	}
@@ -248,7 +261,7 @@ postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist }
 	// The same on the drop service: 521 after the teaser, and the end.
 	c = psDial(t, dropAddr, "127.0.0.3")
 	c.line()
-	want = "521 5.7.1 Service unavailable; client [127.0.0.3] blocked using zen.test"
+	want = "521 5.7.1 Service unavailable; client [127.0.0.3] blocked using private.example"
 	if l := c.line(); l != want {
 		t.Errorf("dropped client: %q, want %q", l, want)
 	}
@@ -257,17 +270,37 @@ postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist }
 	}
 	dropped := c.port()
 
-	// 127.0.0.12 scores 1, below the threshold: passes.
-	c = psDial(t, dropAddr, "127.0.0.12")
+	// 127.0.0.12 scores 1, below the threshold: passes, and the next
+	// time skips the tests.
+	for i, want := range []string{"220-mx.gateway.test screening", "220 mx.gateway.test ESMTP postgate"} {
+		c = psDial(t, dropAddr, "127.0.0.12")
+		if l := c.line(); l != want {
+			t.Errorf("client below the threshold, connection %d: %q, want %q", i+1, l, want)
+		}
+		if i == 0 {
+			c.line()
+		}
+		c.cmd("EHLO client.src.test")
+		c.cmd("MAIL FROM:<a@src.test>")
+		if l := c.cmd("RCPT TO:<u@relay.test>"); !strings.HasPrefix(l, "250") {
+			t.Errorf("RCPT of a passed client: %q", l)
+		}
+	}
+	// A pregreet client on the enforcing service: its EHLO waits for
+	// smtpd's greeting, and every RCPT is refused.
+	c = psDial(t, p.Addr, "127.0.0.20")
 	c.line()
+	c.send("EHLO client.src.test\r\n")
 	if l := c.line(); l != "220 mx.gateway.test ESMTP postgate" {
-		t.Errorf("client below the threshold: %q", l)
+		t.Errorf("pregreet client: %q", l)
 	}
-	c.cmd("EHLO client.src.test")
+	for l := c.line(); strings.HasPrefix(l, "250-"); l = c.line() {
+	}
 	c.cmd("MAIL FROM:<a@src.test>")
-	if l := c.cmd("RCPT TO:<u@relay.test>"); !strings.HasPrefix(l, "250") {
-		t.Errorf("RCPT of a passed client: %q", l)
+	if l := c.cmd("RCPT TO:<u@relay.test>"); l != "550 5.5.1 Protocol error" {
+		t.Errorf("RCPT of an enforced pregreet client: %q", l)
 	}
+	pregreet := c.port()
 	// 127.0.0.6 is on zen.test (2) and on wl.test (-5): allowlisted, so
 	// the pregreet wait ends with the lists' answer.
 	start := time.Now()
@@ -283,10 +316,13 @@ postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist }
 	log := p.Log("PASS NEW [127.0.0.6]")
 	for _, w := range []string{
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: DNSBL rank 2 for \[127.0.0.3\]:%d`, enforced),
-		fmt.Sprintf(`postgate/postscreen\[\d+\]: NOQUEUE: reject: RCPT from \[127.0.0.3\]:%d: 550 5.7.1 Service unavailable; client \[127.0.0.3\] blocked using zen.test; from=<a@src.test>, to=<u@relay.test>, proto=ESMTP, helo=<client.src.test>`, enforced),
+		fmt.Sprintf(`postgate/postscreen\[\d+\]: NOQUEUE: reject: RCPT from \[127.0.0.3\]:%d: 550 5.7.1 Service unavailable; client \[127.0.0.3\] blocked using private.example; from=<a@src.test>, to=<u@relay.test>, proto=ESMTP, helo=<client.src.test>`, enforced),
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: DNSBL rank 2 for \[127.0.0.3\]:%d`, dropped),
 		fmt.Sprintf(`postgate/postscreen\[\d+\]: DISCONNECT \[127.0.0.3\]:%d`, dropped),
 		`postgate/postscreen\[\d+\]: PASS NEW \[127.0.0.12\]:\d+`,
+		`postgate/postscreen\[\d+\]: PASS OLD \[127.0.0.12\]:\d+`,
+		fmt.Sprintf(`postgate/postscreen\[\d+\]: PREGREET 22 after [0-9.]+ from \[127.0.0.20\]:%d: EHLO client.src.test\\r\\n`, pregreet),
+		fmt.Sprintf(`postgate/postscreen\[\d+\]: NOQUEUE: reject: RCPT from \[127.0.0.20\]:%d: 550 5.5.1 Protocol error; from=<a@src.test>, to=<u@relay.test>, proto=ESMTP, helo=<client.src.test>`, pregreet),
 		`postgate/postscreen\[\d+\]: PASS NEW \[127.0.0.6\]:\d+`,
 	} {
 		if !regexp.MustCompile(w).MatchString(log) {
