@@ -336,3 +336,108 @@ postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist, zen.test=private.exampl
 		t.Log(log)
 	}
 }
+
+// TestPostscreenLikePostfix runs the same clients against postgate and a
+// real Postfix running postscreen (the Debian example's lines, unchrooted)
+// and compares what they see and postscreen's log lines: a pregreet
+// client dropped, an allowlisted one greeted at once, a new one passed
+// after the greet wait, then PASS OLD. Banners and ports are left out of
+// the comparison (the two hosts' names differ).
+func TestPostscreenLikePostfix(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "postgate-postscreen-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	acl := filepath.Join(dir, "postscreen_access.cidr")
+	os.WriteFile(acl, []byte("127.0.0.7/32 permit\n"), 0o644)
+	settings := fmt.Sprintf(`postscreen_access_list = permit_mynetworks, cidr:%s
+postscreen_greet_action = drop
+postscreen_greet_wait = 2s
+smtpd_peername_lookup = no
+`, acl)
+	front := `PORT inet n - n - 1 postscreen
+smtpd pass - - n - - smtpd
+dnsblog unix - - n - 0 dnsblog
+tlsproxy unix - - n - 0 tlsproxy
+`
+	pf := harness.StartPostfixWith(t, settings, front)
+	pg := harness.Start(t, settings, strings.ReplaceAll(front, "PORT", "127.0.0.1:PORT"))
+
+	want, got := psSeen(t, pf.Addr), psSeen(t, pg.Addr)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("postgate's clients saw\n%s\nPostfix's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	wantLog := psLogLines(waitLog(pf.Log, "PASS OLD"))
+	gotLog := psLogLines(pg.Log("PASS OLD"))
+	for _, w := range []string{"PREGREET 22 after T from [127.0.0.5]:P: EHLO client.src.test\\r\\n", "ALLOWLISTED [127.0.0.7]:P", "PASS NEW [127.0.0.8]:P", "PASS OLD [127.0.0.8]:P"} {
+		if !strings.Contains(strings.Join(wantLog, "\n"), w) {
+			t.Errorf("Postfix's log lacks %q:\n%s", w, pf.Log())
+		}
+	}
+	t.Logf("postscreen's lines (both):\n%s", strings.Join(wantLog, "\n"))
+	if strings.Join(gotLog, "\n") != strings.Join(wantLog, "\n") {
+		t.Errorf("postgate's postscreen log\n%s\nPostfix's\n%s", strings.Join(gotLog, "\n"), strings.Join(wantLog, "\n"))
+	}
+}
+
+// psSeen runs the clients against addr and returns what each saw: reply
+// lines, banners cut to their "220-" or "220 ".
+func psSeen(t *testing.T, addr string) []string {
+	t.Helper()
+	short := func(l string) string {
+		if strings.HasPrefix(l, "220") && len(l) > 4 {
+			return l[:4]
+		}
+		return l
+	}
+	var out []string
+	c := psDial(t, addr, "127.0.0.5")
+	out = append(out, "pregreet: "+short(c.line()))
+	c.send("EHLO client.src.test\r\n")
+	out = append(out, "pregreet: "+c.line(), "pregreet: "+c.line())
+	c = psDial(t, addr, "127.0.0.7")
+	out = append(out, "allowlisted: "+short(c.line()), "allowlisted: "+c.cmd("QUIT")[:3])
+	for _, who := range []string{"new", "old"} {
+		c = psDial(t, addr, "127.0.0.8")
+		l := short(c.line())
+		if l == "220-" {
+			out = append(out, who+": "+l)
+			l = short(c.line())
+		}
+		out = append(out, who+": "+l, who+": "+c.cmd("QUIT")[:3])
+	}
+	return out
+}
+
+// waitLog waits up to 10 s for a line containing want in a log.
+func waitLog(read func() string, want string) string {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if s := read(); strings.Contains(s, want) {
+			return s
+		}
+	}
+	return read()
+}
+
+var (
+	psLine    = regexp.MustCompile(`/postscreen\[\d+\]: (.*)`)
+	psPort    = regexp.MustCompile(`\]:\d+`)
+	psElapsed = regexp.MustCompile(`after [0-9.]+ `)
+)
+
+// psLogLines are postscreen's log lines about the test clients, with
+// ports and times left out.
+func psLogLines(log string) []string {
+	var out []string
+	for _, m := range psLine.FindAllStringSubmatch(log, -1) {
+		l := m[1]
+		if !strings.Contains(l, "[127.0.0.5]") && !strings.Contains(l, "[127.0.0.7]") && !strings.Contains(l, "[127.0.0.8]") {
+			continue
+		}
+		out = append(out, psElapsed.ReplaceAllString(psPort.ReplaceAllString(l, "]:P"), "after T "))
+	}
+	return out
+}

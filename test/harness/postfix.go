@@ -30,9 +30,11 @@ type Postfix struct {
 	master  int
 }
 
-// postfixMaster is master.cf: the services a relay needs, none chrooted.
-const postfixMaster = `PORT inet n - n - - smtpd
-pickup    unix n - n 60 1 pickup
+// postfixSmtpd is master.cf's smtpd line; postfixMaster the rest: the
+// services a relay needs, none chrooted.
+const postfixSmtpd = "PORT inet n - n - - smtpd\n"
+
+const postfixMaster = `pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
 rewrite   unix - - n - - trivial-rewrite
@@ -58,6 +60,14 @@ postlog   unix-dgram n - n - 1 postlogd
 // Postfix and waits until its smtpd answers. It is stopped when the test
 // ends.
 func StartPostfix(t testing.TB, extraMain string) *Postfix {
+	t.Helper()
+	return StartPostfixWith(t, extraMain, postfixSmtpd)
+}
+
+// StartPostfixWith is StartPostfix with front's master.cf lines (PORT
+// replaced by the listening address) in place of the smtpd line, e.g. a
+// postscreen line with its smtpd pass and dnsblog lines.
+func StartPostfixWith(t testing.TB, extraMain, front string) *Postfix {
 	t.Helper()
 	postfix, unshare := Need(t, "postfix", "postfix"), Need(t, "unshare", "util-linux")
 	// Postfix's daemons run as user postfix and chdir into the queue, so
@@ -85,7 +95,7 @@ alias_maps =
 alias_database =
 `, dir)
 	main = mergeMain(main, extraMain)
-	master := strings.ReplaceAll(postfixMaster, "PORT", p.Addr)
+	master := strings.ReplaceAll(front+postfixMaster, "PORT", p.Addr)
 	for _, d := range []string{dir, p.Conf, filepath.Join(dir, "queue")} {
 		err := os.MkdirAll(d, 0o755)
 		if err == nil {
