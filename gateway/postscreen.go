@@ -77,8 +77,10 @@ const (
 	aclError // the rest of the list was not evaluated: no decision
 )
 
-// newPostscreen builds the screen from the service's view.
-func newPostscreen(cfg, stressed *config.Config, tables *tableCache, dns dnsResolver, mynetworks *rules.AddrList) (*postscreen, error) {
+// newPostscreen builds the screen from the service's view; logf writes
+// the DNS lists' log lines (the service's log is set later).
+func newPostscreen(cfg, stressed *config.Config, tables *tableCache, dns dnsResolver, mynetworks *rules.AddrList,
+	logf func(prog, format string, args ...any)) (*postscreen, error) {
 	p := &postscreen{
 		mynetworks:        mynetworks,
 		denylistAction:    parseAction(cfg.Get("postscreen_denylist_action")),
@@ -123,6 +125,15 @@ func newPostscreen(cfg, stressed *config.Config, tables *tableCache, dns dnsReso
 			Timeout:            cfg.Duration("postscreen_dnsbl_timeout"),
 			MinTTL:             cfg.Duration("postscreen_dnsbl_min_ttl"),
 			MaxTTL:             cfg.Duration("postscreen_dnsbl_max_ttl"),
+			// What dnsblog logs in Postfix, under its name; the timeout
+			// is postscreen's own warning.
+			Logf: func(format string, args ...any) {
+				prog := "dnsblog"
+				if strings.HasPrefix(format, "warning: dnsblog reply timeout") {
+					prog = "postscreen"
+				}
+				logf(prog, format, args...)
+			},
 		})
 	}
 	return p, nil

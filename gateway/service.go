@@ -222,7 +222,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	if svc.Postscreen {
-		if s.postscreen, err = newPostscreen(cfg, stressed, tables, dns, mynetworks); err != nil {
+		logf := func(prog, format string, args ...any) { s.log.Logf(prog, format, args...) }
+		if s.postscreen, err = newPostscreen(cfg, stressed, tables, dns, mynetworks, logf); err != nil {
 			return nil, nil, err
 		}
 	}

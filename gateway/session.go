@@ -362,6 +362,10 @@ func (s *session) Close() {
 	if s.screenedOut {
 		return
 	}
+	if s.screenReply != nil {
+		// postscreen's dummy engine ends its session so.
+		s.svc.log.Logf("postscreen", "DISCONNECT %s", s.screenClient())
+	}
 	if s.anvilAddr.IsValid() {
 		s.svc.anvil.disconnect(s.svc.name, s.anvilAddr)
 	}

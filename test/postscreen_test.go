@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"postgate/test/dnstest"
 	"postgate/test/harness"
 )
 
@@ -341,7 +342,8 @@ postscreen_dnsbl_reply_map = inline:{ wl.test=allowlist, zen.test=private.exampl
 // real Postfix running postscreen (the Debian example's lines, unchrooted)
 // and compares what they see and postscreen's log lines: a pregreet
 // client dropped, an allowlisted one greeted at once, a new one passed
-// after the greet wait, then PASS OLD. Banners and ports are left out of
+// after the greet wait, then PASS OLD, and a denylisted one enforced
+// (Postfix's dummy engine refuses every RCPT). Banners and ports are left out of
 // the comparison (the two hosts' names differ).
 func TestPostscreenLikePostfix(t *testing.T) {
 	t.Parallel()
@@ -352,9 +354,10 @@ func TestPostscreenLikePostfix(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	acl := filepath.Join(dir, "postscreen_access.cidr")
-	os.WriteFile(acl, []byte("127.0.0.7/32 permit\n"), 0o644)
+	os.WriteFile(acl, []byte("127.0.0.7/32 permit\n127.0.0.9/32 reject\n"), 0o644)
 	settings := fmt.Sprintf(`postscreen_access_list = permit_mynetworks, cidr:%s
 postscreen_greet_action = drop
+postscreen_denylist_action = enforce
 postscreen_greet_wait = 2s
 smtpd_peername_lookup = no
 `, acl)
@@ -370,9 +373,10 @@ tlsproxy unix - - n - 0 tlsproxy
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("postgate's clients saw\n%s\nPostfix's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	wantLog := psLogLines(waitLog(pf.Log, "PASS OLD"))
-	gotLog := psLogLines(pg.Log("PASS OLD"))
-	for _, w := range []string{"PREGREET 22 after T from [127.0.0.5]:P: EHLO client.src.test\\r\\n", "ALLOWLISTED [127.0.0.7]:P", "PASS NEW [127.0.0.8]:P", "PASS OLD [127.0.0.8]:P"} {
+	wantLog := psLogLines(waitLog(pf.Log, "DISCONNECT [127.0.0.9]"))
+	gotLog := psLogLines(pg.Log("DISCONNECT [127.0.0.9]"))
+	for _, w := range []string{"PREGREET 22 after T from [127.0.0.5]:P: EHLO client.src.test\\r\\n", "ALLOWLISTED [127.0.0.7]:P", "PASS NEW [127.0.0.8]:P", "PASS OLD [127.0.0.8]:P",
+		"NOQUEUE: reject: RCPT from [127.0.0.9]:P: 550 5.3.2 Service currently unavailable; from=<a@src.test>, to=<u@relay.test>, proto=ESMTP, helo=<client.src.test>"} {
 		if !strings.Contains(strings.Join(wantLog, "\n"), w) {
 			t.Errorf("Postfix's log lacks %q:\n%s", w, pf.Log())
 		}
@@ -409,6 +413,11 @@ func psSeen(t *testing.T, addr string) []string {
 		}
 		out = append(out, who+": "+l, who+": "+c.cmd("QUIT")[:3])
 	}
+	c = psDial(t, addr, "127.0.0.9")
+	out = append(out, "denylisted: "+short(c.line()), "denylisted: "+short(c.line()))
+	c.cmd("EHLO client.src.test")
+	out = append(out, "denylisted: "+c.cmd("MAIL FROM:<a@src.test>"), "denylisted: "+c.cmd("RCPT TO:<u@relay.test>"),
+		"denylisted: "+c.cmd("QUIT")[:3])
 	return out
 }
 
@@ -434,10 +443,94 @@ func psLogLines(log string) []string {
 	var out []string
 	for _, m := range psLine.FindAllStringSubmatch(log, -1) {
 		l := m[1]
-		if !strings.Contains(l, "[127.0.0.5]") && !strings.Contains(l, "[127.0.0.7]") && !strings.Contains(l, "[127.0.0.8]") {
+		if !regexp.MustCompile(`\[127\.0\.0\.[5789]\]`).MatchString(l) {
 			continue
 		}
 		out = append(out, psElapsed.ReplaceAllString(psPort.ReplaceAllString(l, "]:P"), "after T "))
 	}
 	return out
+}
+
+// TestPostscreenDNSBLTimes: how long a DNS list score is kept and waited
+// for, with test/dnstest as the list server (its zone changes and delays
+// on demand). A client that passed keeps its pass for
+// postscreen_dnsbl_min_ttl (first line), capped by postscreen_dnsbl_max_ttl
+// (second line): listed meanwhile, it gets in until then and is dropped
+// after. A list that does not answer within postscreen_dnsbl_timeout is
+// logged as postscreen does and counts as not listing the client.
+func TestPostscreenDNSBLTimes(t *testing.T) {
+	t.Parallel()
+	const soa = "zen.test. 1 IN SOA ns.zen.test. host.zen.test. 1 1 1 1 1\n"
+	srv := dnstest.Start(t, soa)
+	capped := harness.FreePort(t)
+	p := harness.Start(t, fmt.Sprintf(`postgate_dns_servers = %s
+smtpd_peername_lookup = no
+postscreen_greet_wait = 3s
+postscreen_dnsbl_sites = zen.test
+postscreen_dnsbl_action = drop
+postscreen_dnsbl_timeout = 1s
+`, srv.Addr()), fmt.Sprintf(`127.0.0.1:PORT inet n - y - 1 postscreen
+  -o postscreen_dnsbl_min_ttl=2s
+127.0.0.1:%d inet n - y - 1 postscreen
+  -o postscreen_dnsbl_min_ttl=30s
+  -o postscreen_dnsbl_max_ttl=2s
+smtpd pass - - y - - smtpd
+`, capped))
+	addrs := []string{p.Addr, fmt.Sprintf("127.0.0.1:%d", capped)}
+	// Both at once, so that both passes start their TTLs together.
+	var conns []*psConn
+	for _, addr := range addrs {
+		conns = append(conns, psDial(t, addr, "127.0.0.3"))
+	}
+	for _, c := range conns {
+		c.line()
+		if l := c.line(); !strings.HasPrefix(l, "220 ") {
+			t.Fatalf("unlisted client: %q", l)
+		}
+	}
+	passed := time.Now()
+	if err := srv.SetZone(soa + "3.0.0.127.zen.test. 1 IN A 127.0.0.2\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the resolver's cache of the answer
+	for _, addr := range addrs {
+		c := psDial(t, addr, "127.0.0.3")
+		if l := c.line(); !strings.HasPrefix(l, "220 ") {
+			t.Errorf("%s: client listed within its TTL: %q, want smtpd's greeting", addr, l)
+		}
+	}
+	time.Sleep(time.Until(passed.Add(2200 * time.Millisecond)))
+	for _, addr := range addrs {
+		c := psDial(t, addr, "127.0.0.3")
+		if l := c.line(); l != "521 5.7.1 Service unavailable; client [127.0.0.3] blocked using zen.test" {
+			t.Errorf("%s: client listed past its TTL: %q", addr, l)
+		}
+	}
+
+	// The list stops answering: 1 s, then the client passes at the end
+	// of the greet wait.
+	srv.SetDelay(time.Minute)
+	start := time.Now()
+	c := psDial(t, p.Addr, "127.0.0.4")
+	c.line()
+	if l := c.line(); !strings.HasPrefix(l, "220 ") {
+		t.Errorf("client of a list that does not answer: %q", l)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("greeting after %v", d)
+	}
+	log := p.Log("PASS NEW [127.0.0.4]")
+	for _, w := range []string{
+		`postgate/postscreen\[\d+\]: warning: dnsblog reply timeout 1s for zen.test`,
+		`postgate/dnsblog\[\d+\]: addr 127.0.0.3 listed by domain zen.test as 127.0.0.2`,
+		`PASS OLD \[127.0.0.3\]:\d+\n(.*\n)*.*PASS OLD \[127.0.0.3\]:\d+`,
+		`DNSBL rank 1 for \[127.0.0.3\]:\d+\n(.*\n)*.*DNSBL rank 1 for \[127.0.0.3\]:\d+`,
+	} {
+		if !regexp.MustCompile(w).MatchString(log) {
+			t.Errorf("mail log lacks %s", w)
+		}
+	}
+	if t.Failed() {
+		t.Log(log)
+	}
 }

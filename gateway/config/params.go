@@ -195,12 +195,13 @@ var paramTable = []param{
 	integer("postscreen_dnsbl_allowlist_threshold", "${postscreen_dnsbl_whitelist_threshold?{$postscreen_dnsbl_whitelist_threshold}:{0}}", math.MinInt32),
 	action("postscreen_dnsbl_action", "ignore"),
 	list("postscreen_dnsbl_reply_map", ""),
-	// Given to the scorer, but no test through the binary shows them yet.
-	later(seconds("postscreen_dnsbl_timeout", "10s", 's', 1)),
-	later(seconds("postscreen_dnsbl_min_ttl", "60s", 's', 1)),
+	seconds("postscreen_dnsbl_timeout", "10s", 's', 1),
+	seconds("postscreen_dnsbl_min_ttl", "60s", 's', 1),
 	// Postfix writes "{1}}h", which makes "1hh" of a set value.
-	later(seconds("postscreen_dnsbl_max_ttl", "${postscreen_dnsbl_ttl?{$postscreen_dnsbl_ttl}:{1h}}", 's', 1)),
-	later(str("postscreen_dnsbl_ttl", "")), // before Postfix 3.1: postscreen_dnsbl_max_ttl
+	seconds("postscreen_dnsbl_max_ttl", "${postscreen_dnsbl_ttl?{$postscreen_dnsbl_ttl}:{1h}}", 's', 1),
+	// Before Postfix 3.1, postscreen_dnsbl_max_ttl: read through its
+	// default, but no test through the binary shows it.
+	later(str("postscreen_dnsbl_ttl", "")),
 
 	// Queue and logging.
 	str("queue_directory", "/var/spool/postgate"),
