@@ -290,9 +290,13 @@ func (s *session) screen() bool {
 	}
 	if st.failed {
 		// Postfix's dummy engine: the smtpd session goes on, but no
-		// recipient is accepted.
+		// recipient is accepted. As in Postfix, a failure forgets the
+		// tests passed in this session.
 		s.screenReply = st.rcptReply
 		return true
+	}
+	if st.pregPass || st.dnsPass {
+		p.cache.put(s.peer, st.entry, time.Now())
 	}
 	if st.pregTodo == st.pregPass && st.dnsTodo == st.dnsPass {
 		word := "OLD"
@@ -300,9 +304,6 @@ func (s *session) screen() bool {
 			word = "NEW"
 		}
 		s.svc.log.Logf("postscreen", "PASS %s %s", word, s.screenClient())
-	}
-	if st.pregPass || st.dnsPass {
-		p.cache.put(s.peer, st.entry, time.Now())
 	}
 	return true
 }
