@@ -195,6 +195,10 @@ func (s *session) rcpt(args []command.Token) bool {
 		s.reply(needSMTPUTF8)
 		return false
 	}
+	if s.screenReply != nil {
+		s.screenRcpt(to)
+		return false
+	}
 	if !s.passes("RCPT", to, s.check(restrictions.Rcpt, to)) {
 		return false
 	}

@@ -87,6 +87,7 @@ type service struct {
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
+	postscreen               *postscreen // nil unless master.cf runs postscreen for the service
 }
 
 type bareLFMode int
@@ -223,6 +224,12 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	}
 	if err := s.buildLists(cfg, tables); err != nil {
 		return nil, nil, err
+	}
+	if svc.Postscreen {
+		logf := func(prog, format string, args ...any) { s.log.Logf(prog, format, args...) }
+		if s.postscreen, err = newPostscreen(cfg, stressed, tables, dns, mynetworks, logf); err != nil {
+			return nil, nil, err
+		}
 	}
 	parent := parentMatcher(cfg)
 	relayDomains, err := rules.NewDomainList(cfg.List("relay_domains"), parent("relay_domains"))

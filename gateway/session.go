@@ -50,6 +50,9 @@ type session struct {
 	xforwardOK    bool
 	connected     bool       // the connect stage is over (start runs again after XCLIENT)
 	anvilAddr     netip.Addr // the address anvil counted this connection under
+	// screenReply: postscreen enforces a failed test: every RCPT gets it.
+	screenReply *rules.Reply
+	screenedOut bool // postscreen dropped the client: smtpd never saw it
 
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
@@ -123,16 +126,21 @@ func (s *service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	addr, port := remoteAddr(nc.Conn)
-	sess := &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",
+	return &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",
 		client: clientInfo{addr: addr, port: port, logPort: s.clientPortLogging}, peer: addr}
-	sess.client.name, sess.client.reverse, sess.client.nameStatus, sess.client.reverseStatus = s.lookupPeer(ctx, addr)
-	return sess
 }
 
-// Greet runs at connect: improper pipelining before the greeting, the EHLO
-// keywords for this client, the client restrictions when they are not
-// delayed, then the greeting.
+// Greet runs at connect: postscreen's tests when master.cf runs postscreen,
+// then smtpd's: improper pipelining before the greeting, the EHLO keywords
+// for this client, the client restrictions when they are not delayed, then
+// the greeting.
 func (s *session) Greet() {
+	if s.svc.postscreen != nil && !s.screen() {
+		s.screenedOut = true
+		s.c.Close()
+		return
+	}
+	s.client.name, s.client.reverse, s.client.nameStatus, s.client.reverseStatus = s.svc.lookupPeer(s.ctx, s.peer)
 	s.svc.log.Logf("smtpd", "connect from %s", s.client)
 	// Unlike the XCLIENT permission, XFORWARD's is decided once, for the
 	// connection's real client.
@@ -148,7 +156,9 @@ func (s *session) Greet() {
 // start begins the dialogue at connect and again after XCLIENT.
 func (s *session) start() {
 	s.xclientOK = s.svc.matchClient(s.ctx, s.svc.xclientHosts, s.client.addr)
-	if !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
+	// As Postfix's smtpd, not for a client postscreen handed over: it may
+	// have talked after postscreen's teaser, and postscreen judged that.
+	if s.svc.postscreen == nil && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
 		s.hangup = true
 		return
@@ -351,6 +361,13 @@ func (s *session) ReadError(err error) {
 func (s *session) Close() {
 	s.resetTransaction()
 	s.cancel()
+	if s.screenedOut {
+		return
+	}
+	if s.screenReply != nil {
+		// postscreen's dummy engine ends its session so.
+		s.svc.log.Logf("postscreen", "DISCONNECT %s", s.screenClient())
+	}
 	if s.anvilAddr.IsValid() {
 		s.svc.anvil.disconnect(s.svc.name, s.anvilAddr)
 	}

@@ -63,6 +63,10 @@ const (
 	delayMaxDigits = 2
 )
 
+// FormatDelay formats a delay as the log's delay= does (postscreen's
+// "after" times too).
+func FormatDelay(d time.Duration) string { return formatDelay(d) }
+
 // formatDelay formats a delay as Postfix's format_tv does: 10 s and more
 // rounded to whole seconds, less with two significant digits (1.2, 0.51,
 // 0.08), no more than two digits after the point, no trailing zeros, and

@@ -9,7 +9,8 @@ import (
 )
 
 // Service is one master.cf service that postgate runs: an inet service whose
-// command is smtpd.
+// command is smtpd, or a postscreen inet service with the smtpd pass service
+// it hands clients to.
 type Service struct {
 	Name                    string // first field, e.g. "smtp", "127.0.0.1:2525", "2525", "[::1]:2525"
 	Type                    string // "inet"
@@ -20,6 +21,10 @@ type Service struct {
 	Args                    []string          // arguments other than -o pairs
 	Overrides               map[string]string // from -o name=value
 	Pos                     Position
+	// Postscreen: the listener is a postscreen line (Name, Pos, its
+	// postscreen_* overrides) in front of the smtpd pass service (the other
+	// fields, and its -o overrides).
+	Postscreen bool
 
 	overridePos map[string]Position // the master.cf line of each -o
 }
@@ -120,7 +125,7 @@ func parseMasterEntry(file string, l logicalLine, ds *diags) (masterEntry, bool)
 	}}
 	var stray *token
 	e.svc.Args, e.overrides, stray, ok = parseArgs(toks[8:], ds, ok)
-	if ok && stray != nil && e.smtpdService() {
+	if ok && stray != nil && e.svc.Command == "smtpd" {
 		// smtpd, like every Postfix daemon, takes options only; a stray word is
 		// most often a -o value with unbraced spaces.
 		ds.errorf(stray.pos, "", "unexpected smtpd argument %q (write -o { name = value } for a value with spaces)", abbrev(stray.text))
@@ -207,6 +212,11 @@ func parseOverride(arg string) (name, value string, err error) {
 // smtpdService reports whether postgate runs e as a listener.
 func (e *masterEntry) smtpdService() bool {
 	return e.svc.Type == "inet" && e.svc.Command == "smtpd"
+}
+
+// postscreenService reports whether e is a postscreen listener.
+func (e *masterEntry) postscreenService() bool {
+	return e.svc.Type == "inet" && e.svc.Command == "postscreen"
 }
 
 func contains(list []string, s string) bool {

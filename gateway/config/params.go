@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"strings"
 	"sync"
 )
@@ -49,6 +50,11 @@ func seconds(name, def string, unit byte, min int64) param {
 }
 func code(name, def string) param {
 	return param{name: name, kind: kindInt, def: def, impl: true, check: replyCode}
+}
+
+// action is a postscreen action: ignore, enforce or drop.
+func action(name, def string) param {
+	return param{name: name, kind: kindString, def: def, impl: true, check: oneOf("ignore", "enforce", "drop"), canon: lower}
 }
 
 func lower(s string) string { return strings.ToLower(s) }
@@ -175,6 +181,30 @@ var paramTable = []param{
 	// postgate: session slots of each smtpd service that only clients in
 	// smtpd_client_event_limit_exceptions may take.
 	integer("postgate_reserved_session_slots", "10", 0),
+
+	// postscreen in front of smtpd (master.cf postscreen + smtpd pass;
+	// gateway/postscreen.go).
+	str("smtpd_service_name", "smtpd"),
+	list("postscreen_access_list", "permit_mynetworks"),
+	action("postscreen_blacklist_action", "ignore"),
+	action("postscreen_denylist_action", "${postscreen_blacklist_action?{$postscreen_blacklist_action}:{ignore}}"),
+	str("postscreen_greet_banner", "$smtpd_banner"),
+	seconds("postscreen_greet_wait", "${stress?{2}:{6}}s", 's', 1),
+	action("postscreen_greet_action", "ignore"),
+	seconds("postscreen_greet_ttl", "1d", 's', 1),
+	list("postscreen_dnsbl_sites", ""),
+	integer("postscreen_dnsbl_threshold", "1", 1),
+	integer("postscreen_dnsbl_whitelist_threshold", "0", math.MinInt32),
+	integer("postscreen_dnsbl_allowlist_threshold", "${postscreen_dnsbl_whitelist_threshold?{$postscreen_dnsbl_whitelist_threshold}:{0}}", math.MinInt32),
+	action("postscreen_dnsbl_action", "ignore"),
+	list("postscreen_dnsbl_reply_map", ""),
+	seconds("postscreen_dnsbl_timeout", "10s", 's', 1),
+	seconds("postscreen_dnsbl_min_ttl", "60s", 's', 1),
+	// Postfix writes "{1}}h", which makes "1hh" of a set value.
+	seconds("postscreen_dnsbl_max_ttl", "${postscreen_dnsbl_ttl?{$postscreen_dnsbl_ttl}:{1h}}", 's', 1),
+	// Before Postfix 3.1, postscreen_dnsbl_max_ttl: read through its
+	// default, but no test through the binary shows it.
+	later(str("postscreen_dnsbl_ttl", "")),
 
 	// Queue and logging.
 	str("queue_directory", "/var/spool/postgate"),

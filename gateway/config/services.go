@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 )
@@ -18,8 +19,20 @@ func (f *files) buildServices(main *Config, in input, used map[string]bool, ds *
 	var skipped []string
 	skippedTypes := map[string]bool{}
 	var skippedInet []string
+	// In-process for a postscreen listener: its pass service and helpers.
+	inProcess := f.postscreenParts(main, ds)
 	for i := range f.entries {
 		e := &f.entries[i]
+		if e.postscreenService() {
+			if s, ok := f.postscreenListener(e, main, ds); ok {
+				s.MaxProc = maxProcOf(f.passEntry(main, e).maxProc, limit)
+				f.services = append(f.services, s)
+			}
+			continue
+		}
+		if inProcess[e] {
+			continue
+		}
 		if !e.smtpdService() {
 			if e.svc.Type == "inet" {
 				skippedInet = append(skippedInet, fmt.Sprintf("%s (%s)", e.svc.Name, e.svc.Command))
@@ -81,6 +94,83 @@ func (f *files) buildServices(main *Config, in input, used map[string]bool, ds *
 	if in.master != nil && len(f.services) == 0 && !ds.failed() {
 		ds.warnf(Position{File: f.masterFile}, "", "no inet service runs smtpd: postgate will not accept SMTP connections")
 	}
+}
+
+// postscreenHelpers are the services postscreen uses that postgate does
+// in-process, so a postscreen master.cf need not say they were skipped.
+var postscreenHelpers = map[string]bool{"dnsblog": true, "tlsproxy": true}
+
+// postscreenParts returns the entries that postscreen listeners make
+// redundant: the pass services they hand clients to, and dnsblog and
+// tlsproxy.
+func (f *files) postscreenParts(main *Config, ds *diags) map[*masterEntry]bool {
+	out := map[*masterEntry]bool{}
+	for i := range f.entries {
+		if e := &f.entries[i]; e.postscreenService() {
+			if p := f.passEntry(main, e); p != nil {
+				out[p] = true
+			}
+		}
+	}
+	if len(out) == 0 {
+		return out
+	}
+	for i := range f.entries {
+		if e := &f.entries[i]; e.svc.Type == "unix" && postscreenHelpers[e.svc.Command] {
+			out[e] = true
+		}
+	}
+	return out
+}
+
+// passName is the pass service a postscreen line hands clients to:
+// smtpd_service_name, from the line's -o or main.cf.
+func passName(main *Config, ps *masterEntry) string {
+	if v, ok := ps.svc.Overrides["smtpd_service_name"]; ok {
+		return v
+	}
+	return main.Get("smtpd_service_name")
+}
+
+// passEntry finds the "pass" service named smtpd_service_name that runs
+// smtpd; nil when there is none.
+func (f *files) passEntry(main *Config, ps *masterEntry) *masterEntry {
+	name := passName(main, ps)
+	for i := range f.entries {
+		e := &f.entries[i]
+		if e.svc.Type == "pass" && e.svc.Name == name && e.svc.Command == "smtpd" {
+			return e
+		}
+	}
+	return nil
+}
+
+// postscreenListener makes one listener of a postscreen line: smtpd as
+// its pass service runs it (fields, arguments, -o overrides), on the
+// postscreen line's address, with the postscreen line's postscreen_*
+// overrides added. Other overrides on the postscreen line are Postfix's
+// postscreen settings that postgate's smtpd would not honour the same way,
+// so they are reported rather than applied to smtpd.
+func (f *files) postscreenListener(ps *masterEntry, main *Config, ds *diags) (Service, bool) {
+	pass := f.passEntry(main, ps)
+	if pass == nil {
+		ds.errorf(ps.svc.Pos, "", "service %s runs postscreen, but master.cf has no %q service of type pass running smtpd (smtpd_service_name) to hand clients to",
+			ps.svc.Name, passName(main, ps))
+		return Service{}, false
+	}
+	s := pass.svc
+	s.Name, s.Type, s.Pos, s.Postscreen = ps.svc.Name, ps.svc.Type, ps.svc.Pos, true
+	s.Overrides = maps.Clone(pass.svc.Overrides)
+	s.overridePos = maps.Clone(pass.svc.overridePos)
+	for _, o := range ps.overrides {
+		switch {
+		case strings.HasPrefix(o.name, "postscreen_"):
+			s.Overrides[o.name], s.overridePos[o.name] = o.value, o.pos
+		case o.name != "smtpd_service_name":
+			ds.warnf(o.pos, o.name, "-o %s on the postscreen line is not applied: postgate applies only postscreen_* settings there; set it on the %s pass line for smtpd", o.name, pass.svc.Name)
+		}
+	}
+	return s, true
 }
 
 // serviceView builds and checks the view of service s.

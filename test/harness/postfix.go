@@ -31,9 +31,11 @@ type Postfix struct {
 	master  int
 }
 
-// postfixMaster is master.cf: the services a relay needs, none chrooted.
-const postfixMaster = `PORT inet n - n - - smtpd
-pickup    unix n - n 60 1 pickup
+// postfixSmtpd is master.cf's smtpd line; postfixMaster the rest: the
+// services a relay needs, none chrooted.
+const postfixSmtpd = "PORT inet n - n - - smtpd\n"
+
+const postfixMaster = `pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
 rewrite   unix - - n - - trivial-rewrite
@@ -60,12 +62,25 @@ postlog   unix-dgram n - n - 1 postlogd
 // ends.
 func StartPostfix(t testing.TB, extraMain string) *Postfix {
 	t.Helper()
-	return StartPostfixDNS(t, extraMain, "127.0.0.1")
+	return startPostfix(t, extraMain, postfixSmtpd, "127.0.0.1")
 }
 
 // StartPostfixDNS is StartPostfix with Postfix's resolver asking port 53
 // of nameserver, a loopback address (see DNSAt for one a test serves).
 func StartPostfixDNS(t testing.TB, extraMain, nameserver string) *Postfix {
+	t.Helper()
+	return startPostfix(t, extraMain, postfixSmtpd, nameserver)
+}
+
+// StartPostfixWith is StartPostfix with front's master.cf lines (PORT
+// replaced by the listening address) in place of the smtpd line, e.g. a
+// postscreen line with its smtpd pass and dnsblog lines.
+func StartPostfixWith(t testing.TB, extraMain, front string) *Postfix {
+	t.Helper()
+	return startPostfix(t, extraMain, front, "127.0.0.1")
+}
+
+func startPostfix(t testing.TB, extraMain, front, nameserver string) *Postfix {
 	t.Helper()
 	if ip := net.ParseIP(nameserver); ip == nil || !ip.IsLoopback() {
 		t.Fatalf("Postfix's nameserver %q is not a loopback address", nameserver)
@@ -96,7 +111,7 @@ alias_maps =
 alias_database =
 `, dir)
 	main = mergeMain(main, extraMain)
-	master := strings.ReplaceAll(postfixMaster, "PORT", p.Addr)
+	master := strings.ReplaceAll(front+postfixMaster, "PORT", p.Addr)
 	for _, d := range []string{dir, p.Conf, filepath.Join(dir, "queue")} {
 		err := os.MkdirAll(d, 0o755)
 		if err == nil {
