@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./gateway/config
 	$(GO) test -run '^$$' -fuzz '^FuzzContentChecks$$' -fuzztime 10s ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 10s ./rules/addrheader
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

@@ -45,6 +45,7 @@ var headerCases = []headerCase{
 	{"quoted_comma", "To", ` "a,b"@old.test`},
 	{"quoted_dots", "To", ` ".joe"@old.test, "a..b"@old.test`},
 	{"quoted_adjacent", "To", ` "a""b"@other.test, c@old.test`},
+	{"quoted_adjacent_angle", "To", ` <"a""b"@other.test>`},
 	{"escaped_atom", "To", ` a\ b@old.test`},
 	{"unqualified", "To", " user"},
 	{"unqualified_phrase", "To", " Some User <user>"},
