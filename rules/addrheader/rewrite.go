@@ -42,6 +42,26 @@ const foldWidth = 70
 // line is empty and the caller keeps the header's original bytes.
 //
 // The header_size_limit cut of cleanup_out_header is the caller's.
+//
+// Known differences from Postfix, where it calls trivial-rewrite and each
+// canonical table on the external form and compares external forms: an
+// address that a table maps to itself while the header quotes it in
+// another way than quote_822_local would (`"joe"@x` found as joe@x ->
+// joe@x) counts as a change in Postfix and re-makes the header; here
+// rewrite returns the same internal form and nothing changes.
+//
+// The lead's wiring (cleanup stage), per header of the primary message
+// header block whose ClassOf is Sender or Recipient, when header
+// rewriting applies to the client (local_header_rewrite_clients or
+// remote_header_rewrite_domain):
+//
+//	name, value, _ := addrheader.SplitHeader(line)
+//	out, changed, warns := addrheader.Rewrite(name, value, tokenLimit, rewrite)
+//	// changed: write out (lines joined by "\n"), log each warns[i] as
+//	// "warning: "+warns[i]; else write name + ":" + value.
+//
+// rewrite is trivial-rewrite's local (or remote) context followed by
+// the canonical maps of the class, on the internal form.
 func Rewrite(name, value string, tokenLimit int, rewrite func(addr, external string) string) (line string, changed bool, warnings []string) {
 	if i := strings.IndexByte(value, 0); i >= 0 {
 		value = value[:i] // Postfix reads a C string

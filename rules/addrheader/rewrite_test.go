@@ -2,8 +2,10 @@ package addrheader
 
 import (
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func addr(s string) Element { return Element{Address: true, Text: s} }
@@ -77,6 +79,12 @@ func TestRewrite(t *testing.T) {
 		{name: "quotes_local_part", field: "To", value: " x@old.test",
 			rewrite: func(a, _ string) string { return "a b@new.test" }, want: `To: "a b"@new.test`},
 		{name: "quoted_dot_atom_unquoted", field: "To", value: ` "joe"@old.test`, want: "To: joe@new.test"},
+		// Every address is written as quote_822_local makes it of its
+		// internal form, however it was quoted.
+		{name: "origin_appended_quoted_anew", field: "To", value: ` "a".b, "c"`,
+			rewrite: func(a, _ string) string { return a + "@corp.test" }, want: `To: a.b@corp.test, c@corp.test`},
+		{name: "unchanged_quoted_anew", field: "To", value: ` "a".b@x, "c d"."e"@old.test`,
+			want: `To: a.b@x, "c d.e"@new.test`},
 		{name: "route_kept", field: "To", value: " <@r.test:joe@old.test>", want: "To: <@r.test:joe@new.test>"},
 		{name: "null_not_an_address", field: "To", value: " <>",
 			rewrite: func(a, _ string) string { return "x" }},
@@ -181,6 +189,29 @@ func TestSplitHeaderAndClass(t *testing.T) {
 	for name, want := range map[string]Class{"FROM": Sender, "resent-reply-to": Recipient, "Bcc": Recipient, "Subject": NotAddress, "Errors-To": Sender} {
 		if got := ClassOf(name); got != want {
 			t.Errorf("ClassOf(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestLinearTime: parsing and rewriting take time linear in the header
+// size, for repeated patterns that exercise each parser branch.
+func TestLinearTime(t *testing.T) {
+	for _, p := range []string{"a ", "<a@old.test>", "(c) ", "a@old.test,", "g: a;", "<", ">", ":", "\"", "\\", "[", "a."} {
+		run := func(n int) time.Duration {
+			best := time.Duration(1 << 62)
+			for range 3 {
+				runtime.GC() // not the garbage of the run before
+				start := time.Now()
+				Rewrite("To", strings.Repeat(p, n), 0, oldToNewTest)
+				best = min(best, time.Since(start))
+			}
+			return max(best, time.Millisecond) // below that, timer noise dominates
+		}
+		// 16 times the input: linear work takes 16 times as long,
+		// quadratic 256 times; the bound between leaves room for a loaded
+		// machine.
+		if small, large := run(2000), run(32000); large > 128*small {
+			t.Errorf("pattern %q: %v for 2000 copies, %v for 32000", p, small, large)
 		}
 	}
 }

@@ -319,7 +319,10 @@ func group(left, right *tok, sync int) *tok {
 	g := &tok{typ: tokAddr}
 	subAppend(g, first)
 	appendList(left, g)
-	appendList(g, right)
+	// Linked by hand: Postfix's tok822_append walks all of right's list to
+	// give it g's owner, which is nil as theirs already is (every token
+	// being parsed is top level), and that walk made parsing quadratic.
+	g.next, right.prev = right, g
 	if sync != 0 {
 		appendList(left, &tok{typ: sync})
 	}
