@@ -6,8 +6,11 @@ import (
 )
 
 // FuzzRewrite: Rewrite must not panic on any header value, and what it
-// writes must be stable: rewriting its own output again with the same
-// rewrite changes nothing, or gives the same line.
+// writes must be stable where Postfix's is: rewriting its own output again
+// with the same rewrite changes nothing, or gives the same line. Postfix
+// is not stable when a quoted string or an escape puts specials or white
+// space into a domain, which quote_822_local leaves unquoted (`"@ "`
+// becomes `""@ `, read back as `""@`), so those inputs are only run.
 func FuzzRewrite(f *testing.F) {
 	for _, s := range []string{
 		" joe@old.test", ` "Bloggs, Joe" <joe@old.test> (x (y))`, " team: a@old.test, b;", " <@r:a@old.test>",
@@ -18,7 +21,7 @@ func FuzzRewrite(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, value string) {
 		line, changed, _ := Rewrite("To", value, 100, oldToNewTest)
-		if !changed {
+		if !changed || strings.ContainsAny(value, "\"\\[") {
 			return
 		}
 		name, v, ok := SplitHeader(line)
