@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 10s ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 10s ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 10s ./restrictions/spf
+	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 10s ./rules/addrheader
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
