@@ -145,8 +145,10 @@ func (c *canonical) map11(ctx context.Context, m *canonMaps, addr string, warn f
 	return addr, nil
 }
 
-// rewriteClient is one element of local_header_rewrite_clients.
-type rewriteClient func(ctx context.Context, client netip.Addr) (bool, error)
+// rewriteClient is one element of local_header_rewrite_clients; client
+// is the client's address (XCLIENT's, if it gave one), peer the
+// connection's own.
+type rewriteClient func(ctx context.Context, client, peer netip.Addr) (bool, error)
 
 func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules.AddrList, ours []netip.Addr) ([]rewriteClient, error) {
 	const param = "local_header_rewrite_clients"
@@ -167,16 +169,16 @@ func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules
 			if err != nil {
 				return nil, paramError(cfg, param, err)
 			}
-			out = append(out, func(ctx context.Context, client netip.Addr) (bool, error) {
+			out = append(out, func(ctx context.Context, client, _ netip.Addr) (bool, error) {
 				_, found, err := t.Lookup(ctx, client.String())
 				return found, err
 			})
 		case lw == "permit_inet_interfaces":
-			out = append(out, func(_ context.Context, client netip.Addr) (bool, error) {
-				return slices.Contains(ours, client.Unmap()), nil
+			out = append(out, func(_ context.Context, _, peer netip.Addr) (bool, error) {
+				return slices.Contains(ours, peer.Unmap()), nil // the socket's, as Postfix's
 			})
 		case lw == "permit_mynetworks":
-			out = append(out, func(ctx context.Context, client netip.Addr) (bool, error) {
+			out = append(out, func(ctx context.Context, client, _ netip.Addr) (bool, error) {
 				return mynetworks.Match(ctx, client)
 			})
 		case lw == "permit_sasl_authenticated", lw == "permit_tls_clientcerts", lw == "permit_tls_all_clientcerts":
@@ -193,9 +195,9 @@ func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules
 // ($myorigin for a local client, remote_header_rewrite_domain for
 // others; none when that is empty: headers of remote clients are left
 // alone).
-func (c *canonical) rewriteContext(ctx context.Context, client netip.Addr) (domain string, err error) {
+func (c *canonical) rewriteContext(ctx context.Context, client, peer netip.Addr) (domain string, err error) {
 	for _, match := range c.localClients {
-		ok, err := match(ctx, client)
+		ok, err := match(ctx, client, peer)
 		if err != nil {
 			return "", err
 		}

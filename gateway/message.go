@@ -239,15 +239,28 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 			return true
 		}
 		if len(res.edits) > 0 {
-			edited := s.newAssembly(arrival)
-			defer edited.release()
-			if _, err := edited.readFrom(editedContent(content, size, res.edits), 0); err != nil {
-				edited.fail(err)
-			}
-			msg = edited
+			msg = s.reassemble(msg, res.edits, arrival)
+			defer msg.release()
 		}
 		held = held || res.hold
 		checked = res
+	}
+	if domain, err := s.svc.canonical.rewriteContext(s.ctx, s.client.addr, s.peer); err != nil {
+		s.svc.log.Logf("smtpd", "warning: %s: local_header_rewrite_clients: %v", s.txn.id, err)
+		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup error"})
+		return false
+	} else if domain != "" && msg.spoolErr == nil {
+		content, size := msg.content()
+		edits, err := s.rewriteHeaders(content, size, domain)
+		if err != nil {
+			s.svc.log.Logf("cleanup", "warning: %s: %v -- message not accepted, try again later", s.txn.id, err)
+			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+			return false
+		}
+		if len(edits) > 0 {
+			msg = s.reassemble(msg, edits, arrival)
+			defer msg.release()
+		}
 	}
 	env := &queue.Envelope{
 		ID:         s.txn.id,
@@ -283,6 +296,17 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.txn.id, messageID(msg.header()))
 	s.accepted(received)
 	return true
+}
+
+// reassemble returns a new message (for the caller to release): msg's
+// content with edits applied (in content order).
+func (s *session) reassemble(msg *assembly, edits []contentEdit, arrival time.Time) *assembly {
+	content, size := msg.content()
+	edited := s.newAssembly(arrival)
+	if _, err := edited.readFrom(editedContent(content, size, edits), 0); err != nil {
+		edited.fail(err)
+	}
+	return edited
 }
 
 // appendMessage appends the message to the queue: from memory, or

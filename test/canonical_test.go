@@ -23,14 +23,20 @@ type canonicalCase struct {
 }
 
 var canonicalCases = []canonicalCase{
-	{name: "sender_map", from: "joe@inside.test", to: []string{"alice@corp.test"}},
-	{name: "domain_map", from: "anyone@old.test", to: []string{"someone@old.test"}},
-	{name: "extension_propagated", from: "x@partner.test", to: []string{"bob+tag@corp.test"}},
-	{name: "chain_recipient_then_common", from: "x@partner.test", to: []string{"first@corp.test"}},
+	{name: "sender_map", from: "joe@inside.test", to: []string{"alice@corp.test"},
+		header: "From: Joe <joe@inside.test>\r\nTo: alice@corp.test\r\n"},
+	{name: "domain_map", from: "anyone@old.test", to: []string{"someone@old.test"},
+		header: "From: anyone@old.test\r\nTo: \"Some One\" <someone@old.test>, other@old.test\r\nCc: user, (a comment) first@corp.test\r\n"},
+	{name: "extension_propagated", from: "x@partner.test", to: []string{"bob+tag@corp.test"},
+		header: "From: x@partner.test\r\nTo: bob+tag@corp.test\r\nReply-To: <bob@corp.test>\r\n"},
+	{name: "chain_recipient_then_common", from: "x@partner.test", to: []string{"first@corp.test"},
+		header: "From: x@partner.test\r\nTo: first@corp.test\r\nResent-To: first@corp.test\r\nResent-From: joe@inside.test\r\n"},
 	{name: "maps_to_itself", from: "self@corp.test", to: []string{"self@corp.test"}},
-	{name: "regexp_map", from: "x@partner.test", to: []string{"mary@legacy.test"}},
+	{name: "regexp_map", from: "x@partner.test", to: []string{"mary@legacy.test"},
+		header: "From: x@partner.test\r\nTo: Mary <mary@legacy.test> (legacy),\r\n\tgroup: a@legacy.test, b@legacy.test;\r\n"},
 	{name: "canonical_then_virtual", from: "x@partner.test", to: []string{"team@corp.test"}},
-	{name: "sender_table_not_for_recipients", from: "x@partner.test", to: []string{"joe@inside.test"}},
+	{name: "sender_table_not_for_recipients", from: "x@partner.test", to: []string{"joe@inside.test"},
+		header: "From: x@partner.test\r\nTo: joe@inside.test\r\nSender: joe@inside.test\r\n"},
 	{name: "null_sender", from: "", to: []string{"alice@corp.test"}},
 	{name: "unmatched", from: "plain@partner.test", to: []string{"carol@corp.test", "dave@corp.test"}},
 }
@@ -55,6 +61,7 @@ var canonicalTables = map[string]string{
 	"canonical":           "@old.test @new.test\nbob@corp.test robert@corp.test\nsecond@corp.test third@corp.test\nself@corp.test self@corp.test\nteam@corp.test crew@corp.test\n",
 	"canonical.regexp":    "/^(.*)@legacy\\.test$/ ${1}@corp.test\n",
 	"virtual":             "crew@corp.test alice@corp.test, bob@corp.test\n",
+	"local_clients":       "192.0.2.0/24 local\n",
 }
 
 var sinkArgRe = regexp.MustCompile(`(?m)^X-(Mail|Rcpt)-Args: <([^>]*)>`)
@@ -65,7 +72,11 @@ var subjectRe = regexp.MustCompile(`(?m)^Subject: (\S+)`)
 // sender_canonical_maps, recipient_canonical_maps, canonical_maps (a hash
 // and a regexp table) and virtual_alias_maps, with the default classes and
 // with *_canonical_classes set, and compares the envelopes that reach the
-// sinks: the sender and the set of recipients of each message.
+// sinks: the sender and the set of recipients of each message, and each
+// message's address headers, which are rewritten only for a client in
+// local_header_rewrite_clients (by default permit_inet_interfaces: the
+// test connects from 127.0.0.1, an address of both servers) or with
+// remote_header_rewrite_domain.
 func TestCanonicalAgainstPostfix(t *testing.T) {
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "postgate-canonical-")
@@ -86,11 +97,15 @@ func TestCanonicalAgainstPostfix(t *testing.T) {
 		// sender_canonical_maps for headers only; canonical_maps for
 		// envelope recipients only.
 		{"classes", "sender_canonical_classes = header_sender\ncanonical_classes = envelope_recipient\n"},
+		// Not a local client: headers as they came, or qualified with the
+		// remote domain.
+		{"remote_client", "local_header_rewrite_clients =\n"},
+		{"remote_domain", "local_header_rewrite_clients = check_address_map cidr:DIR/local_clients\nremote_header_rewrite_domain = remote.test\n"},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			config := func(sink *harness.Sink) string {
-				return strings.NewReplacer("DIR", dir, "SINK", fmt.Sprint(sink.Port)).Replace(canonicalConfig) + v.extra
+				return strings.NewReplacer("DIR", dir, "SINK", fmt.Sprint(sink.Port)).Replace(canonicalConfig + v.extra)
 			}
 			postfixSink, postgateSink := harness.StartSink(t), harness.StartSink(t)
 			pf := harness.StartPostfix(t, config(postfixSink))
@@ -128,7 +143,11 @@ func canonicalEnvelopes(t *testing.T, addr string, sink *harness.Sink) map[strin
 			c.Expect(250, "RCPT TO:<%s>", r)
 		}
 		c.Expect(354, "DATA")
-		c.Send(fmt.Sprintf("Subject: %s\r\nMessage-ID: <%s@partner.test>\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nFrom: x@partner.test\r\n%s\r\nbody\r\n.\r\n", m.name, m.name, m.header))
+		header := m.header
+		if header == "" {
+			header = "From: x@partner.test\r\nTo: somebody@corp.test\r\n"
+		}
+		c.Send(fmt.Sprintf("Subject: %s\r\nMessage-ID: <%s@partner.test>\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\n%s\r\nbody\r\n.\r\n", m.name, m.name, header))
 		if code, text := c.Reply(); code != 250 {
 			t.Fatalf("%s at %s: %d %s", m.name, addr, code, text)
 		}
@@ -154,10 +173,11 @@ func canonicalEnvelopes(t *testing.T, addr string, sink *harness.Sink) map[strin
 			rcpts := sinkRcpts(env)
 			if prev, ok := out[name]; ok { // split over transactions
 				_, r, _ := strings.Cut(prev, " -> ")
+				r, _, _ = strings.Cut(r, "\n")
 				rcpts = append(rcpts, strings.Split(r, " ")...)
 			}
 			sort.Strings(rcpts)
-			out[name] = "<" + from + "> -> " + strings.Join(rcpts, " ")
+			out[name] = "<" + from + "> -> " + strings.Join(rcpts, " ") + addressHeaders(msg)
 		}
 	}
 	return out
@@ -185,4 +205,17 @@ func origTo(log string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+var addressHeaderRe = regexp.MustCompile(`(?m)^(From|To|Cc|Reply-To|Sender|Resent-To|Resent-From):.*(\n[ \t].*)*`)
+
+// addressHeaders returns a message's address headers, each after a
+// newline, as they came.
+func addressHeaders(msg string) string {
+	var sb strings.Builder
+	for _, h := range addressHeaderRe.FindAllString(msg, -1) {
+		sb.WriteString("\n")
+		sb.WriteString(h)
+	}
+	return sb.String()
 }

@@ -109,53 +109,10 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 // tables are by default.
 var oldToNew = regexp.MustCompile(`(?i)^(.*)@old\.test$`)
 
-// localRewrite is what Postfix does to each header address here: the
-// trivial-rewrite "local" context (strip a source route; user!host and
-// user%host become user@host; append @myorigin to a bare user; strip one
-// trailing dot of the domain), then canonical_maps. It works on the
-// internal form, except for the question whether there is a domain,
-// which only the external form answers; the corpus has no '!' or '%'
-// inside quotes.
+// localRewrite is trivial-rewrite's local context (Qualify) with
+// myorigin = corp.test, then canonical_maps.
 func localRewrite(addr, external string) string {
-	if strings.HasPrefix(addr, "@") {
-		if i := strings.IndexByte(addr, ':'); i >= 0 && i < len(addr)-1 {
-			addr = addr[i+1:]
-		}
-	}
-	if addr != "" && !hasDomain(external) {
-		if host, user, ok := strings.Cut(addr, "!"); ok {
-			addr = user + "@" + host
-		} else if i := strings.LastIndexByte(addr, '%'); i >= 0 {
-			addr = addr[:i] + "@" + addr[i+1:]
-		} else {
-			addr += "@corp.test"
-		}
-	}
-	if strings.HasSuffix(addr, ".") && !strings.HasSuffix(addr, "..") && !strings.HasSuffix(addr, "@.") {
-		addr = addr[:len(addr)-1]
-	}
-	return oldToNew.ReplaceAllString(addr, "${1}@new.test")
-}
-
-// hasDomain tells whether an external address has an '@' outside quoted
-// strings and domain literals, as trivial-rewrite's token search does.
-func hasDomain(external string) bool {
-	quoted, literal := false, false
-	for i := 0; i < len(external); i++ {
-		switch c := external[i]; {
-		case c == '\\':
-			i++
-		case c == '"' && !literal:
-			quoted = !quoted
-		case c == '[' && !quoted:
-			literal = true
-		case c == ']' && !quoted:
-			literal = false
-		case c == '@' && !quoted && !literal:
-			return true
-		}
-	}
-	return false
+	return oldToNew.ReplaceAllString(Qualify(addr, external, "corp.test"), "${1}@new.test")
 }
 
 // TestRewriteAgainstPostfix sends each header of the corpus through the

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"strings"
+
+	"postgate/rules/addrheader"
+)
+
+// Header address rewriting, as Postfix's cleanup does in a header
+// rewriting context (local_header_rewrite_clients, or
+// remote_header_rewrite_domain for the others): in the message's own
+// header block, each address of a sender header (From:, Sender:,
+// Reply-To:, ...) and of a recipient header (To:, Cc:, ...) is qualified
+// as trivial-rewrite does and goes through the canonical maps of its
+// class (header_sender, header_recipient); a header in which one changed
+// is written again as cleanup writes it (rules/addrheader). It runs after
+// the header checks, on what they left.
+
+// rewriteHeaders returns the edits that rewrite the address headers of
+// content's header block, with domain for unqualified addresses. An error
+// is a table lookup failure: the message is not accepted.
+func (s *session) rewriteHeaders(content io.ReaderAt, size int64, domain string) ([]contentEdit, error) {
+	c := s.svc.canonical
+	warn := func(format string, args ...any) {
+		s.svc.log.Logf("cleanup", "warning: %s: "+format, append([]any{s.txn.id}, args...)...)
+	}
+	var edits []contentEdit
+	var lookupErr error
+	rewrite := func(raw []byte, off int64) {
+		text := strings.ReplaceAll(strings.TrimRight(string(raw), "\r\n"), "\r\n", "\n")
+		name, value, ok := addrheader.SplitHeader(text)
+		class := addrheader.ClassOf(name)
+		if !ok || class == addrheader.NotAddress {
+			return
+		}
+		cl, maps := headerRecipient, []*canonMaps{&c.recipient, &c.common}
+		if class == addrheader.Sender {
+			cl, maps = headerSender, []*canonMaps{&c.sender, &c.common}
+		}
+		line, changed, warns := addrheader.Rewrite(name, value, addrheader.DefaultTokenLimit, func(addr, external string) string {
+			a, err := c.rewrite(s.ctx, addrheader.Qualify(addr, external, domain), cl, warn, maps...)
+			if err != nil {
+				lookupErr = err
+				return addr
+			}
+			return a
+		})
+		for _, w := range warns {
+			s.svc.log.Logf("cleanup", "warning: %s", w)
+		}
+		if changed {
+			edits = append(edits, contentEdit{off: off, n: int64(len(raw)), insert: []byte(strings.ReplaceAll(line, "\n", "\r\n") + "\r\n")})
+		}
+	}
+
+	r := bufio.NewReaderSize(io.NewSectionReader(content, 0, size), 16<<10)
+	var header []byte // the logical header being read, its lines as they came
+	var start, off int64
+	for lookupErr == nil {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 && len(header) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			header = append(header, line...)
+		} else {
+			if len(header) > 0 {
+				rewrite(header, start)
+			}
+			if headerNameLen(line) == 0 {
+				break // the end of the header block
+			}
+			header, start = append(header[:0], line...), off
+		}
+		off += int64(len(line))
+		if err != nil {
+			if len(header) > 0 {
+				rewrite(header, start)
+			}
+			break
+		}
+	}
+	return edits, lookupErr
+}
