@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"postgate/policyd"
 	"postgate/rules"
 	"postgate/rules/route"
 )
@@ -81,6 +82,10 @@ type Options struct {
 	// reject_unknown_helo_hostname; the DNS lists when it is also a
 	// dnsbl.Resolver); nil: they answer as for a temporary failure.
 	DNS Resolver
+
+	// Policy holds the smtpd_policy_service_* parameters, the defaults of
+	// every check_policy_service.
+	Policy policyd.Options
 
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@
