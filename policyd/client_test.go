@@ -27,7 +27,7 @@ type fakeServer struct {
 }
 
 const (
-	hang  = "\x00hang"
+	hang      = "\x00hang"
 	closeConn = "\x00close"
 )
 
