@@ -134,11 +134,16 @@ var errProtocol = errors.New("policy protocol error")
 
 // readReply reads name=value lines up to the empty line, as Postfix's
 // attr_scan_plain asked for "action": other attributes are skipped, the
-// first action counts, and the reply must be complete.
+// first action counts, and the reply must be complete. A server that
+// sends nothing at all before a timeout or EOF gets no warning of its own
+// here (attr_scan_plain's EOF check), only attr_clnt's.
 func (c *Client) readReply(r *bufio.Reader, warn func(string)) (string, error) {
 	action, found := "", false
-	for {
+	for first := true; ; first = false {
 		line, err := readLine(r)
+		if err != nil && first && line == "" {
+			return "", err
+		}
 		if err != nil {
 			what, context := "premature end-of-input", "input attribute name"
 			if isTimeout(err) {
