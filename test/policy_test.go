@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +236,163 @@ func TestPolicyTimeoutAgainstPostfix(t *testing.T) {
 	}
 	if strings.Join(g, "\n") != strings.Join(w, "\n") || len(g) != 3 {
 		t.Errorf("log lines, postgate:\n%s\nPostfix:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+	}
+}
+
+// recordingPolicyServer answers every request with DUNNO and keeps the
+// requests, each as its "name=value" lines.
+type recordingPolicyServer struct {
+	port int
+	mu   sync.Mutex
+	reqs [][]string
+}
+
+func startRecordingPolicyServer(t *testing.T) *recordingPolicyServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &recordingPolicyServer{port: ln.Addr().(*net.TCPAddr).Port}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				var req []string
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line != "\n" {
+						req = append(req, strings.TrimSuffix(line, "\n"))
+						continue
+					}
+					s.mu.Lock()
+					s.reqs = append(s.reqs, req)
+					s.mu.Unlock()
+					req = nil
+					c.Write([]byte("action=DUNNO\n\n"))
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *recordingPolicyServer) requests() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]string(nil), s.reqs...)
+}
+
+// TestPolicyRequestsAgainstPostfix plays one dialogue (EHLO, a message to
+// two recipients, one to one recipient with SIZE=, VRFY, ETRN) against
+// postgate and the real Postfix, each asking a recording policy server
+// from every restriction list with smtpd_delay_reject = no, and compares
+// every request attribute by attribute, in order. Ports differ by nature
+// and are compared by form; the queue ID and instance by form and by
+// which requests share them.
+func TestPolicyRequestsAgainstPostfix(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t)
+	pgPolicy, pfPolicy := startRecordingPolicyServer(t), startRecordingPolicyServer(t)
+	config := func(port int) string {
+		check := fmt.Sprintf("check_policy_service inet:127.0.0.1:%d", port)
+		return fmt.Sprintf(`relay_domains = example.test
+transport_maps = inline:{ example.test=smtp:[127.0.0.1]:%d }
+smtpd_delay_reject = no
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_client_restrictions = %[2]s
+smtpd_helo_restrictions = %[2]s
+smtpd_sender_restrictions = %[2]s
+smtpd_recipient_restrictions = %[2]s
+smtpd_data_restrictions = %[2]s
+smtpd_end_of_data_restrictions = %[2]s
+smtpd_etrn_restrictions = %[2]s
+smtpd_policy_service_policy_context = test-context
+`, sink.Port, check)
+	}
+	pf := harness.StartPostfix(t, config(pfPolicy.port))
+	pg := harness.Start(t, config(pgPolicy.port), "")
+	dialogue := func(addr string) {
+		c := harness.Dial(t, addr, outside)
+		c.Expect(250, "EHLO client.src.test")
+		c.Expect(250, "MAIL FROM:<a@src.test>")
+		c.Expect(250, "RCPT TO:<one@example.test>")
+		c.Expect(250, "RCPT TO:<two@example.test>")
+		c.Expect(354, "DATA")
+		c.Send("Subject: one\r\n\r\nbody\r\n..dot\r\n.\r\n")
+		if code, text := c.Reply(); code != 250 {
+			t.Fatalf("%s: %d %s", addr, code, text)
+		}
+		c.Expect(250, "MAIL FROM:<> SIZE=1000")
+		c.Expect(250, "RCPT TO:<three@example.test>")
+		c.Expect(354, "DATA")
+		c.Send("Subject: two\r\n\r\nlonger body\r\n.\r\n")
+		if code, text := c.Reply(); code != 250 {
+			t.Fatalf("%s: %d %s", addr, code, text)
+		}
+		c.Cmd("VRFY four@example.test")
+		c.Cmd("ETRN example.test")
+		c.Expect(221, "QUIT")
+	}
+	dialogue(pg.Addr)
+	dialogue(pf.Addr)
+	got, want := pgPolicy.requests(), pfPolicy.requests()
+	if len(want) < 10 {
+		t.Fatalf("Postfix sent %d requests", len(want))
+	}
+	norm := func(reqs [][]string) []string {
+		var out []string
+		ids := map[string]string{}
+		for _, req := range reqs {
+			if !slices.Contains(req, "client_address="+outside) {
+				continue // the harness's probe whether the server is up
+			}
+			var b []string
+			for _, attr := range req {
+				name, value, _ := strings.Cut(attr, "=")
+				switch {
+				case name == "client_port" || name == "server_port":
+					if _, err := fmt.Sscan(value, new(uint16)); err == nil {
+						value = "PORT"
+					}
+				case (name == "queue_id" || name == "instance") && value != "":
+					if ids[value] == "" {
+						ids[value] = fmt.Sprintf("%s#%d", name, len(ids)+1)
+					}
+					value = ids[value]
+				}
+				b = append(b, name+"="+value)
+			}
+			out = append(out, strings.Join(b, " "))
+		}
+		return out
+	}
+	g, w := norm(got), norm(want)
+	for i := range max(len(g), len(w)) {
+		var gi, wi string
+		if i < len(g) {
+			gi = g[i]
+		}
+		if i < len(w) {
+			wi = w[i]
+		}
+		if gi != wi {
+			t.Errorf("request %d:\npostgate: %s\nPostfix:  %s", i+1, gi, wi)
+		}
+	}
+	// The instance has Postfix's form: pid, seconds and microseconds, and
+	// the session's transaction count (0, then 1), in hex.
+	for _, n := range []string{"0", "1"} {
+		if !regexp.MustCompile(`instance=[0-9a-f]+\.[0-9a-f]+\.[0-9a-f]+\.` + n + ` `).MatchString(fmt.Sprint(got)) {
+			t.Errorf("no instance ending .%s in %q", n, got)
+		}
 	}
 }
