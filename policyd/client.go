@@ -129,7 +129,7 @@ func (c *Client) attempt(ctx context.Context, request string, warn func(string))
 }
 
 // errProtocol is a reply that has no usable action; errno 0, as in
-// Postfix, where the warning then ends in "Success".
+// Postfix, where the warning then ends in "Application error".
 var errProtocol = errors.New("policy protocol error")
 
 // readReply reads name=value lines up to the empty line, as Postfix's
@@ -216,11 +216,12 @@ func errnoOf(err error) syscall.Errno {
 	return 0
 }
 
-// strerror is the C library's text for errno, which Postfix's %m prints
-// (Go's texts are the same, in lower case).
+// strerror is what Postfix's %m prints: the C library's text for errno
+// (Go's texts are the same, in lower case), and "Application error" when
+// there is none (vbuf_print).
 func strerror(errno syscall.Errno) string {
 	if errno == 0 {
-		return "Success"
+		return "Application error"
 	}
 	s := errno.Error()
 	return strings.ToUpper(s[:1]) + s[1:]

@@ -198,23 +198,23 @@ func TestFaults(t *testing.T) {
 			"problem talking to server ADDR: Connection timed out",
 			"problem talking to server ADDR: Connection timed out"}},
 		{"closes", closeConn, []string{
-			"problem talking to server ADDR: Success"}},
+			"problem talking to server ADDR: Application error"}},
 		{"closes in a name", "act" + closeConn, []string{
 			"premature end-of-input on ADDR while reading input attribute name",
 			"premature end-of-input on ADDR while reading input attribute name",
-			"problem talking to server ADDR: Success"}},
+			"problem talking to server ADDR: Application error"}},
 		{"garbage", "hello world\nfoo\n\n", []string{
 			"missing attribute action in input from ADDR",
 			"missing attribute action in input from ADDR",
-			"problem talking to server ADDR: Success"}},
+			"problem talking to server ADDR: Application error"}},
 		{"no value", "action\n\n", []string{
 			"missing value for string attribute action from ADDR",
 			"missing value for string attribute action from ADDR",
-			"problem talking to server ADDR: Success"}},
+			"problem talking to server ADDR: Application error"}},
 		{"cut in a value", "action=DUN" + closeConn, []string{
 			"premature end-of-input on ADDR while reading input attribute value",
 			"premature end-of-input on ADDR while reading input attribute value",
-			"problem talking to server ADDR: Success"}},
+			"problem talking to server ADDR: Application error"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return tc.answer })

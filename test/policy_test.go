@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,33 +61,6 @@ func startPostgrey(t *testing.T) int {
 		}
 	}
 }
-
-// hangingPolicyServer accepts connections and reads requests but never
-// answers; it returns its port.
-func hangingPolicyServer(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				bufio.NewReader(c).WriteTo(discard{})
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // policyConfig is the main.cf both servers run: example.test relayed to
 // the sink, the policy service after reject_unauth_destination.
@@ -198,97 +172,154 @@ func TestPostgreyAgainstPostfix(t *testing.T) {
 	}
 }
 
-// TestPolicyTimeoutAgainstPostfix: a policy server that never answers.
-// After smtpd_policy_service_timeout on each of try_limit attempts
-// (retry_delay apart) the recipient gets the default action's 451 4.3.5,
-// and the log has Postfix's warnings; both are compared with the real
-// Postfix's against the same kind of server.
-func TestPolicyTimeoutAgainstPostfix(t *testing.T) {
+// TestPolicyFailureAgainstPostfix: a policy server that never answers,
+// and one that closes the connection on each request. After try_limit
+// attempts (retry_delay apart; smtpd_policy_service_timeout each for the
+// first) the recipient gets the default action's 451 4.3.5; the replies
+// and the log lines, Postfix's warnings included, are compared with the
+// real Postfix's against the same kind of server.
+func TestPolicyFailureAgainstPostfix(t *testing.T) {
 	t.Parallel()
-	sink := harness.StartSink(t)
-	pgHang, pfHang := hangingPolicyServer(t), hangingPolicyServer(t)
-	const timeouts = "smtpd_policy_service_timeout = 2s\n"
-	pf := harness.StartPostfix(t, policyConfig(sink, fmt.Sprintf("inet:127.0.0.1:%d", pfHang))+timeouts)
-	pg := harness.Start(t, policyConfig(sink, fmt.Sprintf("inet:127.0.0.1:%d", pgHang))+timeouts, "")
+	for _, tc := range []struct {
+		name, answer string
+		took         time.Duration // about: two attempts and the delay between
+	}{
+		{"hangs", hang, 5 * time.Second},
+		{"closes", drop, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sink := harness.StartSink(t)
+			pgPolicy, pfPolicy := startFakePolicyServer(t, "tcp", "", tc.answer), startFakePolicyServer(t, "tcp", "", tc.answer)
+			const timeouts = "smtpd_policy_service_timeout = 2s\n"
+			pf := harness.StartPostfix(t, policyConfig(sink, pfPolicy.spec())+timeouts)
+			pg := harness.Start(t, policyConfig(sink, pgPolicy.spec())+timeouts, "")
 
-	start := time.Now()
-	code, text := sendPolicyMessage(t, pg.Addr, "a@src.test", "user@example.test")
-	took := time.Since(start)
-	want := "4.3.5 <user@example.test>: Recipient address rejected: Server configuration problem"
-	if code != 451 || text != want {
-		t.Errorf("postgate: %d %s, want 451 %s", code, text, want)
-	}
-	// Two attempts of 2 s, 1 s apart.
-	if took < 5*time.Second || took > 8*time.Second {
-		t.Errorf("the reply took %v, want about 5 s", took)
-	}
-	if pfCode, pfText := sendPolicyMessage(t, pf.Addr, "a@src.test", "user@example.test"); pfCode != code || pfText != text {
-		t.Errorf("postgate %d %s, Postfix %d %s", code, text, pfCode, pfText)
-	}
-	words := []string{"warning:", "NOQUEUE: reject:"}
-	repl := strings.NewReplacer(fmt.Sprint(pgHang), "PORT", fmt.Sprint(pfHang), "PORT")
-	g := logLines(pg.Log("NOQUEUE: reject:"), words, repl)
-	var w []string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if w = logLines(pf.Log(), words, repl); len(w) > 0 && strings.Contains(w[len(w)-1], "reject:") {
-			break
-		}
-	}
-	if strings.Join(g, "\n") != strings.Join(w, "\n") || len(g) != 3 {
-		t.Errorf("log lines, postgate:\n%s\nPostfix:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+			start := time.Now()
+			code, text := sendPolicyMessage(t, pg.Addr, "a@src.test", "user@example.test")
+			took := time.Since(start)
+			want := "4.3.5 <user@example.test>: Recipient address rejected: Server configuration problem"
+			if code != 451 || text != want {
+				t.Errorf("postgate: %d %s, want 451 %s", code, text, want)
+			}
+			if took < tc.took || took > tc.took+3*time.Second {
+				t.Errorf("the reply took %v, want about %v", took, tc.took)
+			}
+			if pfCode, pfText := sendPolicyMessage(t, pf.Addr, "a@src.test", "user@example.test"); pfCode != code || pfText != text {
+				t.Errorf("postgate %d %s, Postfix %d %s", code, text, pfCode, pfText)
+			}
+			words := []string{"warning:", "NOQUEUE: reject:"}
+			repl := strings.NewReplacer(fmt.Sprint(pgPolicy.port), "PORT", fmt.Sprint(pfPolicy.port), "PORT")
+			g := logLines(pg.Log("NOQUEUE: reject:"), words, repl)
+			var w []string
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if w = logLines(pf.Log(), words, repl); len(w) > 0 && strings.Contains(w[len(w)-1], "reject:") {
+					break
+				}
+			}
+			if strings.Join(g, "\n") != strings.Join(w, "\n") || len(g) < 2 {
+				t.Errorf("log lines, postgate:\n%s\nPostfix:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+			}
+			if n, _, _ := pgPolicy.counts(); n != 2 {
+				t.Errorf("postgate made %d attempts, want try_limit 2", n)
+			}
+		})
 	}
 }
 
-// recordingPolicyServer answers every request with DUNNO and keeps the
-// requests, each as its "name=value" lines.
-type recordingPolicyServer struct {
-	port int
-	mu   sync.Mutex
-	reqs [][]string
+// fakePolicyServer is a policy server in the test process, listening on
+// network ("tcp" on a loopback port, or "unix" at path). It keeps every
+// request ("name=value" lines) and answers it with answer: an action,
+// hang (never answer) or drop (close the connection). It counts the
+// connections, and those the client closed.
+type fakePolicyServer struct {
+	port   int
+	answer string
+	mu     sync.Mutex
+	reqs   [][]string
+	conns  int
+	closed int
 }
 
-func startRecordingPolicyServer(t *testing.T) *recordingPolicyServer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+const (
+	hang = "\x00hang"
+	drop = "\x00drop"
+)
+
+func startFakePolicyServer(t *testing.T, network, path, answer string) *fakePolicyServer {
+	t.Helper()
+	addr := path
+	if network == "tcp" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	s := &recordingPolicyServer{port: ln.Addr().(*net.TCPAddr).Port}
+	s := &fakePolicyServer{answer: answer}
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.port = ta.Port
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				var req []string
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line != "\n" {
-						req = append(req, strings.TrimSuffix(line, "\n"))
-						continue
-					}
-					s.mu.Lock()
-					s.reqs = append(s.reqs, req)
-					s.mu.Unlock()
-					req = nil
-					c.Write([]byte("action=DUNNO\n\n"))
-				}
-			}()
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+			go s.serve(c)
 		}
 	}()
 	return s
 }
 
-func (s *recordingPolicyServer) requests() [][]string {
+func (s *fakePolicyServer) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	var req []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			s.mu.Lock()
+			s.closed++
+			s.mu.Unlock()
+			return
+		}
+		if line != "\n" {
+			req = append(req, strings.TrimSuffix(line, "\n"))
+			continue
+		}
+		s.mu.Lock()
+		s.reqs = append(s.reqs, req)
+		s.mu.Unlock()
+		req = nil
+		switch s.answer {
+		case hang:
+			continue // keep reading, never answer
+		case drop:
+			return
+		}
+		c.Write([]byte("action=" + s.answer + "\n\n"))
+	}
+}
+
+func (s *fakePolicyServer) spec() string { return fmt.Sprintf("inet:127.0.0.1:%d", s.port) }
+
+func (s *fakePolicyServer) requests() [][]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([][]string(nil), s.reqs...)
+}
+
+// counts returns the requests, connections, and connections closed by the
+// client so far.
+func (s *fakePolicyServer) counts() (reqs, conns, closed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs), s.conns, s.closed
 }
 
 // TestPolicyRequestsAgainstPostfix plays one dialogue (EHLO, a message to
@@ -301,9 +332,9 @@ func (s *recordingPolicyServer) requests() [][]string {
 func TestPolicyRequestsAgainstPostfix(t *testing.T) {
 	t.Parallel()
 	sink := harness.StartSink(t)
-	pgPolicy, pfPolicy := startRecordingPolicyServer(t), startRecordingPolicyServer(t)
-	config := func(port int) string {
-		check := fmt.Sprintf("check_policy_service inet:127.0.0.1:%d", port)
+	pgPolicy, pfPolicy := startFakePolicyServer(t, "tcp", "", "DUNNO"), startFakePolicyServer(t, "tcp", "", "DUNNO")
+	config := func(p *fakePolicyServer) string {
+		check := "check_policy_service " + p.spec()
 		return fmt.Sprintf(`relay_domains = example.test
 transport_maps = inline:{ example.test=smtp:[127.0.0.1]:%d }
 smtpd_delay_reject = no
@@ -318,8 +349,8 @@ smtpd_etrn_restrictions = %[2]s
 smtpd_policy_service_policy_context = test-context
 `, sink.Port, check)
 	}
-	pf := harness.StartPostfix(t, config(pfPolicy.port))
-	pg := harness.Start(t, config(pgPolicy.port), "")
+	pf := harness.StartPostfix(t, config(pfPolicy))
+	pg := harness.Start(t, config(pgPolicy), "")
 	dialogue := func(addr string) {
 		c := harness.Dial(t, addr, outside)
 		c.Expect(250, "EHLO client.src.test")
@@ -395,4 +426,100 @@ smtpd_policy_service_policy_context = test-context
 			t.Errorf("no instance ending .%s in %q", n, got)
 		}
 	}
+}
+
+// rcpts sends MAIL and n RCPTs (u1@example.test, ...) in one session and
+// returns the RCPT replies' codes and texts.
+func rcpts(t *testing.T, addr string, n int) []string {
+	t.Helper()
+	c := harness.Dial(t, addr, outside)
+	defer c.Cmd("QUIT")
+	c.Expect(250, "EHLO client.src.test")
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	var out []string
+	for i := range n {
+		code, text := c.Cmd("RCPT TO:<u%d@example.test>", i+1)
+		out = append(out, fmt.Sprintf("%d %s", code, text))
+	}
+	return out
+}
+
+// TestPolicyServiceParameters: the smtpd_policy_service_* parameters and
+// the braced per-service form, through the built binary against policy
+// servers in the test process that count connections and requests.
+func TestPolicyServiceParameters(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t)
+
+	t.Run("request_limit and max_idle", func(t *testing.T) {
+		t.Parallel()
+		srv := startFakePolicyServer(t, "tcp", "", "DUNNO")
+		p := harness.Start(t, policyConfig(sink, srv.spec())+"smtpd_policy_service_request_limit = 2\nsmtpd_policy_service_max_idle = 1s\n", "")
+		rcpts(t, p.Addr, 5)
+		// Five requests on three connections; two closed at the limit.
+		if n, conns, closed := srv.counts(); n != 5 || conns != 3 || closed != 2 {
+			t.Errorf("%d requests, %d connections, %d closed; want 5, 3, 2", n, conns, closed)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if _, _, closed := srv.counts(); closed != 3 {
+			t.Errorf("after max_idle: %d connections closed, want 3", closed)
+		}
+	})
+	t.Run("connection reuse and max_ttl", func(t *testing.T) {
+		t.Parallel()
+		srv := startFakePolicyServer(t, "tcp", "", "DUNNO")
+		p := harness.Start(t, policyConfig(sink, srv.spec())+"smtpd_policy_service_max_ttl = 2s\n", "")
+		rcpts(t, p.Addr, 2)
+		rcpts(t, p.Addr, 2) // another session reuses the connection
+		if n, conns, _ := srv.counts(); n != 4 || conns != 1 {
+			t.Errorf("%d requests on %d connections, want 4 on 1", n, conns)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		rcpts(t, p.Addr, 1)
+		if n, conns, _ := srv.counts(); n != 5 || conns != 2 {
+			t.Errorf("past max_ttl: %d requests on %d connections, want 5 on 2", n, conns)
+		}
+	})
+	t.Run("try_limit, retry_delay and default_action", func(t *testing.T) {
+		t.Parallel()
+		srv := startFakePolicyServer(t, "tcp", "", drop)
+		p := harness.Start(t, policyConfig(sink, srv.spec())+`smtpd_policy_service_try_limit = 3
+smtpd_policy_service_retry_delay = 2s
+smtpd_policy_service_default_action = 450 4.7.1 Policy service down
+`, "")
+		start := time.Now()
+		got := rcpts(t, p.Addr, 1)[0]
+		took := time.Since(start)
+		if want := "450 4.7.1 <u1@example.test>: Recipient address rejected: Policy service down"; got != want {
+			t.Errorf("RCPT: %s, want %s", got, want)
+		}
+		if n, _, _ := srv.counts(); n != 3 || took < 4*time.Second || took > 7*time.Second {
+			t.Errorf("%d attempts in %v, want 3 in about 4 s", n, took)
+		}
+	})
+	t.Run("braced overrides", func(t *testing.T) {
+		t.Parallel()
+		srv := startFakePolicyServer(t, "tcp", "", hang)
+		p := harness.Start(t, policyConfig(sink, "{ "+srv.spec()+", timeout=1s, try_limit=1, default_action=DUNNO, policy_context=braced }")+
+			"smtpd_policy_service_policy_context = global\n", "")
+		start := time.Now()
+		got := rcpts(t, p.Addr, 1)[0]
+		if !strings.HasPrefix(got, "250 ") || time.Since(start) > 3*time.Second {
+			t.Errorf("RCPT: %s after %v, want 250 after the 1 s timeout", got, time.Since(start))
+		}
+		if reqs := srv.requests(); len(reqs) != 1 || !slices.Contains(reqs[0], "policy_context=braced") {
+			t.Errorf("requests %q, want one with policy_context=braced", reqs)
+		}
+	})
+	t.Run("unix socket in the queue directory", func(t *testing.T) {
+		t.Parallel()
+		p := harness.Start(t, policyConfig(sink, "unix:private/policy"), "")
+		if err := os.MkdirAll(filepath.Join(p.Queue, "private"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		startFakePolicyServer(t, "unix", filepath.Join(p.Queue, "private", "policy"), "REJECT go away")
+		if got, want := rcpts(t, p.Addr, 1)[0], "554 5.7.1 <u1@example.test>: Recipient address rejected: go away"; got != want {
+			t.Errorf("RCPT: %s, want %s", got, want)
+		}
+	})
 }
