@@ -447,6 +447,7 @@ func (s *session) request(rcpt string) *restrictions.Request {
 		QueueID:           s.txn.id,
 		Instance:          s.txn.instance,
 		Size:              size,
+		Stress:            s.svc.load.stressed(),
 
 		IllegalPipelining: s.illPipelining,
 	}

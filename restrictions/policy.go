@@ -68,7 +68,10 @@ func (e *eval) policyRequest() *policyd.Request {
 	if r.ProtocolState != "" {
 		state = r.ProtocolState
 	}
-	rcpt, count := "", 0
+	rcpt, count, stress := "", 0, ""
+	if r.Stress {
+		stress = "yes"
+	}
 	if e.hasRecipient {
 		rcpt = e.recipient
 	}
@@ -92,6 +95,7 @@ func (e *eval) policyRequest() *policyd.Request {
 		Instance:          r.Instance,
 		Size:              r.Size,
 		EtrnDomain:        r.EtrnDomain,
+		Stress:            stress,
 		SASLUsername:      r.SASLUser,
 	}
 }

@@ -139,11 +139,11 @@ func TestPolicyRequestAttributes(t *testing.T) {
 		"smtpd_data_restrictions":        "check_policy_service inet:" + srv.addr,
 		"smtpd_end_of_data_restrictions": "check_policy_service inet:" + srv.addr,
 	}, Options{DelayReject: true})
-	req := &Request{Proto: "ESMTP", Helo: "h.test", Sender: "s@y.test", Recipient: "r@x.test", Instance: "a.b.c.0", Size: 99}
+	req := &Request{Proto: "ESMTP", Helo: "h.test", Sender: "s@y.test", Recipient: "r@x.test", Instance: "a.b.c.0", Size: 99, Stress: true}
 	l.Check(context.Background(), Rcpt, req, &Txn{})
 	got := srv.last()
 	for k, want := range map[string]string{"protocol_state": "RCPT", "recipient": "r@x.test", "recipient_count": "0",
-		"instance": "a.b.c.0", "size": "99", "client_name": "unknown", "client_port": "unknown", "helo_name": "h.test"} {
+		"instance": "a.b.c.0", "size": "99", "stress": "yes", "client_name": "unknown", "client_port": "unknown", "helo_name": "h.test"} {
 		if got[k] != want {
 			t.Errorf("RCPT %s=%q, want %q", k, got[k], want)
 		}

@@ -43,6 +43,7 @@ type Request struct {
 	QueueID    string // "" until the first recipient is accepted
 	Instance   string // set when MAIL is accepted, the same for the whole transaction
 	Size       int64  // SIZE= of MAIL; at END-OF-MESSAGE the size received
+	Stress     bool   // the service is under stress (stress=yes)
 	// ProtocolState is the command when it is not the stage's own name:
 	// "VRFY" (checked as a recipient).
 	ProtocolState string
