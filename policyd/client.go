@@ -113,15 +113,16 @@ func (c *Client) attempt(ctx context.Context, request string, warn func(string))
 	cn.nc.SetDeadline(deadline)
 	// The session's end (the client left, the daemon stops) ends the wait.
 	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if _, err := io.WriteString(cn.nc, request); err != nil {
-		cn.nc.Close()
-		return "", err
+	_, err = io.WriteString(cn.nc, request)
+	action := ""
+	if err == nil {
+		action, err = c.readReply(cn.r, warn)
 	}
-	action, err := c.readReply(cn.r, warn)
-	if err != nil {
+	// A connection whose deadline the session's end may have moved is
+	// not handed to another session.
+	if !stop() || err != nil {
 		cn.nc.Close()
-		return "", err
+		return action, err
 	}
 	cn.requests++
 	c.put(cn)
