@@ -1,99 +1,17 @@
 package policyd
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"postgate/policyd/policydtest"
 )
-
-// fakeServer is an in-process policy server. answer gets each request
-// (its attribute lines) and returns the reply to send; hang keeps the
-// connection without answering, and a reply ending in closeConn is sent and
-// the connection closed.
-type fakeServer struct {
-	ln       net.Listener
-	answer   func(req []string) string
-	mu       sync.Mutex
-	requests [][]string
-	conns    int
-	closed   int // connections the client closed
-}
-
-const (
-	hang      = "\x00hang"
-	closeConn = "\x00close"
-)
-
-func startFake(t *testing.T, network, addr string, answer func(req []string) string) *fakeServer {
-	t.Helper()
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeServer{ln: ln, answer: answer}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.conns++
-			f.mu.Unlock()
-			go f.serve(t, c)
-		}
-	}()
-	return f
-}
-
-func (f *fakeServer) serve(t *testing.T, c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	var req []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			f.mu.Lock()
-			f.closed++
-			f.mu.Unlock()
-			return
-		}
-		if line != "\n" {
-			req = append(req, strings.TrimSuffix(line, "\n"))
-			continue
-		}
-		f.mu.Lock()
-		f.requests = append(f.requests, req)
-		f.mu.Unlock()
-		reply := f.answer(req)
-		if reply == hang {
-			time.Sleep(2 * time.Second)
-			return
-		}
-		part, closing := strings.CutSuffix(reply, closeConn)
-		c.Write([]byte(part))
-		if closing {
-			return
-		}
-		req = nil
-	}
-}
-
-func (f *fakeServer) stats() (requests, conns, closed int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.requests), f.conns, f.closed
-}
-
-func (f *fakeServer) addr() string { return f.ln.Addr().String() }
 
 func newClient(t *testing.T, spec string, o Options) *Client {
 	t.Helper()
@@ -112,8 +30,8 @@ func query(c *Client, req *Request) (string, bool, []string) {
 }
 
 func TestRequestAndReuse(t *testing.T) {
-	f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return "foo=bar\naction=DUNNO\naction=REJECT\n\n" })
-	c := newClient(t, "inet:"+f.addr(), Options{PolicyContext: "submission"})
+	f := policydtest.Start(t, "tcp", "", func([]string) string { return "foo=bar\naction=DUNNO\naction=REJECT\n\n" })
+	c := newClient(t, "inet:"+f.Addr, Options{PolicyContext: "submission"})
 	req := &Request{ProtocolState: "RCPT", ProtocolName: "ESMTP", ClientAddress: "192.0.2.1", ClientName: "unknown",
 		ClientPort: "4242", ReverseClientName: "unknown", ServerAddress: "127.0.0.1", ServerPort: "25",
 		HeloName: "helo.test", Sender: "s@src.test", Recipient: "r@dst.test", QueueID: "4ABCD", Instance: "1.2.3.0", Size: 1234}
@@ -129,42 +47,42 @@ func TestRequestAndReuse(t *testing.T) {
 		"size=1234 etrn_domain= stress= sasl_method= sasl_username= sasl_sender= ccert_subject= ccert_issuer= " +
 		"ccert_fingerprint= ccert_pubkey_fingerprint= encryption_protocol= encryption_cipher= encryption_keysize=0 " +
 		"policy_context=submission"
-	if got := strings.Join(f.requests[0], " "); got != want {
+	if got := strings.Join(f.Requests()[0], " "); got != want {
 		t.Errorf("request\n got %s\nwant %s", got, want)
 	}
-	if n, conns, _ := f.stats(); n != 3 || conns != 1 {
+	if n, conns, _ := f.Counts(); n != 3 || conns != 1 {
 		t.Errorf("%d requests on %d connections, want 3 on 1", n, conns)
 	}
 }
 
 func TestRequestLimitAndIdle(t *testing.T) {
-	f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return "action=OK\n\n" })
-	c := newClient(t, "{ inet:"+f.addr()+", request_limit=2 }", Options{MaxIdle: 300 * time.Millisecond})
+	f := policydtest.Start(t, "tcp", "", func([]string) string { return "action=OK\n\n" })
+	c := newClient(t, "{ inet:"+f.Addr+", request_limit=2 }", Options{MaxIdle: 300 * time.Millisecond})
 	for range 4 {
 		if _, ok, w := query(c, &Request{}); !ok {
 			t.Fatal(w)
 		}
 	}
-	if _, conns, _ := f.stats(); conns != 2 {
+	if _, conns, _ := f.Counts(); conns != 2 {
 		t.Errorf("request_limit=2: 4 requests on %d connections, want 2", conns)
 	}
 	// The second connection was closed after its second request; a new
 	// one is closed by the client after max_idle.
 	query(c, &Request{})
 	time.Sleep(700 * time.Millisecond)
-	if _, conns, closed := f.stats(); conns != 3 || closed != 3 {
+	if _, conns, closed := f.Counts(); conns != 3 || closed != 3 {
 		t.Errorf("after max_idle: %d connections, %d closed; want 3, 3", conns, closed)
 	}
 }
 
 func TestMaxTTL(t *testing.T) {
-	f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return "action=OK\n\n" })
-	c := newClient(t, "inet:"+f.addr(), Options{MaxTTL: 200 * time.Millisecond})
+	f := policydtest.Start(t, "tcp", "", func([]string) string { return "action=OK\n\n" })
+	c := newClient(t, "inet:"+f.Addr, Options{MaxTTL: 200 * time.Millisecond})
 	query(c, &Request{})
 	query(c, &Request{})
 	time.Sleep(300 * time.Millisecond)
 	query(c, &Request{})
-	if _, conns, _ := f.stats(); conns != 2 {
+	if _, conns, _ := f.Counts(); conns != 2 {
 		t.Errorf("max_ttl: %d connections, want 2", conns)
 	}
 }
@@ -172,16 +90,16 @@ func TestMaxTTL(t *testing.T) {
 // A connection the server closed while idle is not used again, and costs
 // no attempt (retry_delay would show).
 func TestServerClosedIdle(t *testing.T) {
-	f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return "action=OK\n\n" + closeConn })
-	c := newClient(t, "inet:"+f.addr(), Options{RetryDelay: 5 * time.Second})
+	f := policydtest.Start(t, "tcp", "", func([]string) string { return "action=OK\n\n" + policydtest.Close })
+	c := newClient(t, "inet:"+f.Addr, Options{RetryDelay: 5 * time.Second})
 	for range 2 {
-		time.Sleep(100 * time.Millisecond) // the server's closeConn has arrived
+		time.Sleep(100 * time.Millisecond) // the server's close has arrived
 		start := time.Now()
 		if action, ok, w := query(c, &Request{}); !ok || action != "OK" || len(w) > 0 || time.Since(start) > 2*time.Second {
 			t.Errorf("after a dead idle connection: %q %v %q in %v", action, ok, w, time.Since(start))
 		}
 	}
-	if n, conns, _ := f.stats(); n != 2 || conns != 2 {
+	if n, conns, _ := f.Counts(); n != 2 || conns != 2 {
 		t.Errorf("%d requests on %d connections, want 2 on 2", n, conns)
 	}
 }
@@ -194,12 +112,12 @@ func TestFaults(t *testing.T) {
 	}{
 		// Nothing read at all: only attr_clnt's warnings (the timeout's
 		// as the real Postfix 3.7 logs it, test/policy_test.go).
-		{"hangs", hang, []string{
+		{"hangs", policydtest.Hang, []string{
 			"problem talking to server ADDR: Connection timed out",
 			"problem talking to server ADDR: Connection timed out"}},
-		{"closes", closeConn, []string{
+		{"closes", policydtest.Close, []string{
 			"problem talking to server ADDR: Application error"}},
-		{"closes in a name", "act" + closeConn, []string{
+		{"closes in a name", "act" + policydtest.Close, []string{
 			"premature end-of-input on ADDR while reading input attribute name",
 			"premature end-of-input on ADDR while reading input attribute name",
 			"problem talking to server ADDR: Application error"}},
@@ -211,22 +129,22 @@ func TestFaults(t *testing.T) {
 			"missing value for string attribute action from ADDR",
 			"missing value for string attribute action from ADDR",
 			"problem talking to server ADDR: Application error"}},
-		{"cut in a value", "action=DUN" + closeConn, []string{
+		{"cut in a value", "action=DUN" + policydtest.Close, []string{
 			"premature end-of-input on ADDR while reading input attribute value",
 			"premature end-of-input on ADDR while reading input attribute value",
 			"problem talking to server ADDR: Application error"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return tc.answer })
-			c := newClient(t, "inet:"+f.addr(), Options{Timeout: 200 * time.Millisecond, RetryDelay: 100 * time.Millisecond})
+			f := policydtest.Start(t, "tcp", "", func([]string) string { return tc.answer })
+			c := newClient(t, "inet:"+f.Addr, Options{Timeout: 200 * time.Millisecond, RetryDelay: 100 * time.Millisecond})
 			start := time.Now()
 			_, ok, w := query(c, &Request{})
 			took := time.Since(start)
-			want := strings.ReplaceAll(strings.Join(tc.want, "\n"), "ADDR", f.addr())
+			want := strings.ReplaceAll(strings.Join(tc.want, "\n"), "ADDR", f.Addr)
 			if ok || strings.Join(w, "\n") != want {
 				t.Errorf("ok=%v, warnings:\n%s\nwant:\n%s", ok, strings.Join(w, "\n"), want)
 			}
-			if n, _, _ := f.stats(); n != 2 {
+			if n, _, _ := f.Counts(); n != 2 {
 				t.Errorf("%d attempts, want try_limit 2", n)
 			}
 			if took < 100*time.Millisecond || took > 2*time.Second {
@@ -252,8 +170,8 @@ func TestConnectRefused(t *testing.T) {
 
 // The session's end stops a request that waits on a slow server.
 func TestContextEndsQuery(t *testing.T) {
-	f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return hang })
-	c := newClient(t, "inet:"+f.addr(), Options{})
+	f := policydtest.Start(t, "tcp", "", policydtest.Reply(policydtest.Hang))
+	c := newClient(t, "inet:"+f.Addr, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -265,7 +183,7 @@ func TestContextEndsQuery(t *testing.T) {
 func TestUnixRelativeToQueueDirectory(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "private"), 0o755)
-	startFake(t, "unix", filepath.Join(dir, "private", "policy"), func([]string) string { return "action=HOLD why\n\n" })
+	policydtest.Start(t, "unix", filepath.Join(dir, "private", "policy"), func([]string) string { return "action=HOLD why\n\n" })
 	c := newClient(t, "unix:private/policy", Options{QueueDirectory: dir})
 	if action, ok, w := query(c, &Request{}); !ok || action != "HOLD why" {
 		t.Errorf("%q %v %q", action, ok, w)
@@ -273,14 +191,14 @@ func TestUnixRelativeToQueueDirectory(t *testing.T) {
 }
 
 func TestBadUTF8Action(t *testing.T) {
-	f := startFake(t, "tcp", "127.0.0.1:0", func([]string) string { return "action=REJECT \xff\n\n" })
-	c := newClient(t, "inet:"+f.addr(), Options{SMTPUTF8: true})
+	f := policydtest.Start(t, "tcp", "", func([]string) string { return "action=REJECT \xff\n\n" })
+	c := newClient(t, "inet:"+f.Addr, Options{SMTPUTF8: true})
 	_, ok, w := query(c, &Request{})
-	want := fmt.Sprintf("malformed UTF-8 in policy server inet:%s response: \"REJECT \xff\"", f.addr())
+	want := fmt.Sprintf("malformed UTF-8 in policy server inet:%s response: \"REJECT \xff\"", f.Addr)
 	if ok || len(w) != 1 || w[0] != want {
 		t.Errorf("ok=%v %q", ok, w)
 	}
-	if n, _, _ := f.stats(); n != 1 {
+	if n, _, _ := f.Counts(); n != 1 {
 		t.Errorf("%d requests: a bad action is not retried", n)
 	}
 }

@@ -1,69 +1,30 @@
 package restrictions
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"postgate/policyd"
+	"postgate/policyd/policydtest"
 	"postgate/rules"
 )
 
-// policyServer answers each request with answer(attributes) and keeps the
-// requests.
-type policyServer struct {
-	addr string
-	mu   sync.Mutex
-	reqs []map[string]string
-}
-
-func startPolicyServer(t *testing.T, answer func(map[string]string) string) *policyServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// attrs is a policy request as a map.
+func attrs(req []string) map[string]string {
+	m := map[string]string{}
+	for _, a := range req {
+		k, v, _ := strings.Cut(a, "=")
+		m[k] = v
 	}
-	t.Cleanup(func() { ln.Close() })
-	p := &policyServer{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				req := map[string]string{}
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line != "\n" {
-						k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
-						req[k] = v
-						continue
-					}
-					p.mu.Lock()
-					p.reqs = append(p.reqs, req)
-					p.mu.Unlock()
-					c.Write([]byte("action=" + answer(req) + "\n\n"))
-					req = map[string]string{}
-				}
-			}()
-		}
-	}()
-	return p
+	return m
 }
 
-func (p *policyServer) last() map[string]string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.reqs[len(p.reqs)-1]
+// lastRequest is the last request srv received, as a map.
+func lastRequest(srv *policydtest.Server) map[string]string {
+	reqs := srv.Requests()
+	return attrs(reqs[len(reqs)-1])
 }
 
 // A closed port: every request fails at connect.
@@ -78,20 +39,21 @@ func downServer(t *testing.T) string {
 }
 
 func TestPolicyActions(t *testing.T) {
-	srv := startPolicyServer(t, func(req map[string]string) string {
+	srv := policydtest.Start(t, "tcp", "", func(r []string) string {
+		req := attrs(r)
 		if req["recipient"] >= "e" {
-			return "DUNNO"
+			return "action=DUNNO\n\n"
 		}
-		return map[string]string{
+		return "action=" + map[string]string{
 			"a@x.test": "550 5.7.1 Go away",
 			"b@x.test": "defer_if_permit Service temporarily unavailable",
 			"c@x.test": "OK",
 			"d@x.test": "PREPEND X-Policy: seen",
-		}[req["recipient"]]
+		}[req["recipient"]] + "\n\n"
 	})
 	down := downServer(t)
 	l := mustCompile(t, map[string]string{
-		"smtpd_recipient_restrictions": "check_policy_service inet:" + srv.addr + ", check_recipient_access inline:{ {e@x.test = failing} }, " +
+		"smtpd_recipient_restrictions": "check_policy_service " + srv.Spec() + ", check_recipient_access inline:{ {e@x.test = failing} }, " +
 			"check_policy_service { inet:" + down + ", default_action=DUNNO }, permit",
 	}, Options{DelayReject: true, Classes: map[string]string{"failing": "check_policy_service { inet:" + down + ", default_action=failing }"},
 		Policy: policyd.Options{RetryDelay: 1}})
@@ -133,15 +95,15 @@ func TestPolicyActions(t *testing.T) {
 }
 
 func TestPolicyRequestAttributes(t *testing.T) {
-	srv := startPolicyServer(t, func(map[string]string) string { return "DUNNO" })
+	srv := policydtest.Start(t, "tcp", "", policydtest.Action("DUNNO"))
 	l := mustCompile(t, map[string]string{
-		"smtpd_client_restrictions":      "check_policy_service inet:" + srv.addr,
-		"smtpd_data_restrictions":        "check_policy_service inet:" + srv.addr,
-		"smtpd_end_of_data_restrictions": "check_policy_service inet:" + srv.addr,
+		"smtpd_client_restrictions":      "check_policy_service " + srv.Spec(),
+		"smtpd_data_restrictions":        "check_policy_service " + srv.Spec(),
+		"smtpd_end_of_data_restrictions": "check_policy_service " + srv.Spec(),
 	}, Options{DelayReject: true})
 	req := &Request{Proto: "ESMTP", Helo: "h.test", Sender: "s@y.test", Recipient: "r@x.test", Instance: "a.b.c.0", Size: 99, Stress: true}
 	l.Check(context.Background(), Rcpt, req, &Txn{})
-	got := srv.last()
+	got := lastRequest(srv)
 	for k, want := range map[string]string{"protocol_state": "RCPT", "recipient": "r@x.test", "recipient_count": "0",
 		"instance": "a.b.c.0", "size": "99", "stress": "yes", "client_name": "unknown", "client_port": "unknown", "helo_name": "h.test"} {
 		if got[k] != want {
@@ -150,17 +112,17 @@ func TestPolicyRequestAttributes(t *testing.T) {
 	}
 	req.ProtocolState = "VRFY"
 	l.Check(context.Background(), Rcpt, req, &Txn{})
-	if got := srv.last(); got["protocol_state"] != "VRFY" {
+	if got := lastRequest(srv); got["protocol_state"] != "VRFY" {
 		t.Errorf("VRFY: protocol_state=%q", got["protocol_state"])
 	}
 	req.ProtocolState, req.RecipientCount = "", 2
 	l.Check(context.Background(), Data, req, &Txn{})
-	if got := srv.last(); got["protocol_state"] != "DATA" || got["recipient"] != "" || got["recipient_count"] != "2" {
+	if got := lastRequest(srv); got["protocol_state"] != "DATA" || got["recipient"] != "" || got["recipient_count"] != "2" {
 		t.Errorf("DATA with two recipients: %v", got)
 	}
 	req.RecipientCount = 1
 	l.Check(context.Background(), EndOfData, req, &Txn{})
-	if got := srv.last(); got["protocol_state"] != "END-OF-MESSAGE" || got["recipient"] != "r@x.test" || got["recipient_count"] != "1" {
+	if got := lastRequest(srv); got["protocol_state"] != "END-OF-MESSAGE" || got["recipient"] != "r@x.test" || got["recipient_count"] != "1" {
 		t.Errorf("END-OF-MESSAGE with one recipient: %v", got)
 	}
 }

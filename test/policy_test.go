@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -10,10 +9,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"postgate/policyd/policydtest"
 	"postgate/test/harness"
 )
 
@@ -184,16 +183,16 @@ func TestPolicyFailureAgainstPostfix(t *testing.T) {
 		name, answer string
 		took         time.Duration // about: two attempts and the delay between
 	}{
-		{"hangs", hang, 5 * time.Second},
-		{"closes", drop, time.Second},
+		{"hangs", policydtest.Hang, 5 * time.Second},
+		{"closes", policydtest.Close, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sink := harness.StartSink(t)
-			pgPolicy, pfPolicy := startFakePolicyServer(t, "tcp", "", tc.answer), startFakePolicyServer(t, "tcp", "", tc.answer)
+			pgPolicy, pfPolicy := policydtest.Start(t, "tcp", "", policydtest.Reply(tc.answer)), policydtest.Start(t, "tcp", "", policydtest.Reply(tc.answer))
 			const timeouts = "smtpd_policy_service_timeout = 2s\n"
-			pf := harness.StartPostfix(t, policyConfig(sink, pfPolicy.spec())+timeouts)
-			pg := harness.Start(t, policyConfig(sink, pgPolicy.spec())+timeouts, "")
+			pf := harness.StartPostfix(t, policyConfig(sink, pfPolicy.Spec())+timeouts)
+			pg := harness.Start(t, policyConfig(sink, pgPolicy.Spec())+timeouts, "")
 
 			start := time.Now()
 			code, text := sendPolicyMessage(t, pg.Addr, "a@src.test", "user@example.test")
@@ -209,7 +208,7 @@ func TestPolicyFailureAgainstPostfix(t *testing.T) {
 				t.Errorf("postgate %d %s, Postfix %d %s", code, text, pfCode, pfText)
 			}
 			words := []string{"warning:", "NOQUEUE: reject:"}
-			repl := strings.NewReplacer(fmt.Sprint(pgPolicy.port), "PORT", fmt.Sprint(pfPolicy.port), "PORT")
+			repl := strings.NewReplacer(fmt.Sprint(pgPolicy.Port), "PORT", fmt.Sprint(pfPolicy.Port), "PORT")
 			g := logLines(pg.Log("NOQUEUE: reject:"), words, repl)
 			var w []string
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -220,106 +219,11 @@ func TestPolicyFailureAgainstPostfix(t *testing.T) {
 			if strings.Join(g, "\n") != strings.Join(w, "\n") || len(g) < 2 {
 				t.Errorf("log lines, postgate:\n%s\nPostfix:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
 			}
-			if n, _, _ := pgPolicy.counts(); n != 2 {
+			if n, _, _ := pgPolicy.Counts(); n != 2 {
 				t.Errorf("postgate made %d attempts, want try_limit 2", n)
 			}
 		})
 	}
-}
-
-// fakePolicyServer is a policy server in the test process, listening on
-// network ("tcp" on a loopback port, or "unix" at path). It keeps every
-// request ("name=value" lines) and answers it with answer: an action,
-// hang (never answer) or drop (close the connection). It counts the
-// connections, and those the client closed.
-type fakePolicyServer struct {
-	port   int
-	answer string
-	mu     sync.Mutex
-	reqs   [][]string
-	conns  int
-	closed int
-}
-
-const (
-	hang = "\x00hang"
-	drop = "\x00drop"
-)
-
-func startFakePolicyServer(t *testing.T, network, path, answer string) *fakePolicyServer {
-	t.Helper()
-	addr := path
-	if network == "tcp" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s := &fakePolicyServer{answer: answer}
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
-		s.port = ta.Port
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns++
-			s.mu.Unlock()
-			go s.serve(c)
-		}
-	}()
-	return s
-}
-
-func (s *fakePolicyServer) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	var req []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			s.mu.Lock()
-			s.closed++
-			s.mu.Unlock()
-			return
-		}
-		if line != "\n" {
-			req = append(req, strings.TrimSuffix(line, "\n"))
-			continue
-		}
-		s.mu.Lock()
-		s.reqs = append(s.reqs, req)
-		s.mu.Unlock()
-		req = nil
-		switch s.answer {
-		case hang:
-			continue // keep reading, never answer
-		case drop:
-			return
-		}
-		c.Write([]byte("action=" + s.answer + "\n\n"))
-	}
-}
-
-func (s *fakePolicyServer) spec() string { return fmt.Sprintf("inet:127.0.0.1:%d", s.port) }
-
-func (s *fakePolicyServer) requests() [][]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]string(nil), s.reqs...)
-}
-
-// counts returns the requests, connections, and connections closed by the
-// client so far.
-func (s *fakePolicyServer) counts() (reqs, conns, closed int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.reqs), s.conns, s.closed
 }
 
 // TestPolicyRequestsAgainstPostfix plays one dialogue (EHLO, a message to
@@ -332,9 +236,9 @@ func (s *fakePolicyServer) counts() (reqs, conns, closed int) {
 func TestPolicyRequestsAgainstPostfix(t *testing.T) {
 	t.Parallel()
 	sink := harness.StartSink(t)
-	pgPolicy, pfPolicy := startFakePolicyServer(t, "tcp", "", "DUNNO"), startFakePolicyServer(t, "tcp", "", "DUNNO")
-	config := func(p *fakePolicyServer) string {
-		check := "check_policy_service " + p.spec()
+	pgPolicy, pfPolicy := policydtest.Start(t, "tcp", "", policydtest.Action("DUNNO")), policydtest.Start(t, "tcp", "", policydtest.Action("DUNNO"))
+	config := func(p *policydtest.Server) string {
+		check := "check_policy_service " + p.Spec()
 		return fmt.Sprintf(`relay_domains = example.test
 transport_maps = inline:{ example.test=smtp:[127.0.0.1]:%d }
 smtpd_delay_reject = no
@@ -375,7 +279,7 @@ smtpd_policy_service_policy_context = test-context
 	}
 	dialogue(pg.Addr)
 	dialogue(pf.Addr)
-	got, want := pgPolicy.requests(), pfPolicy.requests()
+	got, want := pgPolicy.Requests(), pfPolicy.Requests()
 	if len(want) < 10 {
 		t.Fatalf("Postfix sent %d requests", len(want))
 	}
@@ -453,37 +357,37 @@ func TestPolicyServiceParameters(t *testing.T) {
 
 	t.Run("request_limit and max_idle", func(t *testing.T) {
 		t.Parallel()
-		srv := startFakePolicyServer(t, "tcp", "", "DUNNO")
-		p := harness.Start(t, policyConfig(sink, srv.spec())+"smtpd_policy_service_request_limit = 2\nsmtpd_policy_service_max_idle = 1s\n", "")
+		srv := policydtest.Start(t, "tcp", "", policydtest.Action("DUNNO"))
+		p := harness.Start(t, policyConfig(sink, srv.Spec())+"smtpd_policy_service_request_limit = 2\nsmtpd_policy_service_max_idle = 1s\n", "")
 		rcpts(t, p.Addr, 5)
 		// Five requests on three connections; two closed at the limit.
-		if n, conns, closed := srv.counts(); n != 5 || conns != 3 || closed != 2 {
+		if n, conns, closed := srv.Counts(); n != 5 || conns != 3 || closed != 2 {
 			t.Errorf("%d requests, %d connections, %d closed; want 5, 3, 2", n, conns, closed)
 		}
 		time.Sleep(1500 * time.Millisecond)
-		if _, _, closed := srv.counts(); closed != 3 {
+		if _, _, closed := srv.Counts(); closed != 3 {
 			t.Errorf("after max_idle: %d connections closed, want 3", closed)
 		}
 	})
 	t.Run("connection reuse and max_ttl", func(t *testing.T) {
 		t.Parallel()
-		srv := startFakePolicyServer(t, "tcp", "", "DUNNO")
-		p := harness.Start(t, policyConfig(sink, srv.spec())+"smtpd_policy_service_max_ttl = 2s\n", "")
+		srv := policydtest.Start(t, "tcp", "", policydtest.Action("DUNNO"))
+		p := harness.Start(t, policyConfig(sink, srv.Spec())+"smtpd_policy_service_max_ttl = 2s\n", "")
 		rcpts(t, p.Addr, 2)
 		rcpts(t, p.Addr, 2) // another session reuses the connection
-		if n, conns, _ := srv.counts(); n != 4 || conns != 1 {
+		if n, conns, _ := srv.Counts(); n != 4 || conns != 1 {
 			t.Errorf("%d requests on %d connections, want 4 on 1", n, conns)
 		}
 		time.Sleep(2500 * time.Millisecond)
 		rcpts(t, p.Addr, 1)
-		if n, conns, _ := srv.counts(); n != 5 || conns != 2 {
+		if n, conns, _ := srv.Counts(); n != 5 || conns != 2 {
 			t.Errorf("past max_ttl: %d requests on %d connections, want 5 on 2", n, conns)
 		}
 	})
 	t.Run("try_limit, retry_delay and default_action", func(t *testing.T) {
 		t.Parallel()
-		srv := startFakePolicyServer(t, "tcp", "", drop)
-		p := harness.Start(t, policyConfig(sink, srv.spec())+`smtpd_policy_service_try_limit = 3
+		srv := policydtest.Start(t, "tcp", "", policydtest.Reply(policydtest.Close))
+		p := harness.Start(t, policyConfig(sink, srv.Spec())+`smtpd_policy_service_try_limit = 3
 smtpd_policy_service_retry_delay = 2s
 smtpd_policy_service_default_action = 450 4.7.1 Policy service down
 `, "")
@@ -493,21 +397,21 @@ smtpd_policy_service_default_action = 450 4.7.1 Policy service down
 		if want := "450 4.7.1 <u1@example.test>: Recipient address rejected: Policy service down"; got != want {
 			t.Errorf("RCPT: %s, want %s", got, want)
 		}
-		if n, _, _ := srv.counts(); n != 3 || took < 4*time.Second || took > 7*time.Second {
+		if n, _, _ := srv.Counts(); n != 3 || took < 4*time.Second || took > 7*time.Second {
 			t.Errorf("%d attempts in %v, want 3 in about 4 s", n, took)
 		}
 	})
 	t.Run("braced overrides", func(t *testing.T) {
 		t.Parallel()
-		srv := startFakePolicyServer(t, "tcp", "", hang)
-		p := harness.Start(t, policyConfig(sink, "{ "+srv.spec()+", timeout=1s, try_limit=1, default_action=DUNNO, policy_context=braced }")+
+		srv := policydtest.Start(t, "tcp", "", policydtest.Reply(policydtest.Hang))
+		p := harness.Start(t, policyConfig(sink, "{ "+srv.Spec()+", timeout=1s, try_limit=1, default_action=DUNNO, policy_context=braced }")+
 			"smtpd_policy_service_policy_context = global\n", "")
 		start := time.Now()
 		got := rcpts(t, p.Addr, 1)[0]
 		if !strings.HasPrefix(got, "250 ") || time.Since(start) > 3*time.Second {
 			t.Errorf("RCPT: %s after %v, want 250 after the 1 s timeout", got, time.Since(start))
 		}
-		if reqs := srv.requests(); len(reqs) != 1 || !slices.Contains(reqs[0], "policy_context=braced") {
+		if reqs := srv.Requests(); len(reqs) != 1 || !slices.Contains(reqs[0], "policy_context=braced") {
 			t.Errorf("requests %q, want one with policy_context=braced", reqs)
 		}
 	})
@@ -517,7 +421,7 @@ smtpd_policy_service_default_action = 450 4.7.1 Policy service down
 		if err := os.MkdirAll(filepath.Join(p.Queue, "private"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		startFakePolicyServer(t, "unix", filepath.Join(p.Queue, "private", "policy"), "REJECT go away")
+		policydtest.Start(t, "unix", filepath.Join(p.Queue, "private", "policy"), policydtest.Action("REJECT go away"))
 		if got, want := rcpts(t, p.Addr, 1)[0], "554 5.7.1 <u1@example.test>: Recipient address rejected: go away"; got != want {
 			t.Errorf("RCPT: %s, want %s", got, want)
 		}
