@@ -1,6 +1,6 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean

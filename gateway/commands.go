@@ -198,7 +198,9 @@ func (s *session) vrfy(args []command.Token) bool {
 		s.reply(needSMTPUTF8)
 		return false
 	}
-	if !s.passes("VRFY", addr, s.check(restrictions.Rcpt, addr)) {
+	req := s.request(addr)
+	req.ProtocolState = "VRFY"
+	if !s.passes("VRFY", addr, s.svc.lists.Check(s.ctx, restrictions.Rcpt, req, &s.checks)) {
 		return false
 	}
 	s.reply(rules.Reply{Code: 252, DSN: "2.0.0", Text: arg})

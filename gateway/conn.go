@@ -45,12 +45,15 @@ func newConn(nc net.Conn, svc *service, exempt bool) *conn {
 
 // remoteAddr is the client's address and port (IPv4-mapped addresses
 // unmapped).
-func remoteAddr(nc net.Conn) (netip.Addr, int) {
-	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+func remoteAddr(nc net.Conn) (netip.Addr, int) { return addrPort(nc.RemoteAddr()) }
+
+// addrPort is a socket address as an address and a port.
+func addrPort(a net.Addr) (netip.Addr, int) {
+	if ta, ok := a.(*net.TCPAddr); ok {
 		ap := ta.AddrPort()
 		return ap.Addr().Unmap(), int(ap.Port())
 	}
-	ap, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
+	ap, _ := netip.ParseAddrPort(a.String())
 	return ap.Addr().Unmap(), int(ap.Port())
 }
 

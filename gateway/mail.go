@@ -91,6 +91,7 @@ func (s *session) mail(args []command.Token) bool {
 		s.reply(insufficientStorage)
 		return false
 	}
+	s.beginInstance()
 	s.reply(rules.Reply{Code: 250, DSN: "2.1.0", Text: "Ok"})
 	return true
 }

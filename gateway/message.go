@@ -213,6 +213,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 			s.bareLF = true
 		}
 	}
+	s.txn.received = msg.contentLen()
 	if s.svc.hasEndOfDataRestrictions && !s.passes("END-OF-MESSAGE", s.onlyRecipient(), s.check(restrictions.EndOfData, s.onlyRecipient())) {
 		return false
 	}

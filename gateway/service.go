@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postgate/gateway/config"
+	"postgate/policyd"
 	"postgate/queue"
 	"postgate/restrictions"
 	"postgate/rules"
@@ -336,6 +337,18 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		ParentDomainMatchesSubdomains:   parent,
 		OpenTable:                       tables.open,
 		Myorigin:                        cfg.Get("myorigin"),
+		Policy: policyd.Options{
+			Timeout:        cfg.Duration("smtpd_policy_service_timeout"),
+			MaxIdle:        cfg.Duration("smtpd_policy_service_max_idle"),
+			MaxTTL:         cfg.Duration("smtpd_policy_service_max_ttl"),
+			RetryDelay:     cfg.Duration("smtpd_policy_service_retry_delay"),
+			RequestLimit:   int(cfg.Int("smtpd_policy_service_request_limit")),
+			TryLimit:       int(cfg.Int("smtpd_policy_service_try_limit")),
+			DefaultAction:  cfg.Get("smtpd_policy_service_default_action"),
+			PolicyContext:  cfg.Get("smtpd_policy_service_policy_context"),
+			QueueDirectory: cfg.Get("queue_directory"),
+			SMTPUTF8:       cfg.Bool("smtputf8_enable"),
+		},
 	})
 	if err != nil {
 		return nil, nil, restrictionError(cfg, err)

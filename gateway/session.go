@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +58,7 @@ type session struct {
 
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
+	seqno  int // mail transactions begun, for the policy instance attribute
 }
 
 // clientInfo is what the log and the restrictions know of the client.
@@ -116,6 +119,10 @@ type transaction struct {
 	filter   string // FILTER transport:destination (the last wins)
 	// spfLogged: the SPF outcome is in the mail log.
 	spfLogged bool
+	// For policy servers: the transaction's instance, and the size of
+	// the content received (Postfix's act_size), once it is all in.
+	instance string
+	received int64
 }
 
 // NewHandlerSession starts the session of an accepted connection.
@@ -435,6 +442,11 @@ func (s *session) logAction(what, stage, text, rcpt string) {
 
 // request is what the restrictions see of the session.
 func (s *session) request(rcpt string) *restrictions.Request {
+	serverAddr, serverPort := addrPort(s.nc.LocalAddr())
+	size := s.txn.size
+	if s.txn.received > 0 {
+		size = s.txn.received
+	}
 	return &restrictions.Request{
 		ClientAddr:        s.client.addr,
 		PeerAddr:          s.peer,
@@ -448,9 +460,24 @@ func (s *session) request(rcpt string) *restrictions.Request {
 		Recipient:         rcpt,
 		RecipientCount:    len(s.txn.rcpts),
 		Macros:            func(name string) string { return s.replyValue(name, rcpt) },
+		ClientPort:        s.client.port,
+		ServerAddr:        serverAddr,
+		ServerPort:        serverPort,
+		QueueID:           s.txn.id,
+		Instance:          s.txn.instance,
+		Size:              size,
+		Stress:            s.svc.load.stressed(),
 
 		IllegalPipelining: s.illPipelining,
 	}
+}
+
+// beginInstance names the mail transaction MAIL just began, as Postfix's
+// smtpd does for policy servers: pid, time and a per-session counter, in hex.
+func (s *session) beginInstance() {
+	now := time.Now()
+	s.txn.instance = fmt.Sprintf("%x.%x.%x.%x", os.Getpid(), now.Unix(), now.Nanosecond()/1000, s.seqno)
+	s.seqno++
 }
 
 // replyValue is a session value for a reply template checked with rcpt:

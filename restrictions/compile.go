@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"postgate/dnsbl"
+	"postgate/policyd"
 	"postgate/rules"
 )
 
@@ -24,6 +25,7 @@ type Lists struct {
 	values       valueCache
 	dnsxl        *dnsbl.Client // the DNS list restrictions ask through it
 	rblReplyMaps []*tableRef   // rbl_reply_maps
+	policy       policyClients // check_policy_service servers
 }
 
 // list is a compiled restriction list: steps in the admin's order.
@@ -219,6 +221,9 @@ func checkArg(name string, kind argKind, rest []string) (string, error) {
 	case serverArg:
 		if !strings.Contains(arg, ":") {
 			return "", fmt.Errorf("restriction %s must be followed by transport:server", name)
+		}
+		if err := policyd.Check(arg); err != nil {
+			return "", fmt.Errorf("restriction %s %s: %w", name, arg, err)
 		}
 	case numberArg:
 		if arg == "" || strings.Trim(arg, "0123456789") != "" {

@@ -51,6 +51,10 @@ type eval struct {
 	permitted bool        // a top-level list ended with OK
 
 	memo resolveMemo // the last address resolved
+
+	// policyDefault: a policy service's default_action is being
+	// evaluated; a failing service inside it gets the built-in default.
+	policyDefault bool
 }
 
 func (e *eval) reset() {

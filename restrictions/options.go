@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"postgate/policyd"
 	"postgate/rules"
 	"postgate/rules/route"
 )
@@ -85,6 +86,10 @@ type Options struct {
 	// check_*_{a,mx,ns}_access restrictions look up only server addresses
 	// of these. Both false means both.
 	InetIPv4, InetIPv6 bool
+
+	// Policy holds the smtpd_policy_service_* parameters, the defaults of
+	// every check_policy_service.
+	Policy policyd.Options
 
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@

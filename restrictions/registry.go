@@ -38,7 +38,7 @@ var registry = map[string]spec{
 	"sleep":                    {numberArg, buildSleep},
 	"reject_unauth_pipelining": {noArg, buildRejectUnauthPipelining},
 	"reject_plaintext_session": {noArg, nil},
-	"check_policy_service":     {serverArg, nil},
+	"check_policy_service":     {serverArg, buildCheckPolicyService},
 
 	// Client.
 	"permit_mynetworks":                       {noArg, buildPermitMynetworks},

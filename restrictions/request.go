@@ -36,6 +36,18 @@ type Request struct {
 	// RecipientCount is the number of recipients accepted so far in this
 	// transaction (not counting the one being checked at RCPT).
 	RecipientCount int
+
+	// What only policy servers are told (check_policy_service).
+	ClientPort int        // 0: unknown
+	ServerAddr netip.Addr // the address the client connected to
+	ServerPort int
+	QueueID    string // "" until the first recipient is accepted
+	Instance   string // set when MAIL is accepted, the same for the whole transaction
+	Size       int64  // SIZE= of MAIL; at END-OF-MESSAGE the size received
+	Stress     bool   // the service is under stress (stress=yes)
+	// ProtocolState is the command when it is not the stage's own name:
+	// "VRFY" (checked as a recipient).
+	ProtocolState string
 }
 
 // PeerStatus is the outcome of a client name lookup (Postfix's
@@ -70,10 +82,7 @@ func (r *Request) reverseName() string {
 
 // addr is the client address as Postfix prints it (IPv4-mapped IPv6 as IPv4).
 func (r *Request) addr() string {
-	if !r.ClientAddr.IsValid() {
-		return ""
-	}
-	return r.ClientAddr.Unmap().WithZone("").String()
+	return addrString(r.ClientAddr)
 }
 
 // Txn carries the state of one SMTP session that outlives a single check:

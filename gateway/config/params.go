@@ -111,6 +111,15 @@ var paramTable = []param{
 	code("maps_rbl_reject_code", "554"),
 	str("default_rbl_reply", "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}"),
 	list("rbl_reply_maps", ""),
+	// Policy servers (check_policy_service, policyd).
+	seconds("smtpd_policy_service_timeout", "100s", 's', 1),
+	seconds("smtpd_policy_service_max_idle", "300s", 's', 1),
+	seconds("smtpd_policy_service_max_ttl", "1000s", 's', 1),
+	seconds("smtpd_policy_service_retry_delay", "1s", 's', 1),
+	integer("smtpd_policy_service_request_limit", "0", 0),
+	integer("smtpd_policy_service_try_limit", "2", 1),
+	str("smtpd_policy_service_default_action", "451 4.3.5 Server configuration problem"),
+	str("smtpd_policy_service_policy_context", ""),
 	// Content inspection (gateway/checks.go).
 	list("header_checks", ""),
 	list("mime_header_checks", "$header_checks"),

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -41,41 +40,8 @@ func parseInt(s string) (int64, error) {
 	return n, nil
 }
 
-// parseTime parses a Postfix time value: a number and an optional unit s, m, h,
-// d or w; unit is used when the value has none. As in Postfix the result must fit
-// in a C int of seconds.
-func parseTime(s string, unit byte) (time.Duration, error) {
-	bad := fmt.Errorf("bad time value %q", s)
-	num := s
-	if n := len(s); n > 0 && !isDigit(s[n-1]) {
-		num, unit = s[:n-1], s[n-1]
-	}
-	if !rules.AllDigits(num) {
-		return 0, bad
-	}
-	var mult int64
-	switch unit {
-	case 's':
-		mult = 1
-	case 'm':
-		mult = 60
-	case 'h':
-		mult = 3600
-	case 'd':
-		mult = 86400
-	case 'w':
-		mult = 7 * 86400
-	default:
-		return 0, bad
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n > math.MaxInt32/mult {
-		return 0, bad
-	}
-	return time.Duration(n*mult) * time.Second, nil
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+// parseTime parses a Postfix time value (rules.ParseTime).
+func parseTime(s string, unit byte) (time.Duration, error) { return rules.ParseTime(s, unit) }
 
 // checkRange reports a value outside [min, max]; max 0 means no upper bound.
 func checkRange(n, min, max int64) error {
