@@ -64,6 +64,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 10s ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 10s ./restrictions/spf
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 10s ./rules/addrheader
+	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 10s ./policyd
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
