@@ -71,6 +71,7 @@ func compileERE(pattern string, icase, multiline bool) (*regexp.Regexp, prefilte
 	// where "a*?" is a lazy star instead of POSIX's (a*)? and [^x] under
 	// (?m) still matches a newline. The tree prints as Go syntax with
 	// every flag explicit, so compiling the print keeps the POSIX reading.
+	tree = glibcAnchors(tree)
 	re, err := regexp.Compile(tree.String())
 	if err != nil {
 		return nil, prefilter{}, fmt.Errorf("bad regular expression `%s`: %w", pattern, err)
@@ -86,9 +87,12 @@ func compileERE(pattern string, icase, multiline bool) (*regexp.Regexp, prefilte
 //     bracket expressions count bytes, and case folding stays ASCII-only;
 //   - inside a bracket expression a backslash is an ordinary character;
 //   - "{,n}" means "{0,n}";
-//   - the GNU escapes \w \W \s \S become their C-locale classes;
+//   - the GNU escapes \w \W \s \S become their C-locale classes, and the
+//     GNU anchors \b \B \` \' stand-in runes that glibcAnchors turns into
+//     Go's \b \B \A \z once the pattern is parsed (the POSIX parser has no
+//     syntax for them);
 //   - any other backslash before a letter or digit is refused: glibc reads
-//     \1 as a backreference, \b \< \> as word anchors and other letters as
+//     \1 as a backreference, \< \> as word anchors and other letters as
 //     themselves, while Go reads \t, \x41 and \101 as character escapes;
 //   - collating elements [.x.] and equivalence classes [=x=] are refused
 //     (Go would read them as plain brackets).
@@ -130,12 +134,71 @@ var gnuEscapes = map[byte]string{
 	'S': `[^[:space:]]`,
 }
 
+// gnuAnchors are the GNU anchor escapes and their stand-in runes (in a
+// Private Use Area, apart from highByteBase's), with the empty-width
+// operator each stands for.
+var gnuAnchors = map[byte]struct {
+	r  rune
+	op syntax.EmptyOp
+}{
+	'b':  {0xF8F0, syntax.EmptyWordBoundary},
+	'B':  {0xF8F1, syntax.EmptyNoWordBoundary},
+	'`':  {0xF8F2, syntax.EmptyBeginText},
+	'\'': {0xF8F3, syntax.EmptyEndText},
+}
+
+// glibcAnchors replaces, in a parsed pattern, the stand-in runes of the
+// GNU anchors by the empty-width operators they stand for.
+func glibcAnchors(re *syntax.Regexp) *syntax.Regexp {
+	for i, sub := range re.Sub {
+		re.Sub[i] = glibcAnchors(sub)
+	}
+	if re.Op != syntax.OpLiteral {
+		return re
+	}
+	var parts []*syntax.Regexp
+	start := 0
+	for i, r := range re.Rune {
+		for _, a := range gnuAnchors {
+			if r != a.r {
+				continue
+			}
+			if start < i {
+				parts = append(parts, &syntax.Regexp{Op: syntax.OpLiteral, Flags: re.Flags, Rune: re.Rune[start:i]})
+			}
+			op := syntax.OpWordBoundary
+			switch a.op {
+			case syntax.EmptyNoWordBoundary:
+				op = syntax.OpNoWordBoundary
+			case syntax.EmptyBeginText:
+				op = syntax.OpBeginText
+			case syntax.EmptyEndText:
+				op = syntax.OpEndText
+			}
+			parts = append(parts, &syntax.Regexp{Op: op, Flags: re.Flags})
+			start = i + 1
+		}
+	}
+	switch {
+	case parts == nil:
+		return re
+	case start < len(re.Rune):
+		parts = append(parts, &syntax.Regexp{Op: syntax.OpLiteral, Flags: re.Flags, Rune: re.Rune[start:]})
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return &syntax.Regexp{Op: syntax.OpConcat, Flags: re.Flags, Sub: parts}
+}
+
 // writeEscape writes the Go form of backslash-c outside brackets.
 func writeEscape(b *strings.Builder, c byte) error {
-	switch {
+	switch a, ok := gnuAnchors[c]; {
+	case ok:
+		b.WriteRune(a.r)
 	case gnuEscapes[c] != "":
 		b.WriteString(gnuEscapes[c])
-	case isAlnum(c):
+	case isAlnum(c), c == '<', c == '>': // \< \> are glibc's word start and end
 		return fmt.Errorf("unsupported escape sequence `\\%c`", c)
 	case c >= utf8.RuneSelf:
 		writeMatchableByte(b, c) // an escaped byte is itself

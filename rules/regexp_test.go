@@ -11,7 +11,8 @@ import (
 	"testing"
 )
 
-// TestRegexpMatchesPostmap holds answers of the real Postfix: each want and
+// TestRegexpMatchesPostmap holds answers of the real Postfix (the GNU
+// anchors \b \B \` \' too, which glibc's regcomp takes): each want and
 // found is what Debian's Postfix 3.7.11 printed for
 //
 //	postmap -c DIR -q KEY SPEC    (DIR holds an empty main.cf)
@@ -34,6 +35,20 @@ func TestRegexpMatchesPostmap(t *testing.T) {
 		found                 bool
 	}{
 		{"forbidden_commands lowercase command", "regexp:{{/^[^A-Z]/ Bogus}}", "get", "", false},
+		{"GNU word boundary", `regexp:{{/\bviagra\b/ X}}`, "buy viagra now", "X", true},
+		{"GNU word boundary inside a word", `regexp:{{/\bviagra\b/ X}}`, "buyviagra now", "", false},
+		{"GNU word boundary at the ends", `regexp:{{/\bviagra\b/ X}}`, "viagra", "X", true},
+		{"GNU word boundary: underscore is a word character", `regexp:{{/\bviagra\b/ X}}`, "Viagra_pill", "", false},
+		{"GNU word boundary after .*", `regexp:{{/^Subject:.*\bfree\b/ X}}`, "Subject: Free money", "X", true},
+		{"GNU word boundary after .* in a word", `regexp:{{/^Subject:.*\bfree\b/ X}}`, "Subject: carefree", "", false},
+		{"GNU word boundary before a high byte", `regexp:{{/\bé/ X}}`, "xé", "X", true},
+		{"GNU word boundary: high bytes are not word characters", `regexp:{{/x\b/ X}}`, "xé", "X", true},
+		{"GNU not a word boundary", `regexp:{{/ab\B/ X}}`, "abc", "X", true},
+		{"GNU not a word boundary fails", `regexp:{{/ab\B/ X}}`, "ab c", "", false},
+		{"GNU start of text", "regexp:{{/\\`ab/ X}}", "abc", "X", true},
+		{"GNU start of text fails", "regexp:{{/\\`ab/ X}}", "xab", "", false},
+		{"GNU end of text", `regexp:{{/ab\'/ X}}`, "xab", "X", true},
+		{"GNU end of text fails", `regexp:{{/ab\'/ X}}`, "abx", "", false},
 		{"forbidden_commands uppercase command", "regexp:{{/^[^A-Z]/ Bogus}}", "GET", "", false},
 		{"forbidden_commands digit", "regexp:{{/^[^A-Z]/ Bogus}}", "1get", "Bogus", true},
 		{"forbidden_commands leading space", "regexp:{{/^[^A-Z]/ Bogus}}", " get", "Bogus", true},
@@ -213,7 +228,7 @@ func TestRegexpLoadErrors(t *testing.T) {
 		{"basic regular expressions", "/a/x X\n", `line 1: basic regular expressions are not supported (the "x" flag)`},
 		{"bad second pattern", "/a/!/(/ X\n", "line 1: bad regular expression `(`: missing closing )"},
 		{"backreference", `/(a)\1/ X` + "\n", "line 1: bad regular expression `(a)\\1`: unsupported escape sequence `\\1`"},
-		{"GNU word anchor", `/\bfoo/ X` + "\n", "unsupported escape sequence `\\b`"},
+		{"GNU word start anchor", `/\<foo/ X` + "\n", "unsupported escape sequence `\\<`"},
 		{"Go's tab escape means t in POSIX", `/a\tb/ X` + "\n", "unsupported escape sequence `\\t`"},
 		{"collating element", "/[[.a.]]/ X\n", "collating elements and equivalence classes are not supported"},
 		{"equivalence class", "/[[=a=]]/ X\n", "collating elements and equivalence classes are not supported"},
