@@ -1,0 +1,221 @@
+package greylist
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"postgate/greylist/redistest"
+)
+
+// testPolicy is short enough for real-time tests against a real server.
+var testPolicy = Policy{Delay: 300 * time.Millisecond, RetryWindow: 400 * time.Millisecond, Lifetime: 1500 * time.Millisecond}
+
+// storeSuite is what every Store must do; each case uses its own keys so
+// one server serves them all.
+func storeSuite(t *testing.T, s Store) {
+	ctx := context.Background()
+	key := func(t *testing.T, rcpt string) Key {
+		return Key{Client: "198.51.100.0/24", Sender: "s@" + strings.ReplaceAll(t.Name(), "/", ".") + ".test", Recipient: rcpt}
+	}
+	attempt := func(t *testing.T, k Key, p Policy, want Status) Result {
+		t.Helper()
+		r, err := s.Greylist(ctx, k, time.Now(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != want {
+			t.Fatalf("%v: got %v, want %v", k, r.Status, want)
+		}
+		return r
+	}
+
+	t.Run("delay", func(t *testing.T) {
+		k := key(t, "u@example.test")
+		start := time.Now()
+		first := attempt(t, k, testPolicy, New)
+		if !first.Greylisted() || first.FirstSeen.Sub(start).Abs() > time.Second {
+			t.Fatalf("first attempt: %+v", first)
+		}
+		early := attempt(t, k, testPolicy, TooEarly)
+		if !early.Greylisted() || !early.FirstSeen.Equal(first.FirstSeen) {
+			t.Fatalf("early retry changed the first attempt's time: %v, then %v", first.FirstSeen, early.FirstSeen)
+		}
+		attempt(t, Key{Client: k.Client, Sender: k.Sender, Recipient: "other@example.test"}, testPolicy, New)
+		attempt(t, Key{Client: "203.0.113.0/24", Sender: k.Sender, Recipient: k.Recipient}, testPolicy, New)
+		time.Sleep(testPolicy.Delay)
+		pass := attempt(t, k, testPolicy, Passed)
+		if pass.Greylisted() || pass.ClientPasses != 1 || !pass.FirstSeen.Equal(first.FirstSeen) {
+			t.Fatalf("retry after the delay: %+v", pass)
+		}
+		attempt(t, k, testPolicy, Known)
+	})
+
+	t.Run("retry_too_late", func(t *testing.T) {
+		k := key(t, "u@example.test")
+		attempt(t, k, testPolicy, New)
+		time.Sleep(testPolicy.Delay + testPolicy.RetryWindow + 100*time.Millisecond)
+		attempt(t, k, testPolicy, New)
+		attempt(t, k, testPolicy, TooEarly)
+	})
+
+	t.Run("lifetime", func(t *testing.T) {
+		k := key(t, "u@example.test")
+		attempt(t, k, testPolicy, New)
+		time.Sleep(testPolicy.Delay)
+		attempt(t, k, testPolicy, Passed)
+		// Seen again within the lifetime: kept for another lifetime.
+		time.Sleep(testPolicy.Lifetime * 2 / 3)
+		attempt(t, k, testPolicy, Known)
+		time.Sleep(testPolicy.Lifetime * 2 / 3)
+		attempt(t, k, testPolicy, Known)
+		time.Sleep(testPolicy.Lifetime + 100*time.Millisecond)
+		attempt(t, k, testPolicy, New)
+	})
+
+	t.Run("auto_allowlist", func(t *testing.T) {
+		p := testPolicy
+		p.AutoAllowClients = 2
+		net := "192.0.2.0/24"
+		var ks []Key
+		for _, r := range []string{"a@example.test", "b@example.test"} {
+			k := key(t, r)
+			k.Client = net
+			ks = append(ks, k)
+			attempt(t, k, p, New)
+		}
+		time.Sleep(p.Delay)
+		for i, k := range ks {
+			if r := attempt(t, k, p, Passed); r.ClientPasses != i+1 {
+				t.Fatalf("pass %d counted %d", i+1, r.ClientPasses)
+			}
+		}
+		k := key(t, "c@example.test")
+		k.Client = net
+		if r := attempt(t, k, p, AllowedClient); r.Greylisted() || r.ClientPasses != 2 {
+			t.Fatalf("allowlisted client: %+v", r)
+		}
+		other := k
+		other.Client = "192.0.3.0/24"
+		attempt(t, other, p, New)
+	})
+
+	t.Run("concurrent", func(t *testing.T) {
+		k := key(t, "u@example.test")
+		const n = 20
+		count := func() map[Status]int {
+			var mu sync.Mutex
+			got := map[Status]int{}
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r, err := s.Greylist(ctx, k, time.Now(), testPolicy)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					got[r.Status]++
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			return got
+		}
+		if got := count(); got[New] != 1 || got[TooEarly] != n-1 {
+			t.Fatalf("%d racing first attempts: %v, want one new", n, got)
+		}
+		time.Sleep(testPolicy.Delay)
+		if got := count(); got[Passed] != 1 || got[Known] != n-1 {
+			t.Fatalf("%d racing retries: %v, want one pass", n, got)
+		}
+	})
+}
+
+func TestMemoryStore(t *testing.T) {
+	t.Parallel()
+	storeSuite(t, NewMemory())
+}
+
+func TestRedisStore(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := openTest(t, "redis://"+srv.Addr+"/3")
+	storeSuite(t, s)
+}
+
+func openTest(t *testing.T, spec string) Store {
+	t.Helper()
+	s, err := Open(spec, Options{Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestNewKey(t *testing.T) {
+	for _, c := range []struct {
+		addr     string
+		v4, v6   int
+		wantNet  string
+		sender   string
+		wantSndr string
+	}{
+		{"198.51.100.77", 24, 64, "198.51.100.0/24", "Joe@Example.TEST", "joe@example.test"},
+		{"::ffff:198.51.100.77", 24, 64, "198.51.100.0/24", "", ""},
+		{"198.51.100.77", 32, 64, "198.51.100.77/32", "a@b.test", "a@b.test"},
+		{"2001:db8:1:2:3::4", 24, 64, "2001:db8:1:2::/64", "a@b.test", "a@b.test"},
+		{"2001:db8:1:2:3::4", 24, 48, "2001:db8:1::/48", "a@b.test", "a@b.test"},
+	} {
+		k := NewKey(netip.MustParseAddr(c.addr), c.v4, c.v6, c.sender, "U@Example.Test")
+		if k.Client != c.wantNet || k.Sender != c.wantSndr || k.Recipient != "u@example.test" {
+			t.Errorf("NewKey(%s, /%d, /%d): %+v", c.addr, c.v4, c.v6, k)
+		}
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, c := range []struct {
+		spec, want, err string
+	}{
+		{spec: "redis://127.0.0.1:6400/2", want: "[127.0.0.1:6400] db=2 master= cluster=false user= pass="},
+		{spec: "redis://:secret@localhost", want: "[localhost:6379] db=0 master= cluster=false user= pass=secret"},
+		{spec: "redis-sentinel://u:p%40w@10.0.0.1,10.0.0.2:26380/1?master=mx&sentinel_password=sp",
+			want: "[10.0.0.1:26379 10.0.0.2:26380] db=1 master=mx cluster=false user=u pass=p@w"},
+		{spec: "redis-cluster://h1:7000,h2:7001", want: "[h1:7000 h2:7001] db=0 master= cluster=true user= pass="},
+		{spec: "redis-cluster://[::1]:7000", want: "[[::1]:7000] db=0 master= cluster=true user= pass="},
+		{spec: "redis://h1,h2", err: "one server only"},
+		{spec: "redis-sentinel://h1", err: "needs ?master=NAME"},
+		{spec: "redis-cluster://h1/1", err: "only database 0"},
+		{spec: "redis://h1/x", err: `database "x" is not a number`},
+		{spec: "redis://h1?timeout=1", err: `unknown option "timeout"`},
+		{spec: "rediss://h1", err: `unknown scheme "rediss"`},
+		{spec: "127.0.0.1:6379", err: "want memory, redis://"},
+	} {
+		uo, desc, err := parseURL(c.spec)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.spec, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.spec, err)
+			continue
+		}
+		got := fmt.Sprintf("%v db=%d master=%s cluster=%v user=%s pass=%s", uo.Addrs, uo.DB, uo.MasterName, uo.IsClusterMode, uo.Username, uo.Password)
+		if got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.spec, got, c.want)
+		}
+		if strings.Contains(desc, "secret") || strings.Contains(desc, "p@w") {
+			t.Errorf("%s: description %q shows the password", c.spec, desc)
+		}
+	}
+}
