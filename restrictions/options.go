@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"postgate/greylist"
 	"postgate/rules"
 	"postgate/rules/route"
 )
@@ -82,6 +83,11 @@ type Options struct {
 	// dnsbl.Resolver); nil: they answer as for a temporary failure.
 	DNS Resolver
 
+	// StateStore keeps what check_greylist has seen (memory or Redis);
+	// nil: check_greylist answers 451 4.3.5.
+	StateStore greylist.Store
+	Greylist   GreylistOptions
+
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@
 	NullAccessLookupKey    string   // smtpd_null_access_lookup_key ("<>")
@@ -127,6 +133,8 @@ func (o Options) withDefaults() Options {
 	def(&o.UnknownAddressRejectCode, 450)
 	def(&o.MultiRecipientBounceRejectCode, 550)
 	def(&o.MapsRBLRejectCode, 554)
+	def(&o.Greylist.IPv4Prefix, 24)
+	def(&o.Greylist.IPv6Prefix, 64)
 	if o.DefaultRBLReply == "" {
 		o.DefaultRBLReply = DefaultRBLReply
 	}
