@@ -1,0 +1,197 @@
+package test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"postgate/greylist/redistest"
+	"postgate/test/harness"
+)
+
+// greylistConfig greylists every recipient of corp.test (delivered to
+// SINK's port) for 2 s.
+const greylistConfig = rejectUnauth + `relay_domains = corp.test
+smtpd_recipient_restrictions = check_greylist
+postgate_greylist_delay = 2s
+`
+
+// greylistAttempt sends one message from client src and returns the reply
+// to RCPT; an accepted recipient's message is sent whole (Subject: subject).
+func greylistAttempt(t *testing.T, addr, src, from, to, subject string) string {
+	t.Helper()
+	c := harness.Dial(t, addr, src)
+	defer c.Conn.Close()
+	c.Expect(250, "EHLO client.test")
+	c.Expect(250, "MAIL FROM:<%s>", from)
+	code, text := c.Cmd("RCPT TO:<%s>", to)
+	if code == 250 {
+		c.Expect(354, "DATA")
+		c.Send("Subject: " + subject + "\r\n\r\nx\r\n.\r\n")
+		if code, text := c.Reply(); code != 250 {
+			t.Fatalf("%s: DATA: %d %s", subject, code, text)
+		}
+	}
+	c.Cmd("QUIT")
+	return fmt.Sprintf("%d %s", code, text)
+}
+
+// delivered lists the Subjects that reached the sink.
+func delivered(t *testing.T, s *harness.Sink, n int) []string {
+	t.Helper()
+	var out []string
+	for _, m := range s.WaitMessages(n, 20*time.Second) {
+		_, msg := harness.SinkBody(m)
+		if subject := subjectRe.FindStringSubmatch(msg); subject != nil {
+			out = append(out, subject[1])
+		}
+	}
+	return out
+}
+
+// TestGreylist: the first attempt of a triplet and a retry before the
+// delay get 450; a retry after it is accepted and delivered; the client's
+// network (/24) is what counts; after two passed triplets the client is
+// no longer greylisted; a retry after the retry window and a triplet
+// unseen for its lifetime start over; allowlisted clients, senders and
+// recipients pass at once.
+func TestGreylist(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t)
+	p := harness.Start(t, greylistConfig+routes("corp.test", sink)+`postgate_greylist_retry_window = 1s
+postgate_greylist_lifetime = 1s
+postgate_greylist_auto_allowlist_clients = 2
+postgate_greylist_text = Greylisted for %s seconds, see http://greylist.test/%r
+postgate_greylist_client_allowlist_maps = inline:{ 127.0.3.5=OK }
+postgate_greylist_sender_allowlist_maps = inline:{ friend.test=OK }
+postgate_greylist_recipient_allowlist_maps = inline:{ abuse@=OK }
+`, "")
+	try := func(src, from, to, subject string) string {
+		return greylistAttempt(t, p.Addr, src, from, to, subject)
+	}
+	const greylisted = "450 4.2.0 <%s>: Recipient address rejected: Greylisted for 2 seconds, see http://greylist.test/corp.test"
+	expect := func(got, format string, args ...any) {
+		t.Helper()
+		if want := fmt.Sprintf(format, args...); got != want {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+
+	start := time.Now()
+	expect(try(outside, "a@src.test", "u1@corp.test", "u1_first"), greylisted, "u1@corp.test")
+	expect(try(outside, "a@src.test", "u1@corp.test", "u1_early"), greylisted, "u1@corp.test")
+	expect(try(outside, "a@src.test", "u2@corp.test", "u2_first"), greylisted, "u2@corp.test")
+	expect(try("127.0.2.5", "a@src.test", "u4@corp.test", "u4_first"), greylisted, "u4@corp.test")
+	// Allowlists.
+	expect(try("127.0.3.5", "a@src.test", "u1@corp.test", "allowed_client"), "250 2.1.5 Ok")
+	expect(try(outside, "x@mail.friend.test", "u1@corp.test", "allowed_sender"), "250 2.1.5 Ok")
+	expect(try(outside, "a@src.test", "abuse@corp.test", "allowed_recipient"), "250 2.1.5 Ok")
+
+	time.Sleep(time.Until(start.Add(2200 * time.Millisecond)))
+	// Same /24 as the first attempt.
+	expect(try("127.0.0.6", "a@src.test", "u1@corp.test", "u1_retry"), "250 2.1.5 Ok")
+	expect(try(outside, "a@src.test", "u2@corp.test", "u2_retry"), "250 2.1.5 Ok")
+	// Two passed triplets: the network is allowlisted, another is not.
+	expect(try(outside, "a@src.test", "u3@corp.test", "u3_allowlisted"), "250 2.1.5 Ok")
+	expect(try("127.0.1.5", "a@src.test", "u3@corp.test", "u3_other_network"), greylisted, "u3@corp.test")
+	passedAt := time.Now()
+
+	// u4's retry window (2 s + 1 s) is over; u1 and the client's pass
+	// count were last seen more than their lifetime (1 s) ago.
+	time.Sleep(max(time.Until(start.Add(3200*time.Millisecond)), time.Until(passedAt.Add(1200*time.Millisecond))))
+	expect(try("127.0.2.5", "a@src.test", "u4@corp.test", "u4_late"), greylisted, "u4@corp.test")
+	expect(try(outside, "a@src.test", "u1@corp.test", "u1_expired"), greylisted, "u1@corp.test")
+
+	got := strings.Join(delivered(t, sink, 6), " ")
+	for _, want := range []string{"allowed_client", "allowed_sender", "allowed_recipient", "u1_retry", "u2_retry", "u3_allowlisted"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s not delivered (delivered: %s)", want, got)
+		}
+	}
+	if strings.Contains(got, "first") || strings.Contains(got, "early") || strings.Contains(got, "other_network") {
+		t.Errorf("greylisted mail delivered: %s", got)
+	}
+	want := "NOQUEUE: reject: RCPT from unknown[127.0.0.5]: 450 4.2.0 <u1@corp.test>: Recipient address rejected: Greylisted for 2 seconds, see http://greylist.test/corp.test; from=<a@src.test> to=<u1@corp.test> proto=ESMTP helo=<client.test>"
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("no line %q in the log:\n%s", want, log)
+	}
+}
+
+// TestGreylistSharedRedis: two postgate nodes share one real Redis: the
+// first attempt on node A, an early retry on node B, and the retry after
+// the delay on node B is accepted.
+func TestGreylistSharedRedis(t *testing.T) {
+	t.Parallel()
+	redis := redistest.Start(t)
+	sink := harness.StartSink(t)
+	cfg := greylistConfig + routes("corp.test", sink) + "postgate_state_store = redis://" + redis.Addr + "/1\n"
+	a, b := harness.Start(t, cfg, ""), harness.Start(t, cfg, "")
+	const greylisted = "450 4.2.0 <u@corp.test>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/corp.test.html"
+	start := time.Now()
+	if got := greylistAttempt(t, a.Addr, outside, "s@src.test", "u@corp.test", "on_a"); got != greylisted {
+		t.Fatalf("first attempt on A: %s", got)
+	}
+	if got := greylistAttempt(t, b.Addr, outside, "s@src.test", "u@corp.test", "early_on_b"); got != greylisted {
+		t.Fatalf("early retry on B: %s", got)
+	}
+	time.Sleep(time.Until(start.Add(2200 * time.Millisecond)))
+	if got := greylistAttempt(t, b.Addr, outside, "s@src.test", "u@corp.test", "retry_on_b"); got != "250 2.1.5 Ok" {
+		t.Fatalf("retry on B after the delay: %s", got)
+	}
+	if got := delivered(t, sink, 1); len(got) != 1 || got[0] != "retry_on_b" {
+		t.Errorf("delivered: %q", got)
+	}
+}
+
+// TestGreylistRedisDown: with Redis stopped, node A (the default failure
+// action) keeps accepting mail and warns once, node B
+// (postgate_state_failure_action = defer) answers 451 4.3.0; once Redis
+// is back, both greylist again by themselves.
+func TestGreylistRedisDown(t *testing.T) {
+	t.Parallel()
+	redis := redistest.Start(t)
+	sink := harness.StartSink(t)
+	cfg := greylistConfig + routes("corp.test", sink) + "postgate_state_store = redis://" + redis.Addr + "\n"
+	a := harness.Start(t, cfg, "")
+	b := harness.Start(t, cfg+"postgate_state_failure_action = defer\n", "")
+	greylisted := func(rcpt string) string {
+		return fmt.Sprintf("450 4.2.0 <%s>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/corp.test.html", rcpt)
+	}
+	if got := greylistAttempt(t, a.Addr, outside, "s@src.test", "before@corp.test", "before"); got != greylisted("before@corp.test") {
+		t.Fatalf("with Redis up: %s", got)
+	}
+
+	redis.Stop()
+	for i := range 3 {
+		subject := fmt.Sprintf("down_%d", i)
+		if got := greylistAttempt(t, a.Addr, outside, "s@src.test", subject+"@corp.test", subject); got != "250 2.1.5 Ok" {
+			t.Errorf("node A with Redis down: %s", got)
+		}
+	}
+	if got := greylistAttempt(t, b.Addr, outside, "s@src.test", "deferred@corp.test", "deferred"); got != "451 4.3.0 <deferred@corp.test>: Temporary lookup failure" {
+		t.Errorf("node B with Redis down: %s", got)
+	}
+	if got := delivered(t, sink, 3); len(got) != 3 {
+		t.Errorf("delivered while Redis was down: %q", got)
+	}
+	logA := a.Log("to=<down_2@corp.test>")
+	warning := "warning: check_greylist: state store redis://" + redis.Addr + ": "
+	if n := strings.Count(logA, warning); n != 1 || !strings.Contains(logA, "the recipient is let through (postgate_state_failure_action)") {
+		t.Errorf("node A logged %d outage warnings, want 1:\n%s", n, logA)
+	}
+	if logB := b.Log("deferred@corp.test"); !strings.Contains(logB, "the recipient is deferred (postgate_state_failure_action)") ||
+		!strings.Contains(logB, "NOQUEUE: reject: RCPT from unknown[127.0.0.5]: 451 4.3.0 <deferred@corp.test>: Temporary lookup failure;") {
+		t.Errorf("node B's log:\n%s", logB)
+	}
+
+	redis.Start()
+	for _, n := range []*harness.Postgate{a, b} {
+		if got := greylistAttempt(t, n.Addr, outside, "s@src.test", "after@corp.test", "after"); got != greylisted("after@corp.test") {
+			t.Errorf("%s with Redis back: %s", n.Addr, got)
+		}
+		if log := n.Log("answers again"); !strings.Contains(log, "check_greylist: the state store answers again") {
+			t.Errorf("%s did not log the recovery:\n%s", n.Addr, log)
+		}
+	}
+}
