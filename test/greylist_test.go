@@ -195,3 +195,36 @@ func TestGreylistRedisDown(t *testing.T) {
 		}
 	}
 }
+
+// TestGreylistRedisSlow: a Redis that stops answering (DEBUG SLEEP) costs
+// a check postgate_state_timeout, then the failure action lets the mail
+// through; the check works again when Redis does.
+func TestGreylistRedisSlow(t *testing.T) {
+	t.Parallel()
+	redis := redistest.Start(t, "--enable-debug-command", "yes")
+	sink := harness.StartSink(t)
+	p := harness.Start(t, greylistConfig+routes("corp.test", sink)+
+		"postgate_state_store = redis://"+redis.Addr+"\npostgate_state_timeout = 1s\n", "")
+	slept := make(chan error, 1)
+	go func() {
+		_, err := redis.Do("DEBUG SLEEP 4")
+		slept <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	begin := time.Now()
+	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "slow@corp.test", "slow"); got != "250 2.1.5 Ok" {
+		t.Errorf("with Redis asleep: %s", got)
+	}
+	if d := time.Since(begin); d < time.Second || d > 3*time.Second {
+		t.Errorf("the session took %v with postgate_state_timeout = 1s", d)
+	}
+	if log := p.Log("warning: check_greylist"); !strings.Contains(log, "i/o timeout") && !strings.Contains(log, "deadline exceeded") {
+		t.Errorf("no timeout warning:\n%s", log)
+	}
+	if err := <-slept; err != nil {
+		t.Fatal(err)
+	}
+	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "awake@corp.test", "awake"); !strings.HasPrefix(got, "450 4.2.0 <awake@corp.test>") {
+		t.Errorf("with Redis awake: %s", got)
+	}
+}
