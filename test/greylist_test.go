@@ -19,10 +19,18 @@ postgate_greylist_delay = 2s
 
 // greylistAttempt sends one message from client src and returns the reply
 // to RCPT; an accepted recipient's message is sent whole (Subject: subject).
+// An IPv6 src is given with XCLIENT by a client on 127.0.0.5.
 func greylistAttempt(t *testing.T, addr, src, from, to, subject string) string {
 	t.Helper()
-	c := harness.Dial(t, addr, src)
+	local := src
+	if strings.Contains(src, ":") {
+		local = outside
+	}
+	c := harness.Dial(t, addr, local)
 	defer c.Conn.Close()
+	if local != src {
+		c.Expect(220, "XCLIENT ADDR=IPV6:%s", src)
+	}
 	c.Expect(250, "EHLO client.test")
 	c.Expect(250, "MAIL FROM:<%s>", from)
 	code, text := c.Cmd("RCPT TO:<%s>", to)
@@ -226,5 +234,34 @@ func TestGreylistRedisSlow(t *testing.T) {
 	}
 	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "awake@corp.test", "awake"); !strings.HasPrefix(got, "450 4.2.0 <awake@corp.test>") {
 		t.Errorf("with Redis awake: %s", got)
+	}
+}
+
+// TestGreylistIPv6: an IPv6 client's network is its /64
+// (postgate_greylist_ipv6_prefix), or what the parameter says.
+func TestGreylistIPv6(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t)
+	cfg := greylistConfig + routes("corp.test", sink) + "smtpd_authorized_xclient_hosts = 127.0.0.0/8\n"
+	p64, p48 := harness.Start(t, cfg, ""), harness.Start(t, cfg+"postgate_greylist_ipv6_prefix = 48\n", "")
+	start := time.Now()
+	for _, p := range []*harness.Postgate{p64, p48} {
+		if got := greylistAttempt(t, p.Addr, "2001:db8:1:2::5", "s@src.test", "u@corp.test", "first"); !strings.HasPrefix(got, "450 4.2.0") {
+			t.Fatalf("first attempt: %s", got)
+		}
+	}
+	time.Sleep(time.Until(start.Add(2200 * time.Millisecond)))
+	for _, c := range []struct {
+		p         *harness.Postgate
+		src, want string
+	}{
+		{p64, "2001:db8:1:2::99", "250 2.1.5 Ok"},
+		{p64, "2001:db8:1:3::5", "450 4.2.0"},
+		{p48, "2001:db8:1:3::5", "250 2.1.5 Ok"},
+		{p48, "2001:db8:2:2::5", "450 4.2.0"},
+	} {
+		if got := greylistAttempt(t, c.p.Addr, c.src, "s@src.test", "u@corp.test", "retry"); !strings.HasPrefix(got, c.want) {
+			t.Errorf("retry from %s: %s, want %s", c.src, got, c.want)
+		}
 	}
 }
