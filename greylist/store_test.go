@@ -3,6 +3,7 @@ package greylist
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"strings"
 	"sync"
@@ -19,8 +20,17 @@ var testPolicy = Policy{Delay: 300 * time.Millisecond, RetryWindow: 400 * time.M
 // one server serves them all.
 func storeSuite(t *testing.T, s Store) {
 	ctx := context.Background()
+	// Each test has its own client network: a client's pass count
+	// outlives the test that made it, and the suite may run twice on one
+	// server.
+	network := func(name string) string {
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		n := h.Sum32()
+		return fmt.Sprintf("10.%d.%d.0/24", byte(n>>8), byte(n))
+	}
 	key := func(t *testing.T, rcpt string) Key {
-		return Key{Client: "198.51.100.0/24", Sender: "s@" + strings.ReplaceAll(t.Name(), "/", ".") + ".test", Recipient: rcpt}
+		return Key{Client: network(t.Name()), Sender: "s@" + strings.ReplaceAll(t.Name(), "/", ".") + ".test", Recipient: rcpt}
 	}
 	attempt := func(t *testing.T, k Key, p Policy, want Status) Result {
 		t.Helper()
@@ -46,7 +56,7 @@ func storeSuite(t *testing.T, s Store) {
 			t.Fatalf("early retry changed the first attempt's time: %v, then %v", first.FirstSeen, early.FirstSeen)
 		}
 		attempt(t, Key{Client: k.Client, Sender: k.Sender, Recipient: "other@example.test"}, testPolicy, New)
-		attempt(t, Key{Client: "203.0.113.0/24", Sender: k.Sender, Recipient: k.Recipient}, testPolicy, New)
+		attempt(t, Key{Client: network(t.Name() + "/other"), Sender: k.Sender, Recipient: k.Recipient}, testPolicy, New)
 		time.Sleep(testPolicy.Delay)
 		pass := attempt(t, k, testPolicy, Passed)
 		if pass.Greylisted() || pass.ClientPasses != 1 || !pass.FirstSeen.Equal(first.FirstSeen) {
@@ -80,11 +90,9 @@ func storeSuite(t *testing.T, s Store) {
 	t.Run("auto_allowlist", func(t *testing.T) {
 		p := testPolicy
 		p.AutoAllowClients = 2
-		net := "192.0.2.0/24"
 		var ks []Key
 		for _, r := range []string{"a@example.test", "b@example.test"} {
 			k := key(t, r)
-			k.Client = net
 			ks = append(ks, k)
 			attempt(t, k, p, New)
 		}
@@ -95,12 +103,11 @@ func storeSuite(t *testing.T, s Store) {
 			}
 		}
 		k := key(t, "c@example.test")
-		k.Client = net
 		if r := attempt(t, k, p, AllowedClient); r.Greylisted() || r.ClientPasses != 2 {
 			t.Fatalf("allowlisted client: %+v", r)
 		}
 		other := k
-		other.Client = "192.0.3.0/24"
+		other.Client = network(t.Name() + "/other")
 		attempt(t, other, p, New)
 	})
 
@@ -148,6 +155,55 @@ func TestRedisStore(t *testing.T) {
 	srv := redistest.Start(t)
 	s := openTest(t, "redis://"+srv.Addr+"/3")
 	storeSuite(t, s)
+}
+
+// TestRedisClusterStore: the suite on a three-master Cluster named by one
+// seed address (go-redis's cluster mode from a single address); the keys
+// of one check share a hash tag, or the script would fail with CROSSSLOT.
+func TestRedisClusterStore(t *testing.T) {
+	t.Parallel()
+	nodes := redistest.StartCluster(t)
+	storeSuite(t, openTest(t, "redis-cluster://"+nodes[1].Addr))
+	// The suite's client networks landed on more than one master.
+	used := 0
+	for _, n := range nodes {
+		if out, _ := n.CLI("dbsize"); strings.TrimSpace(out) != "0" {
+			used++
+		}
+	}
+	if used < 2 {
+		t.Errorf("keys on %d of 3 masters", used)
+	}
+}
+
+// TestRedisSentinelStore: the suite through a Sentinel, then a failover
+// the test triggers, then the suite again on the promoted replica.
+func TestRedisSentinelStore(t *testing.T) {
+	t.Parallel()
+	primary, replica, sentinel := redistest.StartSentinel(t, "gl")
+	s := openTest(t, "redis-sentinel://"+sentinel.Addr+"/2?master=gl")
+	t.Run("before", func(t *testing.T) { storeSuite(t, s) })
+	if out, err := sentinel.CLI("sentinel", "failover", "gl"); err != nil || !strings.Contains(out, "OK") {
+		t.Fatalf("SENTINEL FAILOVER: %v %s", err, out)
+	}
+	replica.WaitFor("promotion", func() bool {
+		out, _ := replica.CLI("role")
+		return strings.HasPrefix(out, "master")
+	})
+	// The client follows the switch by itself; checks may fail while it
+	// does.
+	replica.WaitFor("the store on the new master", func() bool {
+		_, err := s.Greylist(context.Background(), Key{Client: "192.0.2.0/24", Recipient: "probe@example.test"}, time.Now(), testPolicy)
+		return err == nil
+	})
+	t.Run("after", func(t *testing.T) { storeSuite(t, s) })
+	if out, _ := replica.CLI("-n", "2", "dbsize"); strings.TrimSpace(out) == "0" {
+		t.Error("nothing written on the promoted replica")
+	}
+	primary.WaitFor("the old master turned replica", func() bool {
+		out, _ := primary.CLI("role")
+		return strings.HasPrefix(out, "slave")
+	})
 }
 
 func openTest(t *testing.T, spec string) Store {

@@ -35,15 +35,92 @@ type Server struct {
 // command-line settings ("--cluster-enabled", "yes", ...).
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	prog := harness.Need(t, "redis-server", "redis-server")
+	return start(t, "redis-server", func(port int, dir string) []string {
+		return append([]string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir,
+			"--save", "", "--appendonly", "no", "--daemonize", "no"}, extra...)
+	})
+}
+
+func start(t testing.TB, prog string, args func(port int, dir string) []string) *Server {
+	t.Helper()
+	path := harness.Need(t, prog, prog)
 	port := harness.FreePort(t)
 	dir := t.TempDir()
-	args := append([]string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no"}, extra...)
-	s := &Server{t: t, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, prog: prog, args: args}
+	s := &Server{t: t, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, prog: path, args: args(port, dir)}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// StartCluster runs three masters and joins them into a Cluster with
+// redis-cli --cluster create; it returns when every node says the
+// cluster is ok.
+func StartCluster(t testing.TB) []*Server {
+	t.Helper()
+	var nodes []*Server
+	create := []string{"--cluster", "create"}
+	for range 3 {
+		n := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		nodes = append(nodes, n)
+		create = append(create, n.Addr)
+	}
+	if out, err := nodes[0].CLI(append(create, "--cluster-replicas", "0", "--cluster-yes")...); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, n := range nodes {
+		n.WaitFor("cluster state ok", func() bool {
+			out, _ := n.CLI("cluster", "info")
+			return strings.Contains(out, "cluster_state:ok")
+		})
+	}
+	return nodes
+}
+
+// StartSentinel runs a master, a replica of it and one redis-sentinel
+// that monitors the master as master; it returns when the sentinel knows
+// the replica (so a failover can promote it).
+func StartSentinel(t testing.TB, master string) (primary, replica, sentinel *Server) {
+	t.Helper()
+	primary = Start(t)
+	replica = Start(t, "--replicaof", "127.0.0.1", fmt.Sprint(primary.Port))
+	sentinel = start(t, "redis-sentinel", func(port int, dir string) []string {
+		conf := filepath.Join(dir, "sentinel.conf")
+		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\n"+
+			"sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %[3]s 2000\nsentinel failover-timeout %[3]s 10000\n",
+			port, dir, master, primary.Port)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return []string{conf}
+	})
+	replica.WaitFor("replica in sync", func() bool {
+		out, _ := replica.CLI("info", "replication")
+		return strings.Contains(out, "master_link_status:up")
+	})
+	sentinel.WaitFor("sentinel sees the replica", func() bool {
+		out, _ := sentinel.CLI("sentinel", "replicas", master)
+		return strings.Contains(out, fmt.Sprint(replica.Port))
+	})
+	return primary, replica, sentinel
+}
+
+// CLI runs redis-cli against the server.
+func (s *Server) CLI(args ...string) (string, error) {
+	cli := harness.Need(s.t, "redis-cli", "redis-server")
+	out, err := exec.Command(cli, append([]string{"-h", "127.0.0.1", "-p", fmt.Sprint(s.Port)}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// WaitFor polls ok for up to 30 s.
+func (s *Server) WaitFor(what string, ok func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s on port %d: no %s after 30 s", filepath.Base(s.prog), s.Port, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Start (re)starts the process on its port and waits until it answers
