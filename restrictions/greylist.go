@@ -2,6 +2,7 @@ package restrictions
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,7 +103,7 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 			return dunno
 		}
 		left := g.opts.Policy.Delay - now.Sub(r.FirstSeen)
-		text := greylistText(g.opts.Text, e.recipient, int64(max(left.Seconds(), 0)+0.999))
+		text := greylistText(g.opts.Text, e.recipient, int64(math.Ceil(max(left.Seconds(), 0))))
 		return e.deferIfPermit(true, classPolicy, 450, "4.2.0", fmt.Sprintf("<%s>: %s rejected: %s", e.recipient, rcRecipient, text))
 	}
 }
@@ -138,7 +139,11 @@ func (e *eval) greylistAllowed(g *greylister) (status, bool) {
 			continue
 		}
 		r, err := e.resolve(a.addr)
-		if err != nil || !r.qualified {
+		if err != nil {
+			e.warning("%s: %v", a.addr, err)
+			return e.dictRetry(a.addr), true
+		}
+		if !r.qualified {
 			continue
 		}
 		if st, done := try(a.trs, e.mailKeys(r)); done {
