@@ -68,7 +68,7 @@ func TestGreylist(t *testing.T) {
 	t.Parallel()
 	sink := harness.StartSink(t)
 	p := harness.Start(t, greylistConfig+routes("corp.test", sink)+`postgate_greylist_retry_window = 1s
-postgate_greylist_lifetime = 1s
+postgate_greylist_lifetime = 2s
 postgate_greylist_auto_allowlist_clients = 2
 postgate_greylist_text = Greylisted for %s seconds, see http://greylist.test/%r
 postgate_greylist_client_allowlist_maps = inline:{ 127.0.3.5=OK }
@@ -106,8 +106,8 @@ postgate_greylist_recipient_allowlist_maps = inline:{ abuse@=OK }
 	passedAt := time.Now()
 
 	// u4's retry window (2 s + 1 s) is over; u1 and the client's pass
-	// count were last seen more than their lifetime (1 s) ago.
-	time.Sleep(max(time.Until(start.Add(3200*time.Millisecond)), time.Until(passedAt.Add(1200*time.Millisecond))))
+	// count were last seen more than their lifetime (2 s) ago.
+	time.Sleep(max(time.Until(start.Add(3200*time.Millisecond)), time.Until(passedAt.Add(2200*time.Millisecond))))
 	expect(try("127.0.2.5", "a@src.test", "u4@corp.test", "u4_late"), greylisted, "u4@corp.test")
 	expect(try(outside, "a@src.test", "u1@corp.test", "u1_expired"), greylisted, "u1@corp.test")
 
