@@ -92,6 +92,10 @@ func parseURL(spec string) (*redis.UniversalOptions, string, error) {
 		if _, _, err := net.SplitHostPort(h); err != nil {
 			h = net.JoinHostPort(strings.Trim(h, "[]"), defPort)
 		}
+		host, port, err := net.SplitHostPort(h)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || strings.ContainsAny(host, "[]/@?#% ") || perr != nil || n < 1 || n > 65535 {
+			return nil, "", fmt.Errorf("%s: bad host[:port] %q", desc, h)
+		}
 		uo.Addrs = append(uo.Addrs, h)
 	}
 	if path != "" {
