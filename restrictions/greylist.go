@@ -93,6 +93,9 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 		k := greylist.NewKey(e.req.ClientAddr, g.opts.IPv4Prefix, g.opts.IPv6Prefix, e.req.Sender, e.recipient)
 		now := time.Now()
 		r, err := g.store.Greylist(e.ctx, k, now, g.opts.Policy)
+		if err != nil && e.ctx.Err() != nil {
+			return dunno // the client left: not the store's failure
+		}
 		if err != nil {
 			return e.greylistFailure(g, now, err)
 		}
