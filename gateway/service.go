@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postgate/gateway/config"
+	"postgate/greylist"
 	"postgate/policyd"
 	"postgate/queue"
 	"postgate/restrictions"
@@ -107,14 +108,51 @@ var restrictionParams = []string{
 }
 
 // tableCache opens each "type:name" once per runtime, shared by all
-// services; warn gets what the tables report without failing.
+// services; warn gets what the tables report without failing. It also
+// keeps the runtime's state stores, one per postgate_state_store value.
 type tableCache struct {
-	m    map[string]rules.Table
-	warn func(msg string)
+	m      map[string]rules.Table
+	warn   func(msg string)
+	states map[string]greylist.Store
 }
 
 func newTableCache(warn func(msg string)) *tableCache {
-	return &tableCache{m: map[string]rules.Table{}, warn: warn}
+	return &tableCache{m: map[string]rules.Table{}, warn: warn, states: map[string]greylist.Store{}}
+}
+
+// stateStore opens postgate_state_store once per value and timeout, so
+// services share it (and one memory store is one node's state).
+func (tc *tableCache) stateStore(cfg *config.Config) (greylist.Store, error) {
+	spec, timeout := cfg.Get("postgate_state_store"), cfg.Duration("postgate_state_timeout")
+	key := spec + " " + timeout.String()
+	if st, ok := tc.states[key]; ok {
+		return st, nil
+	}
+	st, err := greylist.Open(spec, greylist.Options{Timeout: timeout})
+	if err != nil {
+		return nil, paramError(cfg, "postgate_state_store", err)
+	}
+	tc.states[key] = st
+	return st, nil
+}
+
+// greylistOptions are check_greylist's parameters.
+func greylistOptions(cfg *config.Config) restrictions.GreylistOptions {
+	return restrictions.GreylistOptions{
+		Policy: greylist.Policy{
+			Delay:            cfg.Duration("postgate_greylist_delay"),
+			RetryWindow:      cfg.Duration("postgate_greylist_retry_window"),
+			Lifetime:         cfg.Duration("postgate_greylist_lifetime"),
+			AutoAllowClients: int(cfg.Int("postgate_greylist_auto_allowlist_clients")),
+		},
+		IPv4Prefix:         int(cfg.Int("postgate_greylist_ipv4_prefix")),
+		IPv6Prefix:         int(cfg.Int("postgate_greylist_ipv6_prefix")),
+		Text:               cfg.Get("postgate_greylist_text"),
+		ClientAllowlist:    cfg.List("postgate_greylist_client_allowlist_maps"),
+		SenderAllowlist:    cfg.List("postgate_greylist_sender_allowlist_maps"),
+		RecipientAllowlist: cfg.List("postgate_greylist_recipient_allowlist_maps"),
+		FailureDefer:       cfg.Get("postgate_state_failure_action") == "defer",
+	}
 }
 
 func (tc *tableCache) open(spec string) (rules.Table, error) {
@@ -291,6 +329,10 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if err != nil {
 		return nil, nil, err
 	}
+	state, err := tables.stateStore(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,
@@ -349,6 +391,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 			QueueDirectory: cfg.Get("queue_directory"),
 			SMTPUTF8:       cfg.Bool("smtputf8_enable"),
 		},
+		StateStore: state,
+		Greylist:   greylistOptions(cfg),
 	})
 	if err != nil {
 		return nil, nil, restrictionError(cfg, err)

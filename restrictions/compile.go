@@ -26,6 +26,7 @@ type Lists struct {
 	dnsxl        *dnsbl.Client // the DNS list restrictions ask through it
 	rblReplyMaps []*tableRef   // rbl_reply_maps
 	policy       policyClients // check_policy_service servers
+	greylist     *greylister   // what check_greylist steps share
 }
 
 // list is a compiled restriction list: steps in the admin's order.
@@ -58,6 +59,9 @@ func Compile(params map[string]string, opts Options) (*Lists, error) {
 	l.accessParent = l.opts.ParentDomainMatchesSubdomains("smtpd_access_maps")
 	c := &compiler{l: l, seen: map[string]bool{}}
 	if err := c.dnsLists(); err != nil {
+		return nil, err
+	}
+	if err := c.greylistTables(); err != nil {
 		return nil, err
 	}
 

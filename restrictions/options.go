@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"postgate/greylist"
 	"postgate/policyd"
 	"postgate/rules"
 	"postgate/rules/route"
@@ -91,6 +92,11 @@ type Options struct {
 	// every check_policy_service.
 	Policy policyd.Options
 
+	// StateStore keeps what check_greylist has seen (memory or Redis);
+	// nil: check_greylist answers 451 4.3.5.
+	StateStore greylist.Store
+	Greylist   GreylistOptions
+
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@
 	NullAccessLookupKey    string   // smtpd_null_access_lookup_key ("<>")
@@ -136,6 +142,8 @@ func (o Options) withDefaults() Options {
 	def(&o.UnknownAddressRejectCode, 450)
 	def(&o.MultiRecipientBounceRejectCode, 550)
 	def(&o.MapsRBLRejectCode, 554)
+	def(&o.Greylist.IPv4Prefix, 24)
+	def(&o.Greylist.IPv6Prefix, 64)
 	if o.DefaultRBLReply == "" {
 		o.DefaultRBLReply = DefaultRBLReply
 	}

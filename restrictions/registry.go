@@ -113,6 +113,7 @@ var registry = map[string]spec{
 	"reject_unverified_recipient":     {noArg, nil},
 	"reject_multi_recipient_bounce":   {noArg, buildRejectMultiRecipientBounce},
 	"reject_rhsbl_recipient":          {wordArg, buildRejectRHSBLRecipient},
+	"check_greylist":                  {noArg, buildCheckGreylist}, // postgate's
 	"check_relay_domains":             {noArg, buildRemoved("reject_unauth_destination")},
 
 	// SPF (postgate's own names; restrictions/spf.go).

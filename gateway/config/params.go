@@ -228,9 +228,24 @@ var paramTable = []param{
 	// always (SPF is evaluated for every message), no.
 	{name: "postgate_spf_received_header", kind: kindString, def: "yes", impl: true,
 		check: oneOf("yes", "no", "always"), canon: lower},
-	later(str("postgate_state_store", "memory")),
 	later(str("postgate_metrics_address", "")),
-	later(seconds("postgate_greylist_delay", "300s", 's', 0)),
+	// Shared state and greylisting (greylist, restrictions/greylist.go):
+	// the store is memory or a redis://, redis-sentinel://,
+	// redis-cluster:// URL (greylist.Open).
+	str("postgate_state_store", "memory"),
+	seconds("postgate_state_timeout", "1s", 's', 1),
+	{name: "postgate_state_failure_action", kind: kindString, def: "dunno", impl: true,
+		check: oneOf("dunno", "defer"), canon: lower},
+	seconds("postgate_greylist_delay", "300s", 's', 0),
+	seconds("postgate_greylist_retry_window", "2d", 'd', 0),
+	seconds("postgate_greylist_lifetime", "35d", 'd', 1),
+	integer("postgate_greylist_auto_allowlist_clients", "5", 0),
+	{name: "postgate_greylist_ipv4_prefix", kind: kindInt, def: "24", impl: true, min: 1, max: 32},
+	{name: "postgate_greylist_ipv6_prefix", kind: kindInt, def: "64", impl: true, min: 1, max: 128},
+	str("postgate_greylist_text", "Greylisted, see http://postgrey.schweikert.ch/help/%r.html"),
+	list("postgate_greylist_client_allowlist_maps", ""),
+	list("postgate_greylist_sender_allowlist_maps", ""),
+	list("postgate_greylist_recipient_allowlist_maps", ""),
 
 	// Delivery.
 	list("relayhost", ""),

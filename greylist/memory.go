@@ -1,0 +1,93 @@
+package greylist
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// sweepEvery is how often the memory store drops expired records, so
+// memory stays bounded by the records alive in one lifetime.
+const sweepEvery = time.Minute
+
+// Memory is the embedded store of a single node. It follows the same
+// state machine as the Redis script (redis.go); both pass one test suite.
+type Memory struct {
+	mu        sync.Mutex
+	triplets  map[string]triplet
+	clients   map[string]counter
+	nextSweep time.Time
+}
+
+type triplet struct {
+	first   time.Time
+	passed  bool
+	expires time.Time
+}
+
+type counter struct {
+	n       int
+	expires time.Time
+}
+
+// NewMemory makes an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{triplets: map[string]triplet{}, clients: map[string]counter{}}
+}
+
+// Greylist implements Store.
+func (m *Memory) Greylist(_ context.Context, k Key, now time.Time, p Policy) (Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep(now)
+	ck := k.clientKey()
+	c, ok := m.clients[ck]
+	if !ok || !now.Before(c.expires) {
+		c = counter{}
+	}
+	if p.AutoAllowClients > 0 && c.n >= p.AutoAllowClients {
+		c.expires = now.Add(p.Lifetime)
+		m.clients[ck] = c
+		return Result{Status: AllowedClient, ClientPasses: c.n}, nil
+	}
+	tk := k.tripletKey()
+	if t, ok := m.triplets[tk]; ok && now.Before(t.expires) {
+		if t.passed {
+			t.expires = now.Add(p.Lifetime)
+			m.triplets[tk] = t
+			return Result{Status: Known, FirstSeen: t.first}, nil
+		}
+		age := now.Sub(t.first)
+		if age < p.Delay {
+			return Result{Status: TooEarly, FirstSeen: t.first}, nil
+		}
+		if age <= p.Delay+p.RetryWindow {
+			m.triplets[tk] = triplet{first: t.first, passed: true, expires: now.Add(p.Lifetime)}
+			c = counter{n: c.n + 1, expires: now.Add(p.Lifetime)}
+			m.clients[ck] = c
+			return Result{Status: Passed, FirstSeen: t.first, ClientPasses: c.n}, nil
+		}
+	}
+	m.triplets[tk] = triplet{first: now, expires: now.Add(p.Delay + p.RetryWindow)}
+	return Result{Status: New, FirstSeen: now}, nil
+}
+
+func (m *Memory) sweep(now time.Time) {
+	if now.Before(m.nextSweep) {
+		return
+	}
+	m.nextSweep = now.Add(sweepEvery)
+	for k, t := range m.triplets {
+		if !now.Before(t.expires) {
+			delete(m.triplets, k)
+		}
+	}
+	for k, c := range m.clients {
+		if !now.Before(c.expires) {
+			delete(m.clients, k)
+		}
+	}
+}
+
+// Close implements Store.
+func (m *Memory) Close() error { return nil }

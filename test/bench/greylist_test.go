@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"postgate/greylist/redistest"
+	"postgate/test/harness"
+)
+
+var cmdstatRe = regexp.MustCompile(`(?m)^cmdstat_([a-z|]+):calls=(\d+)`)
+
+// inScript are the commands the greylist script runs; postgate never
+// sends them itself (greylist/redis.go), so the other commands Redis
+// counts are what postgate sent: its round trips.
+var inScript = map[string]bool{"get": true, "set": true, "incr": true, "pexpire": true}
+
+// redisCalls counts the commands Redis has run (INFO aside): those
+// postgate sent, and all of them, the script's included.
+func redisCalls(b *testing.B, r *redistest.Server) (sent, all int) {
+	out, err := r.CLI("info", "commandstats")
+	if err != nil {
+		b.Fatalf("INFO commandstats: %v %s", err, out)
+	}
+	for _, m := range cmdstatRe.FindAllStringSubmatch(out, -1) {
+		if m[1] == "info" {
+			continue
+		}
+		c, _ := strconv.Atoi(m[2])
+		all += c
+		if !inScript[m[1]] {
+			sent += c
+		}
+	}
+	return sent, all
+}
+
+// BenchmarkGreylistSessions: 50 concurrent SMTP sessions each repeat
+// MAIL, RCPT (a new triplet: check_greylist answers 450) and RSET against
+// postgate with its state in a local redis-server. Reports greylist
+// checks (RCPTs) per second, the commands postgate sent to Redis per
+// check (its round trips) and all the commands Redis ran per check (the
+// script's own included), counted by Redis itself.
+//
+//	go test -run '^$' -bench GreylistSessions -benchtime 1x ./test/bench
+func BenchmarkGreylistSessions(b *testing.B) {
+	r := redistest.Start(b)
+	p := harness.Start(b, fmt.Sprintf(`smtpd_recipient_restrictions = reject_unauth_destination, check_greylist
+postgate_state_store = redis://%s
+smtpd_client_connection_count_limit = 0
+smtpd_soft_error_limit = 1000000
+smtpd_hard_error_limit = 1000000
+smtpd_error_sleep_time = 0
+`, r.Addr), "")
+	const sessions, perSession = 50, 400
+	for i := 0; i < b.N; i++ {
+		sent0, all0 := redisCalls(b, r)
+		var checks atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for s := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := harness.Dial(b, p.Addr, "127.0.0.5")
+				defer c.Conn.Close()
+				c.Expect(250, "EHLO client.test")
+				for j := range perSession {
+					c.Expect(250, "MAIL FROM:<s%d@src.test>", s)
+					if code, text := c.Cmd("RCPT TO:<u%d.%d.%d@relay.test>", i, s, j); code != 450 {
+						b.Errorf("RCPT: %d %s", code, text)
+						return
+					}
+					checks.Add(1)
+					c.Expect(250, "RSET")
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		n := checks.Load()
+		b.ReportMetric(float64(n)/el.Seconds(), "checks/s")
+		sent, all := redisCalls(b, r)
+		b.ReportMetric(float64(sent-sent0)/float64(n), "roundtrips/check")
+		b.ReportMetric(float64(all-all0)/float64(n), "rediscmds/check")
+	}
+}
