@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 10s ./restrictions/spf
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 10s ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 10s ./policyd
+	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 10s ./greylist
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
