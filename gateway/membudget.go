@@ -35,14 +35,16 @@ func (b *memBudget) take(n int64) bool {
 		b.used.Add(-n)
 		return false
 	}
-	if used > b.limit/2 && !b.high.Load() {
+	if used > b.limit/4 && !b.high.Load() {
 		b.high.Store(true)
 	}
 	return true
 }
 
-// give returns n bytes. When a burst is over (the budget was more than
-// half used and now is under an eighth), memory goes back to the OS.
+// give returns n bytes. When a burst is over (the budget was more than a
+// quarter used and now is under an eighth), memory goes back to the OS. (A
+// half was too high: a burst that arrives slowly may end without its use
+// ever passing it again after the first return.)
 func (b *memBudget) give(n int64) {
 	if b.used.Add(-n) < b.limit/8 && b.high.Load() && b.high.CompareAndSwap(true, false) {
 		b.freeOSMemory()
