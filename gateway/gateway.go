@@ -35,6 +35,7 @@ type Gateway struct {
 	listeners []net.Listener
 	control   net.Listener // the admin's control socket (control.go)
 	delivery  *delivery
+	tables    *tableCache // the runtime's tables and state stores
 }
 
 // Check compiles everything the daemon would (restriction lists, tables,
@@ -135,7 +136,7 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	}
 	budget := newMemBudget(cfg.Int("postgate_memory_limit"))
 	setGoMemoryLimit(budget.limit)
-	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d}
+	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
 		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
@@ -237,6 +238,7 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 		err = e
 	}
 	g.delivery.smtp.Close()
+	g.tables.closeStates()
 	if e := g.store.Close(); err == nil {
 		err = e
 	}

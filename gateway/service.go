@@ -120,6 +120,14 @@ func newTableCache(warn func(msg string)) *tableCache {
 	return &tableCache{m: map[string]rules.Table{}, warn: warn, states: map[string]greylist.Store{}}
 }
 
+// closeStates closes the state stores (Redis connections) once the
+// sessions that use them are over.
+func (tc *tableCache) closeStates() {
+	for _, st := range tc.states {
+		st.Close()
+	}
+}
+
 // stateStore opens postgate_state_store once per value and timeout, so
 // services share it (and one memory store is one node's state).
 func (tc *tableCache) stateStore(cfg *config.Config) (greylist.Store, error) {
