@@ -1,5 +1,7 @@
 package restrictions
 
+import "postgate/restrictions/spf"
+
 // argKind says whether a restriction takes the next list item as argument.
 type argKind int
 
@@ -117,8 +119,8 @@ var registry = map[string]spec{
 	"check_relay_domains":             {noArg, buildRemoved("reject_unauth_destination")},
 
 	// SPF (postgate's own names; restrictions/spf.go).
-	"reject_spf_fail":     {noArg, buildRejectSPFFail},
-	"defer_spf_temperror": {noArg, buildDeferSPFTemperror},
+	"reject_spf_fail":     {noArg, buildSPFRefusal(spf.Fail, 550, "5.7.23", "rejected")},
+	"defer_spf_temperror": {noArg, buildSPFRefusal(spf.TempError, 451, "4.7.24", "deferred")},
 	"permit_spf_pass":     {noArg, buildPermitSPFPass},
 	"warn_spf_softfail":   {noArg, buildWarnSPFSoftfail},
 

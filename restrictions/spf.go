@@ -66,27 +66,18 @@ func (e *eval) spfReason(o spf.Outcome, done string) string {
 		e.replyName, e.replyClass, done, o.Explanation(), s, id, o.ClientIP, rcpt)
 }
 
-// buildRejectSPFFail: reject_spf_fail, 550 5.7.23 (RFC 7372) with
-// policyd-spf's text when the SPF result is fail.
-func buildRejectSPFFail(_ *compiler, _, _ string, _ *tableRef) runFunc {
-	return func(e *eval) status {
-		o, ok := e.spfOutcome()
-		if !ok || o.Result != spf.Fail {
-			return dunno
+// buildSPFRefusal builds the restrictions that refuse on one SPF result
+// with policyd-spf's text: reject_spf_fail (fail, 550 5.7.23) and
+// defer_spf_temperror (temperror, 451 4.7.24; RFC 7372's codes).
+func buildSPFRefusal(result spf.Result, code int, dsn, done string) builder {
+	return func(_ *compiler, _, _ string, _ *tableRef) runFunc {
+		return func(e *eval) status {
+			o, ok := e.spfOutcome()
+			if !ok || o.Result != result {
+				return dunno
+			}
+			return e.reject(classPolicy, code, dsn, e.spfReason(o, done))
 		}
-		return e.reject(classPolicy, 550, "5.7.23", e.spfReason(o, "rejected"))
-	}
-}
-
-// buildDeferSPFTemperror: defer_spf_temperror, 451 4.7.24 (RFC 7372)
-// when SPF could not be evaluated for now.
-func buildDeferSPFTemperror(_ *compiler, _, _ string, _ *tableRef) runFunc {
-	return func(e *eval) status {
-		o, ok := e.spfOutcome()
-		if !ok || o.Result != spf.TempError {
-			return dunno
-		}
-		return e.reject(classPolicy, 451, "4.7.24", e.spfReason(o, "deferred"))
 	}
 }
 
