@@ -14,7 +14,8 @@ import (
 
 // TestContentFilter: content_filter sends every message a listener takes
 // to the filter (here an smtp-sink standing in for amavisd) instead of its
-// route; a listener with -o content_filter= (the filter's reinjection
+// route (a filter named without a next hop goes to
+// default_filter_nexthop); a listener with -o content_filter= (the filter's reinjection
 // port) routes normally; the access action FILTER picks the filter for one
 // client, a header_checks FILTER for one message, and FILTER wins over
 // content_filter. The envelope is
@@ -28,7 +29,8 @@ func TestContentFilter(t *testing.T) {
 	os.WriteFile(headerChecks, []byte(fmt.Sprintf("/^Subject: by_header/ FILTER smtp:[127.0.0.1]:%d\n", other.Port)), 0o644)
 	reinject := harness.FreePort(t)
 	p := harness.Start(t, rejectUnauth+routes("corp.test", internal, "sub.corp.test", internal)+fmt.Sprintf(`relay_domains = corp.test
-content_filter = smtp:[127.0.0.1]:%d
+content_filter = smtp:
+default_filter_nexthop = [127.0.0.1]:%d
 smtpd_client_restrictions = check_client_access texthash:%s
 header_checks = regexp:%s
 `, filter.Port, access, headerChecks), fmt.Sprintf(`127.0.0.1:PORT inet n - n - - smtpd
