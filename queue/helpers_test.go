@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -199,6 +201,9 @@ func scanLog(t testing.TB, dir string) map[string][]recLoc {
 	locs := make(map[string][]recLoc)
 	for _, seq := range seqs {
 		data, err := os.ReadFile(segPath(logDir, seq))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a running store's compaction deleted it since the listing
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
