@@ -17,6 +17,8 @@ commands:
   queue hold|release|delete|requeue|expire ID...|ALL|-
                         change messages (postsuper -h, -H, -d, -r, -e); "-": IDs on stdin
   queue flush [DOMAIN]  deliver deferred mail now (postqueue -f; -s DOMAIN)
+  queue shape [-s] [-p] [-l] [-b N] [-t MIN] [QUEUE...]
+                        messages per domain by age (qshape); QUEUE: active, deferred, hold
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
   version               print the version

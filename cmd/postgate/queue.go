@@ -67,6 +67,11 @@ func queueCmd(args []string) int {
 			return 2
 		}
 		err = showMessage(snap, sfs.Arg(0), *raw)
+	case "shape":
+		var code int
+		if code, err = queueShape(snap, subArgs); code != 0 {
+			return code
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "postgate: unknown queue command %q\n%s", sub, usage)
 		return 2
@@ -177,4 +182,40 @@ func controlOffline(qdir string, req gateway.ControlRequest) (gateway.ControlRep
 		return reply, fmt.Errorf("queue_directory %s: %w", qdir, err)
 	}
 	return reply, nil
+}
+
+// queueShape prints qshape's view of the queue: its switches, and queue
+// names as arguments (incoming and maildrop are accepted and empty:
+// postgate has neither, a message is active from the moment it is queued).
+func queueShape(snap *queue.Snapshot, args []string) (int, error) {
+	o := queue.DefaultShape(time.Now())
+	fs := flag.NewFlagSet("queue shape", flag.ExitOnError)
+	fs.BoolVar(&o.Senders, "s", false, "count sender domains instead of recipient domains")
+	fs.BoolVar(&o.Parents, "p", false, "also count parent domains")
+	fs.IntVar(&o.MinSub, "m", o.MinSub, "show a parent domain with at least this many subdomains")
+	fs.BoolVar(&o.Linear, "l", false, "linear age buckets")
+	fs.IntVar(&o.Buckets, "b", o.Buckets, "number of age buckets")
+	fs.Float64Var(&o.Tick, "t", o.Tick, "bucket width in minutes")
+	fs.IntVar(&o.Width, "w", o.Width, "line width")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		o.Queues = nil
+		for _, name := range fs.Args() {
+			switch name {
+			case "incoming", "maildrop":
+			case "active":
+				o.Queues = append(o.Queues, queue.Active)
+			case "deferred":
+				o.Queues = append(o.Queues, queue.Deferred)
+			case "hold":
+				o.Queues = append(o.Queues, queue.Hold)
+			case "corrupt":
+				o.Queues = append(o.Queues, queue.Corrupt)
+			default:
+				fmt.Fprintf(os.Stderr, "postgate: queue shape: unknown queue %q (incoming, active, deferred, hold, corrupt)\n", name)
+				return 2, nil
+			}
+		}
+	}
+	return 0, queue.WriteShape(os.Stdout, snap.List(), o)
 }
