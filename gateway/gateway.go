@@ -156,7 +156,11 @@ func (g *Gateway) Listen(ctx context.Context) error {
 				g.closeListeners()
 				return fmt.Errorf("%s: service %s: %w", s.pos, s.name, err)
 			}
-			g.listeners = append(g.listeners, &listener{Listener: nl, svc: s})
+			l := &listener{Listener: nl, svc: s}
+			if s.proxyTimeout > 0 {
+				l.proxy = newProxyListener()
+			}
+			g.listeners = append(g.listeners, l)
 		}
 	}
 	var err error

@@ -15,12 +15,26 @@ import (
 // an error from Accept stops go-smtp's Serve.
 type listener struct {
 	net.Listener
-	svc *service
+	svc   *service
+	proxy *proxyListener // with the PROXY protocol (proxy.go), else nil
+}
+
+func (l *listener) Close() error {
+	if l.proxy != nil {
+		l.proxy.close.Do(func() { close(l.proxy.closed) })
+	}
+	return l.Listener.Close()
 }
 
 func (l *listener) Accept() (net.Conn, error) {
 	for {
-		nc, err := l.Listener.Accept()
+		var nc net.Conn
+		var err error
+		if l.proxy != nil {
+			nc, err = l.acceptProxied()
+		} else {
+			nc, err = l.Listener.Accept()
+		}
 		if err != nil {
 			return nil, err
 		}

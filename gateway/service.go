@@ -90,6 +90,9 @@ type service struct {
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
 	postscreen               *postscreen // nil unless master.cf runs postscreen for the service
+	// proxyTimeout is smtpd_upstream_proxy_timeout when connections start
+	// with a PROXY protocol header (smtpd_upstream_proxy_protocol), else 0.
+	proxyTimeout time.Duration
 }
 
 type bareLFMode int
@@ -271,6 +274,11 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	}
 	if err := s.buildLists(cfg, tables); err != nil {
 		return nil, nil, err
+	}
+	// Behind postscreen, postscreen's socket is the one a balancer talks
+	// to (Postfix warns and ignores the smtpd setting there too).
+	if cfg.Get("smtpd_upstream_proxy_protocol") != "" && !svc.Postscreen {
+		s.proxyTimeout = cfg.Duration("smtpd_upstream_proxy_timeout")
 	}
 	if svc.Postscreen {
 		logf := func(prog, format string, args ...any) { s.log.Logf(prog, format, args...) }

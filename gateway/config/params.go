@@ -229,6 +229,10 @@ var paramTable = []param{
 	{name: "postgate_spf_received_header", kind: kindString, def: "yes", impl: true,
 		check: oneOf("yes", "no", "always"), canon: lower},
 	later(str("postgate_metrics_address", "")),
+	// PROXY protocol v1 and v2 from a load balancer in front (gateway/proxy.go).
+	{name: "smtpd_upstream_proxy_protocol", kind: kindString, def: "", impl: true,
+		check: oneOf("", "haproxy"), canon: lower},
+	seconds("smtpd_upstream_proxy_timeout", "5s", 's', 1),
 	// Shared state and greylisting (greylist, restrictions/greylist.go):
 	// the store is memory or a redis://, redis-sentinel://,
 	// redis-cluster:// URL (greylist.Open).
