@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"postgate/gateway/config"
 	"postgate/queue"
@@ -19,7 +20,9 @@ import (
 // transports by name, and the notices for what could not be delivered. The
 // queue manager gets it through the small interfaces queue declares.
 type delivery struct {
-	route *route.Resolver
+	// route is swapped by a reload; a delivery in progress keeps the one
+	// it started with.
+	route *atomic.Pointer[route.Resolver]
 	smtp  *relay.SMTP
 	opts  queue.ManagerOptions
 }
@@ -106,7 +109,8 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		ConnectionReuse: true,
 		Log:             func(line string) { log.Logf("smtp", "%s", line) },
 	})
-	d := &delivery{route: rt, smtp: smtp}
+	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp}
+	d.route.Store(rt)
 	st := smtpTransport{smtp}
 	transports := map[string]queue.Transport{
 		"smtp": st, "relay": st,
@@ -125,7 +129,7 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 	}
 	d.opts = queue.ManagerOptions{
 		Transports:                transports,
-		Router:                    router{rt},
+		Router:                    router{d.route},
 		Bouncer:                   newBouncer(cfg, log),
 		Log:                       log,
 		DestinationConcurrency:    concurrency,
@@ -177,10 +181,12 @@ func perTransport(cfg *config.Config, suffix string, transports map[string]queue
 }
 
 // router adapts rules/route to the queue manager.
-type router struct{ r *route.Resolver }
+type router struct {
+	r *atomic.Pointer[route.Resolver]
+}
 
 func (rt router) Route(ctx context.Context, rcpt string) (string, string, error) {
-	res, err := rt.r.Resolve(ctx, rcpt)
+	res, err := rt.r.Load().Resolve(ctx, rcpt)
 	if err != nil {
 		return "", "", err
 	}

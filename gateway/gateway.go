@@ -23,6 +23,11 @@ import (
 type Options struct {
 	LogOutput io.Writer    // mail log when maillog_file is empty; nil = stderr
 	Syncer    queue.Syncer // queue fsync; nil = fdatasync
+	// Load reads the configuration again, for Reload; nil: no reload.
+	Load func() (*config.Config, error)
+	// Describe ends the start and reload log lines: "version V,
+	// configuration DIR", as Postfix's master logs them.
+	Describe string
 }
 
 // Gateway is a running postgate: its queue, its mail log and one service
@@ -36,6 +41,12 @@ type Gateway struct {
 	control   net.Listener // the admin's control socket (control.go)
 	delivery  *delivery
 	tables    *tableCache // the runtime's tables and state stores
+	opts      Options
+	dns       dnsResolver
+	// reloadMu orders reloads, and Serve's start against them.
+	reloadMu sync.Mutex
+	sessions context.Context // Serve's, for the services a reload builds
+	stopping bool
 }
 
 // Check compiles everything the daemon would (restriction lists, tables,
@@ -136,7 +147,7 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	}
 	budget := newMemBudget(cfg.Int("postgate_memory_limit"))
 	setGoMemoryLimit(budget.limit)
-	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables}
+	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables, opts: opts, dns: dns}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
 		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
@@ -156,11 +167,7 @@ func (g *Gateway) Listen(ctx context.Context) error {
 				g.closeListeners()
 				return fmt.Errorf("%s: service %s: %w", s.pos, s.name, err)
 			}
-			l := &listener{Listener: nl, svc: s}
-			if s.proxyTimeout > 0 {
-				l.proxy = newProxyListener()
-			}
-			g.listeners = append(g.listeners, l)
+			g.listeners = append(g.listeners, newListener(nl, s))
 		}
 	}
 	var err error
@@ -199,8 +206,14 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	// received when the stop comes is still queued and acknowledged.
 	sessions, endSessions := context.WithCancel(context.WithoutCancel(ctx))
 	defer endSessions()
+	g.reloadMu.Lock()
+	g.sessions = sessions
 	for _, s := range g.services {
 		s.ctx = sessions
+	}
+	g.reloadMu.Unlock()
+	if g.opts.Describe != "" {
+		g.log.Logf("master", "daemon started -- %s", g.opts.Describe)
 	}
 	// The queue manager delivers until the sessions are over.
 	manager, endManager := context.WithCancel(context.WithoutCancel(ctx))
@@ -215,7 +228,7 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.svc.server.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := l.svc.Load().server.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 				errc <- err
 			}
 		}()
@@ -230,6 +243,9 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	if g.control != nil {
 		g.control.Close()
 	}
+	g.reloadMu.Lock()
+	g.stopping = true // no reload from here on
+	g.reloadMu.Unlock()
 	for _, s := range g.services {
 		if e := s.server.Shutdown(stop); e != nil {
 			s.server.Close()

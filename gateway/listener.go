@@ -15,8 +15,19 @@ import (
 // an error from Accept stops go-smtp's Serve.
 type listener struct {
 	net.Listener
-	svc   *service
+	// svc is the service's current runtime: a reload swaps it, and each
+	// connection keeps the one it was accepted with (conn.svc).
+	svc   atomic.Pointer[service]
 	proxy *proxyListener // with the PROXY protocol (proxy.go), else nil
+}
+
+func newListener(nl net.Listener, s *service) *listener {
+	l := &listener{Listener: nl}
+	l.svc.Store(s)
+	if s.proxyTimeout > 0 {
+		l.proxy = newProxyListener()
+	}
+	return l
 }
 
 func (l *listener) Close() error {
@@ -39,12 +50,13 @@ func (l *listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		addr, _ := remoteAddr(nc)
-		exempt := l.svc.matchClient(l.svc.ctx, l.svc.eventLimitExceptions, addr)
-		if entered := l.svc.load.take(exempt); entered != takeRefused {
-			c := newConn(nc, l.svc, exempt)
-			l.svc.load.track(c)
+		svc := l.svc.Load()
+		exempt := svc.matchClient(svc.ctx, svc.eventLimitExceptions, addr)
+		if entered := svc.load.take(exempt); entered != takeRefused {
+			c := newConn(nc, svc, exempt)
+			svc.load.track(c)
 			if entered == takeStress {
-				l.svc.stressBegins()
+				svc.stressBegins()
 			}
 			return c, nil
 		}
@@ -54,7 +66,7 @@ func (l *listener) Accept() (net.Conn, error) {
 
 func (l *listener) refuse(nc net.Conn) {
 	addr, _ := remoteAddr(nc)
-	l.svc.log.Logf("smtpd", "NOQUEUE: reject: CONNECT from unknown[%s]: all server ports busy", addr)
+	l.svc.Load().log.Logf("smtpd", "NOQUEUE: reject: CONNECT from unknown[%s]: all server ports busy", addr)
 	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	nc.Write([]byte("421 4.3.2 All server ports are busy\r\n"))
 	nc.Close()

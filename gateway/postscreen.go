@@ -42,6 +42,10 @@ type postscreen struct {
 	cache                        *psCache
 }
 
+// adopt keeps old's per-client results across a reload, so clients that
+// passed stay passed.
+func (p *postscreen) adopt(old *postscreen) { p.cache = old.cache }
+
 type psAction int
 
 const (

@@ -56,7 +56,7 @@ func (l *listener) acceptProxied() (net.Conn, error) {
 
 func (l *listener) proxyLoop() {
 	p := l.proxy
-	pending := make(chan struct{}, max(l.svc.load.max, 1))
+	pending := make(chan struct{}, max(l.svc.Load().load.max, 1))
 	for {
 		nc, err := l.Listener.Accept()
 		if err != nil {
@@ -89,8 +89,8 @@ func (l *listener) proxyLoop() {
 // Postfix refuses it, since it would sidestep address-based access
 // control. The error is worded as Postfix's haproxy_srvr words the cause.
 func (l *listener) readProxyHeader(nc net.Conn) (net.Conn, error) {
-	start := time.Now()
-	pc := proxyproto.NewConn(nc, proxyproto.SetReadHeaderTimeout(l.svc.proxyTimeout),
+	start, timeout := time.Now(), l.svc.Load().proxyTimeout
+	pc := proxyproto.NewConn(nc, proxyproto.SetReadHeaderTimeout(timeout),
 		proxyproto.ValidateHeader(tcpClientOnly))
 	_, err := pc.Read(nil)
 	var ne net.Error
@@ -99,7 +99,7 @@ func (l *listener) readProxyHeader(nc net.Conn) (net.Conn, error) {
 		return pc, nil
 	case errors.As(err, &ne) && ne.Timeout(),
 		// go-proxyproto reports a timeout as "no header".
-		errors.Is(err, proxyproto.ErrNoProxyProtocol) && time.Since(start) >= l.svc.proxyTimeout:
+		errors.Is(err, proxyproto.ErrNoProxyProtocol) && time.Since(start) >= timeout:
 		return nil, errors.New("timeout error")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, errors.New("EOF")
@@ -115,14 +115,15 @@ func (l *listener) readProxyHeader(nc net.Conn) (net.Conn, error) {
 // Postfix's smtpd does: the warning, then 421 and hang up.
 func (l *listener) proxyFailed(nc net.Conn, err error) {
 	defer nc.Close()
+	svc := l.svc.Load()
 	addr, port := remoteAddr(nc)
-	client := clientInfo{addr: addr, port: port, logPort: l.svc.clientPortLogging}
-	client.name, _, _, _ = l.svc.lookupPeer(l.svc.ctx, addr)
-	l.svc.log.Logf("smtpd", "warning: haproxy read: %v", err)
-	l.svc.log.Logf("smtpd", "connect from %s", client)
+	client := clientInfo{addr: addr, port: port, logPort: svc.clientPortLogging}
+	client.name, _, _, _ = svc.lookupPeer(svc.ctx, addr)
+	svc.log.Logf("smtpd", "warning: haproxy read: %v", err)
+	svc.log.Logf("smtpd", "connect from %s", client)
 	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	nc.Write([]byte("421 4.3.0 " + l.svc.hostname + " Server local error\r\n"))
-	l.svc.log.Logf("smtpd", "disconnect from %s commands=0/0", client)
+	nc.Write([]byte("421 4.3.0 " + svc.hostname + " Server local error\r\n"))
+	svc.log.Logf("smtpd", "disconnect from %s commands=0/0", client)
 }
 
 func tcpClientOnly(h *proxyproto.Header) error {

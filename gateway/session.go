@@ -126,11 +126,15 @@ type transaction struct {
 }
 
 // NewHandlerSession starts the session of an accepted connection.
-func (s *service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
+//
+// The session runs on the service runtime its connection was accepted
+// with, which a reload since then does not change.
+func (*service) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
 	nc, ok := c.Conn().(*conn)
 	if !ok {
 		panic("gateway: connection not wrapped")
 	}
+	s := nc.svc
 	ctx, cancel := context.WithCancel(s.ctx)
 	addr, port := remoteAddr(nc.Conn)
 	return &session{svc: s, c: c, nc: nc, ctx: ctx, cancel: cancel, proto: "SMTP", where: "CONNECT",

@@ -19,6 +19,7 @@ commands:
   queue flush [DOMAIN]  deliver deferred mail now (postqueue -f; -s DOMAIN)
   queue shape [-s] [-p] [-l] [-b N] [-t MIN] [QUEUE...]
                         messages per domain by age (qshape); QUEUE: active, deferred, hold
+  reload                re-read the configuration without dropping sessions (postfix reload, SIGHUP)
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
   version               print the version
@@ -45,6 +46,8 @@ func main() {
 		code = queueCmd(args)
 	case "map":
 		code = mapCmd(args)
+	case "reload":
+		code = reloadCmd(args)
 	case "version":
 		fmt.Println("postgate", version)
 	case "help", "-h", "--help":

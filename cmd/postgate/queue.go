@@ -219,3 +219,34 @@ func queueShape(snap *queue.Snapshot, args []string) (int, error) {
 	}
 	return 0, queue.WriteShape(os.Stdout, snap.List(), o)
 }
+
+// reloadCmd asks the running daemon to re-read its configuration. The
+// daemon reads the directory it was started with; -c names the queue it
+// runs on (through that configuration's queue_directory).
+func reloadCmd(args []string) int {
+	fs := flag.NewFlagSet("reload", flag.ExitOnError)
+	dir := configFlag(fs)
+	fs.Parse(args)
+	cfg, err := loadConfig(*dir, false)
+	if err != nil {
+		printError("fatal: ", err)
+		return 1
+	}
+	reply, err := controlDaemon(cfg.Get("queue_directory"), gateway.ControlRequest{Op: "reload"})
+	if errors.Is(err, errNoDaemon) {
+		fmt.Fprintln(os.Stderr, "postgate: fatal: the postgate mail system is not running")
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "postgate: fatal: %v\n", err)
+		return 1
+	}
+	for _, e := range reply.Errors {
+		fmt.Fprintf(os.Stderr, "postgate: fatal: %s\n", e)
+	}
+	if len(reply.Errors) > 0 {
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "postgate: refreshing the postgate mail system")
+	return 0
+}

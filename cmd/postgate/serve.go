@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postgate/gateway"
+	"postgate/gateway/config"
 )
 
 func serve(args []string) int {
@@ -22,7 +23,19 @@ func serve(args []string) int {
 		return 1
 	}
 	printDiagnostics(cfg)
-	g, err := gateway.New(cfg, gateway.Options{})
+	where := "embedded defaults"
+	if cfg.Dir() != "" {
+		where = cfg.Dir()
+	}
+	g, err := gateway.New(cfg, gateway.Options{
+		Describe: fmt.Sprintf("version %s, configuration %s", version, where),
+		Load: func() (*config.Config, error) {
+			if cfg.Dir() == "" {
+				return config.Embedded(), nil
+			}
+			return config.Load(cfg.Dir())
+		},
+	})
 	if err != nil {
 		printError("fatal: ", err)
 		return 1
@@ -36,6 +49,15 @@ func serve(args []string) int {
 	for _, a := range g.Addrs() {
 		fmt.Fprintf(os.Stderr, "postgate: listening on %s\n", a)
 	}
+	// SIGHUP reloads, as postgate reload does (the mail log says how it went).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			g.Reload()
+		}
+	}()
 	if err := g.Serve(ctx, 30*time.Second); err != nil {
 		fmt.Fprintf(os.Stderr, "postgate: fatal: %v\n", err)
 		return 1
