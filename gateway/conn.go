@@ -101,7 +101,10 @@ func (c *conn) Write(p []byte) (int, error) {
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.svc.load.give(c) })
+	c.once.Do(func() {
+		c.svc.load.give(c)
+		c.svc.metrics.Sessions.WithLabelValues(c.svc.name).Dec()
+	})
 	return err
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"postgate/gateway/config"
+	"postgate/gateway/metrics"
 	"postgate/gateway/resolver"
 	"postgate/queue"
 )
@@ -47,6 +48,8 @@ type Gateway struct {
 	reloadMu sync.Mutex
 	sessions context.Context // Serve's, for the services a reload builds
 	stopping bool
+	metrics  *metrics.Metrics
+	metricsL net.Listener // postgate_metrics_address, nil for none
 }
 
 // Check compiles everything the daemon would (restriction lists, tables,
@@ -149,8 +152,10 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	setGoMemoryLimit(budget.limit)
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables, opts: opts, dns: dns}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
+	g.metrics = newMetrics(store, dns)
+	d.count(g.metrics)
 	for _, s := range services {
-		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
+		s.log, s.store, s.anvil, s.budget, s.spoolDir, s.metrics = log, store, a, budget, spool, g.metrics
 	}
 	return g, nil
 }
@@ -175,6 +180,12 @@ func (g *Gateway) Listen(ctx context.Context) error {
 		g.closeListeners()
 		return err
 	}
+	if addr := g.cfg.Get("postgate_metrics_address"); addr != "" {
+		if g.metricsL, err = net.Listen("tcp", addr); err != nil {
+			g.closeListeners()
+			return paramError(g.cfg, "postgate_metrics_address", err)
+		}
+	}
 	return nil
 }
 
@@ -193,6 +204,9 @@ func (g *Gateway) closeListeners() {
 	}
 	if g.control != nil {
 		g.control.Close()
+	}
+	if g.metricsL != nil {
+		g.metricsL.Close()
 	}
 }
 
@@ -222,6 +236,13 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	go func() { managerDone <- g.store.RunManager(manager, g.delivery.opts) }()
 	if g.control != nil {
 		go g.serveControl(manager, g.control)
+	}
+	if g.metricsL != nil {
+		go func() {
+			if err := g.metrics.Serve(manager, g.metricsL); err != nil {
+				g.log.Logf("master", "warning: postgate_metrics_address %s: %v", g.metricsL.Addr(), err)
+			}
+		}()
 	}
 	for _, l := range g.listeners {
 		l := l.(*listener)

@@ -55,6 +55,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		if entered := svc.load.take(exempt); entered != takeRefused {
 			c := newConn(nc, svc, exempt)
 			svc.load.track(c)
+			svc.metrics.Connections.WithLabelValues(svc.name).Inc()
+			svc.metrics.Sessions.WithLabelValues(svc.name).Inc()
 			if entered == takeStress {
 				svc.stressBegins()
 			}
@@ -66,7 +68,9 @@ func (l *listener) Accept() (net.Conn, error) {
 
 func (l *listener) refuse(nc net.Conn) {
 	addr, _ := remoteAddr(nc)
-	l.svc.Load().log.Logf("smtpd", "NOQUEUE: reject: CONNECT from unknown[%s]: all server ports busy", addr)
+	svc := l.svc.Load()
+	svc.log.Logf("smtpd", "NOQUEUE: reject: CONNECT from unknown[%s]: all server ports busy", addr)
+	svc.metrics.Action("reject", "CONNECT", "421 4.3.2 All server ports are busy")
 	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	nc.Write([]byte("421 4.3.2 All server ports are busy\r\n"))
 	nc.Close()

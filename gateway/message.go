@@ -334,6 +334,8 @@ func (s *session) appendMessage(env *queue.Envelope, msg *assembly, held bool) e
 // a last line without one counted as if it had it.
 func (s *session) accepted(msg *assembly) {
 	s.errors, s.junk = 0, 0
+	s.svc.metrics.Messages.WithLabelValues(s.svc.name).Inc()
+	s.svc.metrics.MessageBytes.WithLabelValues(s.svc.name).Add(float64(msg.contentLen()))
 	text := "Ok: queued as " + s.txn.id
 	if s.txn.bdat != nil {
 		text = "Ok: " + strconv.FormatInt(msg.contentLen(), 10) + " bytes queued as " + s.txn.id

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postgate/gateway/config"
+	"postgate/gateway/metrics"
 	"postgate/greylist"
 	"postgate/policyd"
 	"postgate/queue"
@@ -89,7 +90,8 @@ type service struct {
 	lists                    *restrictions.Lists
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
-	postscreen               *postscreen // nil unless master.cf runs postscreen for the service
+	postscreen               *postscreen      // nil unless master.cf runs postscreen for the service
+	metrics                  *metrics.Metrics // the process's, shared by all services
 	// proxyTimeout is smtpd_upstream_proxy_timeout when connections start
 	// with a PROXY protocol header (smtpd_upstream_proxy_protocol), else 0.
 	proxyTimeout time.Duration

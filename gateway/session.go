@@ -442,6 +442,7 @@ func (s *session) logContext(rcpt string) string {
 // <client>: <text>; from=<..> ...".
 func (s *session) logAction(what, stage, text, rcpt string) {
 	s.svc.log.Logf("smtpd", "%s: %s: %s from %s: %s;%s", s.idOrNoqueue(), what, stage, s.client, text, s.logContext(rcpt))
+	s.svc.metrics.Action(what, stage, text)
 }
 
 // request is what the restrictions see of the session.

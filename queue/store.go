@@ -277,6 +277,25 @@ func (s *Store) List() []Message {
 	return messages(es, s.envelopeOrNone)
 }
 
+// Counts are the number of messages and their content bytes in each
+// queue (indexed by State), as List would show them, without copying the
+// index: for metrics, read at every scrape.
+func (s *Store) Counts() (msgs [Corrupt + 1]int, bytes [Corrupt + 1]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.idx.m {
+		st := e.state
+		if _, ok := s.delivering[e.id]; ok && st == Deferred {
+			st = Active
+		}
+		if st >= Active && st <= Corrupt {
+			msgs[st]++
+			bytes[st] += e.contentLen()
+		}
+	}
+	return msgs, bytes
+}
+
 // envelopeOrNone is c's encoded envelope for a listing, "" when it cannot
 // be read (a damaged record's, or the message deleted meanwhile).
 func (s *Store) envelopeOrNone(c *entry) string {

@@ -228,7 +228,8 @@ var paramTable = []param{
 	// always (SPF is evaluated for every message), no.
 	{name: "postgate_spf_received_header", kind: kindString, def: "yes", impl: true,
 		check: oneOf("yes", "no", "always"), canon: lower},
-	later(str("postgate_metrics_address", "")),
+	// Prometheus /metrics (gateway/metrics): host:port, "" for none.
+	str("postgate_metrics_address", ""),
 	// PROXY protocol v1 and v2 from a load balancer in front (gateway/proxy.go).
 	{name: "smtpd_upstream_proxy_protocol", kind: kindString, def: "", impl: true,
 		check: oneOf("", "haproxy"), canon: lower},
