@@ -78,6 +78,11 @@ func (g *Gateway) controlConn(ctx context.Context, c net.Conn) {
 	var reply ControlReply
 	if err := json.Unmarshal(line, &req); err != nil {
 		reply.Errors = []string{"bad request: " + err.Error()}
+	} else if req.Op == "pickup" {
+		select {
+		case g.pickupNow <- struct{}{}:
+		default: // a scan is due anyway
+		}
 	} else if req.Op == "reload" {
 		if err := g.Reload(); err != nil {
 			reply.Errors = []string{err.Error()}

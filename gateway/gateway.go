@@ -45,11 +45,12 @@ type Gateway struct {
 	opts      Options
 	dns       dnsResolver
 	// reloadMu orders reloads, and Serve's start against them.
-	reloadMu sync.Mutex
-	sessions context.Context // Serve's, for the services a reload builds
-	stopping bool
-	metrics  *metrics.Metrics
-	metricsL net.Listener // postgate_metrics_address, nil for none
+	reloadMu  sync.Mutex
+	sessions  context.Context // Serve's, for the services a reload builds
+	stopping  bool
+	pickupNow chan struct{} // postgate sendmail wrote to the maildrop
+	metrics   *metrics.Metrics
+	metricsL  net.Listener // postgate_metrics_address, nil for none
 }
 
 // Check compiles everything the daemon would (restriction lists, tables,
@@ -150,7 +151,8 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	}
 	budget := newMemBudget(cfg.Int("postgate_memory_limit"))
 	setGoMemoryLimit(budget.limit)
-	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables, opts: opts, dns: dns}
+	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables, opts: opts, dns: dns,
+		pickupNow: make(chan struct{}, 1)}
 	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	g.metrics = newMetrics(store, dns)
 	d.count(g.metrics)
@@ -237,6 +239,11 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	if g.control != nil {
 		go g.serveControl(manager, g.control)
 	}
+	pickupDone := make(chan struct{})
+	go func() {
+		g.runPickup(sessions, g.pickupNow)
+		close(pickupDone)
+	}()
 	if g.metricsL != nil {
 		go func() {
 			if err := g.metrics.Serve(manager, g.metricsL); err != nil {
@@ -274,6 +281,7 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Wait()
 	endSessions()
+	<-pickupDone // a message being picked up is queued before the queue closes
 	endManager()
 	if e := <-managerDone; e != nil && !errors.Is(e, context.Canceled) && err == nil {
 		err = e

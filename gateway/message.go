@@ -214,7 +214,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		}
 	}
 	s.txn.received = msg.contentLen()
-	if s.svc.hasEndOfDataRestrictions && !s.passes("END-OF-MESSAGE", s.onlyRecipient(), s.check(restrictions.EndOfData, s.onlyRecipient())) {
+	if s.svc.hasEndOfDataRestrictions && !s.local && !s.passes("END-OF-MESSAGE", s.onlyRecipient(), s.check(restrictions.EndOfData, s.onlyRecipient())) {
 		return false
 	}
 	if s.checks.Discarded() {
@@ -246,7 +246,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		held = held || res.hold
 		checked = res
 	}
-	if domain, err := s.svc.canonical.rewriteContext(s.ctx, s.client.addr, s.peer); err != nil {
+	if domain, err := s.headerContext(); err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: local_header_rewrite_clients: %v", s.txn.id, err)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup error"})
 		return false
@@ -297,6 +297,17 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 	s.svc.log.Logf("cleanup", "%s: message-id=<%s>", s.txn.id, messageID(msg.header()))
 	s.accepted(received)
 	return true
+}
+
+// headerContext is the domain that qualifies header addresses: that of
+// the local or the remote rewriting context (local_header_rewrite_clients),
+// always the local one for mail from the maildrop, as Postfix rewrites
+// the headers of sendmail mail.
+func (s *session) headerContext() (string, error) {
+	if s.local {
+		return s.svc.canonical.myorigin, nil
+	}
+	return s.svc.canonical.rewriteContext(s.ctx, s.client.addr, s.peer)
 }
 
 // reassemble returns a new message (for the caller to release): msg's

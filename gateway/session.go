@@ -56,6 +56,11 @@ type session struct {
 	screenReply *rules.Reply
 	screenedOut bool // postscreen dropped the client: smtpd never saw it
 
+	// local: a maildrop submission (pickup.go), with no connection: a
+	// reply is kept in lastReply instead of sent.
+	local     bool
+	lastReply *rules.Reply
+
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
 	seqno  int // mail transactions begun, for the policy instance attribute
@@ -396,6 +401,10 @@ func isTimeout(err error) bool {
 // 5xx replies, turns 5xx into 4xx under soft_bounce, and hangs up after a
 // 421 or 521.
 func (s *session) reply(r rules.Reply) {
+	if s.local {
+		s.lastReply = &r
+		return
+	}
 	if s.errors >= s.svc.limits().softErrorLimit {
 		time.Sleep(s.svc.errorSleep)
 	}

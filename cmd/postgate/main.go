@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 const usage = `usage: postgate COMMAND [-c DIR] [ARGS]
@@ -20,6 +21,8 @@ commands:
   queue shape [-s] [-p] [-l] [-b N] [-t MIN] [QUEUE...]
                         messages per domain by age (qshape); QUEUE: active, deferred, hold
   reload                re-read the configuration without dropping sessions (postfix reload, SIGHUP)
+  sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs] [RCPT...]
+                        submit a message from standard input (sendmail; also as a link named sendmail)
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
   version               print the version
@@ -32,6 +35,13 @@ embedded defaults (listen on 127.0.0.1:2525, queue in ./postgate-queue).
 var version = "0.1-dev"
 
 func main() {
+	// Run through a link named sendmail or mailq, postgate is that command.
+	switch filepath.Base(os.Args[0]) {
+	case "sendmail":
+		os.Exit(sendmailCmd(os.Args[1:]))
+	case "mailq":
+		os.Exit(queueCmd(append(os.Args[1:], "list")))
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -48,6 +58,8 @@ func main() {
 		code = mapCmd(args)
 	case "reload":
 		code = reloadCmd(args)
+	case "sendmail":
+		code = sendmailCmd(args)
 	case "version":
 		fmt.Println("postgate", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"postgate/queue"
+	"postgate/rules/addrheader"
+)
+
+// pickupInterval is how often the maildrop is scanned without a trigger
+// (Postfix's pickup wakes every 60 s).
+const pickupInterval = 60 * time.Second
+
+// runPickup moves maildrop files into the queue until ctx ends: at start,
+// every pickupInterval, and whenever trigger fires (postgate sendmail asks
+// through the control socket). Messages go through the first smtpd
+// service's cleanup stages (content checks, canonical and virtual
+// rewriting) but not its smtpd restrictions, as Postfix's pickup feeds
+// cleanup directly.
+func (g *Gateway) runPickup(ctx context.Context, trigger <-chan struct{}) {
+	dir, err := ensureMaildrop(g.cfg.Get("queue_directory"))
+	if err != nil {
+		g.log.Logf("pickup", "warning: %v", err)
+		return
+	}
+	tick := time.NewTicker(pickupInterval)
+	defer tick.Stop()
+	for {
+		g.pickupAll(ctx, dir)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-trigger:
+		}
+	}
+}
+
+func (g *Gateway) pickupAll(ctx context.Context, dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		g.log.Logf("pickup", "warning: %s: %v", dir, err)
+		return
+	}
+	g.reloadMu.Lock()
+	var svc *service
+	if len(g.services) > 0 {
+		svc = g.services[0]
+	}
+	g.reloadMu.Unlock()
+	if svc == nil {
+		return // no smtpd service: nothing to run cleanup's stages with
+	}
+	for _, e := range ents { // in name order: arrival order
+		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() || ctx.Err() != nil {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		uid := -1
+		if info, err := e.Info(); err == nil {
+			uid = fileUID(info)
+		}
+		svc.pickup(ctx, path, uid)
+	}
+}
+
+// pickup queues one maildrop file and removes it. A file that cannot be
+// read as a submission, or whose message cleanup refuses for good, moves
+// to postdrop/rejected for the admin; one refused for now stays for the
+// next scan.
+func (svc *service) pickup(ctx context.Context, path string, uid int) {
+	d, content, err := readDrop(path, svc.messageSizeLimit)
+	if err != nil {
+		svc.log.Logf("pickup", "warning: %s: %v: moved to %s", path, err, MaildropDir+"/rejected")
+		setAside(path)
+		return
+	}
+	arrival := time.Now()
+	s := &session{svc: svc, ctx: ctx, cancel: func() {}, proto: "local", where: "END-OF-MESSAGE",
+		client: clientInfo{name: "localhost", reverse: "localhost", addr: netip.AddrFrom4([4]byte{127, 0, 0, 1})}, local: true}
+	s.peer = s.client.addr
+	s.txn.id = svc.store.NewID()
+	s.txn.sender = qualify(d.Sender, svc.virtual.myorigin)
+	for _, r := range d.Recipients {
+		s.txn.rcpts = append(s.txn.rcpts, queue.Recipient{Addr: qualify(r, svc.virtual.myorigin)})
+	}
+	s.txn.active = true
+	if uid < 0 {
+		uid = d.UID
+	}
+	svc.log.Logf("pickup", "%s: uid=%d from=<%s>", s.txn.id, uid, d.Sender)
+
+	msg := newAssembly(svc.budget, svc.spoolDir)
+	defer msg.release()
+	msg.buf = fmt.Appendf(msg.buf, "Received: by %s (%s, from userid %d)\r\n\tid %s; ", svc.hostname, svc.mailName, uid, s.txn.id)
+	msg.buf = append(arrival.AppendFormat(msg.buf, mailDateLayout), "\r\n"...)
+	msg.start = len(msg.buf)
+	if _, err := msg.readFrom(bytes.NewReader(localContent(content, s.txn.id, s.txn.sender, d.FullName, svc.hostname, arrival)), 0); err != nil {
+		svc.log.Logf("pickup", "warning: %s: %v", s.txn.id, err)
+		return
+	}
+	if s.finishMessage(msg, arrival) {
+		if err := os.Remove(path); err != nil {
+			svc.log.Logf("pickup", "warning: %s: remove %s: %v", s.txn.id, path, err)
+		}
+		return
+	}
+	if r := s.lastReply; r != nil && r.Code/100 == 5 {
+		svc.log.Logf("pickup", "warning: %s: %s: message rejected: %s: moved to %s", s.txn.id, path, r, MaildropDir+"/rejected")
+		setAside(path)
+	}
+}
+
+// setAside moves a maildrop file the daemon will not queue to
+// postdrop/rejected, where only the admin sees it.
+func setAside(path string) {
+	dir := filepath.Join(filepath.Dir(path), "rejected")
+	os.MkdirAll(dir, 0o700)
+	os.Rename(path, filepath.Join(dir, filepath.Base(path)))
+}
+
+// qualify appends @origin to an address without a domain, as Postfix's
+// trivial-rewrite does for locally submitted mail.
+func qualify(addr, origin string) string {
+	if addr == "" {
+		return ""
+	}
+	return addrheader.Qualify(addr, addr, origin)
+}
+
+// localContent is a submitted message as cleanup queues it: CRLF line
+// ends, and the Message-Id:, Date: and From: headers Postfix's cleanup
+// adds to local mail that lacks them, in that order, at the end of the
+// header section. The header section is the leading lines that are
+// header fields or their continuations; a body that follows without an
+// empty line gets one.
+func localContent(b []byte, id, sender, fullName, hostname string, arrival time.Time) []byte {
+	b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	end := 0 // of the header section
+	seen := map[string]bool{}
+	for end < len(b) {
+		line, _, _ := bytes.Cut(b[end:], []byte("\r\n"))
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') && end > 0 {
+			end += len(line) + 2
+			continue
+		}
+		name, _, ok := addrheader.SplitHeader(string(line))
+		if !ok {
+			break
+		}
+		seen[strings.ToLower(name)] = true
+		end = min(end+len(line)+2, len(b))
+	}
+	var add []byte
+	if !seen["message-id"] {
+		add = fmt.Appendf(add, "Message-Id: <%s.%s@%s>\r\n", arrival.UTC().Format("20060102150405"), id, hostname)
+	}
+	if !seen["date"] {
+		add = append(append(append(add, "Date: "...), arrival.Format(mailDateLayout)...), "\r\n"...)
+	}
+	if !seen["from"] {
+		add = append(add, fromHeader(sender, fullName)...)
+	}
+	rest := b[end:]
+	if end > 0 && !bytes.HasSuffix(b[:end], []byte("\r\n")) {
+		add = append([]byte("\r\n"), add...) // the last header line had no line end
+	}
+	if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("\r\n")) {
+		add = append(add, '\r', '\n')
+	}
+	return slices.Concat(b[:end], add, rest)
+}
+
+// fromHeader is cleanup's From: for local mail without one:
+// "From: Full Name <sender>" (header_from_format = standard), the name
+// quoted when it has specials, or just the sender.
+func fromHeader(sender, fullName string) string {
+	if sender == "" {
+		return "From: MAILER-DAEMON\r\n"
+	}
+	name := strings.Join(strings.Fields(fullName), " ")
+	if name == "" {
+		return "From: " + sender + "\r\n"
+	}
+	if strings.ContainsAny(name, "%!()<>@,;:\\\".[]") {
+		name = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
+	}
+	return "From: " + name + " <" + sender + ">\r\n"
+}
+
+// fileUID is the owner of a maildrop file: who submitted it.
+func fileUID(info os.FileInfo) int {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
