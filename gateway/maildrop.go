@@ -46,7 +46,9 @@ func WriteMaildrop(qdir string, d Drop, content io.Reader) (string, error) {
 	rand.Read(rnd[:])
 	name := fmt.Sprintf("%016x.%s", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
 	tmp := filepath.Join(dir, "."+name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Readable by the daemon, which may run as mail_owner; no one else can
+	// find the name (the directory is not listable).
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("maildrop %s: %w", dir, err)
 	}

@@ -49,6 +49,12 @@ func serve(args []string) int {
 	for _, a := range g.Addrs() {
 		fmt.Fprintf(os.Stderr, "postgate: listening on %s\n", a)
 	}
+	if owner := cfg.Get("mail_owner"); owner != "" && os.Geteuid() == 0 {
+		if err := g.DropPrivileges(owner); err != nil {
+			printError("fatal: ", err)
+			return 1
+		}
+	}
 	// SIGHUP reloads, as postgate reload does (the mail log says how it went).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -230,6 +230,10 @@ var paramTable = []param{
 		check: oneOf("yes", "no", "always"), canon: lower},
 	// Prometheus /metrics (gateway/metrics): host:port, "" for none.
 	str("postgate_metrics_address", ""),
+	// The user to run as after binding (gateway/privileges.go). Postfix's
+	// default is "postfix"; postgate's is none: it runs as it was started
+	// unless told.
+	str("mail_owner", ""),
 	// PROXY protocol v1 and v2 from a load balancer in front (gateway/proxy.go).
 	{name: "smtpd_upstream_proxy_protocol", kind: kindString, def: "", impl: true,
 		check: oneOf("", "haproxy"), canon: lower},
