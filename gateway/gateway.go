@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"postgate/gateway/config"
-	"postgate/gateway/resolver"
 	"postgate/queue"
 )
 
@@ -99,9 +98,9 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	if err != nil {
 		return nil, err
 	}
-	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
+	dns, err := newResolver(cfg)
 	if err != nil {
-		return nil, paramError(cfg, "postgate_dns_servers", err)
+		return nil, err
 	}
 	services, _, err := buildServices(cfg, tables, dns)
 	if err != nil {

@@ -19,6 +19,7 @@ commands:
   queue flush [DOMAIN]  deliver deferred mail now (postqueue -f; -s DOMAIN)
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
+  policyd               serve postgate's restrictions to Postfix (check_policy_service)
   version               print the version
 
 Without -c, postgate reads /etc/postgate when it exists, else runs on its
@@ -43,6 +44,8 @@ func main() {
 		code = queueCmd(args)
 	case "map":
 		code = mapCmd(args)
+	case "policyd":
+		code = policydCmd(args)
 	case "version":
 		fmt.Println("postgate", version)
 	case "help", "-h", "--help":
