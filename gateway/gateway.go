@@ -74,11 +74,7 @@ func buildServices(cfg *config.Config, tables *tableCache, dns dnsResolver) ([]*
 // New builds the runtime from cfg, opens the mail log and the queue. It
 // binds no socket yet.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	out := opts.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
-	log, err := OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+	log, err := openMailLog(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +84,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// openMailLog opens maillog_file, else logs to opts.LogOutput or stderr.
+func openMailLog(cfg *config.Config, opts Options) (*MailLog, error) {
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	return OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
 }
 
 func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error) {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"maps"
-	"os"
 
 	"postgate/gateway/config"
 	"postgate/gateway/resolver"
@@ -27,11 +26,7 @@ type Policyd struct {
 // NewPolicyd builds the policy server's runtime from main.cf and opens the
 // mail log.
 func NewPolicyd(cfg *config.Config, opts Options) (*Policyd, error) {
-	out := opts.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
-	log, err := OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+	log, err := openMailLog(cfg, opts)
 	if err != nil {
 		return nil, err
 	}

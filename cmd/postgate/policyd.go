@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,15 +16,10 @@ import (
 // inet:127.0.0.1:10040): postgate_policyd_restrictions from the same
 // main.cf, at postgate_policyd_listen, until SIGTERM or SIGINT.
 func policydCmd(args []string) int {
-	fs := flag.NewFlagSet("policyd", flag.ExitOnError)
-	dir := configFlag(fs)
-	fs.Parse(args)
-	cfg, err := loadConfig(*dir, true)
-	if err != nil {
-		printError("fatal: ", err)
+	cfg, ok := daemonConfig("policyd", args)
+	if !ok {
 		return 1
 	}
-	printDiagnostics(cfg)
 	p, err := gateway.NewPolicyd(cfg, gateway.Options{})
 	if err != nil {
 		printError("fatal: ", err)
