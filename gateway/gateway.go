@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,17 +38,30 @@ type Gateway struct {
 	tables    *tableCache // the runtime's tables and state stores
 }
 
-// Check compiles everything the daemon would (restriction lists, tables,
-// listener addresses) without opening the queue or any socket. It returns
-// notices for names postgate knows but does not implement yet; warn gets
-// the tables' warnings (duplicate keys).
+// Check compiles everything the daemons would (restriction lists, postgate
+// policyd's too, tables, listener addresses) without opening the queue or
+// any socket. It returns notices for names postgate knows but does not
+// implement yet; warn gets the tables' warnings (duplicate keys).
 func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	tables := newTableCache(warn)
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
 	_, notices, err := buildServices(cfg, tables, nil)
-	return notices, err
+	if err != nil {
+		return nil, err
+	}
+	// postgate policyd's list, from the same main.cf.
+	l, err := policydLists(cfg, tables, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range l.NotImplemented() {
+		if !slices.Contains(notices, n) {
+			notices = append(notices, n)
+		}
+	}
+	return notices, nil
 }
 
 func buildServices(cfg *config.Config, tables *tableCache, dns dnsResolver) ([]*service, []string, error) {
