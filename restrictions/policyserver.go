@@ -2,7 +2,7 @@ package restrictions
 
 import (
 	"context"
-	"strings"
+	"regexp"
 
 	"postgate/rules"
 )
@@ -10,11 +10,12 @@ import (
 // PolicyVerdict is what a restriction list decided for one policy
 // delegation request (postgate policyd). Postfix evaluates the answer as
 // an access action of its own stage and puts its "<name>: <class>
-// rejected: " before the text, so the texts here are without the stage's
-// own prefix.
+// rejected: " before the text, so the texts here are without postgate's
+// (whichever the restriction used: a sender check at RCPT says "Sender
+// address"), as a policy server's own reasons are.
 type PolicyVerdict struct {
 	Verdict
-	// Reason is Reply.Text without the stage's prefix.
+	// Reason is Reply.Text without its "<name>: <class> rejected: ".
 	Reason string
 	// DeferIfPermit and DeferIfReject are the defer_if_permit and
 	// defer_if_reject replies the list raised and nothing resolved
@@ -53,17 +54,29 @@ func (l *Lists) CheckClass(ctx context.Context, stage Stage, class string, req *
 		// Where Check turns it into the reply, so does the policy server.
 		st = e.deferIfPermitted(st)
 	}
-	prefix := "<" + name + ">: " + rc + " rejected: "
 	v := PolicyVerdict{Verdict: e.finish(st)}
-	v.Reason = strings.TrimPrefix(v.Reply.Text, prefix)
+	v.Reason = reason(v.Reply.Text)
 	pending := func(d deferral) *rules.Reply {
 		if !d.active {
 			return nil
 		}
-		return &rules.Reply{Code: d.code, DSN: d.dsn, Text: strings.TrimPrefix(d.reason, prefix)}
+		return &rules.Reply{Code: d.code, DSN: d.dsn, Text: reason(d.reason)}
 	}
 	if st != reject {
 		v.DeferIfPermit, v.DeferIfReject = pending(e.txn.dip), pending(e.dir)
 	}
 	return v
+}
+
+// rejectedPrefix is the "<name>: <class> rejected: " of a reply text.
+var rejectedPrefix = regexp.MustCompile("^<[^>]*>: (" + regexp.QuoteMeta(rcClient) + "|" + regexp.QuoteMeta(rcReverseClient) +
+	"|" + regexp.QuoteMeta(rcHelo) + "|" + regexp.QuoteMeta(rcSender) + "|" + regexp.QuoteMeta(rcRecipient) +
+	"|" + regexp.QuoteMeta(rcEtrn) + "|" + regexp.QuoteMeta(rcData) + "|" + regexp.QuoteMeta(rcEndOfData) + ") rejected: ")
+
+// reason is a reply text without its "<name>: <class> rejected: ".
+func reason(text string) string {
+	if loc := rejectedPrefix.FindStringIndex(text); loc != nil {
+		return text[loc[1]:]
+	}
+	return text
 }

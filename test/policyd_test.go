@@ -155,3 +155,38 @@ postgate_policyd_idle_timeout = 2s
 		t.Errorf("want one timeout warning:\n%s", log)
 	}
 }
+
+// TestPolicydSPFAgainstPostgate: reject_spf_fail against a real
+// authoritative DNS server (nsd), in postgate's smtpd_sender_restrictions
+// and, through postgate policyd on the same main.cf, in the real
+// Postfix's: the same reply for every sender, word for word (Postfix puts
+// "<sender>: Sender address rejected: " before the policy server's reason,
+// as postgate does).
+func TestPolicydSPFAgainstPostgate(t *testing.T) {
+	t.Parallel()
+	ns := startNSD(t, map[string]string{"spf.test": spfZone})
+	pgSink, pfSink := harness.StartSink(t), harness.StartSink(t)
+	policyPort := harness.FreePort(t)
+	pg := harness.Start(t, fmt.Sprintf(spfRelay, pgSink.Port, ns)+fmt.Sprintf(`smtpd_sender_restrictions = reject_spf_fail
+postgate_policyd_restrictions = $smtpd_sender_restrictions
+postgate_policyd_listen = inet:127.0.0.1:%d
+`, policyPort), "")
+	harness.StartPolicyd(t, pg.Dir, policyPort)
+	pf := harness.StartPostfix(t, fmt.Sprintf(`relay_domains = corp.test
+transport_maps = inline:{ corp.test=smtp:[127.0.0.1]:%d }
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_sender_restrictions = check_policy_service inet:127.0.0.1:%d
+`, pfSink.Port, policyPort))
+	for _, tc := range []struct {
+		from string
+		code int
+	}{{"a@fail.spf.test", 550}, {"a@pass.spf.test", 250}, {"a@softfail.spf.test", 250}, {"a@none.spf.test", 250}} {
+		code, text := rcptFrom(t, pg.Addr, outside, tc.from, "u@corp.test")
+		if code != tc.code {
+			t.Errorf("%s, postgate: %d %s, want %d", tc.from, code, text, tc.code)
+		}
+		if pfCode, pfText := rcptFrom(t, pf.Addr, outside, tc.from, "u@corp.test"); pfCode != code || pfText != text {
+			t.Errorf("%s: Postfix with policyd %d %s, postgate %d %s", tc.from, pfCode, pfText, code, text)
+		}
+	}
+}
