@@ -62,8 +62,7 @@ func printError(prefix string, err error) {
 }
 
 // daemonConfig parses a daemon command's flags (-c DIR) and loads the
-// configuration, saying which and printing its warnings; ok is false
-// after a fatal error, reported.
+// configuration, saying which; ok is false after a fatal error, reported.
 func daemonConfig(name string, args []string) (cfg *config.Config, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	dir := configFlag(fs)
@@ -73,6 +72,5 @@ func daemonConfig(name string, args []string) (cfg *config.Config, ok bool) {
 		printError("fatal: ", err)
 		return nil, false
 	}
-	printDiagnostics(cfg)
 	return cfg, true
 }

@@ -19,8 +19,8 @@ commands:
   queue flush [DOMAIN]  deliver deferred mail now (postqueue -f; -s DOMAIN)
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
-  policyd               serve postgate's restrictions to Postfix (check_policy_service)
   version               print the version
+  policyd               serve postgate's restrictions to Postfix (check_policy_service)
 
 Without -c, postgate reads /etc/postgate when it exists, else runs on its
 embedded defaults (listen on 127.0.0.1:2525, queue in ./postgate-queue).
@@ -44,10 +44,10 @@ func main() {
 		code = queueCmd(args)
 	case "map":
 		code = mapCmd(args)
-	case "policyd":
-		code = policydCmd(args)
 	case "version":
 		fmt.Println("postgate", version)
+	case "policyd":
+		code = policydCmd(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -20,6 +20,7 @@ func policydCmd(args []string) int {
 	if !ok {
 		return 1
 	}
+	printDiagnostics(cfg)
 	p, err := gateway.NewPolicyd(cfg, gateway.Options{})
 	if err != nil {
 		printError("fatal: ", err)

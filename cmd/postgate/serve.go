@@ -16,6 +16,7 @@ func serve(args []string) int {
 	if !ok {
 		return 1
 	}
+	printDiagnostics(cfg)
 	g, err := gateway.New(cfg, gateway.Options{})
 	if err != nil {
 		printError("fatal: ", err)
