@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postgate/gateway/config"
+	"postgate/gateway/resolver"
 	"postgate/queue"
 )
 
@@ -107,6 +108,15 @@ func openMailLog(cfg *config.Config, opts Options) (*MailLog, error) {
 		out = os.Stderr
 	}
 	return OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+}
+
+// newResolver is the one DNS resolver of a runtime.
+func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
+	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
+	if err != nil {
+		return nil, paramError(cfg, "postgate_dns_servers", err)
+	}
+	return dns, nil
 }
 
 func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error) {

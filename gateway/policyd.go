@@ -4,7 +4,6 @@ import (
 	"maps"
 
 	"postgate/gateway/config"
-	"postgate/gateway/resolver"
 	"postgate/restrictions"
 )
 
@@ -64,15 +63,6 @@ func policydLists(cfg *config.Config, tables *tableCache, dns dnsResolver) (*res
 		return nil, restrictionError(cfg, err)
 	}
 	return l, nil
-}
-
-// newResolver is the one DNS resolver of a runtime.
-func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
-	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
-	if err != nil {
-		return nil, paramError(cfg, "postgate_dns_servers", err)
-	}
-	return dns, nil
 }
 
 // Logf writes one mail log line of program policyd.
