@@ -70,6 +70,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for {
 		var nc net.Conn
 		nc, err = ln.Accept()
+		if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+			// Out of file descriptors, say: the server goes on once
+			// connections have closed.
+			s.o.Logf("warning: accept: %v", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			break
 		}
