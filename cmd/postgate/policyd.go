@@ -35,7 +35,6 @@ func policydCmd(args []string) int {
 	listen := cfg.Get("postgate_policyd_listen")
 	ln, err := server.Listen(ctx, listen, cfg.Get("queue_directory"))
 	if err != nil {
-		p.Logf("fatal: postgate_policyd_listen = %s: %v", listen, err)
 		fmt.Fprintf(os.Stderr, "postgate: fatal: postgate_policyd_listen = %s: %v\n", listen, err)
 		return 1
 	}
