@@ -68,6 +68,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 400000x ./restrictions/spf
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime 60000x ./policyd
 	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 180000x ./greylist
 
 # Benchmarks stay out of `make test`; figures go in issue notes.

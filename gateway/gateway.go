@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,17 +54,30 @@ type Gateway struct {
 	metricsL  net.Listener // postgate_metrics_address, nil for none
 }
 
-// Check compiles everything the daemon would (restriction lists, tables,
-// listener addresses) without opening the queue or any socket. It returns
-// notices for names postgate knows but does not implement yet; warn gets
-// the tables' warnings (duplicate keys).
+// Check compiles everything the daemons would (restriction lists, postgate
+// policyd's too, tables, listener addresses) without opening the queue or
+// any socket. It returns notices for names postgate knows but does not
+// implement yet; warn gets the tables' warnings (duplicate keys).
 func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	tables := newTableCache(warn)
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
 	_, notices, err := buildServices(cfg, tables, nil)
-	return notices, err
+	if err != nil {
+		return nil, err
+	}
+	// postgate policyd's list, from the same main.cf.
+	l, err := policydLists(cfg, tables, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range l.NotImplemented() {
+		if !slices.Contains(notices, n) {
+			notices = append(notices, n)
+		}
+	}
+	return notices, nil
 }
 
 func buildServices(cfg *config.Config, tables *tableCache, dns dnsResolver) ([]*service, []string, error) {
@@ -90,11 +104,7 @@ func buildServices(cfg *config.Config, tables *tableCache, dns dnsResolver) ([]*
 // New builds the runtime from cfg, opens the mail log and the queue. It
 // binds no socket yet.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	out := opts.LogOutput
-	if out == nil {
-		out = os.Stderr
-	}
-	log, err := OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+	log, err := openMailLog(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +116,24 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
+// openMailLog opens maillog_file, else logs to opts.LogOutput or stderr.
+func openMailLog(cfg *config.Config, opts Options) (*MailLog, error) {
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	return OpenMailLog(cfg.Get("maillog_file"), out, cfg.Get("syslog_name"), cfg.Get("myhostname"))
+}
+
+// newResolver is the one DNS resolver of a runtime.
+func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
+	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
+	if err != nil {
+		return nil, paramError(cfg, "postgate_dns_servers", err)
+	}
+	return dns, nil
+}
+
 func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error) {
 	// Table problems that do not stop a table (duplicate keys, a reload
 	// that failed) are logged as Postfix's processes log them.
@@ -114,9 +142,9 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	if err != nil {
 		return nil, err
 	}
-	dns, err := resolver.New(resolver.Options{Servers: cfg.List("postgate_dns_servers")})
+	dns, err := newResolver(cfg)
 	if err != nil {
-		return nil, paramError(cfg, "postgate_dns_servers", err)
+		return nil, err
 	}
 	services, _, err := buildServices(cfg, tables, dns)
 	if err != nil {

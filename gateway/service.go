@@ -88,6 +88,7 @@ type service struct {
 	contentFilter            string // content_filter: transport:destination, "" for none
 	queueMinFree             int64  // queue_minfree, for MAIL SIZE=
 	lists                    *restrictions.Lists
+	restrictionOpts          restrictions.Options // what lists was compiled with (postgate policyd compiles its own list with them)
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
 	postscreen               *postscreen      // nil unless master.cf runs postscreen for the service
@@ -351,7 +352,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if err != nil {
 		return nil, nil, err
 	}
-	s.lists, err = restrictions.Compile(params, restrictions.Options{
+	s.restrictionOpts = restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,
 		InetIPv6:                        s.ipv6,
@@ -411,7 +412,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		},
 		StateStore: state,
 		Greylist:   greylistOptions(cfg),
-	})
+	}
+	s.lists, err = restrictions.Compile(params, s.restrictionOpts)
 	if err != nil {
 		return nil, nil, restrictionError(cfg, err)
 	}

@@ -141,7 +141,7 @@ var errProtocol = errors.New("policy protocol error")
 func (c *Client) readReply(r *bufio.Reader, warn func(string)) (string, error) {
 	action, found := "", false
 	for first := true; ; first = false {
-		line, err := readLine(r)
+		line, err := readLine(r, maxLine)
 		if err != nil && first && line == "" {
 			return "", err
 		}
@@ -175,17 +175,19 @@ func (c *Client) readReply(r *bufio.Reader, warn func(string)) (string, error) {
 	}
 }
 
-// readLine reads up to '\n' (not included); on error it returns what it
-// had read of the line.
-func readLine(r *bufio.Reader) (string, error) {
+// readLine reads up to '\n' (not included), a line of at most limit
+// bytes; on error it returns what it had read of the line.
+func readLine(r *bufio.Reader, limit int) (string, error) {
 	var b []byte
 	for {
 		frag, err := r.ReadSlice('\n')
 		b = append(b, frag...)
 		switch {
+		case err == nil && len(b) > limit+1:
+			return string(b[:limit]), errProtocol
 		case err == nil:
 			return string(b[:len(b)-1]), nil
-		case err == bufio.ErrBufferFull && len(b) <= maxLine:
+		case err == bufio.ErrBufferFull && len(b) <= limit:
 			continue
 		case err == bufio.ErrBufferFull:
 			return string(b), errProtocol

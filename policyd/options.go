@@ -85,9 +85,22 @@ func parseService(spec string, o Options) (endpoint, Options, error) {
 			return endpoint{}, o, err
 		}
 	}
+	ep, err := parseEndpoint(server, o.QueueDirectory)
+	return ep, o, err
+}
+
+// Endpoint reads where a policy server listens, as check_policy_service
+// names it: "inet:host:port", "unix:/path", or "unix:name" relative to
+// queueDir. network and address are for net.Dial and net.Listen.
+func Endpoint(server, queueDir string) (network, address string, err error) {
+	ep, err := parseEndpoint(server, queueDir)
+	return ep.network, ep.address, err
+}
+
+func parseEndpoint(server, queueDir string) (endpoint, error) {
 	transport, addr, _ := strings.Cut(server, ":")
 	if transport == "" || addr == "" {
-		return endpoint{}, o, fmt.Errorf("need service transport:endpoint instead of %q", server)
+		return endpoint{}, fmt.Errorf("need service transport:endpoint instead of %q", server)
 	}
 	ep := endpoint{address: addr, name: addr}
 	switch transport {
@@ -96,12 +109,12 @@ func parseService(spec string, o Options) (endpoint, Options, error) {
 	case "unix", "local":
 		ep.network = "unix"
 		if !filepath.IsAbs(addr) {
-			ep.address = filepath.Join(o.QueueDirectory, addr)
+			ep.address = filepath.Join(queueDir, addr)
 		}
 	default:
-		return endpoint{}, o, fmt.Errorf("invalid transport name: %s in service: %s", transport, server)
+		return endpoint{}, fmt.Errorf("invalid transport name: %s in service: %s", transport, server)
 	}
-	return ep, o, nil
+	return ep, nil
 }
 
 // override applies one name=value item of the braced form (Postfix's

@@ -22,6 +22,13 @@ func (l *Lists) Check(ctx context.Context, stage Stage, req *Request, txn *Txn) 
 	if txn == nil {
 		txn = &Txn{}
 	}
+	e := l.newEval(ctx, stage, req, txn)
+	return e.finish(e.check())
+}
+
+// newEval is the state of one check: from MAIL on there is a sender; the
+// recipient is RCPT's, or at DATA and END-OF-MESSAGE the only one.
+func (l *Lists) newEval(ctx context.Context, stage Stage, req *Request, txn *Txn) *eval {
 	e := &eval{ctx: ctx, l: l, req: req, txn: txn, stage: stage}
 	switch stage {
 	case Mail, Rcpt, Data, EndOfData:
@@ -33,7 +40,7 @@ func (l *Lists) Check(ctx context.Context, stage Stage, req *Request, txn *Txn) 
 	case (stage == Data || stage == EndOfData) && req.RecipientCount <= 1 && req.Recipient != "":
 		e.hasRecipient, e.recipient = true, req.Recipient
 	}
-	return e.finish(e.check())
+	return e
 }
 
 func (e *eval) check() status {

@@ -68,7 +68,7 @@ func (e *eval) policyRequest() *policyd.Request {
 	if r.ProtocolState != "" {
 		state = r.ProtocolState
 	}
-	rcpt, count, stress := "", 0, ""
+	rcpt, count, stress := "", int64(0), ""
 	if r.Stress {
 		stress = "yes"
 	}
@@ -76,7 +76,7 @@ func (e *eval) policyRequest() *policyd.Request {
 		rcpt = e.recipient
 	}
 	if e.stage == Data || e.stage == EndOfData {
-		count = r.RecipientCount
+		count = int64(r.RecipientCount)
 	}
 	return &policyd.Request{
 		ProtocolState:     state,

@@ -60,3 +60,17 @@ func printError(prefix string, err error) {
 	}
 	fmt.Fprintf(os.Stderr, "postgate: %s%v\n", prefix, err)
 }
+
+// daemonConfig parses a daemon command's flags (-c DIR) and loads the
+// configuration, saying which; ok is false after a fatal error, reported.
+func daemonConfig(name string, args []string) (cfg *config.Config, ok bool) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	dir := configFlag(fs)
+	fs.Parse(args)
+	cfg, err := loadConfig(*dir, true)
+	if err != nil {
+		printError("fatal: ", err)
+		return nil, false
+	}
+	return cfg, true
+}

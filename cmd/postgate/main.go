@@ -26,6 +26,7 @@ commands:
   map -q KEY|- TABLE... look a key up in tables (postmap -q)
   map -s TABLE...       list tables (postmap -s)
   version               print the version
+  policyd               serve postgate's restrictions to Postfix (check_policy_service)
 
 Without -c, postgate reads /etc/postgate when it exists, else runs on its
 embedded defaults (listen on 127.0.0.1:2525, queue in ./postgate-queue).
@@ -62,6 +63,8 @@ func main() {
 		code = sendmailCmd(args)
 	case "version":
 		fmt.Println("postgate", version)
+	case "policyd":
+		code = policydCmd(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

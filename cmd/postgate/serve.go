@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,12 +13,8 @@ import (
 )
 
 func serve(args []string) int {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	dir := configFlag(fs)
-	fs.Parse(args)
-	cfg, err := loadConfig(*dir, true)
-	if err != nil {
-		printError("fatal: ", err)
+	cfg, ok := daemonConfig("serve", args)
+	if !ok {
 		return 1
 	}
 	printDiagnostics(cfg)

@@ -255,6 +255,15 @@ var paramTable = []param{
 	list("postgate_greylist_client_allowlist_maps", ""),
 	list("postgate_greylist_sender_allowlist_maps", ""),
 	list("postgate_greylist_recipient_allowlist_maps", ""),
+	// postgate policyd, the policy server for an existing Postfix
+	// (policyd/server): where it listens (inet:host:port, unix:/path, or
+	// unix:name under queue_directory), the restriction list each request
+	// is checked with, the bound on one request and on an idle connection
+	// (past Postfix's smtpd_policy_service_max_ttl, so Postfix closes first).
+	str("postgate_policyd_listen", "inet:127.0.0.1:10040"),
+	list("postgate_policyd_restrictions", "check_greylist"),
+	seconds("postgate_policyd_timeout", "100s", 's', 1),
+	seconds("postgate_policyd_idle_timeout", "1000s", 's', 1),
 
 	// Delivery.
 	list("relayhost", ""),

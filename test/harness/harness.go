@@ -139,6 +139,7 @@ type Postgate struct {
 	cmd     *exec.Cmd
 	stderr  *bytes.Buffer
 	waitErr chan error
+	command string // the daemon's subcommand: "serve", or "policyd"
 }
 
 // DefaultMain is the harness's main.cf head; a test's own settings are
@@ -183,7 +184,7 @@ func Start(t testing.TB, extraMain, master string) *Postgate {
 	t.Helper()
 	dir, port := Config(t, extraMain, master)
 	p := &Postgate{t: t, Dir: dir, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port),
-		Queue: filepath.Join(dir, "queue"), Maillog: filepath.Join(dir, "maillog")}
+		Queue: filepath.Join(dir, "queue"), Maillog: filepath.Join(dir, "maillog"), command: "serve"}
 	p.Restart()
 	t.Cleanup(p.Kill)
 	return p
@@ -193,7 +194,7 @@ func Start(t testing.TB, extraMain, master string) *Postgate {
 func (p *Postgate) Restart() {
 	p.t.Helper()
 	p.stderr = new(bytes.Buffer)
-	p.cmd = exec.Command(Binary(p.t), "serve", "-c", p.Dir)
+	p.cmd = exec.Command(Binary(p.t), p.command, "-c", p.Dir)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	if err := p.cmd.Start(); err != nil {
