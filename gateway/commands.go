@@ -146,17 +146,6 @@ func (s *session) quitCmd(args []command.Token) bool {
 	return true
 }
 
-// auth: postgate offers no SASL yet (the TLS/SASL issue), so AUTH is
-// answered as Postfix answers it with smtpd_sasl_auth_enable = no.
-func (s *session) auth(args []command.Token) bool {
-	if s.svc.heloRequired && s.helo == "" {
-		s.reply(rules.Reply{Code: 503, DSN: "5.5.1", Text: "Error: send HELO/EHLO first"})
-		return false
-	}
-	s.reply(rules.Reply{Code: 503, DSN: "5.5.1", Text: "Error: authentication not enabled"})
-	return false
-}
-
 // starttls: postgate offers no TLS yet (the TLS/SASL issue), so STARTTLS is
 // answered as Postfix answers it with smtpd_tls_security_level = none.
 func (s *session) starttls(args []command.Token) bool {

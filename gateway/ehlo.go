@@ -105,6 +105,7 @@ func (s *session) ehloKeywords() []string {
 		add(ehloVrfy, "VRFY")
 	}
 	add(ehloEtrn, "ETRN")
+	out = append(out, s.authKeywords()...)
 	if s.xclientOK {
 		add(ehloXclient, "XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT")
 	}

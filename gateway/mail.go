@@ -121,8 +121,8 @@ func (s *session) mailParam(p string, txn *transaction, seen *mailSeen) *rules.R
 	case strings.EqualFold(p, "SMTPUTF8") && s.svc.smtputf8 && s.ehloMask&ehloSMTPUTF8 == 0:
 		// Taken before the address.
 	case strings.EqualFold(key, "AUTH") && hasValue:
-		// RFC 4954's original submitter: postgate offers no AUTH, so the
-		// value is only checked for repetition, as Postfix does.
+		// RFC 4954's original submitter: only checked for repetition, as
+		// Postfix does (it keeps it for milters).
 		if seen.auth {
 			return &rules.Reply{Code: 503, DSN: "5.5.4", Text: "Error: multiple AUTH= options"}
 		}
@@ -206,7 +206,7 @@ func (s *session) rcpt(args []command.Token) bool {
 	if s.txn.id == "" {
 		// Postfix assigns the queue ID at the first accepted recipient.
 		s.txn.id = s.svc.store.NewID()
-		s.svc.log.Logf("smtpd", "%s: client=%s", s.txn.id, s.client)
+		s.svc.log.Logf("smtpd", "%s: client=%s%s", s.txn.id, s.client, s.saslLog())
 	}
 	s.txn.rcpts = append(s.txn.rcpts, rcpt)
 	s.reply(rules.Reply{Code: 250, DSN: "2.1.5", Text: "Ok"})

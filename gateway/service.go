@@ -93,6 +93,9 @@ type service struct {
 	hasEndOfDataRestrictions bool
 	postscreen               *postscreen      // nil unless master.cf runs postscreen for the service
 	metrics                  *metrics.Metrics // the process's, shared by all services
+	sasl                     saslSettings
+	// tlsAuthOnly: smtpd_tls_auth_only (AUTH only after STARTTLS).
+	tlsAuthOnly bool
 	// proxyTimeout is smtpd_upstream_proxy_timeout when connections start
 	// with a PROXY protocol header (smtpd_upstream_proxy_protocol), else 0.
 	proxyTimeout time.Duration
@@ -352,6 +355,14 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.sasl, err = newSASLSettings(cfg); err != nil {
+		return nil, nil, err
+	}
+	s.tlsAuthOnly = cfg.Bool("smtpd_tls_auth_only")
+	senderLogin, err := openMaps(cfg, "smtpd_sender_login_maps", tables)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.restrictionOpts = restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,
@@ -410,8 +421,10 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 			QueueDirectory: cfg.Get("queue_directory"),
 			SMTPUTF8:       cfg.Bool("smtputf8_enable"),
 		},
-		StateStore: state,
-		Greylist:   greylistOptions(cfg),
+		StateStore:      state,
+		Greylist:        greylistOptions(cfg),
+		SASLEnabled:     s.sasl.backend != nil,
+		SenderLoginMaps: senderLogin,
 	}
 	s.lists, err = restrictions.Compile(params, s.restrictionOpts)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postgate/gateway/command"
+	"postgate/gateway/sasl"
 	"postgate/queue"
 	"postgate/restrictions"
 	"postgate/rules"
@@ -55,6 +56,13 @@ type session struct {
 	// screenReply: postscreen enforces a failed test: every RCPT gets it.
 	screenReply *rules.Reply
 	screenedOut bool // postscreen dropped the client: smtpd never saw it
+
+	// SMTP AUTH (saslsession.go): the backend's per-session state, the
+	// mechanism of an exchange in progress (the next line is a response),
+	// and who the client authenticated as.
+	saslServer           sasl.Server
+	saslMech             string
+	saslUser, saslMethod string
 
 	// local: a maildrop submission (pickup.go), with no connection: a
 	// reply is kept in lastReply instead of sent.
@@ -252,6 +260,10 @@ func (s *session) Command(line smtp.CommandLine) {
 
 func (s *session) command(line smtp.CommandLine) {
 	text := line.Text
+	if s.saslMech != "" {
+		s.authResponse(text)
+		return
+	}
 	if line.Truncated {
 		s.svc.log.Logf("smtpd", "warning: %s: request longer than %d: %.30s...", s.client, s.svc.lineLimit, printable(text))
 	}
@@ -377,6 +389,9 @@ func (s *session) ReadError(err error) {
 func (s *session) Close() {
 	s.resetTransaction()
 	s.cancel()
+	if s.saslServer != nil {
+		s.saslServer.Close()
+	}
 	if s.screenedOut {
 		return
 	}
@@ -464,6 +479,7 @@ func (s *session) request(rcpt string) *restrictions.Request {
 	return &restrictions.Request{
 		ClientAddr:        s.client.addr,
 		PeerAddr:          s.peer,
+		SASLUser:          s.saslUser,
 		ClientName:        s.client.name,
 		ReverseName:       s.client.reverse,
 		ClientNameStatus:  s.client.nameStatus,

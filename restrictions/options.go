@@ -69,6 +69,9 @@ type Options struct {
 	DelayReject          bool // smtpd_delay_reject (Postfix default yes)
 	RelayBeforeRecipient bool // smtpd_relay_before_recipient_restrictions (Postfix default yes)
 
+	SASLEnabled     bool          // smtpd_sasl_auth_enable: the sender login checks work only with it
+	SenderLoginMaps []rules.Table // smtpd_sender_login_maps: sender address → owning login names
+
 	// Classes maps each smtpd_restriction_classes name to its list value.
 	Classes map[string]string
 	// ParentDomainMatchesSubdomains reports whether a feature (e.g.

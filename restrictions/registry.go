@@ -93,10 +93,10 @@ var registry = map[string]spec{
 	"reject_unknown_address":                       {noArg, nil},
 	"reject_unverified_sender":                     {noArg, nil},
 	"reject_unlisted_sender":                       {noArg, buildRejectUnlistedSender},
-	"reject_sender_login_mismatch":                 {noArg, nil},
-	"reject_authenticated_sender_login_mismatch":   {noArg, nil},
-	"reject_known_sender_login_mismatch":           {noArg, nil},
-	"reject_unauthenticated_sender_login_mismatch": {noArg, nil},
+	"reject_sender_login_mismatch":                 {noArg, buildSenderLogin(loginAuthenticated | loginUnauthenticated)},
+	"reject_authenticated_sender_login_mismatch":   {noArg, buildSenderLogin(loginAuthenticated)},
+	"reject_known_sender_login_mismatch":           {noArg, buildSenderLogin(loginAuthenticated | loginUnauthenticated | loginKnownOnly)},
+	"reject_unauthenticated_sender_login_mismatch": {noArg, buildSenderLogin(loginUnauthenticated)},
 	"reject_rhsbl_sender":                          {wordArg, buildRejectRHSBLSender},
 
 	// Recipient.

@@ -230,6 +230,18 @@ var paramTable = []param{
 		check: oneOf("yes", "no", "always"), canon: lower},
 	// Prometheus /metrics (gateway/metrics): host:port, "" for none.
 	str("postgate_metrics_address", ""),
+	// SMTP AUTH (gateway/sasl, gateway/saslsession.go): smtpd_sasl_type
+	// dovecot, or file (postgate's password file); Postfix's default
+	// cyrus is refused by check with that advice.
+	boolean("smtpd_sasl_auth_enable", "no"),
+	str("smtpd_sasl_type", "cyrus"),
+	str("smtpd_sasl_path", "smtpd"),
+	str("smtpd_sasl_service", "smtp"),
+	list("smtpd_sasl_security_options", "noanonymous"),
+	list("smtpd_sasl_tls_security_options", "$smtpd_sasl_security_options"),
+	boolean("broken_sasl_auth_clients", "no"),
+	integer("smtpd_sasl_response_limit", "12288", 1),
+	list("smtpd_sender_login_maps", ""),
 	// The user to run as after binding (gateway/privileges.go). Postfix's
 	// default is "postfix"; postgate's is none: it runs as it was started
 	// unless told.
