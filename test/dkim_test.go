@@ -1,0 +1,250 @@
+package test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"postgate/test/harness"
+)
+
+// dkimKeys are the test's signing keys: an RSA key made by opendkim-genkey
+// (the real tool, which also writes its TXT record) and an Ed25519 key,
+// and the zones nsd serves with their public halves and the DMARC and
+// SPF records.
+type dkimKeys struct {
+	dir          string
+	rsa, ed25519 string // private key files (PEM)
+	zones        map[string]string
+}
+
+// dkimZone is dkim.test: SPF fails for every client, so only an aligned
+// DKIM signature passes DMARC (p=reject). The key records are appended.
+const dkimZone = `$ORIGIN dkim.test.
+$TTL 60
+@          IN SOA ns.dkim.test. hostmaster.dkim.test. 1 3600 600 86400 60
+@          IN NS  ns.dkim.test.
+ns         IN A   127.0.0.1
+@          IN TXT "v=spf1 -all"
+_dmarc     IN TXT "v=DMARC1; p=reject"
+`
+
+// dmarcZone has a domain for each policy; SPF passes for the outside
+// client (127.0.0.5) at reject. and mailer. (both under dmarc.test, so
+// relaxed-aligned with each other, not strictly).
+const dmarcZone = `$ORIGIN dmarc.test.
+$TTL 60
+@          IN SOA ns.dmarc.test. hostmaster.dmarc.test. 1 3600 600 86400 60
+@          IN NS  ns.dmarc.test.
+ns         IN A   127.0.0.1
+_dmarc     IN TXT "v=DMARC1; p=none; sp=reject"
+reject     IN TXT "v=spf1 ip4:127.0.0.5 -all"
+_dmarc.reject IN TXT "v=DMARC1; p=reject; aspf=s"
+mailer     IN TXT "v=spf1 ip4:127.0.0.5 -all"
+_dmarc.quar IN TXT "v=DMARC1; p=quarantine"
+_dmarc.none IN TXT "v=DMARC1; p=none"
+_dmarc.pct IN TXT "v=DMARC1; p=reject; pct=0"
+`
+
+// otherZone is an unrelated domain whose SPF passes for the outside client.
+const otherZone = `$ORIGIN other.test.
+$TTL 60
+@          IN SOA ns.other.test. hostmaster.other.test. 1 3600 600 86400 60
+@          IN NS  ns.other.test.
+ns         IN A   127.0.0.1
+@          IN TXT "v=spf1 ip4:127.0.0.5 -all"
+`
+
+func newDKIMKeys(t *testing.T) *dkimKeys {
+	t.Helper()
+	genkey := harness.Need(t, "opendkim-genkey", "opendkim-tools")
+	k := &dkimKeys{dir: t.TempDir()}
+	if out, err := exec.Command(genkey, "-D", k.dir, "-d", "dkim.test", "-s", "sel").CombinedOutput(); err != nil {
+		t.Fatalf("opendkim-genkey: %v\n%s", err, out)
+	}
+	k.rsa = filepath.Join(k.dir, "sel.private")
+	record, err := os.ReadFile(filepath.Join(k.dir, "sel.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.ed25519 = filepath.Join(k.dir, "ed.pem")
+	if err := os.WriteFile(k.ed25519, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.zones = map[string]string{
+		"dkim.test": dkimZone + string(record) + "\n" +
+			fmt.Sprintf("ed._domainkey.ed IN TXT \"v=DKIM1; k=ed25519; p=%s\"\n", base64.StdEncoding.EncodeToString(pub)),
+		"dmarc.test": dmarcZone,
+		"other.test": otherZone,
+	}
+	return k
+}
+
+const authRelay = spfRelay + `postgate_dkim_verify = yes
+postgate_dmarc_enforce = yes
+`
+
+// sendMessage sends one message from client address from and returns the
+// reply to the end of DATA (or to RCPT when it is refused).
+func sendMessage(t *testing.T, addr, from, mailFrom, message string) string {
+	t.Helper()
+	cl := harness.Dial(t, addr, from)
+	cl.Expect(250, "EHLO client.src.test")
+	cl.Expect(250, "MAIL FROM:<%s>", mailFrom)
+	if code, text := cl.Cmd("RCPT TO:<u@corp.test>"); code != 250 {
+		return fmt.Sprintf("%d %s", code, text)
+	}
+	cl.Expect(354, "DATA")
+	cl.Send(message + ".\r\n")
+	code, text := cl.Reply()
+	cl.Expect(221, "QUIT")
+	return fmt.Sprintf("%d %s", code, text)
+}
+
+// sinkMessages waits for n complete messages (each ends with endLine) at
+// the sink and returns them by Subject, with LF line ends.
+func sinkMessages(t *testing.T, sink *harness.Sink, n int, endLine string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for deadline := time.Now().Add(30 * time.Second); len(out) < n && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		clear(out)
+		for _, d := range sink.WaitMessages(n, time.Until(deadline)) {
+			_, msg := harness.SinkBody(d)
+			if !strings.HasSuffix(msg, "\n"+endLine+"\n") {
+				continue
+			}
+			head, _, _ := strings.Cut(msg, "\n\n")
+			if m := subjectRe.FindStringSubmatch(head); m != nil {
+				out[m[1]] = msg
+			}
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("%d complete messages at the sink, want %d", len(out), n)
+	}
+	return out
+}
+
+// headerFields are the fields of msg's header block named name, each
+// unfolded (continuation lines joined with their whitespace).
+func headerFields(msg, name string) []string {
+	head, _, _ := strings.Cut(msg, "\n\n")
+	var fields []string
+	for _, line := range strings.Split(head, "\n") {
+		if (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) && len(fields) > 0 {
+			fields[len(fields)-1] += " " + strings.TrimSpace(line)
+		} else {
+			fields = append(fields, line)
+		}
+	}
+	var out []string
+	for _, f := range fields {
+		if n, _, ok := strings.Cut(f, ":"); ok && strings.EqualFold(n, name) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestDMARCAgainstNSD: DMARC with postgate_dmarc_enforce = yes, each
+// policy against a real authoritative server (nsd), aligned through SPF
+// (strict and relaxed) and unaligned: p=reject refuses with 550 5.7.1,
+// p=quarantine holds the message, p=none only reports; sp= applies to a
+// subdomain without its own record; pct=0 lowers reject to quarantine.
+// Every accepted message carries one Authentication-Results: header with
+// the spf, dkim and dmarc results, and those that claimed our
+// authserv-id are gone (another host's stays).
+func TestDMARCAgainstNSD(t *testing.T) {
+	t.Parallel()
+	k := newDKIMKeys(t)
+	ns := startNSD(t, k.zones)
+	sink := harness.StartSink(t)
+	p := harness.Start(t, fmt.Sprintf(authRelay, sink.Port, ns), "")
+	const ok = "250 2.0.0 Ok: queued as"
+	cases := []struct {
+		name, mailFrom, from, reply string
+		held                        bool
+		results                     string // at the sink, or in the log for a refusal
+	}{
+		{"strict_aligned", "a@reject.dmarc.test", "x@reject.dmarc.test", ok, false,
+			"spf=pass smtp.mailfrom=a@reject.dmarc.test; dkim=none; dmarc=pass (p=reject dis=none) header.from=reject.dmarc.test"},
+		{"strict_unaligned", "a@mailer.dmarc.test", "x@reject.dmarc.test", "550 5.7.1 rejected by DMARC policy for reject.dmarc.test", false,
+			"spf=pass smtp.mailfrom=a@mailer.dmarc.test; dkim=none; dmarc=fail (p=reject dis=reject) header.from=reject.dmarc.test"},
+		{"relaxed_aligned", "a@mailer.dmarc.test", "x@quar.dmarc.test", ok, false,
+			"dmarc=pass (p=quarantine dis=none) header.from=quar.dmarc.test"},
+		{"quarantine", "a@other.test", "x@quar.dmarc.test", ok, true,
+			"spf=pass smtp.mailfrom=a@other.test; dkim=none; dmarc=fail (p=quarantine dis=quarantine) header.from=quar.dmarc.test"},
+		{"none", "a@other.test", "x@none.dmarc.test", ok, false,
+			"dmarc=fail (p=none dis=none) header.from=none.dmarc.test"},
+		{"subdomain_policy", "a@other.test", "x@sub.dmarc.test", "550 5.7.1 rejected by DMARC policy for sub.dmarc.test", false,
+			"dmarc=fail (p=reject dis=reject) header.from=sub.dmarc.test"},
+		{"pct_zero", "a@other.test", "x@pct.dmarc.test", ok, true,
+			"dmarc=fail (p=reject dis=quarantine) header.from=pct.dmarc.test"},
+		{"no_record", "a@other.test", "x@other.test", ok, false,
+			"spf=pass smtp.mailfrom=a@other.test; dkim=none; dmarc=none header.from=other.test"},
+	}
+	delivered := 0
+	for _, c := range cases {
+		msg := fmt.Sprintf("Subject: %s\r\nFrom: <%s>\r\n"+
+			"Authentication-Results: mx.gateway.test; dkim=pass header.d=%s; dmarc=pass\r\n"+
+			"Authentication-Results: mx.other.example; spf=pass smtp.mailfrom=%s\r\n"+
+			"\r\nbody\r\n", c.name, c.from, c.from, c.mailFrom)
+		got := sendMessage(t, p.Addr, outside, c.mailFrom, msg)
+		if !strings.HasPrefix(got, c.reply) {
+			t.Errorf("%s: reply %q, want %q", c.name, got, c.reply)
+			continue
+		}
+		if !strings.HasPrefix(got, ok) {
+			if log := p.Log("rejected by DMARC policy for"); !strings.Contains(log, c.results) {
+				t.Errorf("%s: the mail log lacks %q", c.name, c.results)
+			}
+			continue
+		}
+		id := queuedRe.FindStringSubmatch(got)[1]
+		if c.held {
+			if q := queueJSON(t, p)[id].QueueName; q != "hold" {
+				t.Errorf("%s: message %s in queue %q, want hold", c.name, id, q)
+			}
+			continue
+		}
+		delivered++
+	}
+	msgs := sinkMessages(t, sink, delivered, "body")
+	for _, c := range cases {
+		msg, ok := msgs[c.name]
+		if c.held || !strings.HasPrefix(c.reply, "250") {
+			if ok {
+				t.Errorf("%s: reached the sink", c.name)
+			}
+			continue
+		}
+		ar := headerFields(msg, "Authentication-Results")
+		if len(ar) != 2 || !strings.HasPrefix(ar[0], "Authentication-Results: mx.gateway.test; ") ||
+			!strings.Contains(ar[0], c.results) || ar[1] != "Authentication-Results: mx.other.example; spf=pass smtp.mailfrom="+c.mailFrom {
+			t.Errorf("%s: Authentication-Results: at the sink\n%s\nwant ours with %q, then mx.other.example's", c.name, strings.Join(ar, "\n"), c.results)
+		}
+	}
+	if log := p.Log("removed Authentication-Results"); !strings.Contains(log, "removed Authentication-Results: header with our authserv-id mx.gateway.test from unknown[127.0.0.5]") {
+		t.Errorf("the mail log lacks the removal of forged headers:\n%s", log)
+	}
+	if log := p.Log("hold: END-OF-MESSAGE"); !strings.Contains(log, "hold: END-OF-MESSAGE from unknown[127.0.0.5]: quarantined by DMARC policy for quar.dmarc.test; from=<a@other.test> to=<u@corp.test>") {
+		t.Errorf("the mail log lacks the DMARC hold:\n%s", log)
+	}
+}
