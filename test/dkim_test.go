@@ -248,3 +248,106 @@ func TestDMARCAgainstNSD(t *testing.T) {
 		t.Errorf("the mail log lacks the DMARC hold:\n%s", log)
 	}
 }
+
+// opendkimVerify verifies msg (LF line ends) with the real opendkim in
+// test mode (-t), its resolver (libunbound) sent to nsd at ns, and
+// returns what it said.
+func opendkimVerify(t *testing.T, ns, msg string) string {
+	t.Helper()
+	bin := harness.Need(t, "opendkim", "opendkim")
+	dir := t.TempDir()
+	host, port, _ := strings.Cut(ns, ":")
+	// unbound answers .test names itself (RFC 6761) unless told not to.
+	unbound := fmt.Sprintf("server:\n  do-not-query-localhost: no\n  module-config: \"iterator\"\n  local-zone: \"test.\" nodefault\n"+
+		"forward-zone:\n  name: \"test.\"\n  forward-addr: %s@%s\n", host, port)
+	files := map[string]string{
+		"unbound.conf":  unbound,
+		"opendkim.conf": "Mode v\nSyslog no\nResolverConfiguration " + filepath.Join(dir, "unbound.conf") + "\n",
+		"message":       strings.ReplaceAll(msg, "\n", "\r\n"),
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-x", filepath.Join(dir, "opendkim.conf"), "-vv", "-t", filepath.Join(dir, "message"))
+	done := make(chan struct{})
+	time.AfterFunc(30*time.Second, func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+		}
+	})
+	out, err := cmd.CombinedOutput()
+	close(done)
+	if err != nil {
+		t.Fatalf("opendkim -t: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// TestDKIMSigningVerifiedByOpendkim: messages from mynetworks are signed
+// by their From: domain as postgate_dkim_signing_table says (an opendkim
+// KeyTable entry: domain:selector:keyfile), with an RSA key from
+// opendkim-genkey and with an Ed25519 key; the real opendkim verifies
+// both, as they reached the internal server, against the keys nsd
+// publishes. A domain the table lacks is not signed, and a message from
+// outside is not signed.
+func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
+	t.Parallel()
+	k := newDKIMKeys(t)
+	ns := startNSD(t, k.zones)
+	sink := harness.StartSink(t)
+	table := filepath.Join(k.dir, "signing")
+	if err := os.WriteFile(table, []byte("# sender domain  domain:selector:keyfile\n"+
+		"dkim.test     dkim.test:sel:"+k.rsa+"\n"+
+		"ed.dkim.test  ed.dkim.test:ed:"+k.ed25519+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := harness.Start(t, fmt.Sprintf(spfRelay, sink.Port, ns)+"postgate_dkim_signing_table = texthash:"+table+"\n", "")
+	const ok = "250 2.0.0 Ok: queued as"
+	for _, c := range []struct{ name, client, from string }{
+		{"rsa", "127.0.0.1", "x@dkim.test"}, {"ed25519", "127.0.0.1", "y@ed.dkim.test"},
+		{"not_in_table", "127.0.0.1", "z@other.test"}, {"outside", outside, "x@dkim.test"},
+	} {
+		msg := fmt.Sprintf("From: Someone <%s>\r\nTo: <u@corp.test>\r\nSubject: %s\r\nDate: Fri, 4 Dec 2026 10:00:00 +0000\r\n"+
+			"Message-ID: <%s@dkim.test>\r\n\r\nbody  with  spaces \r\n\r\n\r\nbody\r\n", c.from, c.name, c.name)
+		if got := sendMessage(t, p.Addr, c.client, "a@dkim.test", msg); !strings.HasPrefix(got, ok) {
+			t.Fatalf("%s: reply %q, want %q", c.name, got, ok)
+		}
+	}
+	msgs := sinkMessages(t, sink, 4, "body")
+	for name, want := range map[string][]string{
+		"rsa":     {"a=rsa-sha256;", "d=dkim.test;", "s=sel;"},
+		"ed25519": {"a=ed25519-sha256;", "d=ed.dkim.test;", "s=ed;"},
+	} {
+		sigs := headerFields(msgs[name], "DKIM-Signature")
+		if len(sigs) != 1 {
+			t.Errorf("%s: DKIM-Signature at the sink %q, want one", name, sigs)
+			continue
+		}
+		for _, tag := range append(want, "v=1;", "c=relaxed/relaxed;", "h=From:Subject:Date:To:Message-ID;") {
+			if !strings.Contains(sigs[0], " "+tag) {
+				t.Errorf("%s: DKIM-Signature at the sink lacks %s: %q", name, tag, sigs[0])
+			}
+		}
+		d := strings.TrimSuffix(want[1], ";")
+		if out := opendkimVerify(t, ns, msgs[name]); !strings.Contains(out, "dkim=pass") || !strings.Contains(out, "header."+d) {
+			t.Errorf("%s: opendkim does not verify postgate's signature:\n%s\n%s", name, out, msgs[name])
+		}
+	}
+	for _, name := range []string{"not_in_table", "outside"} {
+		if sigs := headerFields(msgs[name], "DKIM-Signature"); len(sigs) != 0 {
+			t.Errorf("%s: signed: %q", name, sigs)
+		}
+	}
+	if log := p.Log("DKIM-Signature field added"); !strings.Contains(log, ": DKIM-Signature field added (s=ed, d=ed.dkim.test)") {
+		t.Errorf("the mail log lacks the signing:\n%s", log)
+	}
+	// A body changed after signing fails, with opendkim's own words.
+	changed := strings.Replace(msgs["rsa"], "\nbody\n", "\nchanged body\n", 1)
+	if out := opendkimVerify(t, ns, changed); !strings.Contains(out, "dkim=fail") {
+		t.Errorf("opendkim verifies a changed body:\n%s", out)
+	}
+}
