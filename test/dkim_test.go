@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -349,5 +350,107 @@ func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 	changed := strings.Replace(msgs["rsa"], "\nbody\n", "\nchanged body\n", 1)
 	if out := opendkimVerify(t, ns, changed); !strings.Contains(out, "dkim=fail") {
 		t.Errorf("opendkim verifies a changed body:\n%s", out)
+	}
+}
+
+// startOpendkimSigner runs the real opendkim as a signing milter on a
+// loopback port (relaxed/relaxed, rsa-sha256, the key of d=dkim.test
+// s=sel) and returns its milter address; it is stopped by its PID when
+// the test ends.
+func startOpendkimSigner(t *testing.T, k *dkimKeys) string {
+	t.Helper()
+	bin := harness.Need(t, "opendkim", "opendkim")
+	dir := t.TempDir()
+	port := harness.FreePort(t)
+	conf := fmt.Sprintf("Mode s\nDomain dkim.test\nSelector sel\nKeyFile %s\nSocket inet:%d@127.0.0.1\n"+
+		"InternalHosts 127.0.0.0/8\nCanonicalization relaxed/relaxed\nSignatureAlgorithm rsa-sha256\n"+
+		"Syslog no\nRequireSafeKeys false\nPidFile %s/opendkim.pid\n", k.rsa, port, dir)
+	path := filepath.Join(dir, "opendkim.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", "-x", path)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return addr
+		}
+		select {
+		case <-done:
+			t.Fatalf("opendkim ended: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("opendkim does not listen on %s: %s", addr, out.String())
+		}
+	}
+}
+
+// TestDKIMVerifyOpendkimSigned: a message signed by the real opendkim (a
+// signing milter of a real Postfix that relays to postgate from an
+// outside address) verifies: dkim=pass, and DMARC passes through the
+// aligned signature although SPF fails (p=reject, enforced). The same
+// message with its body changed fails the signature, and so DMARC: 550
+// 5.7.1.
+func TestDKIMVerifyOpendkimSigned(t *testing.T) {
+	t.Parallel()
+	k := newDKIMKeys(t)
+	ns := startNSD(t, k.zones)
+	sink := harness.StartSink(t)
+	p := harness.Start(t, fmt.Sprintf(authRelay, sink.Port, ns), "")
+	milter := startOpendkimSigner(t, k)
+	pf := harness.StartPostfix(t, fmt.Sprintf(`mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:%d
+smtp_bind_address = 127.0.0.5
+smtpd_milters = inet:%s
+milter_default_action = tempfail
+`, p.Port, milter))
+	msg := "From: Someone <x@dkim.test>\r\nTo: <u@corp.test>\r\nSubject: signed\r\nDate: Fri, 4 Dec 2026 10:00:00 +0000\r\n" +
+		"Message-ID: <signed@dkim.test>\r\n\r\nbody  with  spaces \r\n\r\nbody\r\n"
+	if got := sendMessage(t, pf.Addr, "127.0.0.1", "a@dkim.test", msg); !strings.HasPrefix(got, "250 2.0.0 Ok: queued as") {
+		t.Fatalf("Postfix answered %q\n%s", got, pf.Log())
+	}
+	at := sinkMessages(t, sink, 1, "body")["signed"]
+	sigs := headerFields(at, "DKIM-Signature")
+	if len(sigs) != 1 || !strings.Contains(sigs[0], "a=rsa-sha256;") || !strings.Contains(sigs[0], "d=dkim.test;") {
+		t.Fatalf("not signed by opendkim as configured: %q\n%s", sigs, pf.Log())
+	}
+	b := sigs[0][strings.Index(sigs[0], " b=")+3:]
+	b = strings.Join(strings.Fields(b), "")[:8]
+	ar := headerFields(at, "Authentication-Results")
+	want := "Authentication-Results: mx.gateway.test; spf=fail smtp.mailfrom=a@dkim.test; " +
+		"dkim=pass header.a=rsa-sha256 header.b=" + b + " header.d=dkim.test header.i=@dkim.test header.s=sel; " +
+		"dmarc=pass (p=reject dis=none) header.from=dkim.test"
+	if len(ar) != 1 || ar[0] != want {
+		t.Errorf("Authentication-Results: at the sink\n%q\nwant\n%q", ar, want)
+	}
+
+	// The body changed after signing, sent straight from outside: our
+	// Authentication-Results: of the first pass is in its header now.
+	changed := strings.ReplaceAll(strings.Replace(at, "\nbody\n", "\nchanged body\n", 1), "\n", "\r\n")
+	want550 := "550 5.7.1 rejected by DMARC policy for dkim.test"
+	if got := sendMessage(t, p.Addr, outside, "a@dkim.test", changed); got != want550 {
+		t.Errorf("changed body: reply %q, want %q", got, want550)
+	}
+	log := p.Log(want550)
+	for _, want := range []string{
+		`dkim=fail reason="body hash did not verify" header.a=rsa-sha256 header.b=` + b + ` header.d=dkim.test header.i=@dkim.test header.s=sel; dmarc=fail (p=reject dis=reject) header.from=dkim.test`,
+		"reject: END-OF-MESSAGE from unknown[127.0.0.5]: " + want550 + "; from=<a@dkim.test> to=<u@corp.test> proto=ESMTP helo=<client.src.test>",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("mail log lacks %q:\n%s", want, log)
+		}
 	}
 }
