@@ -1,6 +1,6 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel opendkim opendkim-tools
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean

@@ -294,7 +294,8 @@ func opendkimVerify(t *testing.T, ns, msg string) string {
 // opendkim-genkey and with an Ed25519 key; the real opendkim verifies
 // both, as they reached the internal server, against the keys nsd
 // publishes. A domain the table lacks is not signed, and a message from
-// outside is not signed.
+// outside is not signed. The signature covers the fields of
+// postgate_dkim_sign_headers that the message has, in its order.
 func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 	t.Parallel()
 	k := newDKIMKeys(t)
@@ -306,7 +307,8 @@ func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 		"ed.dkim.test  ed.dkim.test:ed:"+k.ed25519+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := harness.Start(t, fmt.Sprintf(spfRelay, sink.Port, ns)+"postgate_dkim_signing_table = texthash:"+table+"\n", "")
+	p := harness.Start(t, fmt.Sprintf(spfRelay, sink.Port, ns)+"postgate_dkim_signing_table = texthash:"+table+"\n"+
+		"postgate_dkim_sign_headers = From, Reply-To, To, Subject, Message-ID, Date\n", "")
 	const ok = "250 2.0.0 Ok: queued as"
 	for _, c := range []struct{ name, client, from string }{
 		{"rsa", "127.0.0.1", "x@dkim.test"}, {"ed25519", "127.0.0.1", "y@ed.dkim.test"},
@@ -328,7 +330,7 @@ func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 			t.Errorf("%s: DKIM-Signature at the sink %q, want one", name, sigs)
 			continue
 		}
-		for _, tag := range append(want, "v=1;", "c=relaxed/relaxed;", "h=From:Subject:Date:To:Message-ID;") {
+		for _, tag := range append(want, "v=1;", "c=relaxed/relaxed;", "h=From:To:Subject:Message-ID:Date;") {
 			if !strings.Contains(sigs[0], " "+tag) {
 				t.Errorf("%s: DKIM-Signature at the sink lacks %s: %q", name, tag, sigs[0])
 			}
