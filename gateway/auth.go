@@ -225,6 +225,9 @@ func (s *session) dmarc(head []headField, spfDomain string, spfPass bool, dkimPa
 		}
 		for _, ad := range addrs {
 			at := strings.LastIndexByte(ad.Address, '@')
+			if at < 0 {
+				return dmarc.Result{Value: dmarc.PermError, Problem: "a From: address without a domain"}
+			}
 			d := strings.ToLower(ad.Address[at+1:])
 			if from != "" && d != from {
 				return dmarc.Result{Value: dmarc.PermError, Problem: "From: addresses in more than one domain"}

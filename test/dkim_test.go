@@ -200,10 +200,13 @@ func TestDMARCAgainstNSD(t *testing.T) {
 			"dmarc=fail (p=reject dis=quarantine) header.from=pct.dmarc.test"},
 		{"no_record", "a@other.test", "x@other.test", ok, false,
 			"spf=pass smtp.mailfrom=a@other.test; dkim=none; dmarc=none header.from=other.test"},
+		// Not evaluated, never refused (RFC 7489 6.6.1).
+		{"two_from_domains", "a@other.test", "x@reject.dmarc.test, y@other.test", ok, false,
+			`dkim=none; dmarc=permerror reason="From: addresses in more than one domain"`},
 	}
 	delivered := 0
 	for _, c := range cases {
-		msg := fmt.Sprintf("Subject: %s\r\nFrom: <%s>\r\n"+
+		msg := fmt.Sprintf("Subject: %s\r\nFrom: %s\r\n"+
 			"Authentication-Results: mx.gateway.test; dkim=pass header.d=%s; dmarc=pass\r\n"+
 			"Authentication-Results: mx.other.example; spf=pass smtp.mailfrom=%s\r\n"+
 			"\r\nbody\r\n", c.name, c.from, c.from, c.mailFrom)

@@ -22,7 +22,7 @@ const message = "From: A <a@example.com>\r\nTo: b@example.net\r\nSubject: hello\
 
 // keyFiles writes an RSA key as PKCS #1 and an Ed25519 key as PKCS #8
 // and returns their files and TXT records.
-func keyFiles(t *testing.T) (rsaFile, edFile, rsaTXT, edTXT string) {
+func keyFiles(t testing.TB) (rsaFile, edFile, rsaTXT, edTXT string) {
 	t.Helper()
 	dir := t.TempDir()
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)

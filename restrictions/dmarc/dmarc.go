@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
@@ -38,6 +39,10 @@ const (
 	PolicyReject     = dmarc.PolicyReject
 )
 
+// Timeout bounds the record lookups of one evaluation (at most two
+// queries, each bounded by the resolver's own timeout).
+const Timeout = 10 * time.Second
+
 // Input is what DMARC is evaluated on.
 type Input struct {
 	From      string   // the RFC5322.From domain
@@ -62,6 +67,8 @@ type Result struct {
 
 // Evaluate looks the policy of in.From up and applies it.
 func Evaluate(ctx context.Context, r Resolver, in Input) Result {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
 	from := strings.ToLower(strings.TrimSuffix(in.From, "."))
 	res := Result{Value: None, Domain: from, Disposition: PolicyNone}
 	org := OrganizationalDomain(from)
