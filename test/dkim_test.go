@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"postgate/test/dnstest"
 	"postgate/test/harness"
 )
 
@@ -457,5 +458,37 @@ milter_default_action = tempfail
 		if !strings.Contains(log, want) {
 			t.Errorf("mail log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestAuthTemperror: a DNS server that answers SERVFAIL for the DKIM key
+// and the DMARC record makes both temperror: the message is accepted
+// (postgate_dmarc_enforce never refuses on an error) with the results in
+// its Authentication-Results: header.
+func TestAuthTemperror(t *testing.T) {
+	t.Parallel()
+	srv := dnstest.Start(t, "temp.test. 60 IN TXT \"v=spf1 ip4:127.0.0.5 -all\"\n")
+	srv.SetServfail("sel._domainkey.temp.test")
+	srv.SetServfail("_dmarc.temp.test")
+	sink := harness.StartSink(t)
+	p := harness.Start(t, fmt.Sprintf(authRelay, sink.Port, srv.Addr()), "")
+	msg := "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=temp.test; s=sel;\r\n\th=From:Subject; bh=AAAA; b=BBBBCCCCDDDD\r\n" +
+		"From: x@temp.test\r\nSubject: temperror\r\n\r\nbody\r\n"
+	if got := sendMessage(t, p.Addr, outside, "a@temp.test", msg); !strings.HasPrefix(got, "250 2.0.0 Ok: queued as") {
+		t.Fatalf("reply %q", got)
+	}
+	ar := headerFields(sinkMessages(t, sink, 1, "body")["temperror"], "Authentication-Results")
+	for _, want := range []string{
+		"Authentication-Results: mx.gateway.test; spf=pass smtp.mailfrom=a@temp.test; " +
+			`dkim=temperror reason="key unavailable: lookup sel._domainkey.temp.test: server misbehaving" ` +
+			"header.a=rsa-sha256 header.b=BBBBCCCC header.d=temp.test header.i=@temp.test header.s=sel; " +
+			`dmarc=temperror reason="TXT record unavailable: lookup _dmarc.temp.test: server misbehaving" header.from=temp.test`,
+	} {
+		if len(ar) != 1 || !strings.Contains(ar[0], want) {
+			t.Errorf("Authentication-Results: at the sink %q, want it with %q", ar, want)
+		}
+	}
+	if log := p.Log("DMARC record of"); !strings.Contains(log, ": DMARC record of temp.test: TXT record unavailable: lookup _dmarc.temp.test: server misbehaving") {
+		t.Errorf("the mail log lacks the DMARC temperror:\n%s", log)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"postgate/restrictions/internal/authdns"
 )
 
 // Resolver is what DKIM asks of the process's resolver (gateway/resolver
@@ -65,7 +67,7 @@ func Verify(ctx context.Context, r Resolver, msg io.Reader) ([]Result, error) {
 		return nil, nil
 	}
 	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(head), br), &dkim.VerifyOptions{
-		LookupTXT:        func(name string) ([]string, error) { return r.LookupTXT(ctx, name) },
+		LookupTXT:        authdns.TXT(ctx, r),
 		MaxVerifications: MaxSignatures,
 	})
 	if err != nil && err != dkim.ErrTooManySignatures {

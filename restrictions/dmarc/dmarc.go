@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"postgate/restrictions/internal/authdns"
 )
 
 // Resolver is what DMARC asks of the process's resolver: TXT records,
@@ -113,7 +115,7 @@ func Evaluate(ctx context.Context, r Resolver, in Input) Result {
 // lookup finds the DMARC record of domain.
 func lookup(ctx context.Context, r Resolver, domain string) (*dmarc.Record, error) {
 	return dmarc.LookupWithOptions(domain, &dmarc.LookupOptions{
-		LookupTXT: func(name string) ([]string, error) { return r.LookupTXT(ctx, name) },
+		LookupTXT: authdns.TXT(ctx, r),
 	})
 }
 
