@@ -299,7 +299,8 @@ func opendkimVerify(t *testing.T, ns, msg string) string {
 // both, as they reached the internal server, against the keys nsd
 // publishes. A domain the table lacks is not signed, and a message from
 // outside is not signed. The signature covers the fields of
-// postgate_dkim_sign_headers that the message has, in its order.
+// postgate_dkim_sign_headers that the message has, in its order. A key
+// file that cannot be read defers the message.
 func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 	t.Parallel()
 	k := newDKIMKeys(t)
@@ -308,7 +309,8 @@ func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 	table := filepath.Join(k.dir, "signing")
 	if err := os.WriteFile(table, []byte("# sender domain  domain:selector:keyfile\n"+
 		"dkim.test     dkim.test:sel:"+k.rsa+"\n"+
-		"ed.dkim.test  ed.dkim.test:ed:"+k.ed25519+"\n"), 0o644); err != nil {
+		"ed.dkim.test  ed.dkim.test:ed:"+k.ed25519+"\n"+
+		"broken.test   broken.test:sel:"+filepath.Join(k.dir, "missing.private")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := harness.Start(t, fmt.Sprintf(spfRelay, sink.Port, ns)+"postgate_dkim_signing_table = texthash:"+table+"\n"+
@@ -323,6 +325,16 @@ func TestDKIMSigningVerifiedByOpendkim(t *testing.T) {
 		if got := sendMessage(t, p.Addr, c.client, "a@dkim.test", msg); !strings.HasPrefix(got, ok) {
 			t.Fatalf("%s: reply %q, want %q", c.name, got, ok)
 		}
+	}
+	// A key that cannot be used defers the message: it never leaves unsigned.
+	const deferred = "451 4.7.1 Service unavailable - try again later"
+	msg := "From: <b@broken.test>\r\nSubject: broken\r\n\r\nbody\r\n"
+	if got := sendMessage(t, p.Addr, "127.0.0.1", "b@broken.test", msg); got != deferred {
+		t.Errorf("missing key file: reply %q, want %q", got, deferred)
+	}
+	if log := p.Log("DKIM signing for"); !strings.Contains(log, "warning: ") ||
+		!strings.Contains(log, ": DKIM signing for b@broken.test: postgate_dkim_signing_table: stat "+filepath.Join(k.dir, "missing.private")+": no such file or directory") {
+		t.Errorf("the mail log lacks the signing failure:\n%s", log)
 	}
 	msgs := sinkMessages(t, sink, 4, "body")
 	for name, want := range map[string][]string{
