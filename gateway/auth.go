@@ -91,7 +91,8 @@ func (s *session) authenticate(msg *assembly, arrival time.Time) (out *assembly,
 		head = append(head, headField{name: strings.TrimSpace(name), value: value, off: off, n: int64(len(raw))})
 		return true
 	})
-	signer, err := matchClients(s.ctx, a.signClients, s.client.addr, s.peer)
+	// A signing client's mail is ours to sign, not to verify.
+	internal, err := matchClients(s.ctx, a.signClients, s.client.addr, s.peer)
 	if err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: postgate_dkim_signing_clients: %v", s.txn.id, err)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup error"})
@@ -99,7 +100,7 @@ func (s *session) authenticate(msg *assembly, arrival time.Time) (out *assembly,
 	}
 	var edits []contentEdit
 	switch {
-	case signer && len(a.signing) > 0:
+	case internal && len(a.signing) > 0:
 		sig, r := s.dkimSign(content, size, head)
 		if r != nil {
 			s.reply(*r)
@@ -108,7 +109,7 @@ func (s *session) authenticate(msg *assembly, arrival time.Time) (out *assembly,
 		if sig != "" {
 			edits = append(edits, contentEdit{insert: []byte(sig)})
 		}
-	case !signer && a.verify:
+	case !internal && a.verify:
 		ar, r, h := s.verifyMessage(content, size, head)
 		if r != nil {
 			s.reply(*r)
