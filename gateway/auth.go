@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto"
 	"fmt"
 	"io"
@@ -30,15 +29,10 @@ import (
 // p=reject is refused and one under p=quarantine held. The leaf work is
 // in restrictions/dkim and restrictions/dmarc.
 
-// authResolver is what DKIM and DMARC ask of the process's resolver.
-type authResolver interface {
-	LookupTXT(ctx context.Context, name string) ([]string, error)
-}
-
 // authenticator is one service's mail authentication settings.
 type authenticator struct {
 	verify, enforce bool
-	dns             authResolver // nil in check
+	dns             dnsResolver
 	signing         []rules.Table
 	signHeaders     []string
 	signClients     []rewriteClient
@@ -49,10 +43,7 @@ type authenticator struct {
 // it neither verifies nor signs.
 func newAuthenticator(cfg *config.Config, tables *tableCache, dns dnsResolver, mynetworks *rules.AddrList, ours []netip.Addr) (*authenticator, error) {
 	a := &authenticator{verify: cfg.Bool("postgate_dkim_verify"), enforce: cfg.Bool("postgate_dmarc_enforce"),
-		signHeaders: cfg.List("postgate_dkim_sign_headers")}
-	if a.dns, _ = dns.(authResolver); dns != nil && a.dns == nil {
-		return nil, fmt.Errorf("the resolver cannot look up TXT records for DKIM and DMARC")
-	}
+		signHeaders: cfg.List("postgate_dkim_sign_headers"), dns: dns}
 	var err error
 	if a.signing, err = openMaps(cfg, "postgate_dkim_signing_table", tables); err != nil {
 		return nil, err
@@ -80,7 +71,7 @@ type headField struct {
 // goes on hold; ok is false when the client has its refusal.
 func (s *session) authenticate(msg *assembly, arrival time.Time) (out *assembly, hold, ok bool) {
 	a := s.svc.auth
-	if a == nil || msg.spoolErr != nil || a.dns == nil {
+	if a == nil || msg.spoolErr != nil {
 		return msg, false, true
 	}
 	content, size := msg.content()
