@@ -1,6 +1,6 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel systemd
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel systemd opendkim opendkim-tools dovecot-core
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -66,6 +66,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 250000x ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 250000x ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 400000x ./restrictions/spf
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 80000x ./restrictions/dkim
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd
 	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime 60000x ./policyd

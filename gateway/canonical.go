@@ -82,7 +82,7 @@ func newCanonical(cfg *config.Config, tables *tableCache, rt *route.Resolver, my
 		}
 	}
 	var err error
-	if c.localClients, err = newRewriteClients(cfg, tables, mynetworks, ours); err != nil {
+	if c.localClients, err = newRewriteClients(cfg, "local_header_rewrite_clients", tables, mynetworks, ours); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -145,13 +145,14 @@ func (c *canonical) map11(ctx context.Context, m *canonMaps, addr string, warn f
 	return addr, nil
 }
 
-// rewriteClient is one element of local_header_rewrite_clients; client
-// is the client's address (XCLIENT's, if it gave one), peer the
-// connection's own.
+// rewriteClient is one element of local_header_rewrite_clients (or of a
+// list in its grammar); client is the client's address (XCLIENT's, if it
+// gave one), peer the connection's own.
 type rewriteClient func(ctx context.Context, client, peer netip.Addr) (bool, error)
 
-func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules.AddrList, ours []netip.Addr) ([]rewriteClient, error) {
-	const param = "local_header_rewrite_clients"
+// newRewriteClients compiles param, a list in local_header_rewrite_clients'
+// grammar.
+func newRewriteClients(cfg *config.Config, param string, tables *tableCache, mynetworks *rules.AddrList, ours []netip.Addr) ([]rewriteClient, error) {
 	words := cfg.List(param)
 	var out []rewriteClient
 	for i := 0; i < len(words); i++ {
@@ -196,14 +197,22 @@ func newRewriteClients(cfg *config.Config, tables *tableCache, mynetworks *rules
 // others; none when that is empty: headers of remote clients are left
 // alone).
 func (c *canonical) rewriteContext(ctx context.Context, client, peer netip.Addr) (domain string, err error) {
-	for _, match := range c.localClients {
-		ok, err := match(ctx, client, peer)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			return c.myorigin, nil
-		}
+	local, err := matchClients(ctx, c.localClients, client, peer)
+	switch {
+	case err != nil:
+		return "", err
+	case local:
+		return c.myorigin, nil
 	}
 	return c.remoteDomain, nil
+}
+
+// matchClients says whether an element of list matches the client.
+func matchClients(ctx context.Context, list []rewriteClient, client, peer netip.Addr) (bool, error) {
+	for _, match := range list {
+		if ok, err := match(ctx, client, peer); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
 }

@@ -55,29 +55,39 @@ func (s *session) rewriteHeaders(content io.ReaderAt, size int64, domain string)
 		}
 	}
 
+	eachHeader(content, size, func(raw []byte, off int64) bool {
+		rewrite(raw, off)
+		return lookupErr == nil
+	})
+	return edits, lookupErr
+}
+
+// eachHeader calls fn with each logical header of content's header block
+// (its lines as they came, in a buffer reused for the next) and its
+// offset, until fn returns false.
+func eachHeader(content io.ReaderAt, size int64, fn func(raw []byte, off int64) bool) {
 	r := bufio.NewReaderSize(io.NewSectionReader(content, 0, size), 16<<10)
 	var header []byte // the logical header being read, its lines as they came
 	var start, off int64
-	for lookupErr == nil {
+	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 && len(header) > 0 && (line[0] == ' ' || line[0] == '\t') {
 			header = append(header, line...)
 		} else {
-			if len(header) > 0 {
-				rewrite(header, start)
+			if len(header) > 0 && !fn(header, start) {
+				return
 			}
 			if headerNameLen(line) == 0 {
-				break // the end of the header block
+				return // the end of the header block
 			}
 			header, start = append(header[:0], line...), off
 		}
 		off += int64(len(line))
 		if err != nil {
 			if len(header) > 0 {
-				rewrite(header, start)
+				fn(header, start)
 			}
-			break
+			return
 		}
 	}
-	return edits, lookupErr
 }

@@ -263,6 +263,15 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 			defer msg.release()
 		}
 	}
+	authed, authHold, ok := s.authenticate(msg, arrival)
+	if !ok {
+		return false
+	}
+	if authed != msg {
+		msg = authed
+		defer msg.release()
+	}
+	held = held || authHold
 	env := &queue.Envelope{
 		ID:         s.txn.id,
 		Sender:     s.txn.sender,

@@ -13,9 +13,11 @@ import (
 )
 
 // dnsResolver is what the session needs of the process's resolver: the
-// client's name, and the DNS-based restrictions.
+// client's name, the DNS-based restrictions, and DKIM keys and DMARC
+// records (auth.go).
 type dnsResolver interface {
 	LookupAddr(ctx context.Context, addr netip.Addr) ([]string, error)
+	LookupTXT(ctx context.Context, name string) ([]string, error)
 	restrictions.Resolver
 }
 

@@ -85,8 +85,9 @@ type service struct {
 	checks                   contentChecks
 	virtual                  virtualAliases
 	canonical                *canonical
-	contentFilter            string // content_filter: transport:destination, "" for none
-	queueMinFree             int64  // queue_minfree, for MAIL SIZE=
+	auth                     *authenticator // nil: no DKIM, DMARC (auth.go)
+	contentFilter            string         // content_filter: transport:destination, "" for none
+	queueMinFree             int64          // queue_minfree, for MAIL SIZE=
 	lists                    *restrictions.Lists
 	restrictionOpts          restrictions.Options // what lists was compiled with (postgate policyd compiles its own list with them)
 	hasDataRestrictions      bool
@@ -341,6 +342,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, paramError(cfg, "inet_interfaces", err)
 	}
 	if s.canonical, err = newCanonical(cfg, tables, rt, mynetworks, inetInterfaces); err != nil {
+		return nil, nil, err
+	}
+	if s.auth, err = newAuthenticator(cfg, tables, dns, mynetworks, inetInterfaces); err != nil {
 		return nil, nil, err
 	}
 	localRcpt, err := openMaps(cfg, "local_recipient_maps", tables)

@@ -250,6 +250,18 @@ var paramTable = []param{
 	{name: "smtpd_upstream_proxy_protocol", kind: kindString, def: "", impl: true,
 		check: oneOf("", "haproxy"), canon: lower},
 	seconds("smtpd_upstream_proxy_timeout", "5s", 's', 1),
+	// Mail authentication in the content stage (gateway/auth.go): DKIM
+	// verification, DMARC and Authentication-Results: for outside
+	// clients; DKIM signing for postgate_dkim_signing_clients, by From:
+	// domain through postgate_dkim_signing_table (domain:selector:keyfile).
+	boolean("postgate_dkim_verify", "no"),
+	boolean("postgate_dmarc_enforce", "no"),
+	list("postgate_dkim_signing_table", ""),
+	list("postgate_dkim_signing_clients", "permit_mynetworks, permit_sasl_authenticated"),
+	list("postgate_dkim_sign_headers", "From, Reply-To, Subject, Date, To, Cc, Resent-Date, Resent-From, "+
+		"Resent-Sender, Resent-To, Resent-Cc, In-Reply-To, References, List-Id, List-Help, List-Unsubscribe, "+
+		"List-Subscribe, List-Post, List-Owner, List-Archive, Message-ID, MIME-Version, Content-Type, Content-Transfer-Encoding"),
+	later(str("postgate_metrics_address", "")),
 	// Shared state and greylisting (greylist, restrictions/greylist.go):
 	// the store is memory or a redis://, redis-sentinel://,
 	// redis-cluster:// URL (greylist.Open).
