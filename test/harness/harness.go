@@ -137,7 +137,7 @@ type Postgate struct {
 	Port    int
 	Addr    string // 127.0.0.1:Port
 	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
+	stderr  *lockedBuffer
 	waitErr chan error
 	command string // the daemon's subcommand: "serve", or "policyd"
 }
@@ -193,7 +193,7 @@ func Start(t testing.TB, extraMain, master string) *Postgate {
 // Restart starts the daemon (again) on the same config and queue.
 func (p *Postgate) Restart() {
 	p.t.Helper()
-	p.stderr = new(bytes.Buffer)
+	p.stderr = new(lockedBuffer)
 	p.cmd = exec.Command(Binary(p.t), p.command, "-c", p.Dir)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
@@ -232,7 +232,7 @@ func (p *Postgate) Kill() {
 // checkRaces fails the test when a daemon built with POSTGATE_TEST_RACE
 // reported a data race.
 func (p *Postgate) checkRaces() {
-	if bytes.Contains(p.stderr.Bytes(), []byte("WARNING: DATA RACE")) {
+	if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
 		p.t.Errorf("postgate reported a data race:\n%s", p.stderr)
 	}
 }
@@ -323,4 +323,23 @@ func (p *Postgate) settled(b []byte) string {
 		b = again
 	}
 	return string(b)
+}
+
+// lockedBuffer is the daemon's output: exec's copying goroutine writes it
+// while a failing test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
