@@ -424,6 +424,12 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 			PolicyContext:  cfg.Get("smtpd_policy_service_policy_context"),
 			QueueDirectory: cfg.Get("queue_directory"),
 			SMTPUTF8:       cfg.Bool("smtputf8_enable"),
+			// s.metrics is set once the gateway is built (none in check).
+			Observe: func(server string, took time.Duration, ok bool) {
+				if s.metrics != nil {
+					s.metrics.Policy(server, took, ok)
+				}
+			},
 		},
 		StateStore:      state,
 		Greylist:        greylistOptions(cfg),

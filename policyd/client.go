@@ -68,6 +68,10 @@ const maxLine = 64 << 10
 // caller then evaluates DefaultAction. warn receives Postfix's warning
 // lines (without "warning: "), as smtpd logs them.
 func (c *Client) Query(ctx context.Context, req *Request, warn func(string)) (action string, ok bool) {
+	if c.opts.Observe != nil {
+		start := time.Now()
+		defer func() { c.opts.Observe(c.ep.name, time.Since(start), ok) }()
+	}
 	var b strings.Builder
 	req.encode(&b, c.opts.PolicyContext)
 	for try := 1; ; try++ {

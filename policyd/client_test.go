@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -228,7 +229,7 @@ func TestParseService(t *testing.T) {
 		Options{Timeout: time.Hour})
 	want := Options{Timeout: 10 * time.Second, MaxIdle: time.Minute, MaxTTL: 2 * time.Hour, RetryDelay: 3 * time.Second,
 		RequestLimit: 5, TryLimit: 4, DefaultAction: "DUNNO", PolicyContext: "submission"}
-	if c.opts != want {
+	if got := c.opts; !reflect.DeepEqual(got, want) {
 		t.Errorf("overrides: %+v, want %+v", c.opts, want)
 	}
 	if d := newClient(t, "inet:h:1", Options{}).opts; d.Timeout != 100*time.Second || d.TryLimit != 2 || d.DefaultAction != DefaultAction {

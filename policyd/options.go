@@ -33,6 +33,9 @@ type Options struct {
 	// SMTPUTF8 is smtputf8_enable: an action that is not valid UTF-8 then
 	// counts as a failed request.
 	SMTPUTF8 bool
+	// Observe, when set, is told each query's server, time taken and
+	// whether it got an answer (for metrics).
+	Observe func(server string, took time.Duration, ok bool)
 }
 
 func (o Options) withDefaults() Options {

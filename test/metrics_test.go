@@ -27,10 +27,14 @@ func TestMetrics(t *testing.T) {
 	sink := harness.StartSink(t)
 	dead := harness.StartSink(t)
 	dead.Stop()
-	mport := harness.FreePort(t)
+	mport, pport := harness.FreePort(t), harness.FreePort(t)
+	// Recipients also go to a policy server (postgate's own, on the same
+	// main.cf), for its latency histogram.
 	p := harness.Start(t, rejectUnauth+routes("relay.test", sink, "dead.test", dead)+
 		"relay_domains = relay.test dead.test\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\nqueue_run_delay = 1h\n"+
-		fmt.Sprintf("postgate_metrics_address = 127.0.0.1:%d\n", mport), "")
+		fmt.Sprintf("postgate_metrics_address = 127.0.0.1:%d\n", mport)+
+		fmt.Sprintf("smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:%[1]d\npostgate_policyd_listen = inet:127.0.0.1:%[1]d\npostgate_policyd_restrictions = permit\n", pport), "")
+	harness.StartPolicyd(t, p.Dir, pport)
 
 	send := func(rcpt string) {
 		t.Helper()
@@ -119,6 +123,7 @@ func TestMetrics(t *testing.T) {
 		{"postgate_queue_messages", map[string]string{"queue": "active"}, 0},
 		{"postgate_smtpd_sessions", nil, 0},
 		{"postgate_queue_damaged_records", nil, 0},
+		{"postgate_policy_request_duration_seconds", map[string]string{"server": fmt.Sprintf("127.0.0.1:%d", pport), "result": "ok"}, 2},
 	}
 	// Deliveries are counted when they end; sessions when they close:
 	// scrape until the counts settle (bounded).

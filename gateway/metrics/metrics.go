@@ -36,6 +36,7 @@ type Metrics struct {
 	MessageBytes    *prometheus.CounterVec   // service
 	Deliveries      *prometheus.CounterVec   // transport, destination, result
 	DeliverySeconds *prometheus.HistogramVec // transport, result
+	PolicySeconds   *prometheus.HistogramVec // server, result
 
 	// Bounded label values: a reject reason a restriction's custom text
 	// makes, or a destination domain of Internet mail, could otherwise
@@ -74,10 +75,14 @@ func New() *Metrics {
 			Name: "postgate_delivery_duration_seconds", Help: "Time of one delivery attempt (a batch of recipients), by transport and result.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"transport", "result"}),
+		PolicySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "postgate_policy_request_duration_seconds", Help: "Time of one policy server query (check_policy_service), by server and result (ok, or failed: no answer after every try).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 100},
+		}, []string{"server", "result"}),
 		reasons:      newBounded(maxLabelValues),
 		destinations: newBounded(maxLabelValues),
 	}
-	m.reg.MustRegister(m.Connections, m.Sessions, m.Actions, m.Messages, m.MessageBytes, m.Deliveries, m.DeliverySeconds,
+	m.reg.MustRegister(m.Connections, m.Sessions, m.Actions, m.Messages, m.MessageBytes, m.Deliveries, m.DeliverySeconds, m.PolicySeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -121,6 +126,15 @@ func (m *Metrics) Delivery(transport, destination string, results map[string]int
 		}
 	}
 	m.DeliverySeconds.WithLabelValues(transport, worst).Observe(took.Seconds())
+}
+
+// Policy observes one policy server query.
+func (m *Metrics) Policy(server string, took time.Duration, ok bool) {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	m.PolicySeconds.WithLabelValues(server, result).Observe(took.Seconds())
 }
 
 // Handler serves the metrics in the Prometheus text format.
