@@ -137,9 +137,8 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	budget := newMemBudget(cfg.Int("postgate_memory_limit"))
 	setGoMemoryLimit(budget.limit)
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables}
-	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	for _, s := range services {
-		s.log, s.store, s.anvil, s.budget, s.spoolDir = log, store, a, budget, spool
+		s.log, s.store, s.budget, s.spoolDir = log, store, budget, spool
 	}
 	return g, nil
 }

@@ -49,8 +49,6 @@ type service struct {
 	normal, stressed     limits
 	load                 *load
 	anvil                *anvil
-	connCountLimit       int
-	connRateLimit        int
 	eventLimitExceptions *rules.AddrList
 
 	delayReject            bool
@@ -223,8 +221,6 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		errorSleep:              cfg.Duration("smtpd_error_sleep_time"),
 		normal:                  limitsOf(cfg),
 		stressed:                limitsOf(stressed),
-		connCountLimit:          int(cfg.Int("smtpd_client_connection_count_limit")),
-		connRateLimit:           int(cfg.Int("smtpd_client_connection_rate_limit")),
 		lineLimit:               int(cfg.Int("line_length_limit")),
 		recipientLimit:          int(cfg.Int("smtpd_recipient_limit")),
 		recipientOvershootLimit: int(cfg.Int("smtpd_recipient_overshoot_limit")),
@@ -341,6 +337,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if err != nil {
 		return nil, nil, err
 	}
+	s.anvil = newAnvil(cfg, svc, state)
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,

@@ -5,8 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"postgate/greylist"
@@ -34,10 +32,6 @@ type GreylistOptions struct {
 // DefaultGreylistText is postgrey's default --greylist-text.
 const DefaultGreylistText = "Greylisted, see http://postgrey.schweikert.ch/help/%r.html"
 
-// stateWarnEvery bounds the warnings of a failing state store: under an
-// outage every RCPT fails, and one line a minute says as much.
-const stateWarnEvery = time.Minute
-
 // greylister is what check_greylist steps share: the store, the opened
 // allowlists and the outage warning state.
 type greylister struct {
@@ -45,9 +39,7 @@ type greylister struct {
 	opts                         GreylistOptions
 	clients, senders, recipients []*tableRef
 
-	mu      sync.Mutex
-	warned  time.Time // last outage warning
-	failing atomic.Bool
+	outage greylist.Outage
 }
 
 // greylistTables opens the allowlists (so a bad table stops the start,
@@ -99,7 +91,7 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 		if err != nil {
 			return e.greylistFailure(g, now, err)
 		}
-		if g.recovered() {
+		if g.outage.Recovered() {
 			e.info("check_greylist: the state store answers again")
 		}
 		if !r.Greylisted() {
@@ -187,29 +179,13 @@ func (e *eval) greylistFailure(g *greylister, now time.Time, err error) status {
 	if g.opts.FailureDefer {
 		action = "the recipient is deferred"
 	}
-	if g.warnDue(now) {
+	if g.outage.Failed(now) {
 		e.warning("check_greylist: %v; %s (postgate_state_failure_action)", err, action)
 	}
 	if g.opts.FailureDefer {
 		return e.dictRetry(e.recipient)
 	}
 	return dunno
-}
-
-func (g *greylister) warnDue(now time.Time) bool {
-	g.failing.Store(true)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if now.Sub(g.warned) < stateWarnEvery {
-		return false
-	}
-	g.warned = now
-	return true
-}
-
-// recovered reports the first success after a failure.
-func (g *greylister) recovered() bool {
-	return g.failing.Load() && g.failing.CompareAndSwap(true, false)
 }
 
 // greylistText expands postgrey's %r (recipient domain) and %s (seconds

@@ -15,8 +15,17 @@ import (
 // failingStore is a store that is down.
 type failingStore struct{}
 
+var errStoreDown = errors.New("state store redis://127.0.0.1:1: connection refused")
+
 func (failingStore) Greylist(context.Context, greylist.Key, time.Time, greylist.Policy) (greylist.Result, error) {
-	return greylist.Result{}, errors.New("state store redis://127.0.0.1:1: connection refused")
+	return greylist.Result{}, errStoreDown
+}
+func (failingStore) Connect(context.Context, string, greylist.ConnLimits) (greylist.Conn, error) {
+	return greylist.Conn{}, errStoreDown
+}
+func (failingStore) Disconnect(context.Context, greylist.Conn) error { return errStoreDown }
+func (failingStore) Event(context.Context, string, greylist.Rate) (greylist.Count, error) {
+	return greylist.Count{}, errStoreDown
 }
 func (failingStore) Close() error { return nil }
 
