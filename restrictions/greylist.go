@@ -89,7 +89,7 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 			return dunno // the client left: not the store's failure
 		}
 		if err != nil {
-			return e.greylistFailure(g, now, err)
+			return e.stateFailure(&g.outage, "check_greylist", err, e.recipient)
 		}
 		if g.outage.Recovered() {
 			e.info("check_greylist: the state store answers again")
@@ -169,23 +169,6 @@ func clientKeys(addr, name string) []lookupKey {
 		keys = append(keys, lookupKey{name, false})
 	}
 	return keys
-}
-
-// greylistFailure follows postgate_state_failure_action when the store
-// cannot answer: let the recipient through or defer it, and warn at most
-// once a minute.
-func (e *eval) greylistFailure(g *greylister, now time.Time, err error) status {
-	action := "the recipient is let through"
-	if g.opts.FailureDefer {
-		action = "the recipient is deferred"
-	}
-	if g.outage.Failed(now) {
-		e.warning("check_greylist: %v; %s (postgate_state_failure_action)", err, action)
-	}
-	if g.opts.FailureDefer {
-		return e.dictRetry(e.recipient)
-	}
-	return dunno
 }
 
 // greylistText expands postgrey's %r (recipient domain) and %s (seconds
