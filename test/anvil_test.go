@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -191,5 +193,49 @@ func TestAnvilRedisDown(t *testing.T) {
 	}
 	if got := session(c, "u1@corp.test", "u2@corp.test", "u3@corp.test"); got[2] != tooMany {
 		t.Errorf("node C with Redis back: %s", got)
+	}
+}
+
+// TestSenderRateSharedRedis: check_sender_rate and
+// check_recipient_domain_rate (postgate's) count recipients across two
+// nodes sharing Redis.
+func TestSenderRateSharedRedis(t *testing.T) {
+	t.Parallel()
+	redis := redistest.Start(t)
+	limits := filepath.Join(t.TempDir(), "sender_limits")
+	if err := os.WriteFile(limits, []byte("# per sender address\nsrc.test 3/1h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "smtpd_recipient_restrictions = reject_unauth_destination, check_sender_rate texthash:" + limits +
+		", check_recipient_domain_rate inline:{ corp.test=4/1h }\n"
+	nodes, _ := anvilNodes(t, redis, cfg, cfg)
+	rcpts := func(p *harness.Postgate, sender string, to ...string) string {
+		c := harness.Dial(t, p.Addr, outside)
+		defer c.Conn.Close()
+		c.Expect(250, "EHLO client.src.test")
+		c.Expect(250, "MAIL FROM:<%s>", sender)
+		var out []string
+		for _, r := range to {
+			code, text := c.Cmd("RCPT TO:<%s>", r)
+			out = append(out, fmt.Sprintf("%d %s", code, text))
+		}
+		return strings.Join(out, " | ")
+	}
+	ok := "250 2.1.5 Ok"
+	if got := rcpts(nodes[0], "s@src.test", "u1@corp.test", "u2@corp.test"); got != ok+" | "+ok {
+		t.Errorf("node A: %s", got)
+	}
+	senderOver := "450 4.7.1 <s@src.test>: Sender address rejected: Sender rate limit exceeded"
+	if got := rcpts(nodes[1], "s@src.test", "u3@corp.test", "u4@corp.test"); got != ok+" | "+senderOver {
+		t.Errorf("node B: %s", got)
+	}
+	want := ": reject: RCPT from unknown[127.0.0.5]: " + senderOver + "; from=<s@src.test> to=<u4@corp.test> proto=ESMTP helo=<client.src.test>"
+	if log := nodes[1].Log(want); !strings.Contains(log, want) {
+		t.Errorf("no line %q in B's log:\n%s", want, log)
+	}
+	// corp.test had three recipients: one more, then the domain's limit.
+	domainOver := "450 4.7.1 <x2@corp.test>: Recipient address rejected: Recipient domain rate limit exceeded"
+	if got := rcpts(nodes[0], "t@other.test", "x1@corp.test", "x2@corp.test"); got != ok+" | "+domainOver {
+		t.Errorf("node A, another sender: %s", got)
 	}
 }
