@@ -158,6 +158,7 @@ func greylistOptions(cfg *config.Config) restrictions.GreylistOptions {
 		SenderAllowlist:    cfg.List("postgate_greylist_sender_allowlist_maps"),
 		RecipientAllowlist: cfg.List("postgate_greylist_recipient_allowlist_maps"),
 		FailureDefer:       cfg.Get("postgate_state_failure_action") == "defer",
+		Skip:               cfg.List("postgate_greylist_skip"),
 	}
 }
 

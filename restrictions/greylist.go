@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"postgate/greylist"
+	"postgate/restrictions/spf"
 )
 
 // GreylistOptions configure check_greylist (postgate's restriction; the
@@ -25,8 +26,14 @@ type GreylistOptions struct {
 	// never greylisted; any value but DUNNO allowlists.
 	ClientAllowlist, SenderAllowlist, RecipientAllowlist []string
 	// FailureDefer: when the store fails, answer 451 4.3.0 rather than
-	// let the recipient through (postgate_state_failure_action = defer).
+	// let the recipient through (postgate_state_failure_action = defer;
+	// the rate checks follow it too).
 	FailureDefer bool
+	// Skip lists who is never greylisted (postgate_greylist_skip):
+	// "dnswl", a client that permit_dnswl_client or permit_rhswl_client
+	// found listed in this session; "spf_pass", a transaction whose SPF
+	// result is pass.
+	Skip []string
 }
 
 // DefaultGreylistText is postgrey's default --greylist-text.
@@ -38,6 +45,7 @@ type greylister struct {
 	store                        greylist.Store
 	opts                         GreylistOptions
 	clients, senders, recipients []*tableRef
+	skipDNSWL, skipSPFPass       bool
 
 	outage greylist.Outage
 }
@@ -62,6 +70,16 @@ func (c *compiler) greylistTables() error {
 			*t.dst = append(*t.dst, tr)
 		}
 	}
+	for _, w := range o.Skip {
+		switch strings.ToLower(w) {
+		case "dnswl":
+			g.skipDNSWL = true
+		case "spf_pass":
+			g.skipSPFPass = true
+		default:
+			return &ParamError{Param: "postgate_greylist_skip", Err: fmt.Errorf("unknown %q: want dnswl or spf_pass", w)}
+		}
+	}
 	c.l.greylist = g
 	return nil
 }
@@ -77,6 +95,14 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 		g := e.l.greylist
 		if st, skip := e.greylistAllowed(g); skip {
 			return st
+		}
+		if g.skipDNSWL && e.txn.dnswlListed == e.req.ClientAddr {
+			return dunno
+		}
+		if g.skipSPFPass {
+			if o, ok := e.spfOutcome(); ok && o.Result == spf.Pass {
+				return dunno
+			}
 		}
 		if g.store == nil {
 			e.warning("check_greylist: no state store configured")

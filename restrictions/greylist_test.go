@@ -100,6 +100,15 @@ func TestCheckGreylist(t *testing.T) {
 		}
 	})
 
+	t.Run("skip_unknown", func(t *testing.T) {
+		o := base
+		o.Greylist = GreylistOptions{Policy: policy, Skip: []string{"dnswl", "rbl"}}
+		_, err := Compile(params, o)
+		if err == nil || !strings.Contains(err.Error(), `postgate_greylist_skip: unknown "rbl": want dnswl or spf_pass`) {
+			t.Errorf("got %v", err)
+		}
+	})
+
 	t.Run("store_down", func(t *testing.T) {
 		o := base
 		o.StateStore = failingStore{}

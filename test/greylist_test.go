@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"postgate/greylist/redistest"
+	"postgate/test/dnstest"
 	"postgate/test/harness"
 )
 
@@ -262,6 +263,38 @@ func TestGreylistIPv6(t *testing.T) {
 	} {
 		if got := greylistAttempt(t, c.p.Addr, c.src, "s@src.test", "u@corp.test", "retry"); !strings.HasPrefix(got, c.want) {
 			t.Errorf("retry from %s: %s, want %s", c.src, got, c.want)
+		}
+	}
+}
+
+// TestGreylistSkip: with postgate_greylist_skip = dnswl, spf_pass a client
+// that permit_dnswl_client found listed, and a sender whose SPF result is
+// pass, are not greylisted; without it they are.
+func TestGreylistSkip(t *testing.T) {
+	t.Parallel()
+	srv := dnstest.Start(t, `6.0.0.127.wl.test. 60 IN A 127.0.0.2
+spf.test. 60 IN TXT "v=spf1 ip4:127.0.0.7 -all"
+`)
+	sink := harness.StartSink(t)
+	cfg := greylistConfig + routes("corp.test", sink) + "postgate_dns_servers = " + srv.Addr() + `
+smtpd_peername_lookup = no
+smtpd_client_restrictions = permit_dnswl_client wl.test
+`
+	skip, plain := harness.Start(t, cfg+"postgate_greylist_skip = dnswl, spf_pass\n", ""), harness.Start(t, cfg, "")
+	for _, c := range []struct {
+		p             *harness.Postgate
+		src, from, to string
+		want          string
+	}{
+		{skip, "127.0.0.6", "s@src.test", "a@corp.test", "250 2.1.5 Ok"},
+		{skip, "127.0.0.7", "s@spf.test", "b@corp.test", "250 2.1.5 Ok"},
+		{skip, "127.0.0.8", "s@spf.test", "c@corp.test", "450 4.2.0 <c@corp.test>"}, // SPF fail
+		{skip, "127.0.0.8", "s@src.test", "d@corp.test", "450 4.2.0 <d@corp.test>"}, // SPF none
+		{plain, "127.0.0.6", "s@src.test", "a@corp.test", "450 4.2.0 <a@corp.test>"},
+		{plain, "127.0.0.7", "s@spf.test", "b@corp.test", "450 4.2.0 <b@corp.test>"},
+	} {
+		if got := greylistAttempt(t, c.p.Addr, c.src, c.from, c.to, "skip"); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s <%s> on %s: %s, want %s", c.src, c.from, c.p.Addr, got, c.want)
 		}
 	}
 }

@@ -255,6 +255,7 @@ var paramTable = []param{
 	list("postgate_greylist_client_allowlist_maps", ""),
 	list("postgate_greylist_sender_allowlist_maps", ""),
 	list("postgate_greylist_recipient_allowlist_maps", ""),
+	list("postgate_greylist_skip", ""), // dnswl, spf_pass
 
 	// Delivery.
 	list("relayhost", ""),
