@@ -139,3 +139,25 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRate: a rate limit is admin input (a table value); what parses
+// is at least one event per at least a second, and reads back the same
+// when written in seconds.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"100/1h", "1/1", " 5 / 30m", "0/1h", "1/", "/1h", "9999999999/1w", "1/2147483648"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		r, err := ParseRate(v)
+		if err != nil {
+			return
+		}
+		if r.N < 1 || r.Per < time.Second {
+			t.Fatalf("%q: %+v", v, r)
+		}
+		again, err := ParseRate(fmt.Sprintf("%d/%ds", r.N, int64(r.Per/time.Second)))
+		if err != nil || again != r {
+			t.Fatalf("%q: %+v reads back as %+v, %v", v, r, again, err)
+		}
+	})
+}
