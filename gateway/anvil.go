@@ -74,9 +74,12 @@ func (s *session) overLimit() bool {
 	}
 	c, err := a.store.Connect(s.ctx, a.key(s.client.addr, ""), l)
 	if err != nil {
-		if s.anvilFailed(err, "the connection") {
-			s.localDataError()
-			return true
+		// Whatever postgate_state_failure_action says: refusing every
+		// connection while the store is away would stop the gateway (and
+		// the default count limit applies to every client). Postfix's
+		// smtpd, too, lets a client in when anvil does not answer.
+		if s.ctx.Err() == nil {
+			s.anvilWarn(err, "the connection is let through (connection limits fail open)")
 		}
 		return false
 	}
@@ -120,7 +123,7 @@ func (s *session) eventLimited(what string, limit int, event, text string) bool 
 	}
 	c, err := a.store.Event(s.ctx, a.key(s.client.addr, what), greylist.Rate{N: limit, Per: a.unit})
 	if err != nil {
-		if s.anvilFailed(err, "the command") {
+		if s.anvilFailed(err) {
 			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup failure"})
 			return true
 		}
@@ -136,17 +139,17 @@ func (s *session) eventLimited(what string, limit int, event, text string) bool 
 }
 
 // anvilFailed follows postgate_state_failure_action when the store cannot
-// answer a check (let through, or defer), and reports whether to defer. A
-// client that left is not the store's failure.
-func (s *session) anvilFailed(err error, subject string) bool {
+// answer a command's check (let through, or defer), and reports whether
+// to defer. A client that left is not the store's failure.
+func (s *session) anvilFailed(err error) bool {
 	if s.ctx.Err() != nil {
 		return false
 	}
 	if s.svc.anvil.failureDefer {
-		s.anvilWarn(err, subject+" is deferred (postgate_state_failure_action)")
+		s.anvilWarn(err, "the command is deferred (postgate_state_failure_action)")
 		return true
 	}
-	s.anvilWarn(err, subject+" is let through (postgate_state_failure_action)")
+	s.anvilWarn(err, "the command is let through (postgate_state_failure_action)")
 	return false
 }
 
