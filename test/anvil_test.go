@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"postgate/greylist/redistest"
 	"postgate/test/harness"
@@ -241,5 +242,40 @@ func TestSenderRateSharedRedis(t *testing.T) {
 	domainOver := "450 4.7.1 <x2@corp.test>: Recipient address rejected: Recipient domain rate limit exceeded"
 	if got := rcpts(nodes[0], "t@other.test", "x1@corp.test", "x2@corp.test"); got != ok+" | "+domainOver {
 		t.Errorf("node A, another sender: %s", got)
+	}
+}
+
+// TestAnvilRedisSlow: a Redis that stops answering costs a connection
+// check postgate_state_timeout, then lets the client in with a warning;
+// the limits work again once Redis does.
+func TestAnvilRedisSlow(t *testing.T) {
+	t.Parallel()
+	redis := redistest.Start(t, "--enable-debug-command", "yes")
+	nodes, _ := anvilNodes(t, redis, "smtpd_client_connection_count_limit = 1\npostgate_state_timeout = 1s\n")
+	p := nodes[0]
+	slept := make(chan error, 1)
+	go func() {
+		_, err := redis.Do("DEBUG SLEEP 4")
+		slept <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	begin := time.Now()
+	held := harness.Dial(t, p.Addr, outside)
+	if d := time.Since(begin); d < time.Second || d > 3*time.Second {
+		t.Errorf("the greeting took %v with postgate_state_timeout = 1s", d)
+	}
+	if log := p.Log("warning: anvil:"); !strings.Contains(log, "i/o timeout") && !strings.Contains(log, "deadline exceeded") {
+		t.Errorf("no timeout warning:\n%s", log)
+	}
+	if err := <-slept; err != nil {
+		t.Fatal(err)
+	}
+	// The held connection was let in uncounted; two more: the second is
+	// over the limit.
+	held.Expect(221, "QUIT")
+	harness.Dial(t, p.Addr, outside)
+	c := harness.DialRaw(t, p.Addr, outside)
+	if code, text := c.Reply(); code != 421 || text != tooMany {
+		t.Errorf("with Redis awake, second connection: %d %s", code, text)
 	}
 }

@@ -212,8 +212,9 @@ func TestGreylistRedisSlow(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t, "--enable-debug-command", "yes")
 	sink := harness.StartSink(t)
+	// No connection count limit: its check would wait for Redis too.
 	p := harness.Start(t, greylistConfig+routes("corp.test", sink)+
-		"postgate_state_store = redis://"+redis.Addr+"\npostgate_state_timeout = 1s\n", "")
+		"postgate_state_store = redis://"+redis.Addr+"\npostgate_state_timeout = 1s\nsmtpd_client_connection_count_limit = 0\n", "")
 	slept := make(chan error, 1)
 	go func() {
 		_, err := redis.Do("DEBUG SLEEP 4")
