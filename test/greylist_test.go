@@ -215,25 +215,11 @@ func TestGreylistRedisSlow(t *testing.T) {
 	// No connection count limit: its check would wait for Redis too.
 	p := harness.Start(t, greylistConfig+routes("corp.test", sink)+
 		"postgate_state_store = redis://"+redis.Addr+"\npostgate_state_timeout = 1s\nsmtpd_client_connection_count_limit = 0\n", "")
-	slept := make(chan error, 1)
-	go func() {
-		_, err := redis.Do("DEBUG SLEEP 4")
-		slept <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
-	begin := time.Now()
-	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "slow@corp.test", "slow"); got != "250 2.1.5 Ok" {
-		t.Errorf("with Redis asleep: %s", got)
-	}
-	if d := time.Since(begin); d < time.Second || d > 3*time.Second {
-		t.Errorf("the session took %v with postgate_state_timeout = 1s", d)
-	}
-	if log := p.Log("warning: check_greylist"); !strings.Contains(log, "i/o timeout") && !strings.Contains(log, "deadline exceeded") {
-		t.Errorf("no timeout warning:\n%s", log)
-	}
-	if err := <-slept; err != nil {
-		t.Fatal(err)
-	}
+	whileAsleep(t, redis, p, "warning: check_greylist", func() {
+		if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "slow@corp.test", "slow"); got != "250 2.1.5 Ok" {
+			t.Errorf("with Redis asleep: %s", got)
+		}
+	})
 	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "awake@corp.test", "awake"); !strings.HasPrefix(got, "450 4.2.0 <awake@corp.test>") {
 		t.Errorf("with Redis awake: %s", got)
 	}
@@ -297,5 +283,29 @@ smtpd_client_restrictions = permit_dnswl_client wl.test
 		if got := greylistAttempt(t, c.p.Addr, c.src, c.from, c.to, "skip"); !strings.HasPrefix(got, c.want) {
 			t.Errorf("%s <%s> on %s: %s, want %s", c.src, c.from, c.p.Addr, got, c.want)
 		}
+	}
+}
+
+// whileAsleep runs session while redis sleeps (DEBUG SLEEP 4): it must
+// take postgate_state_timeout (1s), not the whole sleep, and p must log a
+// timeout warning starting with warning; it returns once redis is awake.
+func whileAsleep(t *testing.T, redis *redistest.Server, p *harness.Postgate, warning string, session func()) {
+	t.Helper()
+	slept := make(chan error, 1)
+	go func() {
+		_, err := redis.Do("DEBUG SLEEP 4")
+		slept <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	begin := time.Now()
+	session()
+	if d := time.Since(begin); d < time.Second || d > 3*time.Second {
+		t.Errorf("the session took %v with postgate_state_timeout = 1s", d)
+	}
+	if log := p.Log(warning); !strings.Contains(log, "i/o timeout") && !strings.Contains(log, "deadline exceeded") {
+		t.Errorf("no timeout warning:\n%s", log)
+	}
+	if err := <-slept; err != nil {
+		t.Fatal(err)
 	}
 }
