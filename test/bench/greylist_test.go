@@ -15,14 +15,14 @@ import (
 
 var cmdstatRe = regexp.MustCompile(`(?m)^cmdstat_([a-z|]+):calls=(\d+)`)
 
-// inScript are the commands the greylist script runs; postgate never
-// sends them itself (greylist/redis.go), so the other commands Redis
-// counts are what postgate sent: its round trips.
-var inScript = map[string]bool{"get": true, "set": true, "incr": true, "pexpire": true}
+// greylistScript are the commands the greylist script runs; postgate
+// never sends them itself (greylist/redis.go), so the other commands
+// Redis counts are what postgate sent: its round trips.
+var greylistScript = map[string]bool{"get": true, "set": true, "incr": true, "pexpire": true}
 
 // redisCalls counts the commands Redis has run (INFO aside): those
-// postgate sent, and all of them, the script's included.
-func redisCalls(b *testing.B, r *redistest.Server) (sent, all int) {
+// postgate sent (not in inScript), and all of them, the scripts' included.
+func redisCalls(b *testing.B, r *redistest.Server, inScript map[string]bool) (sent, all int) {
 	out, err := r.CLI("info", "commandstats")
 	if err != nil {
 		b.Fatalf("INFO commandstats: %v %s", err, out)
@@ -59,7 +59,7 @@ smtpd_error_sleep_time = 0
 `, r.Addr), "")
 	const sessions, perSession = 50, 400
 	for i := 0; i < b.N; i++ {
-		sent0, all0 := redisCalls(b, r)
+		sent0, all0 := redisCalls(b, r, greylistScript)
 		var checks atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -85,8 +85,59 @@ smtpd_error_sleep_time = 0
 		el := time.Since(start)
 		n := checks.Load()
 		b.ReportMetric(float64(n)/el.Seconds(), "checks/s")
-		sent, all := redisCalls(b, r)
+		sent, all := redisCalls(b, r, greylistScript)
 		b.ReportMetric(float64(sent-sent0)/float64(n), "roundtrips/check")
 		b.ReportMetric(float64(all-all0)/float64(n), "rediscmds/check")
+	}
+}
+
+// limitScript are the commands the limit scripts run (greylist/limit_redis.go).
+var limitScript = map[string]bool{"time": true, "llen": true, "lindex": true, "lpush": true, "ltrim": true, "pexpire": true}
+
+// BenchmarkRateSessions: 50 concurrent SMTP sessions each repeat MAIL
+// (smtpd_client_message_rate_limit), RCPT (smtpd_client_recipient_rate_limit)
+// and RSET against postgate with its counters in a local redis-server,
+// from 50 client addresses, under limits they never reach. Reports
+// rate-limit checks per second and the commands postgate sent to Redis
+// per check (its round trips), counted by Redis itself.
+//
+//	go test -run '^$' -bench RateSessions -benchtime 1x ./test/bench
+func BenchmarkRateSessions(b *testing.B) {
+	r := redistest.Start(b)
+	p := harness.Start(b, fmt.Sprintf(`postgate_state_store = redis://%s
+smtpd_client_connection_count_limit = 0
+smtpd_client_message_rate_limit = 1000000
+smtpd_client_recipient_rate_limit = 1000000
+smtpd_soft_error_limit = 1000000
+smtpd_hard_error_limit = 1000000
+smtpd_junk_command_limit = 1000000
+`, r.Addr), "")
+	const sessions, perSession = 50, 400
+	for range b.N {
+		sent0, _ := redisCalls(b, r, limitScript)
+		var checks atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for s := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := harness.Dial(b, p.Addr, fmt.Sprintf("127.0.1.%d", s+1))
+				defer c.Conn.Close()
+				c.Expect(250, "EHLO client.test")
+				for j := range perSession {
+					c.Expect(250, "MAIL FROM:<s%d@src.test>", s)
+					c.Expect(250, "RCPT TO:<u%d@relay.test>", j)
+					checks.Add(2)
+					c.Expect(250, "RSET")
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		n := checks.Load()
+		b.ReportMetric(float64(n)/el.Seconds(), "checks/s")
+		sent, _ := redisCalls(b, r, limitScript)
+		b.ReportMetric(float64(sent-sent0)/float64(n), "roundtrips/check")
 	}
 }
