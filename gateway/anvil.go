@@ -2,79 +2,167 @@ package gateway
 
 import (
 	"net/netip"
-	"sync"
+	"strings"
 	"time"
+
+	"postgate/gateway/config"
+	"postgate/greylist"
+	"postgate/rules"
 )
 
-// anvil counts, per service and client address, the client's open
-// connections and the connections it opened in the current time unit, as
-// Postfix's anvil(8) server does for smtpd: a window starts at a client's
-// first event and its rate restarts once anvil_rate_time_unit has passed
-// since then. State lives in this process; the greylisting issue moves it
-// behind the shared state store.
+// anvil enforces Postfix's per-client limits (the smtpd_client_*_limit
+// parameters, per anvil_rate_time_unit) as Postfix's anvil(8) server
+// counts them for smtpd, over the state store's Limiter: in memory for
+// one node, or in Redis for every node sharing it. Windows slide (Postfix's
+// restart a unit after a client's first event), and only what is let
+// through counts (see greylist.Limiter).
 type anvil struct {
-	unit      time.Duration
-	mu        sync.Mutex
-	clients   map[anvilKey]*anvilClient
-	lastSweep time.Time
+	store greylist.Limiter
+	// name is the service as the store knows it, the same on every node
+	// of a pool (postgate_anvil_service_name).
+	name         string
+	unit         time.Duration
+	countLimit   int
+	rateLimit    int
+	mailLimit    int
+	rcptLimit    int
+	failureDefer bool // postgate_state_failure_action = defer
+	outage       greylist.Outage
 }
 
-type anvilKey struct {
-	service string
-	addr    netip.Addr
-}
-
-type anvilClient struct {
-	count int       // open connections
-	rate  int       // connections opened since start
-	start time.Time // when the current rate window began
-}
-
-func newAnvil(unit time.Duration) *anvil {
-	return &anvil{unit: unit, clients: map[anvilKey]*anvilClient{}, lastSweep: time.Now()}
-}
-
-// connect counts a new connection and returns the client's open
-// connections and its connection rate, both including this one.
-func (a *anvil) connect(service string, addr netip.Addr) (count, rate int) {
-	now := time.Now()
-	k := anvilKey{service, addr}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.sweep(now)
-	c := a.clients[k]
-	if c == nil {
-		c = &anvilClient{start: now}
-		a.clients[k] = c
+func newAnvil(cfg *config.Config, svc config.Service, store greylist.Limiter) *anvil {
+	name := cfg.Get("postgate_anvil_service_name")
+	if name == "" {
+		// A pool's nodes listen on their own addresses: "10.0.0.1:25"
+		// and "10.0.0.2:25" are one service, "25".
+		name = svc.Name
+		if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			name = name[i+1:]
+		}
 	}
-	if now.Sub(c.start) > a.unit {
-		c.rate, c.start = 0, now
+	return &anvil{
+		store:        store,
+		name:         name,
+		unit:         cfg.Duration("anvil_rate_time_unit"),
+		countLimit:   int(cfg.Int("smtpd_client_connection_count_limit")),
+		rateLimit:    int(cfg.Int("smtpd_client_connection_rate_limit")),
+		mailLimit:    int(cfg.Int("smtpd_client_message_rate_limit")),
+		rcptLimit:    int(cfg.Int("smtpd_client_recipient_rate_limit")),
+		failureDefer: cfg.Get("postgate_state_failure_action") == "defer",
 	}
-	c.count++
-	c.rate++
-	return c.count, c.rate
 }
 
-// disconnect ends a connection counted by connect.
-func (a *anvil) disconnect(service string, addr netip.Addr) {
-	a.mu.Lock()
-	if c := a.clients[anvilKey{service, addr}]; c != nil && c.count > 0 {
-		c.count--
-	}
-	a.mu.Unlock()
+// key names a client's counters: per service and client address, as
+// anvil's.
+func (a *anvil) key(addr netip.Addr, what string) string {
+	return "anvil|" + a.name + "|" + addr.String() + what
 }
 
-// sweep forgets, at most once a time unit, the clients with no connection
-// whose rate window has ended, so the table stays as small as the set of
-// recent clients (anvil frees them by timer).
-func (a *anvil) sweep(now time.Time) {
-	if now.Sub(a.lastSweep) < a.unit {
+// counted reports whether the client's events count: clients in
+// smtpd_client_event_limit_exceptions and those allowed XCLIENT do not,
+// as with Postfix.
+func (s *session) counted() bool { return !s.nc.exempt && !s.xclientOK }
+
+// overLimit counts the connection, and refuses it past
+// smtpd_client_connection_count_limit or
+// smtpd_client_connection_rate_limit.
+func (s *session) overLimit() bool {
+	a := s.svc.anvil
+	l := greylist.ConnLimits{Count: a.countLimit, Rate: greylist.Rate{N: a.rateLimit, Per: a.unit}}
+	if !s.counted() || (l.Count == 0 && l.Rate.N == 0) {
+		return false
+	}
+	c, err := a.store.Connect(s.ctx, a.key(s.client.addr, ""), l)
+	if err != nil {
+		// Whatever postgate_state_failure_action says: refusing every
+		// connection while the store is away would stop the gateway (and
+		// the default count limit applies to every client). Postfix's
+		// smtpd, too, lets a client in when anvil does not answer.
+		if s.ctx.Err() == nil {
+			s.anvilWarn(err, "the connection is let through (connection limits fail open)")
+		}
+		return false
+	}
+	s.anvilAnswered()
+	if c.Allowed {
+		s.anvilConn = c
+		return false
+	}
+	s.svc.log.Logf("smtpd", "warning: Connection %s limit exceeded: %d from %s for service %s", c.Over, c.N, s.client, s.svc.name)
+	s.reply(rules.Reply{Code: 421, DSN: "4.7.0", Text: s.svc.hostname + " Error: too many connections from " + s.client.address()})
+	return true
+}
+
+// disconnect ends the connection overLimit counted. The session's context
+// is over by now; the gateway's still runs.
+func (s *session) disconnect() {
+	if !s.anvilConn.Allowed {
 		return
 	}
-	a.lastSweep = now
-	for k, c := range a.clients {
-		if c.count == 0 && now.Sub(c.start) > a.unit {
-			delete(a.clients, k)
+	if err := s.svc.anvil.store.Disconnect(s.svc.ctx, s.anvilConn); err != nil {
+		s.anvilWarn(err, "the connection stops counting when its lease expires")
+	}
+}
+
+// messageRateLimited counts a MAIL command against
+// smtpd_client_message_rate_limit and answers it when over.
+func (s *session) messageRateLimited() bool {
+	return s.eventLimited("|mail", s.svc.anvil.mailLimit, "Message delivery request", "Error: too much mail from ")
+}
+
+// recipientRateLimited counts a RCPT or VRFY command against
+// smtpd_client_recipient_rate_limit and answers it when over.
+func (s *session) recipientRateLimited() bool {
+	return s.eventLimited("|rcpt", s.svc.anvil.rcptLimit, "Recipient address", "Error: too many recipients from ")
+}
+
+func (s *session) eventLimited(what string, limit int, event, text string) bool {
+	a := s.svc.anvil
+	if limit == 0 || !s.counted() {
+		return false
+	}
+	c, err := a.store.Event(s.ctx, a.key(s.client.addr, what), greylist.Rate{N: limit, Per: a.unit})
+	if err != nil {
+		if s.anvilFailed(err) {
+			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup failure"})
+			return true
 		}
+		return false
+	}
+	s.anvilAnswered()
+	if c.Allowed {
+		return false
+	}
+	s.svc.log.Logf("smtpd", "warning: %s rate limit exceeded: %d from %s for service %s", event, c.N, s.client, s.svc.name)
+	s.reply(rules.Reply{Code: 450, DSN: "4.7.1", Text: text + s.client.address()})
+	return true
+}
+
+// anvilFailed follows postgate_state_failure_action when the store cannot
+// answer a command's check (let through, or defer), and reports whether
+// to defer. A client that left is not the store's failure.
+func (s *session) anvilFailed(err error) bool {
+	if s.ctx.Err() != nil {
+		return false
+	}
+	if s.svc.anvil.failureDefer {
+		s.anvilWarn(err, "the command is deferred (postgate_state_failure_action)")
+		return true
+	}
+	s.anvilWarn(err, "the command is let through (postgate_state_failure_action)")
+	return false
+}
+
+// anvilWarn logs a store failure, at most once a minute.
+func (s *session) anvilWarn(err error, what string) {
+	if s.svc.anvil.outage.Failed(time.Now()) {
+		s.svc.log.Logf("smtpd", "warning: anvil: %v; %s", err, what)
+	}
+}
+
+// anvilAnswered notes a store answer: the first after a failure is logged.
+func (s *session) anvilAnswered() {
+	if s.svc.anvil.outage.Recovered() {
+		s.svc.log.Logf("smtpd", "anvil: the state store answers again")
 	}
 }

@@ -176,6 +176,9 @@ func (s *session) vrfy(args []command.Token) bool {
 		s.reply(rules.Reply{Code: 501, DSN: "5.5.4", Text: syntax})
 		return false
 	}
+	if s.recipientRateLimited() {
+		return false
+	}
 	arg := joinArgs(args[1:])
 	addr, ok := command.ExtractAddress(arg, false)
 	if !ok || addr == "" || !s.validAddress(addr, smtputf8) {

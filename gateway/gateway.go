@@ -181,11 +181,10 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	setGoMemoryLimit(budget.limit)
 	g := &Gateway{cfg: cfg, log: log, store: store, services: services, delivery: d, tables: tables, opts: opts, dns: dns,
 		pickupNow: make(chan struct{}, 1)}
-	a := newAnvil(cfg.Duration("anvil_rate_time_unit"))
 	g.metrics = newMetrics(store, dns)
 	d.count(g.metrics)
 	for _, s := range services {
-		s.log, s.store, s.anvil, s.budget, s.spoolDir, s.metrics = log, store, a, budget, spool, g.metrics
+		s.log, s.store, s.budget, s.spoolDir, s.metrics = log, store, budget, spool, g.metrics
 	}
 	return g, nil
 }

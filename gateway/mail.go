@@ -27,6 +27,8 @@ func (s *session) mail(args []command.Token) bool {
 	case len(args) < 3 || !strings.EqualFold(args[1].Text, "from:"):
 		s.reply(rules.Reply{Code: 501, DSN: "5.5.4", Text: "Syntax: MAIL FROM:<address>"})
 		return false
+	case s.messageRateLimited():
+		return false
 	}
 	badSender := rules.Reply{Code: 501, DSN: "5.1.7", Text: "Bad sender address syntax"}
 	if args[2].Bad {
@@ -167,6 +169,8 @@ func (s *session) rcpt(args []command.Token) bool {
 		return false
 	case len(args) < 3 || !strings.EqualFold(args[1].Text, "to:"):
 		s.reply(rules.Reply{Code: 501, DSN: "5.5.4", Text: "Syntax: RCPT TO:<address>"})
+		return false
+	case s.recipientRateLimited():
 		return false
 	}
 	badRcpt := rules.Reply{Code: 501, DSN: "5.1.3", Text: "Bad recipient address syntax"}

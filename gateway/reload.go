@@ -63,10 +63,10 @@ func (g *Gateway) apply(cfg *config.Config) error {
 			(s.postscreen == nil) != (old.postscreen == nil) || (s.proxyTimeout == 0) != (old.proxyTimeout == 0) {
 			return fmt.Errorf("%s: service %s changed its listener: restart to apply", s.pos, s.name)
 		}
-		// What the process keeps: the queue, the log, the counters, the
-		// sessions in progress (load) and the go-smtp server serving the
-		// socket.
-		s.log, s.store, s.anvil, s.budget, s.spoolDir, s.metrics = old.log, old.store, old.anvil, old.budget, old.spoolDir, old.metrics
+		// What the process keeps: the queue, the log, the sessions in
+		// progress (load) and the go-smtp server serving the socket. The
+		// anvil counters live in the state store, which outlives a reload.
+		s.log, s.store, s.budget, s.spoolDir, s.metrics = old.log, old.store, old.budget, old.spoolDir, old.metrics
 		s.ctx, s.server, s.load = g.sessions, old.server, old.load
 		if s.postscreen != nil {
 			s.postscreen.adopt(old.postscreen)
@@ -89,7 +89,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 var restartOnly = []string{
 	"queue_directory", "maillog_file", "syslog_name", "postgate_dns_servers", "postgate_memory_limit",
 	"postgate_queue_segment_size", "enable_long_queue_ids", "queue_minfree", "postgate_reserved_session_slots",
-	"anvil_rate_time_unit", "postgate_metrics_address",
+	"postgate_metrics_address",
 	"smtp_bind_address", "smtp_helo_name", "smtp_tcp_port", "smtp_line_length_limit",
 	"minimal_backoff_time", "maximal_backoff_time", "queue_run_delay", "maximal_queue_lifetime",
 	"bounce_queue_lifetime", "delay_warning_time", "bounce_size_limit", "notify_classes",

@@ -50,8 +50,6 @@ type service struct {
 	normal, stressed     limits
 	load                 *load
 	anvil                *anvil
-	connCountLimit       int
-	connRateLimit        int
 	eventLimitExceptions *rules.AddrList
 
 	delayReject            bool
@@ -170,6 +168,7 @@ func greylistOptions(cfg *config.Config) restrictions.GreylistOptions {
 		SenderAllowlist:    cfg.List("postgate_greylist_sender_allowlist_maps"),
 		RecipientAllowlist: cfg.List("postgate_greylist_recipient_allowlist_maps"),
 		FailureDefer:       cfg.Get("postgate_state_failure_action") == "defer",
+		Skip:               cfg.List("postgate_greylist_skip"),
 	}
 }
 
@@ -233,8 +232,6 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		errorSleep:              cfg.Duration("smtpd_error_sleep_time"),
 		normal:                  limitsOf(cfg),
 		stressed:                limitsOf(stressed),
-		connCountLimit:          int(cfg.Int("smtpd_client_connection_count_limit")),
-		connRateLimit:           int(cfg.Int("smtpd_client_connection_rate_limit")),
 		lineLimit:               int(cfg.Int("line_length_limit")),
 		recipientLimit:          int(cfg.Int("smtpd_recipient_limit")),
 		recipientOvershootLimit: int(cfg.Int("smtpd_recipient_overshoot_limit")),
@@ -367,6 +364,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if err != nil {
 		return nil, nil, err
 	}
+	s.anvil = newAnvil(cfg, svc, state)
 	s.restrictionOpts = restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,

@@ -16,6 +16,7 @@ import (
 
 	"postgate/gateway/command"
 	"postgate/gateway/sasl"
+	"postgate/greylist"
 	"postgate/queue"
 	"postgate/restrictions"
 	"postgate/rules"
@@ -51,8 +52,8 @@ type session struct {
 	illPipelining bool
 	xclientOK     bool // the client may send XCLIENT (smtpd_authorized_xclient_hosts)
 	xforwardOK    bool
-	connected     bool       // the connect stage is over (start runs again after XCLIENT)
-	anvilAddr     netip.Addr // the address anvil counted this connection under
+	connected     bool          // the connect stage is over (start runs again after XCLIENT)
+	anvilConn     greylist.Conn // the connection as anvil counted it
 	// screenReply: postscreen enforces a failed test: every RCPT gets it.
 	screenReply *rules.Reply
 	screenedOut bool // postscreen dropped the client: smtpd never saw it
@@ -207,32 +208,6 @@ func (s *session) start() {
 		}
 	}
 	s.reply(rules.Reply{Code: 220, Text: s.svc.banner})
-}
-
-// overLimit counts the connection with anvil, unless the client is exempt
-// (smtpd_client_event_limit_exceptions, or allowed XCLIENT, as Postfix),
-// and refuses it past smtpd_client_connection_count_limit or
-// smtpd_client_connection_rate_limit. A refused connection still counts
-// until it closes, as with Postfix.
-func (s *session) overLimit() bool {
-	if s.nc.exempt || s.xclientOK {
-		return false
-	}
-	s.anvilAddr = s.client.addr
-	count, rate := s.svc.anvil.connect(s.svc.name, s.anvilAddr)
-	var what string
-	var n int
-	switch {
-	case s.svc.connCountLimit > 0 && count > s.svc.connCountLimit:
-		what, n = "concurrency", count
-	case s.svc.connRateLimit > 0 && rate > s.svc.connRateLimit:
-		what, n = "rate", rate
-	default:
-		return false
-	}
-	s.svc.log.Logf("smtpd", "warning: Connection %s limit exceeded: %d from %s for service %s", what, n, s.client, s.svc.name)
-	s.reply(rules.Reply{Code: 421, DSN: "4.7.0", Text: s.svc.hostname + " Error: too many connections from " + s.client.address()})
-	return true
 }
 
 // localDataError is Postfix's answer when a table it needs to go on fails.
@@ -399,9 +374,7 @@ func (s *session) Close() {
 		// postscreen's dummy engine ends its session so.
 		s.svc.log.Logf("postscreen", "DISCONNECT %s", s.screenClient())
 	}
-	if s.anvilAddr.IsValid() {
-		s.svc.anvil.disconnect(s.svc.name, s.anvilAddr)
-	}
+	s.disconnect()
 	s.svc.log.Logf("smtpd", "disconnect from %s%s", s.client, s.stats.format(s.bareLF))
 }
 

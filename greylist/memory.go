@@ -11,12 +11,14 @@ import (
 const sweepEvery = time.Minute
 
 // Memory is the embedded store of a single node. It follows the same
-// state machine as the Redis script (redis.go); both pass one test suite.
+// state machines as the Redis scripts (redis.go, limit_redis.go); both
+// pass one test suite.
 type Memory struct {
 	mu        sync.Mutex
 	triplets  map[string]triplet
 	clients   map[string]counter
 	nextSweep time.Time
+	limits    memLimits
 }
 
 type triplet struct {
@@ -32,7 +34,8 @@ type counter struct {
 
 // NewMemory makes an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{triplets: map[string]triplet{}, clients: map[string]counter{}}
+	return &Memory{triplets: map[string]triplet{}, clients: map[string]counter{},
+		limits: memLimits{conns: map[string]int{}, events: map[string]*eventLog{}}}
 }
 
 // Greylist implements Store.

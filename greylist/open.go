@@ -17,6 +17,10 @@ type Options struct {
 	// Timeout bounds each store operation: connecting, sending and
 	// waiting for the answer (postgate_state_timeout). 0: one second.
 	Timeout time.Duration
+	// LeaseTTL is how long a connection counted in Redis outlives its
+	// node's last renewal (a crashed node's connections stop counting
+	// after it). 0: one minute.
+	LeaseTTL time.Duration
 }
 
 // Open opens the store postgate_state_store names:
@@ -48,7 +52,7 @@ func Open(spec string, o Options) (Store, error) {
 	// retrying inside one check would only make the client wait longer.
 	uo.MaxRetries = -1
 	uo.ContextTimeoutEnabled = true
-	return &Redis{client: redis.NewUniversalClient(uo), desc: desc}, nil
+	return &Redis{client: redis.NewUniversalClient(uo), desc: desc, leases: newLeases(o.LeaseTTL)}, nil
 }
 
 // parseURL reads a redis URL; desc is the URL without its password.

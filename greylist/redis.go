@@ -13,6 +13,7 @@ import (
 type Redis struct {
 	client redis.UniversalClient
 	desc   string // the URL without its password, for errors
+	leases *leases
 }
 
 // greylistScript is the whole check in one round trip; Memory.Greylist is
@@ -55,7 +56,6 @@ return {0, now, 0}
 // Greylist implements Store: one EVALSHA (an EVAL the first time a server
 // lacks the script).
 func (r *Redis) Greylist(ctx context.Context, k Key, now time.Time, p Policy) (Result, error) {
-	ms := func(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 	vals, err := greylistScript.Run(ctx, r.client, []string{k.tripletKey(), k.clientKey()},
 		now.UnixMilli(), p.Delay.Milliseconds(), ms(p.RetryWindow), ms(p.Lifetime), p.AutoAllowClients).Int64Slice()
 	if err != nil {
@@ -71,5 +71,9 @@ func (r *Redis) Greylist(ctx context.Context, k Key, now time.Time, p Policy) (R
 	return res, nil
 }
 
-// Close implements Store.
-func (r *Redis) Close() error { return r.client.Close() }
+// Close implements Store. The connections this node still counts expire
+// in Redis after their lease's lifetime.
+func (r *Redis) Close() error {
+	r.leases.stop()
+	return r.client.Close()
+}

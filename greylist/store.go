@@ -1,5 +1,6 @@
 // Package greylist keeps the state postgate shares about who it has seen:
-// greylisting triplets and the clients they allowlist, in a Store that is
+// greylisting triplets and the clients they allowlist, and the counters of
+// rate and connection limits (limit.go), in a Store that is
 // embedded in memory (one node) or Redis (single server, Sentinel or
 // Cluster, shared by every node behind one MX).
 //
@@ -15,9 +16,10 @@ import (
 	"time"
 )
 
-// Store keeps greylisting state with expiry. Implementations are safe for
-// concurrent use.
+// Store keeps greylisting state and rate counters with expiry.
+// Implementations are safe for concurrent use.
 type Store interface {
+	Limiter
 	// Greylist records one attempt of the triplet k at now under policy p,
 	// atomically, and says what the attempt is (see Status). Records
 	// expire by themselves: a pending triplet after p.Delay+p.RetryWindow,

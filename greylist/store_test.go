@@ -153,14 +153,17 @@ func storeSuite(t *testing.T, s Store) {
 
 func TestMemoryStore(t *testing.T) {
 	t.Parallel()
-	storeSuite(t, NewMemory())
+	s := NewMemory()
+	t.Run("greylist", func(t *testing.T) { storeSuite(t, s) })
+	t.Run("limits", func(t *testing.T) { limitSuite(t, s) })
 }
 
 func TestRedisStore(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	s := openTest(t, "redis://"+srv.Addr+"/3")
-	storeSuite(t, s)
+	t.Run("greylist", func(t *testing.T) { storeSuite(t, s) })
+	t.Run("limits", func(t *testing.T) { limitSuite(t, s) })
 }
 
 // TestRedisClusterStore: the suite on a three-master Cluster named by one
@@ -169,7 +172,9 @@ func TestRedisStore(t *testing.T) {
 func TestRedisClusterStore(t *testing.T) {
 	t.Parallel()
 	nodes := redistest.StartCluster(t)
-	storeSuite(t, openTest(t, "redis-cluster://"+nodes[1].Addr))
+	s := openTest(t, "redis-cluster://"+nodes[1].Addr)
+	t.Run("greylist", func(t *testing.T) { storeSuite(t, s) })
+	t.Run("limits", func(t *testing.T) { limitSuite(t, s) })
 	// The suite's client networks landed on more than one master.
 	used := 0
 	for _, n := range nodes {
@@ -188,7 +193,7 @@ func TestRedisSentinelStore(t *testing.T) {
 	t.Parallel()
 	primary, replica, sentinel := redistest.StartSentinel(t, "gl")
 	s := openTest(t, "redis-sentinel://"+sentinel.Addr+"/2?master=gl")
-	t.Run("before", func(t *testing.T) { storeSuite(t, s) })
+	t.Run("before", func(t *testing.T) { storeSuite(t, s); limitSuite(t, s) })
 	if out, err := sentinel.CLI("sentinel", "failover", "gl"); err != nil || !strings.Contains(out, "OK") {
 		t.Fatalf("SENTINEL FAILOVER: %v %s", err, out)
 	}
@@ -208,7 +213,7 @@ func TestRedisSentinelStore(t *testing.T) {
 		_, err := s.Greylist(context.Background(), Key{Client: "192.0.2.0/24", Recipient: "probe@example.test"}, time.Now(), testPolicy)
 		return err == nil
 	})
-	t.Run("after", func(t *testing.T) { storeSuite(t, s) })
+	t.Run("after", func(t *testing.T) { storeSuite(t, s); limitSuite(t, s) })
 	if out, _ := replica.CLI("-n", "2", "dbsize"); strings.TrimSpace(out) == "0" {
 		t.Error("nothing written on the promoted replica")
 	}

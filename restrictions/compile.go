@@ -27,6 +27,7 @@ type Lists struct {
 	rblReplyMaps []*tableRef   // rbl_reply_maps
 	policy       policyClients // check_policy_service servers
 	greylist     *greylister   // what check_greylist steps share
+	rates        rateState     // what the rate checks share
 }
 
 // list is a compiled restriction list: steps in the admin's order.

@@ -177,6 +177,7 @@ func (e *eval) dnswlUnauthorized() (status, bool) {
 func (e *eval) dnswlPermit(name string, r dnsbl.Result, what string) status {
 	switch r.Status {
 	case dnsbl.Listed:
+		e.txn.dnswlListed = e.req.ClientAddr
 		return e.aclPermit(name, rcClient, e.req.namaddr(), "")
 	case dnsbl.Failed:
 		return e.deferIfReject(classPolicy, 450, "4.7.1", fmt.Sprintf("<%s>: %s rejected: Service unavailable", what, rcClient))

@@ -5,11 +5,10 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"postgate/greylist"
+	"postgate/restrictions/spf"
 )
 
 // GreylistOptions configure check_greylist (postgate's restriction; the
@@ -27,16 +26,18 @@ type GreylistOptions struct {
 	// never greylisted; any value but DUNNO allowlists.
 	ClientAllowlist, SenderAllowlist, RecipientAllowlist []string
 	// FailureDefer: when the store fails, answer 451 4.3.0 rather than
-	// let the recipient through (postgate_state_failure_action = defer).
+	// let the recipient through (postgate_state_failure_action = defer;
+	// the rate checks follow it too).
 	FailureDefer bool
+	// Skip lists who is never greylisted (postgate_greylist_skip):
+	// "dnswl", a client that permit_dnswl_client or permit_rhswl_client
+	// found listed in this session; "spf_pass", a transaction whose SPF
+	// result is pass.
+	Skip []string
 }
 
 // DefaultGreylistText is postgrey's default --greylist-text.
 const DefaultGreylistText = "Greylisted, see http://postgrey.schweikert.ch/help/%r.html"
-
-// stateWarnEvery bounds the warnings of a failing state store: under an
-// outage every RCPT fails, and one line a minute says as much.
-const stateWarnEvery = time.Minute
 
 // greylister is what check_greylist steps share: the store, the opened
 // allowlists and the outage warning state.
@@ -44,10 +45,9 @@ type greylister struct {
 	store                        greylist.Store
 	opts                         GreylistOptions
 	clients, senders, recipients []*tableRef
+	skipDNSWL, skipSPFPass       bool
 
-	mu      sync.Mutex
-	warned  time.Time // last outage warning
-	failing atomic.Bool
+	outage greylist.Outage
 }
 
 // greylistTables opens the allowlists (so a bad table stops the start,
@@ -70,6 +70,16 @@ func (c *compiler) greylistTables() error {
 			*t.dst = append(*t.dst, tr)
 		}
 	}
+	for _, w := range o.Skip {
+		switch strings.ToLower(w) {
+		case "dnswl":
+			g.skipDNSWL = true
+		case "spf_pass":
+			g.skipSPFPass = true
+		default:
+			return &ParamError{Param: "postgate_greylist_skip", Err: fmt.Errorf("unknown %q: want dnswl or spf_pass", w)}
+		}
+	}
 	c.l.greylist = g
 	return nil
 }
@@ -86,6 +96,14 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 		if st, skip := e.greylistAllowed(g); skip {
 			return st
 		}
+		if g.skipDNSWL && e.txn.dnswlListed == e.req.ClientAddr {
+			return dunno
+		}
+		if g.skipSPFPass {
+			if o, ok := e.spfOutcome(); ok && o.Result == spf.Pass {
+				return dunno
+			}
+		}
 		if g.store == nil {
 			e.warning("check_greylist: no state store configured")
 			return e.serverError()
@@ -97,9 +115,9 @@ func buildCheckGreylist(_ *compiler, _, _ string, _ *tableRef) runFunc {
 			return dunno // the client left: not the store's failure
 		}
 		if err != nil {
-			return e.greylistFailure(g, now, err)
+			return e.stateFailure(&g.outage, "check_greylist", err, e.recipient)
 		}
-		if g.recovered() {
+		if g.outage.Recovered() {
 			e.info("check_greylist: the state store answers again")
 		}
 		if !r.Greylisted() {
@@ -177,39 +195,6 @@ func clientKeys(addr, name string) []lookupKey {
 		keys = append(keys, lookupKey{name, false})
 	}
 	return keys
-}
-
-// greylistFailure follows postgate_state_failure_action when the store
-// cannot answer: let the recipient through or defer it, and warn at most
-// once a minute.
-func (e *eval) greylistFailure(g *greylister, now time.Time, err error) status {
-	action := "the recipient is let through"
-	if g.opts.FailureDefer {
-		action = "the recipient is deferred"
-	}
-	if g.warnDue(now) {
-		e.warning("check_greylist: %v; %s (postgate_state_failure_action)", err, action)
-	}
-	if g.opts.FailureDefer {
-		return e.dictRetry(e.recipient)
-	}
-	return dunno
-}
-
-func (g *greylister) warnDue(now time.Time) bool {
-	g.failing.Store(true)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if now.Sub(g.warned) < stateWarnEvery {
-		return false
-	}
-	g.warned = now
-	return true
-}
-
-// recovered reports the first success after a failure.
-func (g *greylister) recovered() bool {
-	return g.failing.Load() && g.failing.CompareAndSwap(true, false)
 }
 
 // greylistText expands postgrey's %r (recipient domain) and %s (seconds

@@ -15,8 +15,17 @@ import (
 // failingStore is a store that is down.
 type failingStore struct{}
 
+var errStoreDown = errors.New("state store redis://127.0.0.1:1: connection refused")
+
 func (failingStore) Greylist(context.Context, greylist.Key, time.Time, greylist.Policy) (greylist.Result, error) {
-	return greylist.Result{}, errors.New("state store redis://127.0.0.1:1: connection refused")
+	return greylist.Result{}, errStoreDown
+}
+func (failingStore) Connect(context.Context, string, greylist.ConnLimits) (greylist.Conn, error) {
+	return greylist.Conn{}, errStoreDown
+}
+func (failingStore) Disconnect(context.Context, greylist.Conn) error { return errStoreDown }
+func (failingStore) Event(context.Context, string, greylist.Rate) (greylist.Count, error) {
+	return greylist.Count{}, errStoreDown
 }
 func (failingStore) Close() error { return nil }
 
@@ -88,6 +97,15 @@ func TestCheckGreylist(t *testing.T) {
 			if got := v.Decision == Reject; got != c.greylisted {
 				t.Errorf("%s %s %s: %+v", c.client, c.sender, c.rcpt, v)
 			}
+		}
+	})
+
+	t.Run("skip_unknown", func(t *testing.T) {
+		o := base
+		o.Greylist = GreylistOptions{Policy: policy, Skip: []string{"dnswl", "rbl"}}
+		_, err := Compile(params, o)
+		if err == nil || !strings.Contains(err.Error(), `postgate_greylist_skip: unknown "rbl": want dnswl or spf_pass`) {
+			t.Errorf("got %v", err)
 		}
 	})
 

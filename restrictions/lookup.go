@@ -136,7 +136,19 @@ func (e *eval) mailKeys(r resolved) []lookupKey {
 	if ext != "" {
 		keys = append(keys, lookupKey{base + "@" + r.domain, true})
 	}
-	for d := r.domain; d != ""; {
+	keys = append(keys, e.domainKeys(r.domain)...)
+	keys = append(keys, lookupKey{r.local + "@", true})
+	if ext != "" {
+		keys = append(keys, lookupKey{base + "@", true})
+	}
+	return keys
+}
+
+// domainKeys are the keys of a domain: itself, then its parents (".parent"
+// or "parent" per parent_domain_matches_subdomains).
+func (e *eval) domainKeys(domain string) []lookupKey {
+	var keys []lookupKey
+	for d := domain; d != ""; {
 		keys = append(keys, lookupKey{d, true})
 		i := strings.IndexByte(d[1:], '.')
 		if i < 0 {
@@ -146,10 +158,6 @@ func (e *eval) mailKeys(r resolved) []lookupKey {
 		if e.l.accessParent {
 			d = d[1:]
 		}
-	}
-	keys = append(keys, lookupKey{r.local + "@", true})
-	if ext != "" {
-		keys = append(keys, lookupKey{base + "@", true})
 	}
 	return keys
 }

@@ -98,6 +98,7 @@ var registry = map[string]spec{
 	"reject_known_sender_login_mismatch":           {noArg, buildSenderLogin(loginAuthenticated | loginUnauthenticated | loginKnownOnly)},
 	"reject_unauthenticated_sender_login_mismatch": {noArg, buildSenderLogin(loginUnauthenticated)},
 	"reject_rhsbl_sender":                          {wordArg, buildRejectRHSBLSender},
+	"check_sender_rate":                            {tableArg, buildCheckSenderRate}, // postgate's
 
 	// Recipient.
 	"check_recipient_access":          {tableArg, buildRecipientAccess},
@@ -115,7 +116,8 @@ var registry = map[string]spec{
 	"reject_unverified_recipient":     {noArg, nil},
 	"reject_multi_recipient_bounce":   {noArg, buildRejectMultiRecipientBounce},
 	"reject_rhsbl_recipient":          {wordArg, buildRejectRHSBLRecipient},
-	"check_greylist":                  {noArg, buildCheckGreylist}, // postgate's
+	"check_greylist":                  {noArg, buildCheckGreylist},               // postgate's
+	"check_recipient_domain_rate":     {tableArg, buildCheckRecipientDomainRate}, // postgate's
 	"check_relay_domains":             {noArg, buildRemoved("reject_unauth_destination")},
 
 	// SPF (postgate's own names; restrictions/spf.go).

@@ -102,6 +102,10 @@ type Txn struct {
 	// dnsxl keeps each DNS list answer for the session, as Postfix keeps
 	// them for the life of its smtpd process.
 	dnsxl map[string]dnsbl.Result
+	// dnswlListed is the client a permit_dnswl_client or
+	// permit_rhswl_client found listed (postgate_greylist_skip = dnswl);
+	// the address, as XCLIENT may change the client within a session.
+	dnswlListed netip.Addr
 	// spf is the transaction's SPF outcome once a check needed it.
 	spf *spf.Outcome
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"postgate/greylist/redistest"
+	"postgate/test/dnstest"
 	"postgate/test/harness"
 )
 
@@ -211,27 +212,14 @@ func TestGreylistRedisSlow(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t, "--enable-debug-command", "yes")
 	sink := harness.StartSink(t)
+	// No connection count limit: its check would wait for Redis too.
 	p := harness.Start(t, greylistConfig+routes("corp.test", sink)+
-		"postgate_state_store = redis://"+redis.Addr+"\npostgate_state_timeout = 1s\n", "")
-	slept := make(chan error, 1)
-	go func() {
-		_, err := redis.Do("DEBUG SLEEP 4")
-		slept <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
-	begin := time.Now()
-	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "slow@corp.test", "slow"); got != "250 2.1.5 Ok" {
-		t.Errorf("with Redis asleep: %s", got)
-	}
-	if d := time.Since(begin); d < time.Second || d > 3*time.Second {
-		t.Errorf("the session took %v with postgate_state_timeout = 1s", d)
-	}
-	if log := p.Log("warning: check_greylist"); !strings.Contains(log, "i/o timeout") && !strings.Contains(log, "deadline exceeded") {
-		t.Errorf("no timeout warning:\n%s", log)
-	}
-	if err := <-slept; err != nil {
-		t.Fatal(err)
-	}
+		"postgate_state_store = redis://"+redis.Addr+"\npostgate_state_timeout = 1s\nsmtpd_client_connection_count_limit = 0\n", "")
+	whileAsleep(t, redis, p, "warning: check_greylist", func() {
+		if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "slow@corp.test", "slow"); got != "250 2.1.5 Ok" {
+			t.Errorf("with Redis asleep: %s", got)
+		}
+	})
 	if got := greylistAttempt(t, p.Addr, outside, "s@src.test", "awake@corp.test", "awake"); !strings.HasPrefix(got, "450 4.2.0 <awake@corp.test>") {
 		t.Errorf("with Redis awake: %s", got)
 	}
@@ -263,5 +251,61 @@ func TestGreylistIPv6(t *testing.T) {
 		if got := greylistAttempt(t, c.p.Addr, c.src, "s@src.test", "u@corp.test", "retry"); !strings.HasPrefix(got, c.want) {
 			t.Errorf("retry from %s: %s, want %s", c.src, got, c.want)
 		}
+	}
+}
+
+// TestGreylistSkip: with postgate_greylist_skip = dnswl, spf_pass a client
+// that permit_dnswl_client found listed, and a sender whose SPF result is
+// pass, are not greylisted; without it they are.
+func TestGreylistSkip(t *testing.T) {
+	t.Parallel()
+	srv := dnstest.Start(t, `6.0.0.127.wl.test. 60 IN A 127.0.0.2
+spf.test. 60 IN TXT "v=spf1 ip4:127.0.0.7 -all"
+`)
+	sink := harness.StartSink(t)
+	cfg := greylistConfig + routes("corp.test", sink) + "postgate_dns_servers = " + srv.Addr() + `
+smtpd_peername_lookup = no
+smtpd_client_restrictions = permit_dnswl_client wl.test
+`
+	skip, plain := harness.Start(t, cfg+"postgate_greylist_skip = dnswl, spf_pass\n", ""), harness.Start(t, cfg, "")
+	for _, c := range []struct {
+		p             *harness.Postgate
+		src, from, to string
+		want          string
+	}{
+		{skip, "127.0.0.6", "s@src.test", "a@corp.test", "250 2.1.5 Ok"},
+		{skip, "127.0.0.7", "s@spf.test", "b@corp.test", "250 2.1.5 Ok"},
+		{skip, "127.0.0.8", "s@spf.test", "c@corp.test", "450 4.2.0 <c@corp.test>"}, // SPF fail
+		{skip, "127.0.0.8", "s@src.test", "d@corp.test", "450 4.2.0 <d@corp.test>"}, // SPF none
+		{plain, "127.0.0.6", "s@src.test", "a@corp.test", "450 4.2.0 <a@corp.test>"},
+		{plain, "127.0.0.7", "s@spf.test", "b@corp.test", "450 4.2.0 <b@corp.test>"},
+	} {
+		if got := greylistAttempt(t, c.p.Addr, c.src, c.from, c.to, "skip"); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s <%s> on %s: %s, want %s", c.src, c.from, c.p.Addr, got, c.want)
+		}
+	}
+}
+
+// whileAsleep runs session while redis sleeps (DEBUG SLEEP 4): it must
+// take postgate_state_timeout (1s), not the whole sleep, and p must log a
+// timeout warning starting with warning; it returns once redis is awake.
+func whileAsleep(t *testing.T, redis *redistest.Server, p *harness.Postgate, warning string, session func()) {
+	t.Helper()
+	slept := make(chan error, 1)
+	go func() {
+		_, err := redis.Do("DEBUG SLEEP 4")
+		slept <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	begin := time.Now()
+	session()
+	if d := time.Since(begin); d < time.Second || d > 3*time.Second {
+		t.Errorf("the session took %v with postgate_state_timeout = 1s", d)
+	}
+	if log := p.Log(warning); !strings.Contains(log, "i/o timeout") && !strings.Contains(log, "deadline exceeded") {
+		t.Errorf("no timeout warning:\n%s", log)
+	}
+	if err := <-slept; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -101,3 +101,35 @@ func TestReload(t *testing.T) {
 		t.Errorf("RCPT after SIGHUP: %d %s", code, text)
 	}
 }
+
+// TestReloadAnvil: a reload applies new anvil limits to the counts the
+// state store kept across it.
+func TestReloadAnvil(t *testing.T) {
+	t.Parallel()
+	p := harness.Start(t, rejectUnauth+"smtpd_client_message_rate_limit = 5\n", "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.test")
+	for range 2 {
+		c.Expect(250, "MAIL FROM:<a@src.test>")
+		c.Expect(250, "RSET")
+	}
+	f, err := os.OpenFile(filepath.Join(p.Dir, "main.cf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString("smtpd_client_message_rate_limit = 3\n")
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(harness.Binary(t), "reload", "-c", p.Dir).CombinedOutput(); err != nil {
+		t.Fatalf("postgate reload: %s (%v)", out, err)
+	}
+	p.Log("reload -- version ")
+	c = harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.test")
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	c.Expect(250, "RSET")
+	if code, text := c.Cmd("MAIL FROM:<a@src.test>"); code != 450 || text != "4.7.1 Error: too much mail from 127.0.0.5" {
+		t.Errorf("fourth MAIL after the reload to 3: %d %s", code, text)
+	}
+}

@@ -179,13 +179,22 @@ var paramTable = []param{
 	list("smtpd_authorized_xforward_hosts", ""),
 	list("fast_flush_domains", "$relay_domains"),
 
-	// Holding under load (gateway/anvil.go, listener.go, conn.go).
+	// Holding under load (gateway/anvil.go, listener.go, conn.go); the
+	// anvil counters live in postgate_state_store.
 	str("stress", ""), // set to yes for sessions started under stress
 	boolean("smtpd_per_request_deadline", "${smtpd_per_record_deadline?{$smtpd_per_record_deadline}:{${stress?{yes}:{no}}}}"),
 	integer("smtpd_min_data_rate", "500", 1),
 	seconds("anvil_rate_time_unit", "60s", 's', 1),
 	integer("smtpd_client_connection_count_limit", "50", 0),
 	integer("smtpd_client_connection_rate_limit", "0", 0),
+	integer("smtpd_client_message_rate_limit", "0", 0),
+	integer("smtpd_client_recipient_rate_limit", "0", 0),
+	// Counted once STARTTLS and AUTH exist.
+	later(integer("smtpd_client_new_tls_session_rate_limit", "0", 0)),
+	later(integer("smtpd_client_auth_rate_limit", "0", 0)),
+	// postgate: the service's name in the shared state store, the same on
+	// every node of a pool ("": the master.cf name without its host).
+	str("postgate_anvil_service_name", ""),
 	list("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}"),
 	// postgate: session slots of each smtpd service that only clients in
 	// smtpd_client_event_limit_exceptions may take.
@@ -288,6 +297,7 @@ var paramTable = []param{
 	list("postgate_policyd_restrictions", "check_greylist"),
 	seconds("postgate_policyd_timeout", "100s", 's', 1),
 	seconds("postgate_policyd_idle_timeout", "1000s", 's', 1),
+	list("postgate_greylist_skip", ""), // dnswl, spf_pass
 
 	// Delivery.
 	list("relayhost", ""),
