@@ -26,6 +26,7 @@ type anvil struct {
 	rateLimit    int
 	mailLimit    int
 	rcptLimit    int
+	authLimit    int
 	failureDefer bool // postgate_state_failure_action = defer
 	outage       greylist.Outage
 }
@@ -48,6 +49,7 @@ func newAnvil(cfg *config.Config, svc config.Service, store greylist.Limiter) *a
 		rateLimit:    int(cfg.Int("smtpd_client_connection_rate_limit")),
 		mailLimit:    int(cfg.Int("smtpd_client_message_rate_limit")),
 		rcptLimit:    int(cfg.Int("smtpd_client_recipient_rate_limit")),
+		authLimit:    int(cfg.Int("smtpd_client_auth_rate_limit")),
 		failureDefer: cfg.Get("postgate_state_failure_action") == "defer",
 	}
 }
@@ -108,6 +110,13 @@ func (s *session) disconnect() {
 // smtpd_client_message_rate_limit and answers it when over.
 func (s *session) messageRateLimited() bool {
 	return s.eventLimited("|mail", s.svc.anvil.mailLimit, "Message delivery request", "Error: too much mail from ")
+}
+
+// authRateLimited counts an AUTH command against
+// smtpd_client_auth_rate_limit, whether or not AUTH succeeds, and
+// answers it when over.
+func (s *session) authRateLimited() bool {
+	return s.eventLimited("|auth", s.svc.anvil.authLimit, "AUTH command", "Error: too many AUTH commands from ")
 }
 
 // recipientRateLimited counts a RCPT or VRFY command against

@@ -98,6 +98,9 @@ func (s *session) authKeywords() []string {
 
 // auth is the AUTH command, answered as Postfix's smtpd_sasl_auth_cmd.
 func (s *session) auth(args []command.Token) bool {
+	if s.authRateLimited() {
+		return false
+	}
 	st := &s.svc.sasl
 	switch {
 	case s.svc.heloRequired && s.helo == "":

@@ -203,6 +203,18 @@ func TestSASLFile(t *testing.T) {
 	c.Expect(221, "QUIT")
 	p.Log("warning: unknown[127.0.0.5]: SASL LOGIN authentication failed: authentication failure, sasl_username=alice")
 
+	// smtpd_client_auth_rate_limit: the third AUTH within the time unit,
+	// whatever became of the first two, is refused as Postfix refuses it.
+	r := harness.Start(t, settings+"smtpd_client_auth_rate_limit = 2\n", "")
+	c = harness.Dial(t, r.Addr, outside)
+	c.Expect(250, "EHLO client.test")
+	c.Expect(535, "AUTH PLAIN %s", b64("\x00alice\x00wrong"))
+	c.Expect(535, "AUTH PLAIN %s", b64("\x00alice\x00wrong"))
+	if code, text := c.Cmd("AUTH PLAIN %s", b64("\x00alice\x00alice-pw")); code != 450 || text != "4.7.1 Error: too many AUTH commands from 127.0.0.5" {
+		t.Errorf("third AUTH: %d %s", code, text)
+	}
+	r.Log("warning: AUTH command rate limit exceeded: 3 from unknown[127.0.0.5] for service")
+
 	// smtpd_tls_auth_only without TLS: no AUTH.
 	q := harness.Start(t, settings+"smtpd_tls_auth_only = yes\n", "")
 	c = harness.Dial(t, q.Addr, outside)
