@@ -6,14 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 
 	"postgate/dnsbl"
 	"postgate/gateway/resolver"
@@ -27,30 +25,8 @@ import (
 // stopped by its PID when the test ends.
 func startRbldnsd(t testing.TB, files map[string]string, zones ...string) string {
 	t.Helper()
-	bin := harness.Need(t, "rbldnsd", "rbldnsd")
-	dir := t.TempDir()
-	// rbldnsd drops to its own user before it reads the zones.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := freeUDPPort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"-n", "-4", "-u", "rbldns", "-b", fmt.Sprintf("127.0.0.1/%d", port), "-w", dir, "-t", "60", "-a"}, zones...)
-	cmd := exec.Command(bin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Ready when it answers a question about its first zone.
-	first := strings.SplitN(zones[0], ":", 2)[0]
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn("1.0.0.127."+first), dns.TypeA)
-	startDNSPeer(t, cmd, addr, m, func(*dns.Msg) bool { return true }, out.String)
+	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	harness.StartRbldnsd(t, addr, files, zones...)
 	return addr
 }
 

@@ -65,7 +65,7 @@ remote-control:
 	// REFUSED until it has loaded it).
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(first), dns.TypeSOA)
-	startDNSPeer(t, cmd, addr, m, func(r *dns.Msg) bool { return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 },
+	harness.StartDNSPeer(t, cmd, addr, m, func(r *dns.Msg) bool { return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 },
 		func() string {
 			log, _ := os.ReadFile(filepath.Join(dir, "nsd.log"))
 			return out.String() + string(log)

@@ -37,14 +37,24 @@ type server struct {
 func startServers(b *testing.B) []server { return startServersWith(b, "") }
 
 // startServersWith starts both servers with extra main.cf settings.
-func startServersWith(b *testing.B, extra string) []server {
+func startServersWith(b *testing.B, extra string) []server { return startServersDNS(b, extra, "") }
+
+// startServersDNS is startServersWith with both servers' resolver asking
+// port 53 of nameserver, a loopback address ("": the harness's defaults).
+func startServersDNS(b *testing.B, extra, nameserver string) []server {
 	routes := func(s *countSink) string {
 		return fmt.Sprintf("mynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
 			"transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", s.port) + extra
 	}
 	pgSink, pfSink := startCountSink(b), startCountSink(b)
-	pg := harness.Start(b, routes(pgSink), "")
-	pf := harness.StartPostfix(b, routes(pfSink))
+	var pg *harness.Postgate
+	var pf *harness.Postfix
+	if nameserver == "" {
+		pg, pf = harness.Start(b, routes(pgSink), ""), harness.StartPostfix(b, routes(pfSink))
+	} else {
+		pg = harness.Start(b, routes(pgSink)+"postgate_dns_servers = "+nameserver+":53\n", "")
+		pf = harness.StartPostfixDNS(b, routes(pfSink), nameserver)
+	}
 	return []server{
 		{"postgate", pg.Addr, pgSink, pg.Pid(), func() string { return pg.Log("") }},
 		{"postfix", pf.Addr, pfSink, pf.MasterPid(), pf.Log},
