@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"postgate/dnsbl"
 	"postgate/gateway/resolver"
 	"postgate/test/dnstest"
