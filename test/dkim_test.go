@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,30 +389,9 @@ func startOpendkimSigner(t *testing.T, k *dkimKeys) string {
 	cmd := exec.Command(bin, "-f", "-x", path)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-done:
-			t.Fatalf("opendkim ended: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("opendkim does not listen on %s: %s", addr, out.String())
-		}
-	}
+	harness.StartTCPPeer(t, cmd, addr, out.String)
+	return addr
 }
 
 // TestDKIMVerifyOpendkimSigned: a message signed by the real opendkim (a

@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,29 +35,8 @@ func startPostgrey(t *testing.T) int {
 		"--user=postgrey", "--group=postgrey", "--hostname=grey.test")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
-			c.Close()
-			return port
-		}
-		select {
-		case <-done:
-			t.Fatalf("postgrey ended: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postgrey does not listen on %d: %s", port, out.String())
-		}
-	}
+	harness.StartTCPPeer(t, cmd, fmt.Sprintf("127.0.0.1:%d", port), out.String)
+	return port
 }
 
 // policyConfig is the main.cf both servers run: example.test relayed to

@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,27 +64,11 @@ service anvil {
 	cmd := exec.Command(bin, "-c", filepath.Join(dir, "dovecot.conf"), "-F")
 	out := new(strings.Builder)
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if dialOK(port) {
-			return port
-		}
-	}
-	log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-	t.Fatalf("dovecot did not listen on %d: %s\n%s", port, out, log)
-	return 0
-}
-
-func dialOK(port int) bool {
-	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
+	harness.StartTCPPeer(t, cmd, fmt.Sprintf("127.0.0.1:%d", port), func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+		return out.String() + string(log)
+	})
+	return port
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

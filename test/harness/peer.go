@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,15 +17,7 @@ import (
 // ready accepts. diag tells what the server said, for the failure.
 func StartDNSPeer(t testing.TB, cmd *exec.Cmd, addr string, q *dns.Msg, ready func(*dns.Msg) bool, diag func() string) {
 	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
+	done := startPeer(t, cmd)
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		if r, _, err := c.Exchange(q, addr); err == nil && ready(r) {
@@ -39,6 +32,44 @@ func StartDNSPeer(t testing.TB, cmd *exec.Cmd, addr string, q *dns.Msg, ready fu
 			t.Fatalf("%s does not answer on %s: %s", cmd.Path, addr, diag())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startPeer starts cmd and stops it by its PID when the test ends; the
+// channel closes when it has ended.
+func startPeer(t testing.TB, cmd *exec.Cmd) <-chan struct{} {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	return done
+}
+
+// StartTCPPeer starts cmd, a real server listening on TCP addr, stops it
+// by its PID when the test ends, and waits (bounded) until it accepts a
+// connection. diag tells what the server said, for the failure.
+func StartTCPPeer(t testing.TB, cmd *exec.Cmd, addr string, diag func() string) {
+	t.Helper()
+	done := startPeer(t, cmd)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s ended: %s", cmd.Path, diag())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s: %s", cmd.Path, addr, diag())
+		}
 	}
 }
 
