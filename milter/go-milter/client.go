@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -109,6 +110,9 @@ type ClientSession struct {
 
 	needAbort bool
 
+	// Macro names the milter asked for in negotiation, by stage.
+	requestedMacros map[Stage][]string
+
 	readTimeout  time.Duration
 	writeTimeout time.Duration
 	// Milter client version. Can be downgraded during negotiation
@@ -146,6 +150,9 @@ func (s *ClientSession) negotiate(actionMask OptAction, protoMask OptProtocol) e
 	s.ActionOpts = OptAction(milterActionMask)
 	milterProtoMask := binary.BigEndian.Uint32(msg.Data[8:])
 	s.ProtocolOpts = OptProtocol(milterProtoMask)
+	if s.requestedMacros, err = parseMacroLists(msg.Data[12:]); err != nil {
+		return fmt.Errorf("milter: negotiate: %w", err)
+	}
 
 	// If milter advertises lower protocol version than we support, try to downgrade.
 	if milterVersion < s.clientProtocolVersion {
@@ -161,6 +168,55 @@ func (s *ClientSession) negotiate(actionMask OptAction, protoMask OptProtocol) e
 	s.needAbort = true
 
 	return nil
+}
+
+// SetReadTimeout sets how long the session waits for each reply of the
+// milter from now on. ClientOptions.ReadTimeout covers option
+// negotiation; an MTA changes it per stage, as Postfix waits
+// milter_command_timeout for replies to SMTP events and
+// milter_content_timeout for the message content. Zero means no limit.
+func (s *ClientSession) SetReadTimeout(d time.Duration) {
+	s.readTimeout = d
+}
+
+// SetWriteTimeout sets how long each write to the milter may take from now
+// on. Zero means no limit.
+func (s *ClientSession) SetWriteTimeout(d time.Duration) {
+	s.writeTimeout = d
+}
+
+// parseMacroLists reads what follows the masks in a protocol 6 negotiation
+// reply (smfi_setsymlist): for each stage, its number and the names of the
+// macros wanted then, space-separated, NUL-terminated.
+func parseMacroLists(data []byte) (map[Stage][]string, error) {
+	var lists map[Stage][]string
+	for len(data) > 0 {
+		if len(data) < 4 {
+			return nil, fmt.Errorf("macro list: %d bytes left where a stage number should be", len(data))
+		}
+		stage := Stage(binary.BigEndian.Uint32(data))
+		data = data[4:]
+		nul := bytes.IndexByte(data, 0x00)
+		if nul < 0 {
+			return nil, fmt.Errorf("macro list: stage %d: missing NUL", stage)
+		}
+		if lists == nil {
+			lists = map[Stage][]string{}
+		}
+		lists[stage] = strings.Fields(string(data[:nul]))
+		data = data[nul+1:]
+	}
+	return lists, nil
+}
+
+// RequestedMacros returns the macro names the milter asked for at stage
+// during negotiation (it needs OptSetSymList in the action mask). ok is
+// false when it asked for nothing at stage: the MTA then sends its own
+// list. The client does not send macros by itself: the MTA sends them with
+// Macros before each event.
+func (s *ClientSession) RequestedMacros(stage Stage) (names []string, ok bool) {
+	names, ok = s.requestedMacros[stage]
+	return names, ok
 }
 
 // ProtocolOption checks whether the option is set in negotiated options, that
@@ -364,6 +420,55 @@ func (s *ClientSession) Rcpt(rcpt string, esmtpArgs []string) (*Action, error) {
 		act, err := s.readAction()
 		if err != nil {
 			return nil, fmt.Errorf("milter: rcpt: %w", err)
+		}
+		return act, nil
+	}
+	return &Action{Code: ActContinue}, nil
+}
+
+// Data sends the DATA event (SMFIC_DATA, protocol version 4 and later): the
+// client is about to send the message content. Macros for StageData go
+// before it.
+func (s *ClientSession) Data() (*Action, error) {
+	if s.ProtocolOpts&OptNoData != 0 {
+		return &Action{Code: ActContinue}, nil
+	}
+
+	if err := writePacket(s.conn, &Message{
+		Code: byte(CodeData),
+	}, s.writeTimeout); err != nil {
+		return nil, fmt.Errorf("milter: data: %w", err)
+	}
+
+	if !s.ProtocolOption(OptNoDataReply) {
+		act, err := s.readAction()
+		if err != nil {
+			return nil, fmt.Errorf("milter: data: %w", err)
+		}
+		return act, nil
+	}
+	return &Action{Code: ActContinue}, nil
+}
+
+// Unknown sends an SMTP command the MTA does not know (SMFIC_UNKNOWN,
+// protocol version 3 and later), the whole command line without its line
+// end. Macros for it go before it with Macros(CodeUnknown, ...).
+func (s *ClientSession) Unknown(cmd string) (*Action, error) {
+	if s.ProtocolOpts&OptNoUnknown != 0 {
+		return &Action{Code: ActContinue}, nil
+	}
+
+	if err := writePacket(s.conn, &Message{
+		Code: byte(CodeUnknown),
+		Data: appendCString(nil, cmd),
+	}, s.writeTimeout); err != nil {
+		return nil, fmt.Errorf("milter: unknown: %w", err)
+	}
+
+	if !s.ProtocolOption(OptNoUnknownReply) {
+		act, err := s.readAction()
+		if err != nil {
+			return nil, fmt.Errorf("milter: unknown: %w", err)
 		}
 		return act, nil
 	}

@@ -38,19 +38,20 @@ const (
 type Code byte
 
 const (
-	CodeOptNeg Code = 'O' // SMFIC_OPTNEG
-	CodeMacro  Code = 'D' // SMFIC_MACRO
-	CodeConn   Code = 'C' // SMFIC_CONNECT
-	CodeQuit   Code = 'Q' // SMFIC_QUIT
-	CodeHelo   Code = 'H' // SMFIC_HELO
-	CodeMail   Code = 'M' // SMFIC_MAIL
-	CodeRcpt   Code = 'R' // SMFIC_RCPT
-	CodeHeader Code = 'L' // SMFIC_HEADER
-	CodeEOH    Code = 'N' // SMFIC_EOH
-	CodeBody   Code = 'B' // SMFIC_BODY
-	CodeEOB    Code = 'E' // SMFIC_BODYEOB
-	CodeAbort  Code = 'A' // SMFIC_ABORT
-	CodeData   Code = 'T' // SMFIC_DATA
+	CodeOptNeg  Code = 'O' // SMFIC_OPTNEG
+	CodeMacro   Code = 'D' // SMFIC_MACRO
+	CodeConn    Code = 'C' // SMFIC_CONNECT
+	CodeQuit    Code = 'Q' // SMFIC_QUIT
+	CodeHelo    Code = 'H' // SMFIC_HELO
+	CodeMail    Code = 'M' // SMFIC_MAIL
+	CodeRcpt    Code = 'R' // SMFIC_RCPT
+	CodeHeader  Code = 'L' // SMFIC_HEADER
+	CodeEOH     Code = 'N' // SMFIC_EOH
+	CodeBody    Code = 'B' // SMFIC_BODY
+	CodeEOB     Code = 'E' // SMFIC_BODYEOB
+	CodeAbort   Code = 'A' // SMFIC_ABORT
+	CodeData    Code = 'T' // SMFIC_DATA
+	CodeUnknown Code = 'U' // SMFIC_UNKNOWN
 
 	// [v6]
 	CodeQuitNewConn Code = 'K' // SMFIC_QUIT_NC
