@@ -1,6 +1,7 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
+             spamass-milter spamassassin spamd spamc rspamd opendkim opendkim-tools
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -30,14 +31,17 @@ deps:
 	  exit $$rc; \
 	fi
 
-# gateway/go-smtp is postgate's patched go-smtp, its own module: ./...
-# does not reach it, so it is vetted and tested explicitly.
+# gateway/go-smtp and milter/go-milter are postgate's patched go-smtp and
+# go-milter, each its own module: ./... does not reach them, so they are
+# vetted and tested explicitly.
 vet:
 	$(GO) vet ./...
 	cd gateway/go-smtp && $(GO) vet ./...
+	cd milter/go-milter && $(GO) vet ./...
 
 test: deps vet
 	cd gateway/go-smtp && $(GO) test -race -count=1 ./...
+	cd milter/go-milter && $(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 

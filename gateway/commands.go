@@ -87,6 +87,9 @@ func (s *session) hello(args []command.Token, ehlo bool) bool {
 			return false
 		}
 	}
+	if !s.milterHelo(name) {
+		return false
+	}
 	s.resetTransaction()
 	s.helo = neuter(printable(name))
 	if !ehlo {

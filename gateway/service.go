@@ -90,6 +90,7 @@ type service struct {
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
 	postscreen               *postscreen // nil unless master.cf runs postscreen for the service
+	milters                  *milterConfig
 }
 
 type bareLFMode int
@@ -407,6 +408,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	}
 	if !s.lists.RelayGuarded() {
 		return nil, nil, errors.New(restrictions.RelayGuardError)
+	}
+	if s.milters, err = newMilterConfig(cfg, tables); err != nil {
+		return nil, nil, err
 	}
 	s.server = s.newServer()
 	return s, s.lists.NotImplemented(), nil
