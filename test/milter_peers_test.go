@@ -1,0 +1,224 @@
+package test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"postgate/test/harness"
+)
+
+// The milters admins run next to Postfix, on loopback, pointed at by
+// postgate with the same smtpd_milters line (reference/real-peers.md).
+
+// gtube is SpamAssassin's test pattern; rspamd knows it too.
+const gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+// startPeer runs a real peer in its own process group and waits until it
+// accepts connections on addr; when the test ends the group is stopped
+// (the peers fork workers).
+func startPeer(t *testing.T, cmd *exec.Cmd, addr string) {
+	t.Helper()
+	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatalf("%s already answers before %s starts", addr, cmd.Path)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() {
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	})
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s ended: %s", cmd.Path, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s: %s", cmd.Path, addr, out.String())
+		}
+	}
+}
+
+// startSpamassMilter runs spamd (no network tests) and spamass-milter in
+// front of it, rejecting a score of 15 or more; it returns the milter's
+// address.
+func startSpamassMilter(t *testing.T) string {
+	t.Helper()
+	spamd := harness.Need(t, "spamd", "spamd")
+	milter := harness.Need(t, "spamass-milter", "spamass-milter")
+	harness.Need(t, "spamc", "spamc")
+	spamdPort, milterPort := harness.FreePort(t), harness.FreePort(t)
+	startPeer(t, exec.Command(spamd, "-L", "-i", "127.0.0.1", "-p", fmt.Sprint(spamdPort), "-A", "127.0.0.0/8",
+		"-u", "debian-spamd", "-m", "2", "--nouser-config", "-s", "stderr"), fmt.Sprintf("127.0.0.1:%d", spamdPort))
+	startPeer(t, exec.Command(milter, "-p", fmt.Sprintf("inet:%d@127.0.0.1", milterPort), "-r", "15", "-m",
+		"--", "-d", "127.0.0.1", "-p", fmt.Sprint(spamdPort)), fmt.Sprintf("127.0.0.1:%d", milterPort))
+	return fmt.Sprintf("127.0.0.1:%d", milterPort)
+}
+
+// sendThrough sends one message from outside and returns the reply to its
+// end.
+func sendThrough(t *testing.T, addr, from, to, message string) (int, string) {
+	t.Helper()
+	c := harness.Dial(t, addr, outside)
+	defer c.Cmd("QUIT")
+	c.Expect(250, "EHLO client.test")
+	c.Expect(250, "MAIL FROM:<%s>", from)
+	c.Expect(250, "RCPT TO:<%s>", to)
+	c.Expect(354, "DATA")
+	c.Send(message + ".\r\n")
+	return c.Reply()
+}
+
+// TestSpamassMilter: spamass-milter with spamd, as sites run it with
+// Postfix: a clean message is delivered with SpamAssassin's X-Spam-*
+// headers; GTUBE is refused at the end of DATA with the milter's reply,
+// the same reply Postfix gives through the same milter.
+func TestSpamassMilter(t *testing.T) {
+	addr := startSpamassMilter(t)
+	sink := harness.StartSink(t)
+	p := harness.Start(t, milterConfig(sink, "inet:"+addr), "")
+
+	clean := "From: a@src.test\r\nTo: u@relay.test\r\nSubject: lunch\r\nMessage-ID: <lunch@src.test>\r\n\r\nShall we meet at noon?\r\n"
+	code, text := sendThrough(t, p.Addr, "a@src.test", "u@relay.test", clean)
+	if code != 250 {
+		t.Fatalf("clean message: %d %s", code, text)
+	}
+	id := queuedRe.FindStringSubmatch(text)[1]
+	p.Log(id + ": to=<u@relay.test>")
+	msgs := sink.WaitMessages(1, 20*time.Second)
+	if !containsAll(msgs, "Subject: lunch", "X-Spam-Status: No, score=", "X-Spam-Checker-Version: SpamAssassin") {
+		t.Errorf("delivered without SpamAssassin's headers: %q", msgs)
+	}
+
+	spam := "From: a@src.test\r\nTo: u@relay.test\r\nSubject: gtube\r\n\r\n" + gtube + "\r\n"
+	code, text = sendThrough(t, p.Addr, "a@src.test", "u@relay.test", spam)
+	if code != 550 || text != "5.7.1 Blocked by SpamAssassin" {
+		t.Errorf("GTUBE: %d %s, want 550 5.7.1 Blocked by SpamAssassin", code, text)
+	}
+	want := ": milter-reject: END-OF-MESSAGE from unknown[127.0.0.5]: 5.7.1 Blocked by SpamAssassin; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<client.test>"
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+
+	// Postfix, through the same milter, gives the same reply.
+	pf := harness.StartPostfix(t, "smtpd_milters = inet:"+addr+"\nmynetworks = 127.0.0.0/8\n"+
+		"relay_domains = relay.test\ntransport_maps = inline:{ relay.test=discard: }\n")
+	pcode, ptext := sendThrough(t, pf.Addr, "a@src.test", "u@relay.test", spam)
+	if pcode != code || ptext != text {
+		t.Errorf("Postfix answers GTUBE %d %s, postgate %d %s", pcode, ptext, code, text)
+	}
+}
+
+// writeFile writes a file under dir, failing the test on error.
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	path := dir + "/" + name
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startRspamd runs rspamd with its proxy worker in milter mode, a private
+// configuration (network modules off, DNS only at a dead loopback port,
+// the x-spamd-result and x-rspamd-server headers on) and its own
+// directories; it returns the milter's address. rspamd takes some 40 s to
+// compile its rules when it starts.
+func startRspamd(t *testing.T) string {
+	t.Helper()
+	bin := harness.Need(t, "rspamd", "rspamd")
+	dir, err := os.MkdirTemp("", "postgate-rspamd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range []string{"conf/local.d", "conf/override.d", "db", "run", "log"} {
+		if err := os.MkdirAll(dir+"/"+d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o755)
+	for _, d := range []string{"db", "run", "log"} {
+		if out, err := exec.Command("chown", "_rspamd:_rspamd", dir+"/"+d).CombinedOutput(); err != nil {
+			t.Fatalf("chown: %v %s", err, out)
+		}
+	}
+	milterPort := harness.FreePort(t)
+	conf := dir + "/conf"
+	writeFile(t, conf, "override.d/worker-proxy.inc", fmt.Sprintf(`bind_socket = "127.0.0.1:%d";
+milter = yes;
+timeout = 120s;
+upstream "local" { default = yes; self_scan = yes; }
+`, milterPort))
+	writeFile(t, conf, "override.d/worker-normal.inc", fmt.Sprintf("bind_socket = \"127.0.0.1:%d\";\n", harness.FreePort(t)))
+	writeFile(t, conf, "override.d/worker-controller.inc", fmt.Sprintf("bind_socket = \"127.0.0.1:%d\";\n", harness.FreePort(t)))
+	writeFile(t, conf, "override.d/logging.inc", "type = \"console\";\nlevel = \"warning\";\n")
+	writeFile(t, conf, "local.d/options.inc", fmt.Sprintf("dns { nameserver = [\"127.0.0.1:%d\"]; }\n", harness.FreePort(t)))
+	// The test's client is on loopback: skip_local would leave it alone.
+	writeFile(t, conf, "local.d/milter_headers.conf", "use = [\"x-spamd-result\", \"x-rspamd-server\", \"authentication-results\"];\nskip_local = false;\nskip_authenticated = false;\n")
+	for _, m := range []string{"fuzzy_check", "rbl", "asn", "phishing", "url_reputation", "emails", "dcc", "metadata_exporter", "history_redis"} {
+		writeFile(t, conf, "local.d/"+m+".conf", "enabled = false;\n")
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", milterPort)
+	startPeer(t, exec.Command(bin, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
+		"--var=LOCAL_CONFDIR="+conf, "--var=DBDIR="+dir+"/db", "--var=RUNDIR="+dir+"/run", "--var=LOGDIR="+dir+"/log"), addr)
+	return addr
+}
+
+// TestRspamdMilter: rspamd's proxy worker in milter mode: GTUBE is refused
+// with rspamd's reply (as through Postfix); a clean message is delivered
+// with the headers the local configuration enables.
+func TestRspamdMilter(t *testing.T) {
+	addr := startRspamd(t)
+	sink := harness.StartSink(t)
+	p := harness.Start(t, milterConfig(sink, "inet:"+addr), "")
+
+	spam := "From: a@src.test\r\nTo: u@relay.test\r\nSubject: gtube\r\nMessage-ID: <gtube@src.test>\r\n\r\n" + gtube + "\r\n"
+	code, text := sendThrough(t, p.Addr, "a@src.test", "u@relay.test", spam)
+	if code != 554 || text != "5.7.1 Gtube pattern" {
+		t.Errorf("GTUBE: %d %s, want 554 5.7.1 Gtube pattern", code, text)
+	}
+	want := ": milter-reject: END-OF-MESSAGE from unknown[127.0.0.5]: 5.7.1 Gtube pattern; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<client.test>"
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+
+	clean := "From: Ann <a@src.test>\r\nTo: u@relay.test\r\nSubject: lunch\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\n" +
+		"Message-ID: <lunch@src.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nShall we meet at noon?\r\n"
+	if code, text := sendThrough(t, p.Addr, "a@src.test", "u@relay.test", clean); code != 250 {
+		t.Fatalf("clean message: %d %s", code, text)
+	}
+	msgs := sink.WaitMessages(1, 20*time.Second)
+	if !containsAll(msgs, "Subject: lunch", "X-Spamd-Result: default: False [", "X-Rspamd-Server: ") {
+		t.Errorf("delivered without rspamd's headers: %q", msgs)
+	}
+
+	pf := harness.StartPostfix(t, "smtpd_milters = inet:"+addr+"\nmynetworks = 127.0.0.0/8\n"+
+		"relay_domains = relay.test\ntransport_maps = inline:{ relay.test=discard: }\n")
+	if pcode, ptext := sendThrough(t, pf.Addr, "a@src.test", "u@relay.test", spam); pcode != code || ptext != text {
+		t.Errorf("Postfix answers GTUBE %d %s, postgate %d %s", pcode, ptext, code, text)
+	}
+}
