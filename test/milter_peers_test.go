@@ -5,10 +5,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
 
 	"postgate/test/harness"
 )
@@ -220,5 +223,92 @@ func TestRspamdMilter(t *testing.T) {
 		"relay_domains = relay.test\ntransport_maps = inline:{ relay.test=discard: }\n")
 	if pcode, ptext := sendThrough(t, pf.Addr, "a@src.test", "u@relay.test", spam); pcode != code || ptext != text {
 		t.Errorf("Postfix answers GTUBE %d %s, postgate %d %s", pcode, ptext, code, text)
+	}
+}
+
+// startOpenDKIM runs opendkim signing for src.test with a fresh key
+// (selector "test") for clients on loopback; it returns the milter's
+// address and the key's TXT record as opendkim-genkey wrote it.
+func startOpenDKIM(t *testing.T) (addr, txt string) {
+	t.Helper()
+	bin := harness.Need(t, "opendkim", "opendkim")
+	genkey := harness.Need(t, "opendkim-genkey", "opendkim-tools")
+	dir, err := os.MkdirTemp("", "postgate-opendkim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	if out, err := exec.Command(genkey, "-D", dir, "-d", "src.test", "-s", "test").CombinedOutput(); err != nil {
+		t.Fatalf("opendkim-genkey: %v %s", err, out)
+	}
+	if out, err := exec.Command("chown", "opendkim", dir+"/test.private").CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	record, err := os.ReadFile(dir + "/test.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := harness.FreePort(t)
+	conf := writeFile(t, dir, "opendkim.conf", fmt.Sprintf(`Mode s
+Domain src.test
+Selector test
+KeyFile %s/test.private
+Socket inet:%d@127.0.0.1
+InternalHosts 127.0.0.0/8
+UserID opendkim
+Syslog no
+RequireSafeKeys false
+Canonicalization simple/simple
+PidFile %s/opendkim.pid
+`, dir, port, dir))
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	startPeer(t, exec.Command(bin, "-f", "-x", conf), addr)
+	return addr, string(record)
+}
+
+// txtQuoted joins the quoted strings of a zone file TXT record.
+var txtQuoted = regexp.MustCompile(`"([^"]*)"`)
+
+// TestOpenDKIMMilter: opendkim in signing mode (simple/simple) as a milter: it signs the
+// message of an internal client from its domain (it decides from the
+// client address and Postfix's macros), and the delivered message's
+// DKIM-Signature verifies with the published key.
+func TestOpenDKIMMilter(t *testing.T) {
+	addr, record := startOpenDKIM(t)
+	sink := harness.StartSink(t)
+	p := harness.Start(t, milterConfig(sink, "inet:"+addr), "")
+	// c=simple signs the header bytes: a folded header must reach
+	// opendkim as the client wrote it.
+	msg := "From: Ann <a@src.test>\r\nTo: u@relay.test\r\nSubject: signed,\r\n\tfolded  twice\r\n  here\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\n" +
+		"Message-ID: <signed@src.test>\r\n\r\nThe body is signed.\r\n.. a dot-stuffed line\r\n"
+	if code, text := sendThrough(t, p.Addr, "a@src.test", "u@relay.test", msg); code != 250 {
+		t.Fatalf("end of DATA: %d %s", code, text)
+	}
+	msgs := sink.WaitMessages(1, 20*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages delivered", len(msgs))
+	}
+	_, delivered := harness.SinkBody(msgs[0])
+	if !strings.Contains(delivered, "DKIM-Signature: v=1;") {
+		t.Fatalf("delivered without a DKIM-Signature:\n%s", delivered)
+	}
+	var key strings.Builder
+	for _, m := range txtQuoted.FindAllStringSubmatch(record, -1) {
+		key.WriteString(m[1])
+	}
+	verifications, err := dkim.VerifyWithOptions(strings.NewReader(strings.ReplaceAll(delivered, "\n", "\r\n")), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if domain != "test._domainkey.src.test" {
+				return nil, fmt.Errorf("no TXT record for %s", domain)
+			}
+			return []string{key.String()}, nil
+		},
+	})
+	if err != nil || len(verifications) != 1 {
+		t.Fatalf("verify: %v, %d signatures", err, len(verifications))
+	}
+	if v := verifications[0]; v.Err != nil || v.Domain != "src.test" {
+		t.Errorf("signature of %s does not verify: %v\n%s", v.Domain, v.Err, delivered)
 	}
 }
