@@ -350,14 +350,15 @@ func (s *session) milterMessage(msg *assembly, arrival time.Time, held *bool) (*
 		s.logCleanupMilter("milter-hold", text)
 		*held = true
 	}
+	// Our Received: names the recipients as received, as Postfix's does.
+	var edited *assembly
+	if m.Changed {
+		edited = s.newAssembly(arrival)
+		if _, err := edited.readFrom(m.Reader(), 0); err != nil {
+			edited.fail(err)
+		}
+	}
 	s.milterEnvelope(m)
-	if !m.Changed {
-		return nil, milterQueue
-	}
-	edited := s.newAssembly(arrival)
-	if _, err := edited.readFrom(m.Reader(), 0); err != nil {
-		edited.fail(err)
-	}
 	return edited, milterQueue
 }
 

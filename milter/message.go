@@ -157,7 +157,7 @@ func (s *Session) message(c *conn, m *Message) string {
 		}
 	}()
 	step := func(stage Stage, code gomilter.Code, send func() (*gomilter.Action, error)) (string, bool) {
-		if err := s.sendMacrosAs(c, stage, code); err != nil {
+		if err := s.sendMacrosCode(c, stage, code); err != nil {
 			s.warn("milter %s: can't send SMFIC_MACRO: %s", c.m.Name, errText(err))
 			c.fail(false)
 			return c.defReply, true
@@ -173,12 +173,10 @@ func (s *Session) message(c *conn, m *Message) string {
 		}
 		return s.reply(c, StageEOH, act), true
 	}
-	for i, f := range m.Header {
-		code := gomilter.Code(0)
-		if i == 0 {
-			code = gomilter.CodeHeader
-		}
-		if reply, done := step(StageEOH, code, func() (*gomilter.Action, error) {
+	// As Postfix, the end-of-header macros go with each header, the
+	// end-of-data ones with each body chunk.
+	for _, f := range m.Header {
+		if reply, done := step(StageEOH, gomilter.CodeHeader, func() (*gomilter.Action, error) {
 			return c.s.HeaderField(f.Name, milterValue(f.Value))
 		}); done {
 			return reply
@@ -192,7 +190,7 @@ func (s *Session) message(c *conn, m *Message) string {
 	for {
 		n, err := io.ReadFull(body, chunk)
 		if n > 0 {
-			if reply, done := step(StageEOM, 0, func() (*gomilter.Action, error) {
+			if reply, done := step(StageEOM, gomilter.CodeBody, func() (*gomilter.Action, error) {
 				return c.s.BodyChunk(chunk[:n])
 			}); done {
 				return reply
@@ -225,16 +223,6 @@ func (s *Session) message(c *conn, m *Message) string {
 		return "H"
 	}
 	return reply
-}
-
-// sendMacrosAs sends stage's macros for the command code (0: none), as
-// Postfix sends the end-of-header macros with the first header and again
-// with the end of header.
-func (s *Session) sendMacrosAs(c *conn, stage Stage, code gomilter.Code) error {
-	if code == 0 {
-		return nil
-	}
-	return s.sendMacrosCode(c, stage, code)
 }
 
 // milterValue is a header value as Sendmail gives it to milters: the

@@ -127,8 +127,7 @@ func TestSpamassMilter(t *testing.T) {
 	}
 
 	// Postfix, through the same milter, gives the same reply.
-	pf := harness.StartPostfix(t, "smtpd_milters = inet:"+addr+"\nmynetworks = 127.0.0.0/8\n"+
-		"relay_domains = relay.test\ntransport_maps = inline:{ relay.test=discard: }\n")
+	pf := postfixWithMilter(t, "inet:"+addr, nil)
 	pcode, ptext := sendThrough(t, pf.Addr, "a@src.test", "u@relay.test", spam)
 	if pcode != code || ptext != text {
 		t.Errorf("Postfix answers GTUBE %d %s, postgate %d %s", pcode, ptext, code, text)
@@ -219,8 +218,7 @@ func TestRspamdMilter(t *testing.T) {
 		t.Errorf("delivered without rspamd's headers: %q", msgs)
 	}
 
-	pf := harness.StartPostfix(t, "smtpd_milters = inet:"+addr+"\nmynetworks = 127.0.0.0/8\n"+
-		"relay_domains = relay.test\ntransport_maps = inline:{ relay.test=discard: }\n")
+	pf := postfixWithMilter(t, "inet:"+addr, nil)
 	if pcode, ptext := sendThrough(t, pf.Addr, "a@src.test", "u@relay.test", spam); pcode != code || ptext != text {
 		t.Errorf("Postfix answers GTUBE %d %s, postgate %d %s", pcode, ptext, code, text)
 	}

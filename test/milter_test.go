@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,23 +23,35 @@ import (
 // answers every event with continue, except that from the event whose
 // command code is hangAt on it stops answering (and keeps the connection
 // open). hangAt 'O' hangs in negotiation. It records the packets it got.
+// A scripted one (startScriptedMilter) answers events from replies and
+// sends eom's modifications before its end-of-message reply.
 type fakeMilter struct {
-	addr   string
-	hangAt byte
-	mu     sync.Mutex
+	addr    string
+	hangAt  byte
+	replies map[byte]string // event code: reply packet (code, then data)
+	eom     []string        // modification packets at end of message
+	symlist string          // macro lists asked for in negotiation
+	mu      sync.Mutex
+	headers []string // "Name: value" of the L packets
 	// seen has each connection's packets: "C", "DC", ...: the command
 	// code and, for macros, the stage's code.
 	seen   [][]string
-	macros map[string]string
+	macros []map[string]string // each connection's macros: "C j": value
 }
 
 func startFakeMilter(t *testing.T, hangAt byte) *fakeMilter {
+	t.Helper()
+	return startScriptedMilter(t, &fakeMilter{hangAt: hangAt})
+}
+
+// startScriptedMilter serves f on a loopback port.
+func startScriptedMilter(t *testing.T, f *fakeMilter) *fakeMilter {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeMilter{addr: ln.Addr().String(), hangAt: hangAt, macros: map[string]string{}}
+	f.addr = ln.Addr().String()
 	var conns sync.WaitGroup
 	stop := make(chan struct{})
 	t.Cleanup(func() {
@@ -67,6 +81,7 @@ func (f *fakeMilter) serve(c net.Conn, stop chan struct{}) {
 	f.mu.Lock()
 	k := len(f.seen)
 	f.seen = append(f.seen, nil)
+	f.macros = append(f.macros, map[string]string{})
 	f.mu.Unlock()
 	for {
 		var n uint32
@@ -83,48 +98,63 @@ func (f *fakeMilter) serve(c net.Conn, stop chan struct{}) {
 			f.seen[k] = append(f.seen[k], "D"+string(data[0]))
 			kv := strings.Split(strings.TrimSuffix(string(data[1:]), "\x00"), "\x00")
 			for i := 0; i+1 < len(kv); i += 2 {
-				f.macros[string(data[0])+" "+kv[i]] = kv[i+1]
+				f.macros[k][string(data[0])+" "+kv[i]] = kv[i+1]
 			}
 		} else {
 			f.seen[k] = append(f.seen[k], string(code))
+		}
+		if code == 'L' {
+			name, value, _ := strings.Cut(strings.TrimSuffix(string(data), "\x00"), "\x00")
+			f.headers = append(f.headers, name+": "+value)
 		}
 		f.mu.Unlock()
 		if code == f.hangAt {
 			<-stop
 			return
 		}
-		var reply []byte
+		var replies []string
 		switch code {
 		case 'O':
-			reply = binary.BigEndian.AppendUint32([]byte{'O'}, 6)
-			reply = binary.BigEndian.AppendUint32(reply, 1) // add header
-			reply = binary.BigEndian.AppendUint32(reply, 0) // every event, every reply
+			neg := binary.BigEndian.AppendUint32([]byte{'O'}, 6)
+			neg = binary.BigEndian.AppendUint32(neg, 0x1ff&^0x80) // every action but ADDRCPT_PAR
+			neg = binary.BigEndian.AppendUint32(neg, 0)           // every event, every reply
+			replies = []string{string(neg) + f.symlist}
 		case 'D', 'A':
 			continue // no reply
 		case 'Q':
 			return
 		default:
-			reply = []byte{'c'}
+			f.mu.Lock()
+			if code == 'E' {
+				replies = append(replies, f.eom...)
+			}
+			if r, ok := f.replies[code]; ok {
+				replies = append(replies, r)
+			} else {
+				replies = append(replies, "c")
+			}
+			f.mu.Unlock()
 		}
-		out := binary.BigEndian.AppendUint32(nil, uint32(len(reply)))
-		if _, err := c.Write(append(out, reply...)); err != nil {
-			return
+		for _, r := range replies {
+			out := binary.BigEndian.AppendUint32(nil, uint32(len(r)))
+			if _, err := c.Write(append(out, r...)); err != nil {
+				return
+			}
 		}
 	}
 }
 
-// events are the packets of the longest milter session (the harness's
-// readiness probe makes a short one besides the test's).
+// events are the packets of the last milter session that got a HELO (the
+// harness's readiness probe makes short ones besides the test's).
 func (f *fakeMilter) events() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var longest []string
-	for _, s := range f.seen {
-		if len(s) > len(longest) {
-			longest = s
+	for i := len(f.seen) - 1; i >= 0; i-- {
+		if slices.Contains(f.seen[i], "H") {
+			return strings.Join(f.seen[i], " ")
 		}
 	}
-	return strings.Join(longest, " ")
+	return ""
 }
 
 // milterConfig relays relay.test to the sink through the given milters.
@@ -293,5 +323,334 @@ func TestMilterDownAtConnect(t *testing.T) {
 				t.Errorf("log lacks %q:\n%s", warn, log)
 			}
 		})
+	}
+}
+
+// script sets the scripted milter's replies and end-of-message
+// modifications for the sessions that follow.
+func (f *fakeMilter) script(replies map[byte]string, eom ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.replies, f.eom, f.headers = replies, eom, nil
+}
+
+var (
+	hostnames = regexp.MustCompile(`postfix\.bench\.test|mx\.gateway\.test`)
+	queueIDs  = regexp.MustCompile(`queued as [0-9A-Za-z]+`)
+)
+
+// milterDialogue runs one SMTP session (EHLO, MAIL, RCPT, an unknown
+// command, DATA and a message) from outside and returns the replies,
+// with host names and queue IDs made alike; EHLO's keywords and the
+// banner after 220 are left out, they differ between the servers.
+func milterDialogue(t *testing.T, addr string) []string {
+	t.Helper()
+	c := harness.DialRaw(t, addr, outside)
+	var out []string
+	add := func(cmd string, code int, text string) bool {
+		if code == 220 || cmd == "EHLO" && code == 250 {
+			text = ""
+		}
+		text = queueIDs.ReplaceAllString(hostnames.ReplaceAllString(text, "HOST"), "queued as ID")
+		out = append(out, fmt.Sprintf("%s: %d %s", cmd, code, text))
+		return code != 421 && code != 0
+	}
+	code, text := c.Reply()
+	if !add("greeting", code, text) {
+		return out
+	}
+	for _, cmd := range []string{"EHLO client.test", "MAIL FROM:<a@src.test>", "RCPT TO:<u@relay.test>", "XFOO bar", "DATA"} {
+		code, text := c.Cmd("%s", cmd)
+		if !add(strings.Fields(cmd)[0], code, text) {
+			return out
+		}
+		if code == 354 {
+			c.Send("From: a@src.test\r\nSubject: script\r\nX-Drop: me\r\n\r\nbody\r\n.\r\n")
+			code, text = c.Reply()
+			if !add("end of DATA", code, text) {
+				return out
+			}
+		}
+	}
+	c.Cmd("QUIT")
+	return out
+}
+
+// postfixWithMilter starts a real Postfix with smtpd_milters, relaying
+// relay.test for the test's clients to sink (nil: discarding it).
+func postfixWithMilter(t *testing.T, milters string, sink *harness.Sink) *harness.Postfix {
+	t.Helper()
+	transport := "transport_maps = inline:{ relay.test=discard: }\n"
+	if sink != nil {
+		transport = routes("relay.test", sink)
+	}
+	return harness.StartPostfix(t, "smtpd_milters = "+milters+"\nmynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+transport)
+}
+
+// sideBySide starts a scripted milter, and postgate and Postfix using it,
+// both relaying relay.test to sink (Postfix: discarding it when nil).
+func sideBySide(t *testing.T, sink *harness.Sink) (*fakeMilter, *harness.Postgate, *harness.Postfix) {
+	t.Helper()
+	f := startScriptedMilter(t, &fakeMilter{})
+	pgSink := sink
+	if pgSink == nil {
+		pgSink = harness.StartSink(t)
+	}
+	return f, harness.Start(t, milterConfig(pgSink, "inet:"+f.addr), ""), postfixWithMilter(t, "inet:"+f.addr, sink)
+}
+
+// TestMilterRepliesAsPostfix: a scripted milter's decisions at each
+// stage, through postgate and through a real Postfix 3.7 with the same
+// milter: the client gets the same replies from both.
+func TestMilterRepliesAsPostfix(t *testing.T) {
+	f, p, pf := sideBySide(t, nil)
+	for _, c := range []struct {
+		name    string
+		replies map[byte]string
+	}{
+		{"connect reject", map[byte]string{'C': "r"}},
+		{"connect tempfail", map[byte]string{'C': "t"}},
+		{"connect 5xx reply", map[byte]string{'C': "y550 5.7.1 not you\x00"}},
+		{"connect 421", map[byte]string{'C': "y421 4.7.0 go away\x00"}},
+		{"connect accept", map[byte]string{'C': "a", 'E': "r"}},
+		{"helo 5xx", map[byte]string{'H': "y550 5.7.1 bad helo\x00"}},
+		{"helo 421", map[byte]string{'H': "y421 4.7.0 bad helo\x00"}},
+		{"mail reply", map[byte]string{'M': "y553 5.1.8 sender blocked\x00"}},
+		{"mail discard", map[byte]string{'M': "d"}},
+		{"rcpt reject", map[byte]string{'R': "r"}},
+		{"rcpt tempfail", map[byte]string{'R': "t"}},
+		{"data tempfail", map[byte]string{'T': "t"}},
+		{"data reply", map[byte]string{'T': "y554 5.7.0 no data\x00"}},
+		{"unknown command", map[byte]string{'U': "y502 5.5.1 no such thing\x00"}},
+		{"header reject", map[byte]string{'L': "r"}},
+		{"end of header tempfail", map[byte]string{'N': "t"}},
+		{"body reply", map[byte]string{'B': "y552 5.3.4 too fat\x00"}},
+		{"end of message multi-line", map[byte]string{'E': "y550-5.7.1 first line\r\n550 5.7.1 second line\x00"}},
+		{"end of message percent", map[byte]string{'E': "y554 5.7.1 100%% spam, 50% sure\x00"}},
+		{"end of message discard", map[byte]string{'E': "d"}},
+		{"end of message accept", map[byte]string{'E': "a"}},
+		{"malformed reply", map[byte]string{'M': "y250 2.0.0 fine\x00"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f.script(c.replies)
+			want := milterDialogue(t, pf.Addr)
+			f.script(c.replies)
+			got := milterDialogue(t, p.Addr)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("postgate:\n%s\nPostfix:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// modPacket is a modification packet: its code, then NUL-terminated
+// strings, an index first where the request has one.
+func modPacket(code byte, index int, strs ...string) string {
+	b := []byte{code}
+	if index >= 0 {
+		b = binary.BigEndian.AppendUint32(b, uint32(index))
+	}
+	for _, s := range strs {
+		b = append(append(b, s...), 0)
+	}
+	return string(b)
+}
+
+// TestMilterModifications: the changes a milter asks for at the end of the
+// message (headers added, inserted, changed and deleted, the body
+// replaced, the sender changed, recipients added and deleted), as the
+// message and envelope that reach the next hop show them; the same
+// milter through a real Postfix 3.7 gives the same message. A second
+// milter sees the first one's changes.
+func TestMilterModifications(t *testing.T) {
+	f := startScriptedMilter(t, &fakeMilter{})
+	second := startScriptedMilter(t, &fakeMilter{})
+	f.script(map[byte]string{'E': "a"},
+		modPacket('h', -1, "X-Added", "yes"),
+		modPacket('i', 1, "X-Inserted", "at 1"),
+		modPacket('m', 1, "Subject", "changed\n\tand folded"),
+		modPacket('m', 1, "X-Drop", ""),
+		modPacket('b', -1, "new body\r\nline two\r\n")[:len("new body\r\nline two\r\n")+1],
+		modPacket('e', -1, "<new@src.test>"),
+		modPacket('+', -1, "<v@relay.test>"),
+		modPacket('-', -1, "<u@relay.test>"),
+	)
+	sink, pfSink := harness.StartSink(t), harness.StartSink(t)
+	p := harness.Start(t, milterConfig(sink, "inet:"+f.addr+", inet:"+second.addr), "")
+	pf := postfixWithMilter(t, "inet:"+f.addr, pfSink)
+
+	got := milterDialogue(t, p.Addr)
+	if last := got[len(got)-1]; last != "end of DATA: 250 2.0.0 Ok: queued as ID" {
+		t.Fatalf("postgate: %q", got)
+	}
+	if !slices.Contains(second.headersSeen(), "X-Added: yes") || slices.Contains(second.headersSeen(), "X-Drop: me") {
+		t.Errorf("the second milter saw %q", second.headersSeen())
+	}
+	if pgot := milterDialogue(t, pf.Addr); pgot[len(pgot)-1] != got[len(got)-1] {
+		t.Fatalf("Postfix: %q", pgot)
+	}
+	msgs, pfMsgs := sink.WaitMessages(1, 20*time.Second), pfSink.WaitMessages(1, 20*time.Second)
+	if len(msgs) != 1 || len(pfMsgs) != 1 {
+		t.Fatalf("delivered: postgate %d, Postfix %d", len(msgs), len(pfMsgs))
+	}
+	env, msg := harness.SinkBody(msgs[0])
+	pfEnv, pfMsg := harness.SinkBody(pfMsgs[0])
+	for _, want := range []string{"X-Mail-Args: <new@src.test>", "X-Rcpt-Args: <v@relay.test>"} {
+		if !strings.Contains(env, want) || !strings.Contains(pfEnv, want) {
+			t.Errorf("envelope lacks %q:\npostgate:\n%s\nPostfix:\n%s", want, env, pfEnv)
+		}
+	}
+	if strings.Contains(env, "u@relay.test") {
+		t.Errorf("deleted recipient still there:\n%s", env)
+	}
+	if !strings.Contains(msg, "\tfor <u@relay.test>;") {
+		t.Errorf("our Received: does not name the recipient as received:\n%s", msg)
+	}
+	if a, b := withoutReceived(msg), withoutReceived(pfMsg); a != b {
+		t.Errorf("postgate delivered:\n%s\nPostfix delivered:\n%s", a, b)
+	}
+}
+
+func (f *fakeMilter) headersSeen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.headers)
+}
+
+// withoutReceived drops the Received: headers (the servers' own differ)
+// from a message with LF line ends.
+func withoutReceived(msg string) string {
+	var out []string
+	inReceived := false
+	for _, l := range strings.SplitAfter(msg, "\n") {
+		if l == "\n" || l == "" {
+			inReceived = false
+		} else if strings.HasPrefix(l, "Received:") {
+			inReceived = true
+			continue
+		} else if inReceived && (l[0] == ' ' || l[0] == '\t') {
+			continue
+		}
+		inReceived = false
+		out = append(out, l)
+	}
+	return strings.Join(out, "")
+}
+
+// macrosSeen returns the macros of the milter's longest session (the
+// harness's probe makes short ones): "C j" (the event's code, the macro's
+// name) to the value; and forgets all.
+func (f *fakeMilter) macrosSeen() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var m map[string]string
+	for _, s := range f.macros {
+		if len(s) > len(m) {
+			m = s
+		}
+	}
+	for i := range f.macros {
+		f.macros[i] = map[string]string{}
+	}
+	return m
+}
+
+// TestMilterMacros: the macros each stage sends by default (Postfix 3.7's
+// milter_*_macros) and their values, as Postfix sends them to the same
+// milter; the values that name the server itself differ only in its name.
+// A milter that asks for its own lists in negotiation gets those.
+func TestMilterMacros(t *testing.T) {
+	sink := harness.StartSink(t)
+	f, p, pf := sideBySide(t, sink)
+	f.script(nil)
+	milterDialogue(t, pf.Addr)
+	want := f.macrosSeen()
+	milterDialogue(t, p.Addr)
+	got := f.macrosSeen()
+	server := map[string]bool{"j": true, "{daemon_name}": true, "v": true, "i": true}
+	for k, v := range want {
+		g, ok := got[k]
+		_, name, _ := strings.Cut(k, " ")
+		switch {
+		case !ok:
+			t.Errorf("postgate does not send %s (Postfix: %q)", k, v)
+		case server[name] && (g == "") != (v == ""):
+			t.Errorf("%s: postgate %q, Postfix %q", k, g, v)
+		case !server[name] && g != v:
+			t.Errorf("%s: postgate %q, Postfix %q", k, g, v)
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("postgate sends %s = %q, Postfix does not", k, v)
+		}
+	}
+	for k, v := range map[string]string{"C j": "mx.gateway.test", "C {daemon_name}": "mx.gateway.test", "M {mail_addr}": "a@src.test", "R {rcpt_addr}": "u@relay.test"} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if !strings.HasPrefix(got["C v"], "postgate ") || got["E i"] == "" || got["T i"] != got["E i"] {
+		t.Errorf("v %q, i at DATA %q and at the end %q", got["C v"], got["T i"], got["E i"])
+	}
+
+	// A milter asking for {client_addr} at connect and {mail_addr} i at the
+	// end of the message gets exactly those.
+	asker := startScriptedMilter(t, &fakeMilter{symlist: "\x00\x00\x00\x00{client_addr}\x00\x00\x00\x00\x05{mail_addr} i\x00"})
+	p2 := harness.Start(t, milterConfig(sink, "inet:"+asker.addr), "")
+	milterDialogue(t, p2.Addr)
+	seen := asker.macrosSeen()
+	if seen["C {client_addr}"] != "127.0.0.5" || seen["E {mail_addr}"] != "a@src.test" || seen["E i"] == "" || seen["C j"] != "" {
+		t.Errorf("a milter asking for its macros got %q", seen)
+	}
+}
+
+// TestMilterQuarantineAndDiscard: a quarantine request at the end of the
+// message sends it to the hold queue, its reason in the log; a discard,
+// at MAIL or at the end, accepts the message and delivers nothing.
+func TestMilterQuarantineAndDiscard(t *testing.T) {
+	f := startScriptedMilter(t, &fakeMilter{})
+	sink := harness.StartSink(t)
+	p := harness.Start(t, milterConfig(sink, "inet:"+f.addr)+fastRetry, "")
+	queued := func(dialogue []string) {
+		t.Helper()
+		if last := dialogue[len(dialogue)-1]; !strings.HasPrefix(last, "end of DATA: 250 2.0.0 Ok: queued as ") {
+			t.Fatalf("not accepted: %q", dialogue)
+		}
+	}
+
+	f.script(map[byte]string{'E': "c"}, modPacket('q', -1, "looks odd"))
+	queued(milterDialogue(t, p.Addr))
+	log := p.Log("milter-hold: END-OF-MESSAGE")
+	held := regexp.MustCompile(`([0-9A-Z]+): milter-hold: END-OF-MESSAGE from unknown\[127\.0\.0\.5\]: milter triggers HOLD action \(quarantine: looks odd\); from=<a@src\.test> to=<u@relay\.test> proto=ESMTP helo=<client\.test>`).FindStringSubmatch(log)
+	if held == nil {
+		t.Fatalf("no milter-hold line:\n%s", log)
+	}
+	if q := queueJSON(t, p)[held[1]].QueueName; q != "hold" {
+		t.Errorf("%s is in the %q queue, want hold", held[1], q)
+	}
+
+	f.script(map[byte]string{'M': "d"})
+	queued(milterDialogue(t, p.Addr))
+	want := "NOQUEUE: milter-discard: MAIL from unknown[127.0.0.5]: milter triggers DISCARD action; from=<a@src.test> proto=ESMTP helo=<client.test>"
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+	if ev := f.events(); strings.Contains(ev, "R") || strings.Contains(ev, "E") {
+		t.Errorf("the milter got events after its discard: %q", ev)
+	}
+
+	f.script(map[byte]string{'E': "d"})
+	queued(milterDialogue(t, p.Addr))
+	want = ": milter-discard: END-OF-MESSAGE from unknown[127.0.0.5]: milter triggers DISCARD action; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<client.test>"
+	if log := p.Log(want); !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+	time.Sleep(2 * time.Second) // a queue run
+	if msgs := sink.Messages(); len(msgs) != 0 {
+		t.Errorf("delivered: %q", msgs)
+	}
+	if n := len(queueJSON(t, p)); n != 1 {
+		t.Errorf("%d messages in the queue, want the held one", n)
 	}
 }
