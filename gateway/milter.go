@@ -208,10 +208,11 @@ func (s *session) milterEvent(stage, rcpt string, event func() milter.Result) bo
 }
 
 // milterHelo is the HELO/EHLO event: as in Sendmail, only a 421 refuses
-// the command; other replies stay with the milter for later commands.
-func (s *session) milterHelo(helo string) bool {
+// the command (ok false); other replies stay with the milter for later
+// commands, and refused reports a 5xx one.
+func (s *session) milterHelo(helo string) (ok, refused bool) {
 	if s.milters == nil {
-		return true
+		return true, false
 	}
 	saved := s.helo
 	s.helo = helo // logged with the new name, as Postfix
@@ -219,9 +220,9 @@ func (s *session) milterHelo(helo string) bool {
 	s.helo = saved
 	if !ok && reply.Code == 421 {
 		s.reply(reply)
-		return false
+		return false, false
 	}
-	return true
+	return true, !ok && reply.Code/100 == 5
 }
 
 // milterMail is the MAIL event, with the sender and the ESMTP parameters.
