@@ -2,12 +2,10 @@ package test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,65 +19,6 @@ import (
 
 // gtube is SpamAssassin's test pattern; rspamd knows it too.
 const gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-
-// startPeer runs a real peer in its own process group and waits until it
-// accepts connections on addr; when the test ends the group is stopped
-// (the peers fork workers).
-func startPeer(t *testing.T, cmd *exec.Cmd, addr string) {
-	t.Helper()
-	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-		c.Close()
-		t.Fatalf("%s already answers before %s starts", addr, cmd.Path)
-	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	pgid := cmd.Process.Pid
-	t.Cleanup(func() {
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-done
-	})
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s ended: %s", cmd.Path, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s: %s", cmd.Path, addr, out.String())
-		}
-	}
-}
-
-// startSpamassMilter runs spamd (no network tests) and spamass-milter in
-// front of it, rejecting a score of 15 or more; it returns the milter's
-// address.
-func startSpamassMilter(t *testing.T) string {
-	t.Helper()
-	spamd := harness.Need(t, "spamd", "spamd")
-	milter := harness.Need(t, "spamass-milter", "spamass-milter")
-	harness.Need(t, "spamc", "spamc")
-	spamdPort, milterPort := harness.FreePort(t), harness.FreePort(t)
-	startPeer(t, exec.Command(spamd, "-L", "-i", "127.0.0.1", "-p", fmt.Sprint(spamdPort), "-A", "127.0.0.0/8",
-		"-u", "debian-spamd", "-m", "2", "--nouser-config", "-s", "stderr"), fmt.Sprintf("127.0.0.1:%d", spamdPort))
-	startPeer(t, exec.Command(milter, "-p", fmt.Sprintf("inet:%d@127.0.0.1", milterPort), "-r", "15", "-m",
-		"--", "-d", "127.0.0.1", "-p", fmt.Sprint(spamdPort)), fmt.Sprintf("127.0.0.1:%d", milterPort))
-	return fmt.Sprintf("127.0.0.1:%d", milterPort)
-}
 
 // sendThrough sends one message from outside and returns the reply to its
 // end.
@@ -100,7 +39,7 @@ func sendThrough(t *testing.T, addr, from, to, message string) (int, string) {
 // headers; GTUBE is refused at the end of DATA with the milter's reply,
 // the same reply Postfix gives through the same milter.
 func TestSpamassMilter(t *testing.T) {
-	addr := startSpamassMilter(t)
+	addr := harness.StartSpamassMilter(t)
 	sink := harness.StartSink(t)
 	p := harness.Start(t, milterConfig(sink, "inet:"+addr), "")
 
@@ -185,7 +124,7 @@ upstream "local" { default = yes; self_scan = yes; }
 		writeFile(t, conf, "local.d/"+m+".conf", "enabled = false;\n")
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", milterPort)
-	startPeer(t, exec.Command(bin, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
+	harness.StartPeer(t, exec.Command(bin, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
 		"--var=LOCAL_CONFDIR="+conf, "--var=DBDIR="+dir+"/db", "--var=RUNDIR="+dir+"/run", "--var=LOGDIR="+dir+"/log"), addr)
 	return addr
 }
@@ -261,7 +200,7 @@ Canonicalization simple/simple
 PidFile %s/opendkim.pid
 `, dir, port, dir))
 	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	startPeer(t, exec.Command(bin, "-f", "-x", conf), addr)
+	harness.StartPeer(t, exec.Command(bin, "-f", "-x", conf), addr)
 	return addr, string(record)
 }
 
