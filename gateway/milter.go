@@ -39,10 +39,13 @@ type milterConfig struct {
 	milters []*milter.Milter
 	// maps is smtpd_milter_maps: per client address, a milter list that
 	// replaces smtpd_milters ("DISABLE": none).
-	maps       []rules.Table
-	opts       milter.Options
-	daemonName string // milter_macro_daemon_name
-	macroV     string // milter_macro_v
+	maps []rules.Table
+	// headerChecks is milter_header_checks: header_checks for the
+	// headers milters add or change.
+	headerChecks []rules.Table
+	opts         milter.Options
+	daemonName   string // milter_macro_daemon_name
+	macroV       string // milter_macro_v
 }
 
 // milterStages are the milter_*_macros parameters by stage.
@@ -99,6 +102,9 @@ func newMilterConfig(cfg *config.Config, tables *tableCache) (*milterConfig, err
 		return nil, paramError(cfg, "non_smtpd_milters", err)
 	}
 	if mc.maps, err = openMaps(cfg, "smtpd_milter_maps", tables); err != nil {
+		return nil, err
+	}
+	if mc.headerChecks, err = openMaps(cfg, "milter_header_checks", tables); err != nil {
 		return nil, err
 	}
 	return mc, nil
@@ -351,6 +357,27 @@ func (s *session) milterMessage(msg *assembly, arrival time.Time, held *bool) (*
 		s.logCleanupMilter("milter-hold", text)
 		*held = true
 	}
+	if len(s.svc.milters.headerChecks) > 0 {
+		switch res, err := s.milterHeaderChecks(m); {
+		case err != nil:
+			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
+			return nil, milterRefused
+		case res.reject != nil:
+			s.reply(*res.reject)
+			return nil, milterRefused
+		case res.discard:
+			return nil, milterDiscard
+		default:
+			*held = *held || res.hold
+			if res.redirect != "" {
+				s.txn.redirect = res.redirect
+			}
+			s.txn.bcc = append(s.txn.bcc, res.bcc...)
+			if res.filter != "" {
+				s.txn.filter = res.filter
+			}
+		}
+	}
 	// Our Received: names the recipients as received, as Postfix's does.
 	var edited *assembly
 	if m.Changed {
@@ -361,6 +388,50 @@ func (s *session) milterMessage(msg *assembly, arrival time.Time, held *bool) (*
 	}
 	s.milterEnvelope(m)
 	return edited, milterQueue
+}
+
+// milterHeaderChecks applies milter_header_checks to the headers the
+// milters added or changed, with header_checks' actions (cleanup_act) and
+// log lines; PREPEND is not available there, as in Postfix. IGNORE, STRIP
+// and REPLACE edit m.
+func (s *session) milterHeaderChecks(m *milter.Message) (checkResult, error) {
+	sc := &checkScan{s: s, c: &s.svc.checks}
+	for i, f := range m.Header {
+		if !f.Added {
+			continue
+		}
+		// The key as the MIME parser makes it: lines joined by LF.
+		key := f.Name + ":" + strings.ReplaceAll(f.Value, "\r\n", "\n")
+		raw := []byte(f.Name + ":" + f.Value + "\r\n")
+		// The header's index stands for its offset in the edits.
+		if err := sc.lookup(s.svc.milters.headerChecks, "milter_header_checks", "header", key, raw, int64(i)); err != nil {
+			return sc.res, err
+		}
+	}
+	var kept []milter.Field
+	next := 0
+	for i, f := range m.Header {
+		for next < len(sc.res.edits) && sc.res.edits[next].off < int64(i) {
+			next++
+		}
+		if next == len(sc.res.edits) || sc.res.edits[next].off != int64(i) {
+			kept = append(kept, f)
+			continue
+		}
+		e := sc.res.edits[next]
+		if e.n == 0 {
+			s.svc.log.Logf("cleanup", "warning: %s: milter_header_checks: PREPEND is not supported for headers from milters", s.txn.id)
+			kept = append(kept, f)
+			continue
+		}
+		m.Changed = true
+		if len(e.insert) > 0 {
+			name, value, _ := strings.Cut(strings.TrimSuffix(string(e.insert), "\r\n"), ":")
+			kept = append(kept, milter.Field{Name: name, Value: value})
+		}
+	}
+	m.Header = kept
+	return sc.res, nil
 }
 
 // milterEnvelope takes the milters' sender and recipient changes into the

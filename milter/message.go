@@ -13,6 +13,9 @@ import (
 // written after the colon (leading space and CRLF foldings included).
 type Field struct {
 	Name, Value string
+	// Added: a milter added or changed the field (milter_header_checks
+	// looks at these).
+	Added bool
 }
 
 // Message is the message at the end of DATA as the milters see it, and
@@ -36,8 +39,6 @@ type Message struct {
 	Changed bool
 	// Quarantine is the reason a milter gave for holding the message.
 	Quarantine string
-	// HeldBy names the milter that asked for the quarantine.
-	HeldBy string
 	// Warnings are what postgate did not apply (logged by the caller).
 	Warnings []string
 }
@@ -138,9 +139,6 @@ func (s *Session) Message(m *Message) Result {
 		if c.state == stateAcceptMsg {
 			c.state = stateEnvelope
 		}
-		if reply == "H" && m.Quarantine == "" {
-			m.HeldBy = c.m.Name
-		}
 		if r := result(c, reply); r.Action != Continue {
 			return r
 		}
@@ -164,7 +162,7 @@ func (s *Session) message(c *conn, m *Message) string {
 		}
 		act, err := send()
 		if err != nil {
-			s.warn("milter %s: %s", c.m.Name, describe(err))
+			s.warn("milter %s: %s", c.m.Name, describe(eventNames[code], err))
 			c.fail(isProtocolError(err))
 			return c.defReply, true
 		}
@@ -207,7 +205,7 @@ func (s *Session) message(c *conn, m *Message) string {
 	}
 	mods, act, err := c.s.End()
 	if err != nil {
-		s.warn("milter %s: %s", c.m.Name, describe(err))
+		s.warn("milter %s: %s", c.m.Name, describe("SMFIC_BODYEOB", err))
 		c.fail(isProtocolError(err))
 		return c.defReply
 	}
@@ -219,7 +217,6 @@ func (s *Session) message(c *conn, m *Message) string {
 		m.apply(c.m.Name, mod)
 	}
 	if m.Quarantine != "" && reply == "" {
-		m.HeldBy = c.m.Name
 		return "H"
 	}
 	return reply
@@ -243,7 +240,7 @@ func headerValue(v string) string {
 func (m *Message) apply(name string, mod gomilter.ModifyAction) {
 	switch mod.Code {
 	case gomilter.ActAddHeader:
-		m.Header = append(m.Header, Field{Name: mod.HeaderName, Value: headerValue(mod.HeaderValue)})
+		m.Header = append(m.Header, Field{Name: mod.HeaderName, Value: headerValue(mod.HeaderValue), Added: true})
 		m.Changed = true
 	case gomilter.ActInsertHeader:
 		// Postfix counts its own Received: as header 0; postgate inserts
@@ -253,7 +250,7 @@ func (m *Message) apply(name string, mod gomilter.ModifyAction) {
 			i--
 		}
 		i = min(i, len(m.Header))
-		f := Field{Name: mod.HeaderName, Value: headerValue(mod.HeaderValue)}
+		f := Field{Name: mod.HeaderName, Value: headerValue(mod.HeaderValue), Added: true}
 		m.Header = append(m.Header[:i], append([]Field{f}, m.Header[i:]...)...)
 		m.Changed = true
 	case gomilter.ActChangeHeader:
@@ -300,13 +297,13 @@ func (m *Message) changeHeader(name string, index int, value string) {
 		if value == "" {
 			m.Header = append(m.Header[:i], m.Header[i+1:]...)
 		} else {
-			m.Header[i].Value = headerValue(value)
+			m.Header[i].Value, m.Header[i].Added = headerValue(value), true
 		}
 		m.Changed = true
 		return
 	}
 	if value != "" {
-		m.Header = append(m.Header, Field{Name: name, Value: headerValue(value)})
+		m.Header = append(m.Header, Field{Name: name, Value: headerValue(value), Added: true})
 		m.Changed = true
 	}
 }

@@ -69,7 +69,7 @@ func TestMessageEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(m.Header) != 4 || m.Header[1].Value != " one\r\n two" || milterValue(m.Header[1].Value) != "one\n two" {
-		t.Fatalf("header: %q", m.Header)
+		t.Fatalf("header: %+v", m.Header)
 	}
 	m.changeHeader("x-tag", 2, "changed\n\tfolded")
 	m.changeHeader("X-Tag", 1, "")

@@ -36,8 +36,6 @@ const (
 type Result struct {
 	Action Action
 	Reply  string // Reject: the SMTP reply
-	// Milter names the milter that decided, for warnings.
-	Milter string
 }
 
 // Macros returns the value of a macro ("j", "{client_addr}") now; ok is
@@ -264,7 +262,7 @@ func (s *Session) call(c *conn, stage Stage, send func(*gomilter.ClientSession) 
 	}
 	act, err := send(c.s)
 	if err != nil {
-		s.warn("milter %s: %s", c.m.Name, describe(err))
+		s.warn("milter %s: %s", c.m.Name, describe(eventNames[macroCode[stage]], err))
 		c.fail(isProtocolError(err))
 		return c.defReply
 	}
@@ -363,24 +361,34 @@ func result(c *conn, reply string) Result {
 	case reply == "":
 		return Result{}
 	case reply == "H":
-		return Result{Action: Hold, Milter: c.m.Name}
+		return Result{Action: Hold}
 	case reply == "D":
-		return Result{Action: Discard, Milter: c.m.Name}
+		return Result{Action: Discard}
 	case reply == "S":
-		return Result{Action: Shutdown, Reply: "421 4.7.0 Server closing connection", Milter: c.m.Name}
+		return Result{Action: Shutdown, Reply: "421 4.7.0 Server closing connection"}
 	}
-	return Result{Action: Reject, Reply: reply, Milter: c.m.Name}
+	return Result{Action: Reject, Reply: reply}
 }
 
-// describe words an event's error for the warning line.
-func describe(err error) string {
+// eventNames are the protocol's names of the events, for warnings.
+var eventNames = map[gomilter.Code]string{
+	gomilter.CodeConn: "SMFIC_CONNECT", gomilter.CodeHelo: "SMFIC_HELO", gomilter.CodeMail: "SMFIC_MAIL",
+	gomilter.CodeRcpt: "SMFIC_RCPT", gomilter.CodeData: "SMFIC_DATA", gomilter.CodeUnknown: "SMFIC_UNKNOWN",
+	gomilter.CodeHeader: "SMFIC_HEADER", gomilter.CodeEOH: "SMFIC_EOH", gomilter.CodeBody: "SMFIC_BODY",
+	gomilter.CodeEOB: "SMFIC_BODYEOB",
+}
+
+// describe words an event's error for the warning line, as Postfix's
+// milter8 does ("can't read SMFIC_BODYEOB reply packet header: Connection
+// timed out").
+func describe(event string, err error) string {
 	if errors.Is(err, os.ErrDeadlineExceeded) || isTimeoutErr(err) {
-		return "can't read reply packet header: Connection timed out"
+		return "can't read " + event + " reply packet header: Connection timed out"
 	}
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || isEOF(err) {
-		return "lost connection: " + errText(err)
+		return "can't read " + event + " reply packet header: " + errText(err)
 	}
-	return err.Error()
+	return event + ": " + err.Error()
 }
 
 func isEOF(err error) bool {

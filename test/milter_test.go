@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -210,7 +211,7 @@ func TestMilterDefaultActionHang(t *testing.T) {
 					t.Errorf("log lacks %q:\n%s", want, log)
 				}
 			}
-			if log := p.Log("warning: milter inet:" + f.addr); !strings.Contains(log, "warning: milter inet:"+f.addr+": can't read reply packet header: Connection timed out") {
+			if log := p.Log("warning: milter inet:" + f.addr); !strings.Contains(log, "warning: milter inet:"+f.addr+": can't read SMFIC_HEADER reply packet header: Connection timed out") {
 				t.Errorf("no timeout warning:\n%s", log)
 			}
 			switch c.action {
@@ -657,5 +658,50 @@ func TestMilterQuarantineAndDiscard(t *testing.T) {
 	}
 	if n := len(queueJSON(t, p)); n != 1 {
 		t.Errorf("%d messages in the queue, want the held one", n)
+	}
+}
+
+// TestMilterHeaderChecks: milter_header_checks inspects the headers
+// milters add or change, with header_checks' actions: IGNORE drops one,
+// REJECT refuses the message, as Postfix does with the same table; the
+// client's own headers are not looked at.
+func TestMilterHeaderChecks(t *testing.T) {
+	dir, err := os.MkdirTemp("", "postgate-mhc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // Postfix reads the table as user postfix
+	table := writeFile(t, dir, "milter_header_checks", "/^X-Verdict: drop-me/ IGNORE\n/^X-Spam-Flag: YES/ REJECT 5.7.1 Spam, says the milter\n")
+	f := startScriptedMilter(t, &fakeMilter{})
+	sink, pfSink := harness.StartSink(t), harness.StartSink(t)
+	p := harness.Start(t, milterConfig(sink, "inet:"+f.addr)+"milter_header_checks = regexp:"+table+"\n", "")
+	pf := harness.StartPostfix(t, "smtpd_milters = inet:"+f.addr+"\nmynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
+		routes("relay.test", pfSink)+"milter_header_checks = regexp:"+table+"\n")
+
+	// The client's X-Drop: me would match a rule on it: it stays.
+	f.script(nil, modPacket('h', -1, "X-Verdict", "drop-me"), modPacket('h', -1, "X-Keep", "yes"))
+	got, want := milterDialogue(t, p.Addr), milterDialogue(t, pf.Addr)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("postgate:\n%s\nPostfix:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	msgs, pfMsgs := sink.WaitMessages(1, 20*time.Second), pfSink.WaitMessages(1, 20*time.Second)
+	if len(msgs) != 1 || len(pfMsgs) != 1 {
+		t.Fatalf("delivered: postgate %d, Postfix %d", len(msgs), len(pfMsgs))
+	}
+	_, msg := harness.SinkBody(msgs[0])
+	_, pfMsg := harness.SinkBody(pfMsgs[0])
+	if a, b := withoutReceived(msg), withoutReceived(pfMsg); a != b || strings.Contains(a, "X-Verdict") || !strings.Contains(a, "X-Keep: yes") {
+		t.Errorf("postgate delivered:\n%s\nPostfix delivered:\n%s", a, b)
+	}
+
+	f.script(nil, modPacket('h', -1, "X-Spam-Flag", "YES"))
+	got, want = milterDialogue(t, p.Addr), milterDialogue(t, pf.Addr)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !strings.HasSuffix(got[len(got)-1], "550 5.7.1 Spam, says the milter") {
+		t.Errorf("postgate:\n%s\nPostfix:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	wantLog := ": reject: header X-Spam-Flag: YES from unknown[127.0.0.5]; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<client.test>: 5.7.1 Spam, says the milter"
+	if log := p.Log(wantLog); !strings.Contains(log, wantLog) {
+		t.Errorf("log lacks %q:\n%s", wantLog, log)
 	}
 }

@@ -141,6 +141,7 @@ var paramTable = []param{
 	str("milter_macro_daemon_name", "$myhostname"),
 	str("milter_macro_v", "$mail_name $mail_version"),
 	list("milter_macro_defaults", ""),
+	list("milter_header_checks", ""),
 	// Content inspection (gateway/checks.go).
 	list("header_checks", ""),
 	list("mime_header_checks", "$header_checks"),
