@@ -567,7 +567,12 @@ func (f *fakeMilter) macrosSeen() map[string]string {
 // A milter that asks for its own lists in negotiation gets those.
 func TestMilterMacros(t *testing.T) {
 	sink := harness.StartSink(t)
-	f, p, pf := sideBySide(t, sink)
+	f := startScriptedMilter(t, &fakeMilter{})
+	// A default for a macro neither server has a value for.
+	defaults := "milter_macro_defaults = {auth_type}=none\n"
+	p := harness.Start(t, milterConfig(sink, "inet:"+f.addr)+defaults, "")
+	pf := harness.StartPostfix(t, "smtpd_milters = inet:"+f.addr+"\nmynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
+		routes("relay.test", sink)+defaults)
 	f.script(nil)
 	milterDialogue(t, pf.Addr)
 	want := f.macrosSeen()
@@ -591,7 +596,8 @@ func TestMilterMacros(t *testing.T) {
 			t.Errorf("postgate sends %s = %q, Postfix does not", k, v)
 		}
 	}
-	for k, v := range map[string]string{"C j": "mx.gateway.test", "C {daemon_name}": "mx.gateway.test", "M {mail_addr}": "a@src.test", "R {rcpt_addr}": "u@relay.test"} {
+	for k, v := range map[string]string{"C j": "mx.gateway.test", "C {daemon_name}": "mx.gateway.test", "M {mail_addr}": "a@src.test",
+		"R {rcpt_addr}": "u@relay.test", "M {auth_type}": "none"} {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
@@ -703,5 +709,26 @@ func TestMilterHeaderChecks(t *testing.T) {
 	wantLog := ": reject: header X-Spam-Flag: YES from unknown[127.0.0.5]; from=<a@src.test> to=<u@relay.test> proto=ESMTP helo=<client.test>: 5.7.1 Spam, says the milter"
 	if log := p.Log(wantLog); !strings.Contains(log, wantLog) {
 		t.Errorf("log lacks %q:\n%s", wantLog, log)
+	}
+}
+
+// TestMilterMaps: smtpd_milter_maps gives a client its own milter list, or
+// none (DISABLE), in place of smtpd_milters.
+func TestMilterMaps(t *testing.T) {
+	refusing := startScriptedMilter(t, &fakeMilter{replies: map[byte]string{'M': "y550 5.7.1 refused by the default milter\x00"}})
+	other := startScriptedMilter(t, &fakeMilter{replies: map[byte]string{'M': "y450 4.7.1 refused by the mapped milter\x00"}})
+	sink := harness.StartSink(t)
+	for _, c := range []struct {
+		maps, mail string
+	}{
+		{"", "MAIL: 550 5.7.1 refused by the default milter"},
+		{"inline:{ 127.0.0.9=DISABLE }", "MAIL: 550 5.7.1 refused by the default milter"},
+		{"inline:{ 127.0.0.5=DISABLE }", "MAIL: 250 2.1.0 Ok"},
+		{"inline:{ {127.0.0.5 = inet:" + other.addr + "} }", "MAIL: 450 4.7.1 refused by the mapped milter"},
+	} {
+		p := harness.Start(t, milterConfig(sink, "inet:"+refusing.addr)+"smtpd_milter_maps = "+c.maps+"\n", "")
+		if got := milterDialogue(t, p.Addr); got[2] != c.mail {
+			t.Errorf("smtpd_milter_maps = %s: %q, want %q", c.maps, got[2], c.mail)
+		}
 	}
 }
