@@ -73,6 +73,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd
 	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 180000x ./greylist
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
