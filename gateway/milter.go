@@ -341,7 +341,7 @@ func (s *session) milterMessage(msg *assembly, arrival time.Time, held *bool) (*
 		s.svc.log.Logf("cleanup", "warning: %s: %s", s.txn.id, w)
 	}
 	switch r.Action {
-	case milter.Reject, milter.Shutdown:
+	case milter.Reject:
 		// Logged without the code, as cleanup does.
 		s.logCleanupMilter("milter-reject", r.Reply[4:])
 		s.reply(parseMilterReply(r.Reply))

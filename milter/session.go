@@ -27,8 +27,6 @@ const (
 	Discard
 	// Hold: the message goes to the hold queue; the dialogue goes on.
 	Hold
-	// Shutdown: "421 4.7.0 Server closing connection" and hang up.
-	Shutdown
 )
 
 // Result is the outcome of an event over the milters in order: the first
@@ -72,8 +70,8 @@ type conn struct {
 	m     *Milter
 	s     *gomilter.ClientSession
 	state state
-	// defReply is Postfix's persistent reply: "" (continue), "H" (hold),
-	// "S" (shutdown) or an SMTP reply, given to every event once the
+	// defReply is Postfix's persistent reply: "" (continue), "H" (hold)
+	// or an SMTP reply (a 421 hangs up), given to every event once the
 	// milter rejected the connection or failed.
 	defReply string
 	// quarantine is the reason of a quarantine request in this message.
@@ -364,8 +362,6 @@ func result(c *conn, reply string) Result {
 		return Result{Action: Hold}
 	case reply == "D":
 		return Result{Action: Discard}
-	case reply == "S":
-		return Result{Action: Shutdown, Reply: "421 4.7.0 Server closing connection"}
 	}
 	return Result{Action: Reject, Reply: reply}
 }
