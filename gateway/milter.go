@@ -163,8 +163,7 @@ func (s *session) milterConnect() *rules.Reply {
 		return nil
 	}
 	s.milters = milter.NewSession(ms, s.milterMacro, s.milterWarn)
-	port := s.client.port
-	r := s.milters.Connect(s.ctx, s.client.name, s.client.addr, port)
+	r := s.milters.Connect(s.ctx, s.client.name, s.client.addr, s.client.port)
 	reply, ok := s.milterResult("CONNECT", "", r)
 	switch {
 	case ok:
