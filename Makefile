@@ -1,6 +1,7 @@
 # postgate — build and test.
 GO        ?= go
-DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel systemd opendkim opendkim-tools dovecot-core
+DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
+             systemd opendkim opendkim-tools dovecot-core spamass-milter spamassassin spamd spamc rspamd
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -30,14 +31,17 @@ deps:
 	  exit $$rc; \
 	fi
 
-# gateway/go-smtp is postgate's patched go-smtp, its own module: ./...
-# does not reach it, so it is vetted and tested explicitly.
+# gateway/go-smtp and milter/go-milter are postgate's patched go-smtp and
+# go-milter, each its own module: ./... does not reach them, so they are
+# vetted and tested explicitly.
 vet:
 	$(GO) vet ./...
 	cd gateway/go-smtp && $(GO) vet ./...
+	cd milter/go-milter && $(GO) vet ./...
 
 test: deps vet
 	cd gateway/go-smtp && $(GO) test -race -count=1 ./...
+	cd milter/go-milter && $(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
@@ -72,6 +76,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime 60000x ./policyd
 	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 180000x ./greylist
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRate$$' -fuzztime 400000x ./restrictions
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

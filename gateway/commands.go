@@ -87,6 +87,17 @@ func (s *session) hello(args []command.Token, ehlo bool) bool {
 			return false
 		}
 	}
+	ok, refused := s.milterHelo(name)
+	if !ok {
+		return false
+	}
+	if refused && ehlo {
+		// As Postfix: after a milter's 5xx, EHLO announces only
+		// ENHANCEDSTATUSCODES (the refusal comes with MAIL).
+		saved := s.ehloMask
+		s.ehloMask |= ^ehloEnhancedStatusCodes
+		defer func() { s.ehloMask = saved }()
+	}
 	s.resetTransaction()
 	s.helo = neuter(printable(name))
 	if !ehlo {

@@ -93,6 +93,11 @@ func (s *session) mail(args []command.Token) bool {
 		s.reply(insufficientStorage)
 		return false
 	}
+	s.txn.milterMail = s.milters != nil
+	if !s.milterMail(args[3:]) {
+		s.resetTransaction()
+		return false
+	}
 	s.beginInstance()
 	s.reply(rules.Reply{Code: 250, DSN: "2.1.0", Text: "Ok"})
 	return true
@@ -205,6 +210,9 @@ func (s *session) rcpt(args []command.Token) bool {
 		return false
 	}
 	if !s.passes("RCPT", to, s.check(restrictions.Rcpt, to)) {
+		return false
+	}
+	if !s.milterRcpt(to, args[3:]) {
 		return false
 	}
 	if s.txn.id == "" {

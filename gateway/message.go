@@ -78,19 +78,19 @@ func (s *session) newAssembly(arrival time.Time) *assembly {
 	return a
 }
 
-// checkData runs smtpd_data_restrictions (before 354, or at the first
-// BDAT); a reply is returned when they refuse the message.
+// checkData runs smtpd_data_restrictions, then the milters' DATA event
+// (before 354, or at the first BDAT); a reply is returned when they
+// refuse the message.
 func (s *session) checkData() *rules.Reply {
-	if !s.svc.hasDataRestrictions {
-		return nil
+	if s.svc.hasDataRestrictions {
+		v := s.check(restrictions.Data, s.onlyRecipient())
+		s.logEvents("DATA", s.onlyRecipient(), v)
+		if v.Decision == restrictions.Reject {
+			r := v.Reply
+			return &r
+		}
 	}
-	v := s.check(restrictions.Data, s.onlyRecipient())
-	s.logEvents("DATA", s.onlyRecipient(), v)
-	if v.Decision != restrictions.Reject {
-		return nil
-	}
-	r := v.Reply
-	return &r
+	return s.milterData()
 }
 
 func (s *session) bdat(args []command.Token) bool {
@@ -223,7 +223,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		return true
 	}
 	received := msg // what the client sent, for the reply
-	held := s.checks.Held()
+	held := s.checks.Held() || s.txn.milterHold
 	var checked checkResult
 	if !s.svc.checks.empty() && msg.spoolErr == nil {
 		content, size := msg.content()
@@ -262,6 +262,18 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 			msg = s.reassemble(msg, edits, arrival)
 			defer msg.release()
 		}
+	}
+	edited, outcome := s.milterMessage(msg, arrival, &held)
+	switch outcome {
+	case milterRefused:
+		return false
+	case milterDiscard:
+		s.accepted(received)
+		return true
+	}
+	if edited != nil {
+		msg = edited
+		defer msg.release()
 	}
 	authed, authHold, ok := s.authenticate(msg, arrival)
 	if !ok {

@@ -98,6 +98,7 @@ type service struct {
 	// proxyTimeout is smtpd_upstream_proxy_timeout when connections start
 	// with a PROXY protocol header (smtpd_upstream_proxy_protocol), else 0.
 	proxyTimeout time.Duration
+	milters      *milterConfig
 }
 
 type bareLFMode int
@@ -440,6 +441,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	}
 	if !s.lists.RelayGuarded() {
 		return nil, nil, errors.New(restrictions.RelayGuardError)
+	}
+	if s.milters, err = newMilterConfig(cfg, tables); err != nil {
+		return nil, nil, err
 	}
 	s.server = s.newServer()
 	return s, s.lists.NotImplemented(), nil

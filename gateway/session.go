@@ -73,6 +73,9 @@ type session struct {
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
 	seqno  int // mail transactions begun, for the policy instance attribute
+
+	milters        milterSession // nil without milters (gateway/milter.go)
+	milterRcptAddr string        // the recipient of the RCPT event, for {rcpt_*}
 }
 
 // clientInfo is what the log and the restrictions know of the client.
@@ -137,6 +140,9 @@ type transaction struct {
 	// the content received (Postfix's act_size), once it is all in.
 	instance string
 	received int64
+	// Milters: the MAIL event was sent (an ABORT ends the transaction),
+	// and a milter asked to hold or discard the message.
+	milterMail, milterHold, milterDiscard bool
 }
 
 // NewHandlerSession starts the session of an accepted connection.
@@ -206,6 +212,10 @@ func (s *session) start() {
 			s.errors++
 			return
 		}
+	}
+	if r := s.milterConnect(); r != nil {
+		s.reply(*r)
+		return
 	}
 	s.reply(rules.Reply{Code: 220, Text: s.svc.banner})
 }
@@ -297,7 +307,11 @@ func (s *session) command(line smtp.CommandLine) {
 		return
 	}
 	if idx < 0 {
-		s.reply(rules.Reply{Code: 500, DSN: "5.5.2", Text: "Error: command not recognized"})
+		if r := s.milterUnknown(name); r != nil {
+			s.reply(*r)
+		} else {
+			s.reply(rules.Reply{Code: 500, DSN: "5.5.2", Text: "Error: command not recognized"})
+		}
 		s.errors++
 		return
 	}
@@ -363,6 +377,9 @@ func (s *session) ReadError(err error) {
 // Close logs the disconnect line once the connection is gone.
 func (s *session) Close() {
 	s.resetTransaction()
+	if s.milters != nil {
+		s.milters.Close()
+	}
 	s.cancel()
 	if s.saslServer != nil {
 		s.saslServer.Close()
@@ -453,6 +470,7 @@ func (s *session) request(rcpt string) *restrictions.Request {
 		ClientAddr:        s.client.addr,
 		PeerAddr:          s.peer,
 		SASLUser:          s.saslUser,
+		SASLMethod:        s.saslMethod,
 		ClientName:        s.client.name,
 		ReverseName:       s.client.reverse,
 		ClientNameStatus:  s.client.nameStatus,
@@ -547,6 +565,9 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 func (s *session) resetTransaction() {
 	if s.txn.bdat != nil {
 		s.txn.bdat.msg.release()
+	}
+	if s.txn.milterMail {
+		s.milters.Abort()
 	}
 	rcpts := s.txn.rcpts[:0]
 	s.txn = transaction{rcpts: rcpts}

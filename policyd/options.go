@@ -123,24 +123,16 @@ func parseEndpoint(server, queueDir string) (endpoint, error) {
 // override applies one name=value item of the braced form (Postfix's
 // attr_override); "{ name = value }" is accepted too.
 func override(o *Options, item string) error {
-	if inner, ok := rules.StripBraces(item); ok {
-		item = inner
-	}
-	key, value, ok := strings.Cut(item, "=")
-	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-	if !ok || key == "" {
-		return fmt.Errorf("malformed option: missing '=' after attribute name: \"...%s...\"", item)
+	key, value, err := rules.SplitOverride(item)
+	if err != nil {
+		return err
 	}
 	seconds := func(d *time.Duration) error {
-		v, err := rules.ParseTime(value, 's')
-		if err != nil {
-			return fmt.Errorf("%s: bad time value or unit: %s", key, value)
+		v, err := rules.OverrideSeconds(key, value)
+		if err == nil {
+			*d = v
 		}
-		if v < time.Second {
-			return fmt.Errorf("invalid %s: %d (min 1)", key, int(v/time.Second))
-		}
-		*d = v
-		return nil
+		return err
 	}
 	number := func(n *int, min int) error {
 		v, err := strconv.Atoi(value)

@@ -97,6 +97,7 @@ func (e *eval) policyRequest() *policyd.Request {
 		EtrnDomain:        r.EtrnDomain,
 		Stress:            stress,
 		SASLUsername:      r.SASLUser,
+		SASLMethod:        r.SASLMethod,
 	}
 }
 

@@ -23,6 +23,7 @@ type Request struct {
 	Sender                              string // MAIL FROM address, "" for the null sender (from the Mail stage on)
 	Recipient                           string // RCPT TO address being checked; at DATA/END-OF-MESSAGE the recipient, if only one
 	SASLUser                            string // "" unless AUTH succeeded
+	SASLMethod                          string // its mechanism
 	EtrnDomain                          string // ETRN argument
 	// IllegalPipelining: the client sent commands ahead of a reply it
 	// should have waited for (reject_unauth_pipelining).

@@ -390,7 +390,7 @@ func startOpendkimSigner(t *testing.T, k *dkimKeys) string {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	harness.StartTCPPeer(t, cmd, addr, out.String)
+	harness.StartPeer(t, cmd, addr)
 	return addr
 }
 

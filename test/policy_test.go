@@ -35,7 +35,7 @@ func startPostgrey(t *testing.T) int {
 		"--user=postgrey", "--group=postgrey", "--hostname=grey.test")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	harness.StartTCPPeer(t, cmd, fmt.Sprintf("127.0.0.1:%d", port), out.String)
+	harness.StartPeer(t, cmd, fmt.Sprintf("127.0.0.1:%d", port))
 	return port
 }
 

@@ -73,9 +73,11 @@ func BenchmarkRelayVsPostfix(b *testing.B) {
 	relayVsPostfix(b, startServers(b))
 }
 
-func relayVsPostfix(b *testing.B, servers []server) {
+func relayVsPostfix(b *testing.B, servers []server) { relayMessages(b, servers, 20000) }
+
+// relayMessages is relayVsPostfix with a number of messages per shape.
+func relayMessages(b *testing.B, servers []server, messages int) {
 	source := harness.Need(b, "smtp-source", "postfix")
-	const messages = 20000
 	shapes := []struct {
 		name string
 		args []string
@@ -99,11 +101,12 @@ func relayVsPostfix(b *testing.B, servers []server) {
 			end := s.waitSink(b, int(base)+messages, start)
 			cpu := treeCPU(s.root) - cpu0
 			peak := pss()
-			rate[s.name] = messages / end.Sub(start).Seconds()
+			n := float64(messages)
+			rate[s.name] = n / end.Sub(start).Seconds()
 			b.ReportMetric(rate[s.name], shape.name+"-msgs/s-"+s.name)
-			b.ReportMetric(cpu/(messages/1000), shape.name+"-cpu-s/1k-"+s.name)
+			b.ReportMetric(cpu/(n/1000), shape.name+"-cpu-s/1k-"+s.name)
 			if shape.name == "conn" {
-				b.ReportMetric(cpu/messages*1e6, "cpu-us/conn-"+s.name)
+				b.ReportMetric(cpu/n*1e6, "cpu-us/conn-"+s.name)
 			}
 			b.ReportMetric(peak, shape.name+"-pss-MB-"+s.name)
 		}

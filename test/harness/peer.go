@@ -1,11 +1,13 @@
 package harness
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,28 +53,6 @@ func startPeer(t testing.TB, cmd *exec.Cmd) <-chan struct{} {
 	return done
 }
 
-// StartTCPPeer starts cmd, a real server listening on TCP addr, stops it
-// by its PID when the test ends, and waits (bounded) until it accepts a
-// connection. diag tells what the server said, for the failure.
-func StartTCPPeer(t testing.TB, cmd *exec.Cmd, addr string, diag func() string) {
-	t.Helper()
-	done := startPeer(t, cmd)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s ended: %s", cmd.Path, diag())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s: %s", cmd.Path, addr, diag())
-		}
-	}
-}
-
 // StartRbldnsd runs the real rbldnsd on bind ("127.0.0.1:PORT", or a
 // 127.53.x.y:53 address a Postfix resolver can ask), serving the zone
 // files (name -> content) with the zone specs given
@@ -102,4 +82,63 @@ func StartRbldnsd(t testing.TB, bind string, files map[string]string, zones ...s
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn("1.0.0.127."+first), dns.TypeA)
 	StartDNSPeer(t, cmd, bind, m, func(*dns.Msg) bool { return true }, out.String)
+}
+
+// StartPeer runs a real peer in its own process group and waits until it
+// accepts connections on addr; when the test ends the group is stopped
+// (the peers fork workers).
+func StartPeer(t testing.TB, cmd *exec.Cmd, addr string) {
+	t.Helper()
+	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatalf("%s already answers before %s starts", addr, cmd.Path)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() {
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	})
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s ended: %s", cmd.Path, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s: %s", cmd.Path, addr, out.String())
+		}
+	}
+}
+
+// StartSpamassMilter runs spamd (no network tests) and spamass-milter in
+// front of it, rejecting a score of 15 or more; it returns the milter's
+// address.
+func StartSpamassMilter(t testing.TB) string {
+	t.Helper()
+	spamd := Need(t, "spamd", "spamd")
+	milter := Need(t, "spamass-milter", "spamass-milter")
+	Need(t, "spamc", "spamc")
+	spamdPort, milterPort := FreePort(t), FreePort(t)
+	StartPeer(t, exec.Command(spamd, "-L", "-i", "127.0.0.1", "-p", fmt.Sprint(spamdPort), "-A", "127.0.0.0/8",
+		"-u", "debian-spamd", "-m", "2", "--nouser-config", "-s", "stderr"), fmt.Sprintf("127.0.0.1:%d", spamdPort))
+	StartPeer(t, exec.Command(milter, "-p", fmt.Sprintf("inet:%d@127.0.0.1", milterPort), "-r", "15", "-m",
+		"--", "-d", "127.0.0.1", "-p", fmt.Sprint(spamdPort)), fmt.Sprintf("127.0.0.1:%d", milterPort))
+	return fmt.Sprintf("127.0.0.1:%d", milterPort)
 }
