@@ -190,3 +190,44 @@ smtpd_sender_restrictions = check_policy_service inet:127.0.0.1:%d
 		}
 	}
 }
+
+// TestPolicydRateLimit: postgate's per-sender rate limit served to a real
+// Postfix through `postgate policyd` answers as postgate's own smtpd: the
+// first two recipients from the limited sender pass, the third gets the
+// same 450 (with Postfix's "Recipient address rejected:" in front), and
+// another sender is not counted with it.
+func TestPolicydRateLimit(t *testing.T) {
+	t.Parallel()
+	pgSink, pfSink := harness.StartSink(t), harness.StartSink(t)
+	policyPort := harness.FreePort(t)
+	pg := harness.Start(t, fmt.Sprintf(`relay_domains = example.test
+transport_maps = inline:{ example.test=smtp:[127.0.0.1]:%d }
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions = check_sender_rate inline:{ {limited@src.test=2/1h} }
+smtpd_peername_lookup = no
+postgate_policyd_restrictions = $smtpd_recipient_restrictions
+postgate_policyd_listen = inet:127.0.0.1:%d
+`, pgSink.Port, policyPort), "")
+	harness.StartPolicyd(t, pg.Dir, policyPort)
+	pf := harness.StartPostfix(t, policyConfig(pfSink, fmt.Sprintf("inet:127.0.0.1:%d", policyPort)))
+	// Postfix puts its own "<rcpt>: Recipient address rejected: " before a
+	// policy server's text, as for any check_policy_service reject.
+	want := map[string]string{
+		pg.Addr: "4.7.1 <limited@src.test>: Sender address rejected: Sender rate limit exceeded",
+		pf.Addr: "4.7.1 <user@example.test>: Recipient address rejected: Sender rate limit exceeded",
+	}
+	for _, addr := range []string{pg.Addr, pf.Addr} {
+		for i := 1; i <= 3; i++ {
+			code, text := rcptFrom(t, addr, outside, "limited@src.test", "user@example.test")
+			switch {
+			case i < 3 && code != 250:
+				t.Errorf("%s: recipient %d of the limited sender: %d %s", addr, i, code, text)
+			case i == 3 && (code != 450 || text != want[addr]):
+				t.Errorf("%s: recipient 3 of the limited sender: %d %s, want 450 %s", addr, code, text, want[addr])
+			}
+		}
+		if code, text := rcptFrom(t, addr, outside, "other@src.test", "user@example.test"); code != 250 {
+			t.Errorf("%s: another sender: %d %s", addr, code, text)
+		}
+	}
+}
