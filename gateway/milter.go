@@ -37,6 +37,8 @@ type milterSession interface {
 // milterConfig is a service's milter setup.
 type milterConfig struct {
 	milters []*milter.Milter
+	// local are non_smtpd_milters, for mail from the maildrop (pickup.go).
+	local []*milter.Milter
 	// maps is smtpd_milter_maps: per client address, a milter list that
 	// replaces smtpd_milters ("DISABLE": none).
 	maps []rules.Table
@@ -96,9 +98,7 @@ func newMilterConfig(cfg *config.Config, tables *tableCache) (*milterConfig, err
 	if mc.milters, err = milter.Parse(cfg.Get("smtpd_milters"), o); err != nil {
 		return nil, paramError(cfg, "smtpd_milters", err)
 	}
-	// non_smtpd_milters is for local submission (postgate sendmail): it is
-	// checked here, and used when that path gets milters.
-	if _, err := milter.Parse(cfg.Get("non_smtpd_milters"), o); err != nil {
+	if mc.local, err = milter.Parse(cfg.Get("non_smtpd_milters"), o); err != nil {
 		return nil, paramError(cfg, "non_smtpd_milters", err)
 	}
 	if mc.maps, err = openMaps(cfg, "smtpd_milter_maps", tables); err != nil {
@@ -173,6 +173,51 @@ func (s *session) milterConnect() *rules.Reply {
 		return &rules.Reply{Code: 554, Text: s.svc.hostname + " ESMTP not accepting connections"}
 	case reply.Code == 421:
 		return &rules.Reply{Code: 421, Text: s.svc.hostname + " Service unavailable - try again later"}
+	}
+	return nil
+}
+
+// localMilters runs non_smtpd_milters' envelope events for a message from
+// the maildrop, as Postfix's cleanup emulates them for local mail: a
+// connection from localhost [127.0.0.1], HELO localhost, the sender, each
+// recipient and DATA; the content events follow in finishMessage. It
+// returns the refusal, if a milter refuses.
+func (s *session) localMilters() *rules.Reply {
+	mc := s.svc.milters
+	if mc == nil || len(mc.local) == 0 {
+		return nil
+	}
+	s.milters = milter.NewSession(mc.local, s.milterMacro, s.milterWarn)
+	s.helo = "localhost"
+	steps := []struct {
+		stage, rcpt string
+		event       func() milter.Result
+	}{
+		{"CONNECT", "", func() milter.Result { return s.milters.Connect(s.ctx, "localhost", s.client.addr, 0) }},
+		{"HELO", "", func() milter.Result { return s.milters.Helo("localhost") }},
+		{"MAIL", "", func() milter.Result { return s.milters.Mail(s.txn.sender, nil) }},
+	}
+	for _, r := range s.txn.rcpts {
+		steps = append(steps, struct {
+			stage, rcpt string
+			event       func() milter.Result
+		}{"RCPT", r.Addr, func() milter.Result {
+			s.milterRcptAddr = r.Addr
+			defer func() { s.milterRcptAddr = "" }()
+			return s.milters.Rcpt(r.Addr, nil)
+		}})
+	}
+	steps = append(steps, struct {
+		stage, rcpt string
+		event       func() milter.Result
+	}{"DATA", "", func() milter.Result { return s.milters.Data() }})
+	for _, st := range steps {
+		if s.txn.milterDiscard {
+			return nil
+		}
+		if reply, ok := s.milterResult(st.stage, st.rcpt, st.event()); !ok {
+			return &reply
+		}
 	}
 	return nil
 }
@@ -495,6 +540,9 @@ func (s *session) milterMacro(name string) (string, bool) {
 	case "{client_ptr}":
 		return s.client.reverse, true
 	case "{daemon_addr}", "{daemon_port}":
+		if s.nc == nil { // mail from the maildrop: no connection
+			return "", false
+		}
 		addr, port := addrPort(s.nc.LocalAddr())
 		if name == "{daemon_port}" {
 			return strconv.Itoa(port), true

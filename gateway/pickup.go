@@ -99,6 +99,15 @@ func (svc *service) pickup(ctx context.Context, path string, uid int) {
 	}
 	svc.log.Logf("pickup", "%s: uid=%d from=<%s>", s.txn.id, uid, d.Sender)
 
+	refused := s.localMilters()
+	if s.milters != nil {
+		defer s.milters.Close()
+	}
+	if refused != nil {
+		s.lastReply = refused
+		svc.pickupRefused(s, path)
+		return
+	}
 	msg := newAssembly(svc.budget, svc.spoolDir)
 	defer msg.release()
 	msg.buf = fmt.Appendf(msg.buf, "Received: by %s (%s, from userid %d)\r\n\tid %s; ", svc.hostname, svc.mailName, uid, s.txn.id)
@@ -114,6 +123,12 @@ func (svc *service) pickup(ctx context.Context, path string, uid int) {
 		}
 		return
 	}
+	svc.pickupRefused(s, path)
+}
+
+// pickupRefused handles a maildrop message cleanup refused: set aside
+// when for good (5xx), left for the next scan when for now.
+func (svc *service) pickupRefused(s *session, path string) {
 	if r := s.lastReply; r != nil && r.Code/100 == 5 {
 		svc.log.Logf("pickup", "warning: %s: %s: message rejected: %s: moved to %s", s.txn.id, path, r, MaildropDir+"/rejected")
 		setAside(path)

@@ -136,3 +136,25 @@ func TestSendmail(t *testing.T) {
 		t.Errorf("sendmail -t without recipients: %v: %s", err, out)
 	}
 }
+
+// TestSendmailMilter: non_smtpd_milters for mail from sendmail, as Postfix
+// runs them for local submission: a real opendkim signs a cron job's
+// message, and the signature is on what reaches the sink.
+func TestSendmailMilter(t *testing.T) {
+	t.Parallel()
+	addr, _ := startOpenDKIM(t)
+	sink := harness.StartSink(t)
+	p := harness.Start(t, rejectUnauth+routes("relay.test", sink)+"non_smtpd_milters = inet:"+addr+"\n", "")
+	cmd := exec.Command(harness.Binary(t), "sendmail", "-c", p.Dir, "-f", "cron@src.test", "u@relay.test")
+	cmd.Stdin = strings.NewReader("From: Cron Daemon <cron@src.test>\nTo: u@relay.test\nSubject: nightly report\n\nall good\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sendmail: %v: %s", err, out)
+	}
+	msgs := sink.WaitMessages(1, 30*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages\n%s", len(msgs), p.Log(""))
+	}
+	if _, msg := harness.SinkBody(msgs[0]); !strings.Contains(msg, "DKIM-Signature: v=1;") || !strings.Contains(msg, "d=src.test") {
+		t.Errorf("local mail not signed by the non_smtpd_milters opendkim:\n%s", msg)
+	}
+}

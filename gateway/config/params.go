@@ -122,7 +122,7 @@ var paramTable = []param{
 	str("smtpd_policy_service_policy_context", ""),
 	// Milters (milter/, gateway/milter.go).
 	list("smtpd_milters", ""),
-	later(list("non_smtpd_milters", "")), // checked; local submission calls no milters yet
+	list("non_smtpd_milters", ""), // for mail from the maildrop (gateway/pickup.go)
 	list("smtpd_milter_maps", ""),
 	{name: "milter_default_action", kind: kindString, def: "tempfail", impl: true,
 		check: oneOf("accept", "reject", "tempfail", "quarantine", "shutdown"), canon: lower},
