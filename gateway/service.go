@@ -90,6 +90,7 @@ type service struct {
 	hasDataRestrictions      bool
 	hasEndOfDataRestrictions bool
 	postscreen               *postscreen // nil unless master.cf runs postscreen for the service
+	tls                      *serverTLS
 }
 
 type bareLFMode int
@@ -295,6 +296,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	for _, p := range restrictionParams {
 		params[p] = cfg.Get(p)
 	}
+	if s.tls, err = newServerTLS(cfg, stressed, tables.warn); err != nil {
+		return nil, nil, err
+	}
 	s.hasDataRestrictions = len(cfg.List("smtpd_data_restrictions")) > 0
 	s.hasEndOfDataRestrictions = len(cfg.List("smtpd_end_of_data_restrictions")) > 0
 	// The same address resolution as delivery, with this service's view.
@@ -341,6 +345,10 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if err != nil {
 		return nil, nil, err
 	}
+	relayCcerts, err := openMaps(cfg, "relay_clientcerts", tables)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.lists, err = restrictions.Compile(params, restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,
@@ -370,6 +378,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		LogAccessPermitActions:          cfg.List("smtpd_log_access_permit_actions"),
 		LocalRecipientMaps:              localRcpt,
 		RelayRecipientMaps:              relayRcpt,
+		RelayClientcerts:                relayCcerts,
+		AskCcert:                        cfg.Bool("smtpd_tls_ask_ccert"),
 		VirtualAliasMaps:                s.virtual.maps,
 		CanonicalMaps:                   s.canonical.common.tables,
 		RecipientCanonicalMaps:          s.canonical.recipient.tables,

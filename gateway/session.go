@@ -56,6 +56,7 @@ type session struct {
 	screenReply *rules.Reply
 	screenedOut bool // postscreen dropped the client: smtpd never saw it
 
+	tls    *tlsSession      // nil until STARTTLS succeeded
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
 	seqno  int // mail transactions begun, for the policy instance attribute
@@ -306,6 +307,11 @@ func (s *session) command(line smtp.CommandLine) {
 		return
 	}
 	cmd := &commands[idx]
+	if s.svc.tls.enforce && s.tls == nil && cmd.flags&cmdPreTLS == 0 {
+		s.reply(rules.Reply{Code: 530, DSN: "5.7.0", Text: "Must issue a STARTTLS command first"})
+		s.errors++
+		return
+	}
 	s.where = cmd.name
 	if (s.proto != "ESMTP" || cmd.flags&cmdLast != 0) && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
@@ -343,7 +349,9 @@ func (s *session) countJunk() {
 // (Postfix's smtpd_flag_ill_pipelining).
 func (s *session) pipelinedAhead() bool {
 	ahead := s.c.Pending()
-	if len(ahead) == 0 {
+	// Inside TLS the socket holds records, not commands: only what TLS
+	// has decrypted counts.
+	if len(ahead) == 0 && s.tls == nil {
 		ahead = s.nc.peek(100)
 	}
 	if len(ahead) == 0 {
@@ -469,6 +477,7 @@ func (s *session) request(rcpt string) *restrictions.Request {
 		Stress:            s.svc.load.stressed(),
 
 		IllegalPipelining: s.illPipelining,
+		TLS:               s.tls.restrictions(),
 	}
 }
 

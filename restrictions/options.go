@@ -26,6 +26,12 @@ type Options struct {
 	// (no virtual domains, no interface literals).
 	Route *route.Resolver
 
+	// RelayClientcerts (relay_clientcerts) holds the certificate and
+	// public key fingerprints permit_tls_clientcerts accepts; AskCcert
+	// (smtpd_tls_ask_ccert) says whether clients are asked for one at all.
+	RelayClientcerts []rules.Table
+	AskCcert         bool
+
 	RejectCode                     int // reject_code (554)
 	DeferCode                      int // defer_code (450)
 	RelayDomainsRejectCode         int // relay_domains_reject_code (554)

@@ -24,6 +24,7 @@ type Request struct {
 	Recipient                           string // RCPT TO address being checked; at DATA/END-OF-MESSAGE the recipient, if only one
 	SASLUser                            string // "" unless AUTH succeeded
 	EtrnDomain                          string // ETRN argument
+	TLS                                 *TLS   // nil in a clear-text session
 	// IllegalPipelining: the client sent commands ahead of a reply it
 	// should have waited for (reject_unauth_pipelining).
 	IllegalPipelining bool
