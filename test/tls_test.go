@@ -1,0 +1,365 @@
+// End-to-end tests of TLS through the built binary: STARTTLS with swaks and
+// go-smtp's client, client certificates in the relay decision, and the TLS
+// facts in the mail log and the Received: header. The certificates are
+// made by the test (tlsPKI) in a temporary directory.
+package test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"postgate/test/harness"
+)
+
+// tlsPKI is a test CA, a server certificate it signed, and two client
+// certificates: one the CA signed (trusted) and one self-signed.
+type tlsPKI struct {
+	dir        string
+	ca         *x509.CertPool
+	caFile     string // the CA certificate (smtpd_tls_CAfile)
+	serverFile string // key and chain in one file (smtpd_tls_chain_files)
+	trusted    tls.Certificate
+	selfSigned tls.Certificate
+}
+
+// fingerprint is Postfix's sha256 fingerprint of a certificate.
+func fingerprint(c tls.Certificate) string {
+	sum := sha256.Sum256(c.Certificate[0])
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var parts []string
+	for i := 0; i < len(h); i += 2 {
+		parts = append(parts, h[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+func newTLSPKI(t *testing.T) *tlsPKI {
+	t.Helper()
+	p := &tlsPKI{dir: t.TempDir(), ca: x509.NewCertPool()}
+	serial := int64(1)
+	issue := func(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, ca bool, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial++
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			DNSNames: []string{cn}, ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature}
+		if ca {
+			tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+			tmpl.ExtKeyUsage, tmpl.DNSNames = nil, nil
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert, key, der
+	}
+	pemOf := func(key *ecdsa.PrivateKey, ders ...[]byte) []byte {
+		kb, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})
+		for _, d := range ders {
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+		}
+		return out
+	}
+	caCert, caKey, caDER := issue("Test CA", nil, nil, true, 0)
+	p.ca.AddCert(caCert)
+	p.caFile = filepath.Join(p.dir, "ca.pem")
+	write := func(path string, b []byte) {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	_, srvKey, srvDER := issue("mx.gateway.test", caCert, caKey, false, x509.ExtKeyUsageServerAuth)
+	p.serverFile = filepath.Join(p.dir, "server.pem")
+	write(p.serverFile, pemOf(srvKey, srvDER, caDER))
+	_, cliKey, cliDER := issue("trusted.client.test", caCert, caKey, false, x509.ExtKeyUsageClientAuth)
+	p.trusted = tls.Certificate{Certificate: [][]byte{cliDER, caDER}, PrivateKey: cliKey}
+	_, selfKey, selfDER := issue("self.client.test", nil, nil, false, x509.ExtKeyUsageClientAuth)
+	p.selfSigned = tls.Certificate{Certificate: [][]byte{selfDER}, PrivateKey: selfKey}
+	return p
+}
+
+// clientConfig trusts the test CA for mx.gateway.test and presents cert,
+// if any.
+func (p *tlsPKI) clientConfig(cert *tls.Certificate) *tls.Config {
+	c := &tls.Config{RootCAs: p.ca, ServerName: "mx.gateway.test"}
+	if cert != nil {
+		c.Certificates = []tls.Certificate{*cert}
+	}
+	return c
+}
+
+// tlsDial connects from outside, says EHLO and starts TLS with go-smtp's
+// client.
+func tlsDial(t *testing.T, addr string, cfg *tls.Config) *smtp.Client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(outside)}, Timeout: 10 * time.Second}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c, err := smtp.NewClientStartTLS(nc, cfg)
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// replyOf is the reply of a go-smtp client error as the server sent it.
+func replyOf(err error) string {
+	if e, ok := err.(*smtp.SMTPError); ok {
+		return fmt.Sprintf("%d %d.%d.%d %s", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+	}
+	return fmt.Sprint(err)
+}
+
+// smtpCode is the reply code of a go-smtp client error, 0 for none.
+func smtpCode(err error) int {
+	if e, ok := err.(*smtp.SMTPError); ok {
+		return e.Code
+	}
+	return 0
+}
+
+func TestSTARTTLSSwaks(t *testing.T) {
+	t.Parallel()
+	swaks := harness.Need(t, "swaks", "swaks")
+	pki := newTLSPKI(t)
+	p := harness.Start(t, rejectUnauth+fmt.Sprintf(`smtpd_tls_security_level = may
+smtpd_tls_chain_files = %s
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+`, pki.serverFile), "")
+	out, err := exec.Command(swaks, "--server", p.Addr, "--local-interface", outside, "--tls",
+		"--from", "a@src.test", "--to", "u@relay.test", "--helo", "swaks.src.test").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks --tls: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "<-  220 2.0.0 Ready to start TLS") || !strings.Contains(string(out), "=== TLS started with cipher") {
+		t.Fatalf("swaks did not start TLS:\n%s", out)
+	}
+	m := queuedRe.FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("swaks got no queue ID:\n%s", out)
+	}
+	stored := string(showRaw(t, p, m[1]))
+	received := stored[:strings.Index(stored, "\r\n\r\n")]
+	for _, want := range []string{
+		"\r\n\t(using TLSv1.3 with cipher TLS_AES_",
+		"\r\n\t key-exchange X25519",
+		" server-signature ECDSA (prime256v1) server-digest SHA256)\r\n\t(No client certificate requested)\r\n\tby mx.gateway.test (postgate) with ESMTPS id " + m[1],
+	} {
+		if !strings.Contains(received, want) {
+			t.Errorf("Received: header lacks %q:\n%s", want, received)
+		}
+	}
+	log := p.Log("TLS connection established")
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "TLS connection established") {
+			t.Log(l)
+		}
+	}
+	if !strings.Contains(log, "postgate/smtpd[") || !strings.Contains(log, ": Anonymous TLS connection established from unknown[127.0.0.5]: TLSv1.3 with cipher TLS_AES_") {
+		t.Errorf("no Anonymous TLS line in the log:\n%s", log)
+	}
+}
+
+// Under encrypt, go-smtp's client is refused MAIL before STARTTLS and
+// delivers after it; STARTTLS is no longer offered inside TLS, and a second
+// one is an error.
+func TestSTARTTLSGoClientEncrypt(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, rejectUnauth+fmt.Sprintf(`smtpd_tls_security_level = encrypt
+smtpd_tls_cert_file = %s
+smtpd_tls_key_file = %s
+`, pki.serverFile, pki.serverFile), "")
+
+	plain := harness.Dial(t, p.Addr, outside)
+	plain.Expect(250, "EHLO client.src.test")
+	if code, text := plain.Cmd("MAIL FROM:<a@src.test>"); code != 530 || text != "5.7.0 Must issue a STARTTLS command first" {
+		t.Errorf("MAIL in clear text: %d %q", code, text)
+	}
+
+	c := tlsDial(t, p.Addr, pki.clientConfig(nil)) // verifies the served chain against the CA
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS offered inside TLS")
+	}
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("u@relay.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(w, "Subject: tls\r\n\r\nover TLS\r\n")
+	resp, err := w.CloseWithResponse()
+	if err != nil || queuedRe.FindStringSubmatch(resp.StatusText) == nil {
+		t.Fatalf("DATA over TLS: %v %v", resp, err)
+	}
+	stored := string(showRaw(t, p, queuedRe.FindStringSubmatch(resp.StatusText)[1]))
+	if !strings.Contains(stored, " with ESMTPS id ") || strings.Contains(stored, "(using ") {
+		t.Errorf("Received: should say ESMTPS without the TLS comment (smtpd_tls_received_header = no):\n%s", stored[:strings.Index(stored, "\r\n\r\n")])
+	}
+	// A second STARTTLS, inside TLS, from a client of our own.
+	raw := harness.Dial(t, p.Addr, outside)
+	raw.Expect(250, "EHLO client.src.test")
+	raw.Expect(220, "STARTTLS")
+	tc := tls.Client(raw.Conn, pki.clientConfig(nil))
+	r := bufio.NewReader(tc)
+	fmt.Fprint(tc, "STARTTLS\r\n")
+	if line, err := r.ReadString('\n'); line != "554 5.5.1 Error: TLS already active\r\n" {
+		t.Errorf("second STARTTLS: %q %v", line, err)
+	}
+}
+
+// A client certificate whose fingerprint is in relay_clientcerts relays
+// to a foreign domain (the CA need not vouch for it); without it the
+// client gets 554 Relay access denied.
+func TestClientCertRelay(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	certs := filepath.Join(pki.dir, "relay_clientcerts")
+	if err := os.WriteFile(certs, []byte(fingerprint(pki.selfSigned)+" self.client.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := harness.Start(t, fmt.Sprintf(`smtpd_tls_security_level = may
+smtpd_tls_chain_files = %s
+smtpd_tls_ask_ccert = yes
+smtpd_tls_CAfile = %s
+smtpd_tls_loglevel = 1
+relay_clientcerts = texthash:%s
+smtpd_relay_restrictions = permit_mynetworks, permit_tls_clientcerts, reject_unauth_destination
+`, pki.serverFile, pki.caFile, certs), "")
+
+	for _, tc := range []struct {
+		name string
+		cert *tls.Certificate
+		code int
+	}{
+		{"listed self-signed certificate", &pki.selfSigned, 250},
+		{"trusted certificate not listed", &pki.trusted, 554},
+		{"no certificate", nil, 554},
+	} {
+		c := tlsDial(t, p.Addr, pki.clientConfig(tc.cert))
+		if err := c.Mail("a@src.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Rcpt("u@foreign.test", nil)
+		if got := smtpCode(err); tc.code == 250 && err != nil || tc.code != 250 && got != tc.code {
+			t.Errorf("%s: RCPT to a foreign domain: %v, want %d", tc.name, err, tc.code)
+		}
+		if tc.code == 554 && !strings.Contains(err.Error(), "<u@foreign.test>: Relay access denied") {
+			t.Errorf("%s: %v, want Relay access denied", tc.name, err)
+		}
+	}
+	log := p.Log("Trusted TLS connection")
+	for _, want := range []string{
+		"Untrusted TLS connection established from unknown[127.0.0.5]: TLSv1.3 with cipher",
+		"Trusted TLS connection established from unknown[127.0.0.5]: TLSv1.3 with cipher",
+		" client-signature ECDSA (prime256v1) client-digest SHA256",
+		"Anonymous TLS connection established from unknown[127.0.0.5]",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// permit_tls_all_clientcerts relays for any certificate the CA vouches
+// for; check_ccert_access acts on a fingerprint's entry and names the
+// certificate's CommonName in its reply.
+func TestClientCertAccess(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	access := filepath.Join(pki.dir, "ccert_access")
+	if err := os.WriteFile(access, []byte(fingerprint(pki.selfSigned)+" REJECT not this one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := harness.Start(t, fmt.Sprintf(`smtpd_tls_security_level = may
+smtpd_tls_chain_files = %s
+smtpd_tls_ask_ccert = yes
+smtpd_tls_CAfile = %s
+smtpd_client_restrictions = check_ccert_access texthash:%s
+smtpd_relay_restrictions = permit_mynetworks, permit_tls_all_clientcerts, reject_unauth_destination
+`, pki.serverFile, pki.caFile, access), "")
+
+	c := tlsDial(t, p.Addr, pki.clientConfig(&pki.trusted))
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("u@foreign.test", nil); err != nil {
+		t.Errorf("trusted certificate, foreign recipient: %v", err)
+	}
+
+	c = tlsDial(t, p.Addr, pki.clientConfig(&pki.selfSigned))
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := replyOf(c.Rcpt("u@relay.test", nil)); got != "554 5.7.1 <self.client.test>: Client certificate rejected: not this one" {
+		t.Errorf("listed certificate: RCPT answered %q", got)
+	}
+}
+
+// smtpd_tls_req_ccert with encrypt: a client without a trusted
+// certificate is told so at its next command and disconnected.
+func TestClientCertRequired(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, fmt.Sprintf(`smtpd_tls_security_level = encrypt
+smtpd_tls_chain_files = %s
+smtpd_tls_req_ccert = yes
+smtpd_tls_CAfile = %s
+`, pki.serverFile, pki.caFile), "")
+
+	c := tlsDial(t, p.Addr, pki.clientConfig(&pki.selfSigned))
+	if got := replyOf(c.Hello("again.src.test")); got != "421 4.7.1 mx.gateway.test Error: Client certificate not trusted" {
+		t.Errorf("EHLO after STARTTLS with an untrusted certificate: %q", got)
+	}
+	if log := p.Log("NOQUEUE: abort: TLS from"); !strings.Contains(log, "NOQUEUE: abort: TLS from unknown[127.0.0.5]: Client certificate not trusted") {
+		t.Errorf("no abort line in the log:\n%s", log)
+	}
+
+	c = tlsDial(t, p.Addr, pki.clientConfig(&pki.trusted))
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Errorf("trusted certificate: MAIL: %v", err)
+	}
+}
