@@ -96,13 +96,18 @@ func (t *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 			}
 			last := i == len(servers)-1
 			d.setup = time.Time{}
+			pol, f := t.tlsPolicyFor(ctx, srv.dest)
+			if f != nil {
+				d.failOpen(f, "none", 0, last)
+				continue
+			}
 			s, f := t.connect(ctx, srv)
 			if f != nil {
 				d.failOpen(f, "none", 0, last)
 				continue
 			}
 			stop := context.AfterFunc(ctx, s.c.cancel)
-			if f := s.handshake(ctx, srv.dest); f != nil {
+			if f := s.handshake(ctx, srv, pol); f != nil {
 				stop()
 				d.failOpen(f, s.namaddrport, 0, last)
 				s.quit()

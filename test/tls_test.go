@@ -35,8 +35,9 @@ import (
 type tlsPKI struct {
 	dir        string
 	ca         *x509.CertPool
-	caFile     string // the CA certificate (smtpd_tls_CAfile)
-	serverFile string // key and chain in one file (smtpd_tls_chain_files)
+	caFile     string          // the CA certificate (smtpd_tls_CAfile)
+	serverFile string          // key and chain in one file (smtpd_tls_chain_files)
+	server     tls.Certificate // the same, for servers the test runs
 	trusted    tls.Certificate
 	selfSigned tls.Certificate
 }
@@ -64,7 +65,7 @@ func newTLSPKI(t *testing.T) *tlsPKI {
 		serial++
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			DNSNames: []string{cn}, ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature}
+			DNSNames: []string{cn}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature}
 		if ca {
 			tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
 			tmpl.ExtKeyUsage, tmpl.DNSNames = nil, nil
@@ -105,6 +106,7 @@ func newTLSPKI(t *testing.T) *tlsPKI {
 	_, srvKey, srvDER := issue("mx.gateway.test", caCert, caKey, false, x509.ExtKeyUsageServerAuth)
 	p.serverFile = filepath.Join(p.dir, "server.pem")
 	write(p.serverFile, pemOf(srvKey, srvDER, caDER))
+	p.server = tls.Certificate{Certificate: [][]byte{srvDER, caDER}, PrivateKey: srvKey}
 	_, cliKey, cliDER := issue("trusted.client.test", caCert, caKey, false, x509.ExtKeyUsageClientAuth)
 	p.trusted = tls.Certificate{Certificate: [][]byte{cliDER, caDER}, PrivateKey: cliKey}
 	_, selfKey, selfDER := issue("self.client.test", nil, nil, false, x509.ExtKeyUsageClientAuth)

@@ -1,0 +1,208 @@
+package test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"postgate/test/harness"
+)
+
+// tlsSink is a receiving SMTP server that offers STARTTLS with a given
+// certificate: smtp-sink has no TLS, so this small go-smtp server stands
+// in for a TLS-capable next hop. It records each message's recipients and
+// whether it came over TLS.
+type tlsSink struct {
+	Port int
+	mu   sync.Mutex
+	got  []string // "rcpt tls=true|false"
+}
+
+func startTLSSink(t *testing.T, cert tls.Certificate) *tlsSink {
+	t.Helper()
+	k := &tlsSink{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Port = l.Addr().(*net.TCPAddr).Port
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		_, isTLS := c.TLSConnectionState()
+		return &tlsSinkSession{k: k, tls: isTLS}, nil
+	}))
+	srv.Domain = "sink.test"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return k
+}
+
+func (k *tlsSink) messages() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.got...)
+}
+
+type tlsSinkSession struct {
+	k     *tlsSink
+	tls   bool
+	rcpts []string
+}
+
+func (s *tlsSinkSession) Reset()        { s.rcpts = nil }
+func (s *tlsSinkSession) Logout() error { return nil }
+func (s *tlsSinkSession) Mail(string, *smtp.MailOptions) error {
+	return nil
+}
+func (s *tlsSinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+func (s *tlsSinkSession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	s.k.mu.Lock()
+	for _, rc := range s.rcpts {
+		s.k.got = append(s.k.got, fmt.Sprintf("%s tls=%v", rc, s.tls))
+	}
+	s.k.mu.Unlock()
+	return nil
+}
+
+// sendFromInside sends one message from mynetworks (127.0.0.1), which may
+// relay anywhere.
+func sendFromInside(t *testing.T, p *harness.Postgate, to string) string {
+	t.Helper()
+	id, err := trySendFrom("127.0.0.1", p.Addr, "a@src.test", to, []byte("Subject: tls out\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// logLine is the first log line containing want, "" if none.
+func logLine(log, want string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, want) {
+			return l
+		}
+	}
+	return ""
+}
+
+// waitSink waits for n messages at a TLS sink.
+func waitSink(k *tlsSink, n int) []string {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := k.messages(); len(got) >= n {
+			return got
+		}
+	}
+	return k.messages()
+}
+
+// smtp_tls_security_level = may delivers to a server whose certificate
+// nobody vouches for, over TLS; verify defers it with Postfix's reason.
+func TestOutboundTLSMayAndVerify(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	sink := startTLSSink(t, pki.selfSigned) // self-signed: no CA vouches for it
+	route := fmt.Sprintf("transport_maps = inline:{ may.test=smtp:[127.0.0.1]:%d, verify.test=smtp:[127.0.0.1]:%d }\n", sink.Port, sink.Port)
+	p := harness.Start(t, route+fmt.Sprintf("smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\nsmtp_tls_CAfile = %s\n", pki.caFile), "")
+	id := sendFromInside(t, p, "u@may.test")
+	if got := waitSink(sink, 1); len(got) != 1 || got[0] != "<u@may.test> tls=true" && got[0] != "u@may.test tls=true" {
+		t.Fatalf("sink got %q, want the message over TLS", got)
+	}
+	log := p.Log(id + ": removed")
+	if want := fmt.Sprintf("postgate/smtp[%d]: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.3 with cipher TLS_", p.Pid(), sink.Port); !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+	if !strings.Contains(log, "status=sent (250 2.0.0 OK: queued)") {
+		t.Errorf("no delivery under may:\n%s", log)
+	}
+
+	v := harness.Start(t, route+fmt.Sprintf("smtp_tls_security_level = verify\nsmtp_tls_loglevel = 1\nsmtp_tls_CAfile = %s\n", pki.caFile), "")
+	id = sendFromInside(t, v, "u@verify.test")
+	log = v.Log("status=deferred")
+	if want := id + ": to=<u@verify.test>, relay=127.0.0.1[127.0.0.1]:" + fmt.Sprint(sink.Port) + ", delay="; !strings.Contains(log, want) ||
+		!strings.Contains(log, "dsn=4.7.5, status=deferred (Server certificate not verified)") {
+		t.Errorf("verify against a self-signed certificate: want %q ... dsn=4.7.5, status=deferred (Server certificate not verified):\n%s", want, log)
+	}
+	if !strings.Contains(log, fmt.Sprintf("server certificate verification failed for 127.0.0.1[127.0.0.1]:%d: ", sink.Port)) {
+		t.Errorf("no verification failure detail in the log:\n%s", log)
+	}
+	if got := sink.messages(); len(got) != 1 {
+		t.Errorf("sink got %q after verify, want only the may message", got)
+	}
+}
+
+// verify delivers when the next hop's certificate chains to
+// smtp_tls_CAfile and names the host (here its address).
+func TestOutboundTLSVerified(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	sink := startTLSSink(t, pki.server)
+	p := harness.Start(t, fmt.Sprintf("transport_maps = inline:{ verify.test=smtp:[127.0.0.1]:%d }\nsmtp_tls_security_level = verify\nsmtp_tls_loglevel = 1\nsmtp_tls_CAfile = %s\n", sink.Port, pki.caFile), "")
+	id := sendFromInside(t, p, "u@verify.test")
+	if got := waitSink(sink, 1); len(got) != 1 || !strings.HasSuffix(got[0], "tls=true") {
+		t.Fatalf("sink got %q, want the message over TLS", got)
+	}
+	log := p.Log(id + ": removed")
+	if want := fmt.Sprintf("Verified TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.3", sink.Port); !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+}
+
+// smtp_tls_policy_maps gives each next hop its own level in one run: the
+// global encrypt holds where the table says nothing, none lets a plain
+// server (smtp-sink, no STARTTLS) have its mail, encrypt requires TLS.
+func TestTLSPolicyMaps(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	tlsNext := startTLSSink(t, pki.selfSigned)
+	plain := harness.StartSink(t)
+	plainToo := harness.StartSink(t)
+	policy := filepath.Join(pki.dir, "tls_policy")
+	if err := os.WriteFile(policy, []byte(fmt.Sprintf("[127.0.0.1]:%d encrypt\n[127.0.0.1]:%d none\n", tlsNext.Port, plain.Port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := harness.Start(t, fmt.Sprintf(`transport_maps = inline:{ enc.test=smtp:[127.0.0.1]:%d, none.test=smtp:[127.0.0.1]:%d, default.test=smtp:[127.0.0.1]:%d }
+smtp_tls_security_level = encrypt
+smtp_tls_policy_maps = texthash:%s
+`, tlsNext.Port, plain.Port, plainToo.Port, policy), "")
+	idEnc := sendFromInside(t, p, "u@enc.test")
+	idNone := sendFromInside(t, p, "u@none.test")
+	idDefault := sendFromInside(t, p, "u@default.test")
+
+	if got := waitSink(tlsNext, 1); len(got) != 1 || !strings.HasSuffix(got[0], "tls=true") {
+		t.Errorf("encrypt next hop got %q, want one message over TLS", got)
+	}
+	if got := plain.WaitMessages(1, 20*time.Second); len(got) != 1 {
+		t.Errorf("none next hop got %d messages, want 1", len(got))
+	}
+	log := p.Log(idDefault + ": to=<u@default.test>")
+	for _, want := range []string{
+		idEnc + ": to=<u@enc.test>",
+		idNone + ": to=<u@none.test>",
+	} {
+		if line := logLine(log, want); !strings.Contains(line, "status=sent") {
+			t.Errorf("log lacks %q ... status=sent:\n%s", want, log)
+		}
+	}
+	if want := "dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])"; !strings.Contains(log, want) {
+		t.Errorf("default next hop under encrypt: log lacks %q:\n%s", want, log)
+	}
+	if n := len(plainToo.Messages()); n != 0 {
+		t.Errorf("the plain next hop without a policy got %d messages under encrypt", n)
+	}
+}
