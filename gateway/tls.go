@@ -223,6 +223,7 @@ type tlsSession struct {
 	peerCN, issuerCN         string
 	certFingerprint          string
 	pkeyFingerprint          string
+	forChecks                *restrictions.TLS // the same facts for restrictions, made once
 }
 
 // starttls answers STARTTLS as Postfix's starttls_cmd.
@@ -360,9 +361,12 @@ func (ts *tlsSession) restrictions() *restrictions.TLS {
 	if ts == nil {
 		return nil
 	}
-	return &restrictions.TLS{Protocol: ts.Protocol, Cipher: ts.Cipher, Bits: ts.Bits,
-		CertPresent: ts.peerPresent, CertTrusted: ts.peerTrusted, PeerCN: ts.peerCN, IssuerCN: ts.issuerCN,
-		CertFingerprint: ts.certFingerprint, PkeyFingerprint: ts.pkeyFingerprint}
+	if ts.forChecks == nil {
+		ts.forChecks = &restrictions.TLS{Protocol: ts.Protocol, Cipher: ts.Cipher, Bits: ts.Bits,
+			CertPresent: ts.peerPresent, CertTrusted: ts.peerTrusted, PeerCN: ts.peerCN, IssuerCN: ts.issuerCN,
+			CertFingerprint: ts.certFingerprint, PkeyFingerprint: ts.pkeyFingerprint}
+	}
+	return ts.forChecks
 }
 
 // receivedProto is the "with" word of our Received: header: ESMTPS inside

@@ -27,7 +27,9 @@ type tlsSink struct {
 	got  []string // "rcpt tls=true|false"
 }
 
-func startTLSSink(t *testing.T, cert tls.Certificate) *tlsSink {
+// startTLSSink starts a sink serving cert, up to TLS version maxVersion
+// (0: Go's highest).
+func startTLSSink(t *testing.T, cert tls.Certificate, maxVersion uint16) *tlsSink {
 	t.Helper()
 	k := &tlsSink{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,7 +42,7 @@ func startTLSSink(t *testing.T, cert tls.Certificate) *tlsSink {
 		return &tlsSinkSession{k: k, tls: isTLS}, nil
 	}))
 	srv.Domain = "sink.test"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion}
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -116,7 +118,7 @@ func waitSink(k *tlsSink, n int) []string {
 func TestOutboundTLSMayAndVerify(t *testing.T) {
 	t.Parallel()
 	pki := newTLSPKI(t)
-	sink := startTLSSink(t, pki.selfSigned) // self-signed: no CA vouches for it
+	sink := startTLSSink(t, pki.selfSigned, 0) // self-signed: no CA vouches for it
 	route := fmt.Sprintf("transport_maps = inline:{ may.test=smtp:[127.0.0.1]:%d, verify.test=smtp:[127.0.0.1]:%d }\n", sink.Port, sink.Port)
 	p := harness.Start(t, route+fmt.Sprintf("smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\nsmtp_tls_CAfile = %s\n", pki.caFile), "")
 	id := sendFromInside(t, p, "u@may.test")
@@ -146,20 +148,76 @@ func TestOutboundTLSMayAndVerify(t *testing.T) {
 	}
 }
 
-// verify delivers when the next hop's certificate chains to
-// smtp_tls_CAfile and names the host (here its address).
+// verify (smtp_tls_verify_cert_match = hostname) and secure
+// (smtp_tls_secure_cert_match = nexthop, dot-nexthop) deliver when the next
+// hop's certificate chains to a CA of smtp_tls_CApath and names the host,
+// here its address, which is also the next hop.
 func TestOutboundTLSVerified(t *testing.T) {
 	t.Parallel()
 	pki := newTLSPKI(t)
-	sink := startTLSSink(t, pki.server)
-	p := harness.Start(t, fmt.Sprintf("transport_maps = inline:{ verify.test=smtp:[127.0.0.1]:%d }\nsmtp_tls_security_level = verify\nsmtp_tls_loglevel = 1\nsmtp_tls_CAfile = %s\n", sink.Port, pki.caFile), "")
-	id := sendFromInside(t, p, "u@verify.test")
-	if got := waitSink(sink, 1); len(got) != 1 || !strings.HasSuffix(got[0], "tls=true") {
-		t.Fatalf("sink got %q, want the message over TLS", got)
+	sink := startTLSSink(t, pki.server, 0)
+	caDir := filepath.Join(pki.dir, "cas")
+	if err := os.Mkdir(caDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	log := p.Log(id + ": removed")
-	if want := fmt.Sprintf("Verified TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.3", sink.Port); !strings.Contains(log, want) {
-		t.Errorf("log lacks %q:\n%s", want, log)
+	if err := os.Rename(pki.caFile, filepath.Join(caDir, "ca.pem")); err != nil {
+		t.Fatal(err)
+	}
+	for i, level := range []string{"verify", "secure"} {
+		p := harness.Start(t, fmt.Sprintf("transport_maps = inline:{ verify.test=smtp:[127.0.0.1]:%d }\nsmtp_tls_security_level = %s\nsmtp_tls_loglevel = 1\nsmtp_tls_CApath = %s\n", sink.Port, level, caDir), "")
+		id := sendFromInside(t, p, "u@verify.test")
+		if got := waitSink(sink, i+1); len(got) != i+1 || !strings.HasSuffix(got[i], "tls=true") {
+			t.Fatalf("%s: sink got %q, want the message over TLS", level, got)
+		}
+		log := p.Log(id + ": removed")
+		if want := fmt.Sprintf("Verified TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.3", sink.Port); !strings.Contains(log, want) {
+			t.Errorf("%s: log lacks %q:\n%s", level, want, log)
+		}
+	}
+}
+
+// smtp_tls_mandatory_protocols bounds encrypt: a next hop that speaks only
+// TLS 1.2 cannot be reached with >=TLSv1.3 (Postfix's handshake failure);
+// smtp_tls_protocols bounds may.
+func TestOutboundTLSProtocols(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	old := startTLSSink(t, pki.selfSigned, tls.VersionTLS12)
+	route := fmt.Sprintf("transport_maps = inline:{ old.test=smtp:[127.0.0.1]:%d }\nsmtp_tls_loglevel = 1\n", old.Port)
+	enc := harness.Start(t, route+"smtp_tls_security_level = encrypt\nsmtp_tls_mandatory_protocols = >=TLSv1.3\n", "")
+	id := sendFromInside(t, enc, "u@old.test")
+	if log := enc.Log("status=deferred"); !strings.Contains(logLine(log, id+": to=<u@old.test>"), "dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)") {
+		t.Errorf("encrypt with >=TLSv1.3 to a TLS 1.2 server: no handshake failure:\n%s", log)
+	}
+	may := harness.Start(t, route+"smtp_tls_security_level = may\nsmtp_tls_protocols = <=TLSv1.2\n", "")
+	id = sendFromInside(t, may, "u@old.test")
+	log := may.Log(id + ": removed")
+	if !strings.Contains(log, fmt.Sprintf("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.2 with cipher ECDHE-ECDSA-AES128-GCM-SHA256 (128/128 bits)", old.Port)) {
+		t.Errorf("may with <=TLSv1.2: no TLSv1.2 session in the log:\n%s", log)
+	}
+}
+
+// The legacy parameters: smtp_enforce_tls = yes requires TLS (encrypt),
+// smtp_use_tls = yes uses it when offered (may).
+func TestOutboundTLSLegacy(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	tlsNext := startTLSSink(t, pki.selfSigned, 0)
+	plain := harness.StartSink(t)
+	route := fmt.Sprintf("transport_maps = inline:{ tls.test=smtp:[127.0.0.1]:%d, plain.test=smtp:[127.0.0.1]:%d }\n", tlsNext.Port, plain.Port)
+	enforce := harness.Start(t, route+"smtp_enforce_tls = yes\n", "")
+	id := sendFromInside(t, enforce, "u@plain.test")
+	if log := enforce.Log("status=deferred"); !strings.Contains(logLine(log, id+": to=<u@plain.test>"), "dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])") {
+		t.Errorf("smtp_enforce_tls to a server without STARTTLS:\n%s", log)
+	}
+	use := harness.Start(t, route+"smtp_use_tls = yes\n", "")
+	sendFromInside(t, use, "u@tls.test")
+	sendFromInside(t, use, "u@plain.test")
+	if got := waitSink(tlsNext, 1); len(got) != 1 || !strings.HasSuffix(got[0], "tls=true") {
+		t.Errorf("smtp_use_tls: TLS next hop got %q, want one message over TLS", got)
+	}
+	if got := plain.WaitMessages(1, 20*time.Second); len(got) != 1 {
+		t.Errorf("smtp_use_tls: plain next hop got %d messages, want 1", len(got))
 	}
 }
 
@@ -169,7 +227,7 @@ func TestOutboundTLSVerified(t *testing.T) {
 func TestTLSPolicyMaps(t *testing.T) {
 	t.Parallel()
 	pki := newTLSPKI(t)
-	tlsNext := startTLSSink(t, pki.selfSigned)
+	tlsNext := startTLSSink(t, pki.selfSigned, 0)
 	plain := harness.StartSink(t)
 	plainToo := harness.StartSink(t)
 	policy := filepath.Join(pki.dir, "tls_policy")

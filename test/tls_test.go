@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -45,7 +46,12 @@ type tlsPKI struct {
 // fingerprint is Postfix's sha256 fingerprint of a certificate.
 func fingerprint(c tls.Certificate) string {
 	sum := sha256.Sum256(c.Certificate[0])
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	return colonHex(sum[:])
+}
+
+// colonHex is a digest as Postfix writes fingerprints.
+func colonHex(sum []byte) string {
+	h := strings.ToUpper(hex.EncodeToString(sum))
 	var parts []string
 	for i := 0; i < len(h); i += 2 {
 		parts = append(parts, h[i:i+2])
@@ -313,16 +319,26 @@ func TestClientCertAccess(t *testing.T) {
 	t.Parallel()
 	pki := newTLSPKI(t)
 	access := filepath.Join(pki.dir, "ccert_access")
-	if err := os.WriteFile(access, []byte(fingerprint(pki.selfSigned)+" REJECT not this one\n"), 0o644); err != nil {
+	md5sum := md5.Sum(pki.selfSigned.Certificate[0])
+	if err := os.WriteFile(access, []byte(colonHex(md5sum[:])+" REJECT not this one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The CA in a directory (smtpd_tls_CApath), fingerprints in md5.
+	caDir := filepath.Join(pki.dir, "cas")
+	if err := os.Mkdir(caDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(pki.caFile, filepath.Join(caDir, "ca.pem")); err != nil {
 		t.Fatal(err)
 	}
 	p := harness.Start(t, fmt.Sprintf(`smtpd_tls_security_level = may
 smtpd_tls_chain_files = %s
 smtpd_tls_ask_ccert = yes
-smtpd_tls_CAfile = %s
+smtpd_tls_CApath = %s
+smtpd_tls_fingerprint_digest = md5
 smtpd_client_restrictions = check_ccert_access texthash:%s
 smtpd_relay_restrictions = permit_mynetworks, permit_tls_all_clientcerts, reject_unauth_destination
-`, pki.serverFile, pki.caFile, access), "")
+`, pki.serverFile, caDir, access), "")
 
 	c := tlsDial(t, p.Addr, pki.clientConfig(&pki.trusted))
 	if err := c.Mail("a@src.test", nil); err != nil {
@@ -363,5 +379,67 @@ smtpd_tls_CAfile = %s
 	c = tlsDial(t, p.Addr, pki.clientConfig(&pki.trusted))
 	if err := c.Mail("a@src.test", nil); err != nil {
 		t.Errorf("trusted certificate: MAIL: %v", err)
+	}
+}
+
+// smtpd_tls_protocols (may) and smtpd_tls_mandatory_protocols (encrypt)
+// bound the protocol versions; a TLS 1.2 session is logged with OpenSSL's
+// cipher name, as Postfix logs it.
+func TestSTARTTLSProtocols(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	may := harness.Start(t, fmt.Sprintf("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = %s\nsmtpd_tls_loglevel = 1\nsmtpd_tls_protocols = <=TLSv1.2\n", pki.serverFile), "")
+	c := tlsDial(t, may.Addr, pki.clientConfig(nil))
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.TLSConnectionState(); st.Version != tls.VersionTLS12 {
+		t.Errorf("smtpd_tls_protocols = <=TLSv1.2: negotiated %x", st.Version)
+	}
+	if log := may.Log("TLS connection established"); !strings.Contains(log, "Anonymous TLS connection established from unknown[127.0.0.5]: TLSv1.2 with cipher ECDHE-ECDSA-AES128-GCM-SHA256 (128/128 bits)") {
+		t.Errorf("no TLSv1.2 line with OpenSSL's cipher name:\n%s", log)
+	}
+
+	enc := harness.Start(t, fmt.Sprintf("smtpd_tls_security_level = encrypt\nsmtpd_tls_chain_files = %s\nsmtpd_tls_mandatory_protocols = >=TLSv1.3\n", pki.serverFile), "")
+	old := pki.clientConfig(nil)
+	old.MaxVersion = tls.VersionTLS12
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(outside)}, Timeout: 10 * time.Second}
+	nc, err := d.Dial("tcp", enc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	// go-smtp's client shakes hands at its first command after STARTTLS.
+	oc, err := smtp.NewClientStartTLS(nc, old)
+	if err == nil {
+		err = oc.Mail("a@src.test", nil)
+	}
+	if err == nil {
+		t.Error("a TLS 1.2 client got through smtpd_tls_mandatory_protocols = >=TLSv1.3")
+	}
+	if log := enc.Log("lost connection after STARTTLS"); !strings.Contains(log, "SSL_accept error from unknown[127.0.0.5]: ") || !strings.Contains(log, "lost connection after STARTTLS from unknown[127.0.0.5]") {
+		t.Errorf("no handshake failure in the log:\n%s", log)
+	}
+}
+
+// A client that says STARTTLS and then nothing is dropped after
+// smtpd_starttls_timeout.
+func TestSTARTTLSTimeout(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, fmt.Sprintf("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = %s\nsmtpd_starttls_timeout = 1s\n", pki.serverFile), "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.src.test")
+	c.Expect(220, "STARTTLS")
+	start := time.Now()
+	c.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Conn.Read(make([]byte, 10)); err == nil {
+		t.Error("the server sent something instead of waiting for the handshake")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("closed after %v, want about smtpd_starttls_timeout (1s)", d)
+	}
+	if log := p.Log("SSL_accept error"); !strings.Contains(log, "SSL_accept error from unknown[127.0.0.5]: timeout") {
+		t.Errorf("no timeout in the log:\n%s", log)
 	}
 }
