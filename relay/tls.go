@@ -144,6 +144,9 @@ func (p *tlsPolicy) parse(v string) error {
 		if !ok {
 			return fmt.Errorf("malformed attribute/value pair %q", w)
 		}
+		if val == "" {
+			return fmt.Errorf("attribute %q has empty value", name)
+		}
 		switch strings.ToLower(name) {
 		case "match":
 			if p.level < TLSVerify {

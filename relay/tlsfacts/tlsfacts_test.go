@@ -65,3 +65,17 @@ func TestFingerprint(t *testing.T) {
 		t.Error("Digest(sha3) accepted")
 	}
 }
+
+// Protocol lists come from main.cf and policy tables: any text gives a
+// range within what Go offers, or an error.
+func FuzzProtocols(f *testing.F) {
+	for _, s := range []string{">=TLSv1.2", "!SSLv2, !SSLv3", "TLSv1 TLSv1.2", "<=TLSv1.1 >=TLSv1.2", "", "!TLSv1.3:TLSv1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		min, max, err := Protocols(spec)
+		if err == nil && (min < tls.VersionTLS10 || max > tls.VersionTLS13 || min > max) {
+			t.Errorf("Protocols(%q) = %x..%x", spec, min, max)
+		}
+	})
+}
