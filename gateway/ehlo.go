@@ -105,7 +105,7 @@ func (s *session) ehloKeywords() []string {
 		add(ehloVrfy, "VRFY")
 	}
 	add(ehloEtrn, "ETRN")
-	if s.svc.tls.use && s.tls == nil {
+	if s.svc.tls.offered() && s.tls == nil {
 		add(ehloStartTLS, "STARTTLS")
 	}
 	if s.xclientOK {

@@ -307,7 +307,7 @@ func (s *session) command(line smtp.CommandLine) {
 		return
 	}
 	cmd := &commands[idx]
-	if s.svc.tls.enforce && s.tls == nil && cmd.flags&cmdPreTLS == 0 {
+	if s.svc.tls.enforced() && s.tls == nil && cmd.flags&cmdPreTLS == 0 {
 		s.reply(rules.Reply{Code: 530, DSN: "5.7.0", Text: "Must issue a STARTTLS command first"})
 		s.errors++
 		return

@@ -95,7 +95,7 @@ func newServerTLS(cfg *config.Config, stressed *config.Config, warn func(string)
 		warn("No server certs available. TLS won't be enabled")
 		t.certs = nil
 	} else if err := t.certs.load(); err != nil {
-		warn(err.Error() + ": disabling TLS support")
+		warn(fmt.Sprintf("%s: %s: %v: disabling TLS support", cfg.Pos(t.certs.param), t.certs.param, err))
 		t.certs = nil
 	}
 	t.config = &tls.Config{
@@ -110,6 +110,11 @@ func newServerTLS(cfg *config.Config, stressed *config.Config, warn func(string)
 	}
 	return t, nil
 }
+
+// offered and enforced are the security level; a service built without
+// TLS settings (a unit test's) has none.
+func (t *serverTLS) offered() bool  { return t != nil && t.use }
+func (t *serverTLS) enforced() bool { return t != nil && t.enforce }
 
 func (t *serverTLS) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c, err := t.certs.choose(hello)
@@ -128,18 +133,20 @@ type certFiles struct {
 // certStore holds the server's certificates so that a reload can read the
 // files again: handshakes take whatever is current.
 type certStore struct {
+	param string // the parameter that names the files, for messages
 	files []certFiles
 	cur   atomic.Pointer[[]tls.Certificate]
 }
 
 func newCertStore(cfg *config.Config) *certStore {
-	cs := &certStore{}
+	cs := &certStore{param: "smtpd_tls_chain_files"}
 	if chain := cfg.List("smtpd_tls_chain_files"); len(chain) > 0 {
 		for _, f := range chain {
 			cs.files = append(cs.files, certFiles{cert: f, key: f})
 		}
 		return cs
 	}
+	cs.param = "smtpd_tls_cert_file"
 	if cert := cfg.Get("smtpd_tls_cert_file"); cert != "" && !strings.EqualFold(cert, "none") {
 		cs.files = append(cs.files, certFiles{cert: cert, key: cfg.Get("smtpd_tls_key_file")})
 	}
@@ -236,7 +243,7 @@ func (s *session) starttls(args []command.Token) bool {
 	case s.tls != nil:
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.1", Text: "Error: TLS already active"})
 		return false
-	case !t.use || s.ehloMask&ehloStartTLS != 0:
+	case !t.offered() || s.ehloMask&ehloStartTLS != 0:
 		s.reply(rules.Reply{Code: 502, DSN: "5.5.1", Text: "Error: command not implemented"})
 		return false
 	case t.certs == nil:
