@@ -322,8 +322,12 @@ func (t *serverTLS) session(st tls.ConnectionState, nc any) *tlsSession {
 }
 
 // logSession writes Postfix's summary of a new TLS session
-// (smtpd_tls_loglevel 1 and up), and the client certificate at 2.
+// (smtpd_tls_loglevel 1 and up), and at 2 a resumed session and the
+// client certificate.
 func (t *serverTLS) logSession(log *MailLog, client clientInfo, ts *tlsSession) {
+	if t.loglevel >= 2 && ts.Resumed {
+		log.Logf("smtpd", "%s: Reusing old session (RFC 5077 session ticket)", client)
+	}
 	if t.loglevel >= 2 && ts.peerPresent {
 		log.Logf("smtpd", "%s: subject_CN=%s, issuer=%s, fingerprint=%s, pkey_fingerprint=%s",
 			client, ts.peerCN, ts.issuerCN, ts.certFingerprint, ts.pkeyFingerprint)

@@ -443,3 +443,26 @@ func TestSTARTTLSTimeout(t *testing.T) {
 		t.Errorf("no timeout in the log:\n%s", log)
 	}
 }
+
+// Session tickets: a client that kept the ticket of its first session
+// resumes it in the second, and Postfix's loglevel 2 line says so.
+func TestSTARTTLSSessionTickets(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, fmt.Sprintf("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = %s\nsmtpd_tls_loglevel = 2\n", pki.serverFile), "")
+	cfg := pki.clientConfig(nil)
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	for i, wantResumed := range []bool{false, true} {
+		c := tlsDial(t, p.Addr, cfg)
+		if err := c.Noop(); err != nil { // reads a reply: the ticket arrives with it
+			t.Fatal(err)
+		}
+		if st, _ := c.TLSConnectionState(); st.DidResume != wantResumed {
+			t.Errorf("session %d: resumed=%v, want %v", i+1, st.DidResume, wantResumed)
+		}
+		c.Quit()
+	}
+	if log := p.Log("Reusing old session"); !strings.Contains(log, "unknown[127.0.0.5]: Reusing old session (RFC 5077 session ticket)") {
+		t.Errorf("no resumption in the log:\n%s", log)
+	}
+}
