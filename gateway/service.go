@@ -369,6 +369,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		UnknownHostnameRejectCode:       int(cfg.Int("unknown_hostname_reject_code")),
 		UnknownAddressRejectCode:        int(cfg.Int("unknown_address_reject_code")),
 		MultiRecipientBounceRejectCode:  int(cfg.Int("multi_recipient_bounce_reject_code")),
+		PlaintextRejectCode:             int(cfg.Int("plaintext_reject_code")),
 		MapsRBLRejectCode:               int(cfg.Int("maps_rbl_reject_code")),
 		DefaultRBLReply:                 cfg.Get("default_rbl_reply"),
 		RBLReplyMaps:                    cfg.List("rbl_reply_maps"),

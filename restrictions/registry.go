@@ -39,7 +39,7 @@ var registry = map[string]spec{
 	"defer_if_reject":          {noArg, buildDeferIfReject},
 	"sleep":                    {numberArg, buildSleep},
 	"reject_unauth_pipelining": {noArg, buildRejectUnauthPipelining},
-	"reject_plaintext_session": {noArg, nil},
+	"reject_plaintext_session": {noArg, buildRejectPlaintextSession},
 	"check_policy_service":     {serverArg, buildCheckPolicyService},
 
 	// Client.

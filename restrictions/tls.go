@@ -75,3 +75,15 @@ func buildCheckCcertAccess(_ *compiler, name, _ string, tr *tableRef) runFunc {
 		return dunno
 	}
 }
+
+// buildRejectPlaintextSession is reject_plaintext_session: a session
+// without TLS gets "$plaintext_reject_code 4.7.1 Session encryption is
+// required".
+func buildRejectPlaintextSession(_ *compiler, _, _ string, _ *tableRef) runFunc {
+	return func(e *eval) status {
+		if e.req.TLS != nil {
+			return dunno
+		}
+		return e.reject(classPolicy, e.l.opts.PlaintextRejectCode, "4.7.1", "Session encryption is required")
+	}
+}

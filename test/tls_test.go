@@ -466,3 +466,24 @@ func TestSTARTTLSSessionTickets(t *testing.T) {
 		t.Errorf("no resumption in the log:\n%s", log)
 	}
 }
+
+// reject_plaintext_session: a client in clear text gets
+// plaintext_reject_code (450), one inside TLS passes.
+func TestRejectPlaintextSession(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, fmt.Sprintf("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = %s\nsmtpd_recipient_restrictions = reject_plaintext_session, permit_auth_destination, reject\n", pki.serverFile), "")
+	plain := harness.Dial(t, p.Addr, outside)
+	plain.Expect(250, "EHLO client.src.test")
+	plain.Expect(250, "MAIL FROM:<a@src.test>")
+	if code, text := plain.Cmd("RCPT TO:<u@relay.test>"); code != 450 || text != "4.7.1 Session encryption is required" {
+		t.Errorf("clear text: %d %q", code, text)
+	}
+	c := tlsDial(t, p.Addr, pki.clientConfig(nil))
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("u@relay.test", nil); err != nil {
+		t.Errorf("inside TLS: %v", err)
+	}
+}

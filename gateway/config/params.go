@@ -110,6 +110,7 @@ var paramTable = []param{
 	str("smtpd_null_access_lookup_key", "<>"),
 	// DNS lists (restrictions/dnsbl.go): the reply of a listing.
 	code("maps_rbl_reject_code", "554"),
+	code("plaintext_reject_code", "450"),
 	str("default_rbl_reply", "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}"),
 	list("rbl_reply_maps", ""),
 	// Policy servers (check_policy_service, policyd).
