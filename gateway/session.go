@@ -153,6 +153,10 @@ func (s *session) Greet() {
 	// Unlike the XCLIENT permission, XFORWARD's is decided once, for the
 	// connection's real client.
 	s.xforwardOK = s.svc.matchClient(s.ctx, s.svc.xforwardHosts, s.client.addr)
+	if s.svc.tls.wrapped() && !s.wrapTLS() {
+		s.c.Close()
+		return
+	}
 	s.start()
 	s.connected = true
 	if s.hangup {
@@ -166,7 +170,8 @@ func (s *session) start() {
 	s.xclientOK = s.svc.matchClient(s.ctx, s.svc.xclientHosts, s.client.addr)
 	// As Postfix's smtpd, not for a client postscreen handed over: it may
 	// have talked after postscreen's teaser, and postscreen judged that.
-	if s.svc.postscreen == nil && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
+	// Nor in wrapper mode, where the client's first bytes were TLS.
+	if s.svc.postscreen == nil && !s.svc.tls.wrapped() && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
 		s.hangup = true
 		return

@@ -27,6 +27,7 @@ import (
 type serverTLS struct {
 	use     bool // STARTTLS offered (security level may or encrypt)
 	enforce bool // encrypt: nothing but HELO, EHLO, XCLIENT, STARTTLS, NOOP, QUIT before TLS
+	wrapper bool // smtpd_tls_wrappermode: TLS from the first byte (port 465)
 	// askCcert asks clients for a certificate; reqCcert (with enforce)
 	// refuses a client without a trusted one.
 	askCcert, reqCcert bool
@@ -55,11 +56,15 @@ func newServerTLS(cfg *config.Config, stressed *config.Config, warn func(string)
 		timeout:        cfg.Duration("smtpd_starttls_timeout"),
 		stressed:       stressed.Duration("smtpd_starttls_timeout"),
 	}
-	switch level := cfg.Get("smtpd_tls_security_level"); level {
-	case "":
+	t.wrapper = cfg.Bool("smtpd_tls_wrappermode")
+	switch level := cfg.Get("smtpd_tls_security_level"); {
+	case t.wrapper:
+		// The level is ignored: a wrapper-mode service is all TLS.
+		t.use, t.enforce = true, true
+	case level == "":
 		t.use, t.enforce = cfg.Bool("smtpd_use_tls"), cfg.Bool("smtpd_enforce_tls")
-	case "none":
-	case "may":
+	case level == "none":
+	case level == "may":
 		t.use = true
 	default: // encrypt; fingerprint, verify and secure mean encrypt for a server, as in Postfix
 		if level != "encrypt" {
@@ -115,6 +120,17 @@ func newServerTLS(cfg *config.Config, stressed *config.Config, warn func(string)
 // TLS settings (a unit test's) has none.
 func (t *serverTLS) offered() bool  { return t != nil && t.use }
 func (t *serverTLS) enforced() bool { return t != nil && t.enforce }
+func (t *serverTLS) wrapped() bool  { return t != nil && t.wrapper }
+
+// wrapTLS starts TLS at connect in wrapper mode; without a certificate
+// the client is dropped without a word, as Postfix does.
+func (s *session) wrapTLS() bool {
+	if s.svc.tls.certs == nil {
+		s.svc.log.Logf("smtpd", "warning: Wrapper-mode request dropped from %s for service %s. TLS context initialization failed. For details see earlier warnings in your logs.", s.client, s.svc.name)
+		return false
+	}
+	return s.startTLS()
+}
 
 func (t *serverTLS) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c, err := t.certs.choose(hello)
@@ -254,6 +270,14 @@ func (s *session) starttls(args []command.Token) bool {
 	// Everything said in clear text is forgotten.
 	s.helo = ""
 	s.resetTransaction()
+	return s.startTLS()
+}
+
+// startTLS runs the handshake (after STARTTLS, or at connect in wrapper
+// mode) and checks the client certificate as the settings require. On
+// failure the connection is given up, as Postfix does.
+func (s *session) startTLS() bool {
+	t := s.svc.tls
 	timeout := t.timeout
 	if s.svc.load.stressed() {
 		timeout = t.stressed
@@ -263,7 +287,7 @@ func (s *session) starttls(args []command.Token) bool {
 	defer t.served.Delete(s.nc)
 	if err := s.c.StartTLS(ctx, t.config); err != nil {
 		s.svc.log.Logf("smtpd", "SSL_accept error from %s: %s", s.client, handshakeError(err))
-		s.svc.log.Logf("smtpd", "lost connection after STARTTLS from %s", s.client)
+		s.svc.log.Logf("smtpd", "lost connection after %s from %s", s.where, s.client)
 		s.hangup = true
 		return false
 	}

@@ -487,3 +487,41 @@ func TestRejectPlaintextSession(t *testing.T) {
 		t.Errorf("inside TLS: %v", err)
 	}
 }
+
+// smtpd_tls_wrappermode (a master.cf service on port 465's model): TLS
+// from the first byte, then SMTP inside it; a clear-text client is
+// dropped.
+func TestTLSWrapperMode(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, "smtpd_tls_loglevel = 1\n", fmt.Sprintf("127.0.0.1:PORT inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_chain_files=%s\n", pki.serverFile))
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(outside)}, Timeout: 10 * time.Second}
+	tc, err := tls.DialWithDialer(d, "tcp", p.Addr, pki.clientConfig(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	c := smtp.NewClient(tc)
+	defer c.Close()
+	if err := c.Hello("client.src.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS offered in wrapper mode")
+	}
+	if err := c.Mail("a@src.test", nil); err != nil {
+		t.Errorf("MAIL in wrapper mode: %v", err)
+	}
+	if log := p.Log("TLS connection established"); !strings.Contains(log, "Anonymous TLS connection established from unknown[127.0.0.5]: TLSv1.3") {
+		t.Errorf("no TLS line in the log:\n%s", log)
+	}
+
+	plain := harness.DialRaw(t, p.Addr, outside)
+	plain.Send("EHLO client.src.test\r\n")
+	if code, text := plain.Reply(); code != 0 {
+		t.Errorf("a clear-text client got %d %s", code, text)
+	}
+	if log := p.Log("lost connection after CONNECT"); !strings.Contains(log, "SSL_accept error from unknown[127.0.0.5]: ") {
+		t.Errorf("no handshake failure in the log:\n%s", log)
+	}
+}

@@ -189,6 +189,7 @@ var paramTable = []param{
 		check: oneOf("md5", "sha1", "sha256", "sha512")},
 	list("relay_clientcerts", ""),
 	seconds("smtpd_starttls_timeout", "${stress?{10}:{300}}s", 's', 1),
+	boolean("smtpd_tls_wrappermode", "no"),
 
 	// The SMTP dialogue (gateway/session.go and its commands).
 	boolean("smtpd_helo_required", "no"),
