@@ -66,6 +66,10 @@ type tlsPolicy struct {
 	min, max uint16
 }
 
+// errTLSHandshake is Postfix's deferral when the TLS handshake fails; at
+// level may the delivery tries the server again in clear text.
+var errTLSHandshake = softFail("4.7.5", "Cannot start TLS: handshake failure")
+
 // tlsConfigProblem is Postfix's deferral when a policy cannot be used.
 func tlsConfigProblem() *failure { return softFail("4.7.5", "client TLS configuration problem") }
 
@@ -205,7 +209,7 @@ func (s *session) startTLS(ctx context.Context, p *tlsPolicy, dest destinationNa
 		if s.opts.TLS.LogLevel >= 1 {
 			s.opts.logf("SSL_connect error to %s: %v", s.namaddrport, err)
 		}
-		return softFail("4.7.5", "Cannot start TLS: handshake failure")
+		return errTLSHandshake
 	}
 	s.br.Reset(tc)
 	s.bw.Reset(tc)

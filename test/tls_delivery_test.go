@@ -178,7 +178,7 @@ func TestOutboundTLSVerified(t *testing.T) {
 
 // smtp_tls_mandatory_protocols bounds encrypt: a next hop that speaks only
 // TLS 1.2 cannot be reached with >=TLSv1.3 (Postfix's handshake failure);
-// smtp_tls_protocols bounds may.
+// smtp_tls_protocols bounds may, which then falls back to clear text.
 func TestOutboundTLSProtocols(t *testing.T) {
 	t.Parallel()
 	pki := newTLSPKI(t)
@@ -188,6 +188,15 @@ func TestOutboundTLSProtocols(t *testing.T) {
 	id := sendFromInside(t, enc, "u@old.test")
 	if log := enc.Log("status=deferred"); !strings.Contains(logLine(log, id+": to=<u@old.test>"), "dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)") {
 		t.Errorf("encrypt with >=TLSv1.3 to a TLS 1.2 server: no handshake failure:\n%s", log)
+	}
+	// may whose handshake fails goes on in clear text, as Postfix.
+	fallback := harness.Start(t, route+"smtp_tls_security_level = may\nsmtp_tls_protocols = >=TLSv1.3\n", "")
+	id = sendFromInside(t, fallback, "u@old.test")
+	if got := waitSink(old, 1); len(got) != 1 || !strings.HasSuffix(got[0], "tls=false") {
+		t.Errorf("may with >=TLSv1.3 to a TLS 1.2 server: sink got %q, want one message in clear text", got)
+	}
+	if log := fallback.Log(id + ": removed"); !strings.Contains(logLine(log, id+": to=<u@old.test>"), "status=sent") {
+		t.Errorf("may fallback not delivered:\n%s", log)
 	}
 	may := harness.Start(t, route+"smtp_tls_security_level = may\nsmtp_tls_protocols = <=TLSv1.2\n", "")
 	id = sendFromInside(t, may, "u@old.test")
