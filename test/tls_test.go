@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ type tlsPKI struct {
 	caFile     string          // the CA certificate (smtpd_tls_CAfile)
 	serverFile string          // key and chain in one file (smtpd_tls_chain_files)
 	server     tls.Certificate // the same, for servers the test runs
+	clientFile string          // the trusted client certificate and key, for swaks
 	trusted    tls.Certificate
 	selfSigned tls.Certificate
 }
@@ -61,7 +63,18 @@ func colonHex(sum []byte) string {
 
 func newTLSPKI(t *testing.T) *tlsPKI {
 	t.Helper()
-	p := &tlsPKI{dir: t.TempDir(), ca: x509.NewCertPool()}
+	// Postfix's smtpd reads the files as user postfix (TestTLSLogLikePostfix):
+	// a searchable directory outside t.TempDir's private parent, readable
+	// files (test-only keys).
+	dir, err := os.MkdirTemp("", "postgate-tls-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := &tlsPKI{dir: dir, ca: x509.NewCertPool()}
 	serial := int64(1)
 	issue := func(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, ca bool, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -104,7 +117,7 @@ func newTLSPKI(t *testing.T) *tlsPKI {
 	p.ca.AddCert(caCert)
 	p.caFile = filepath.Join(p.dir, "ca.pem")
 	write := func(path string, b []byte) {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,6 +128,8 @@ func newTLSPKI(t *testing.T) *tlsPKI {
 	p.server = tls.Certificate{Certificate: [][]byte{srvDER, caDER}, PrivateKey: srvKey}
 	_, cliKey, cliDER := issue("trusted.client.test", caCert, caKey, false, x509.ExtKeyUsageClientAuth)
 	p.trusted = tls.Certificate{Certificate: [][]byte{cliDER, caDER}, PrivateKey: cliKey}
+	p.clientFile = filepath.Join(p.dir, "client.pem")
+	write(p.clientFile, pemOf(cliKey, cliDER, caDER))
 	_, selfKey, selfDER := issue("self.client.test", nil, nil, false, x509.ExtKeyUsageClientAuth)
 	p.selfSigned = tls.Certificate{Certificate: [][]byte{selfDER}, PrivateKey: selfKey}
 	return p
@@ -524,4 +539,48 @@ func TestTLSWrapperMode(t *testing.T) {
 	if log := p.Log("lost connection after CONNECT"); !strings.Contains(log, "SSL_accept error from unknown[127.0.0.5]: ") {
 		t.Errorf("no handshake failure in the log:\n%s", log)
 	}
+}
+
+// The TLS summary line side by side with the real Postfix, for the same
+// certificate and client (swaks, OpenSSL): the same words, the same key
+// exchange and signature details. Only the suite may differ (Go's server
+// prefers AES-128, OpenSSL's AES-256), so it is masked.
+func TestTLSLogLikePostfix(t *testing.T) {
+	t.Parallel()
+	swaks := harness.Need(t, "swaks", "swaks")
+	pki := newTLSPKI(t)
+	main := fmt.Sprintf("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = %s\nsmtpd_tls_loglevel = 1\nsmtpd_tls_ask_ccert = yes\nsmtpd_tls_CAfile = %s\n", pki.serverFile, pki.caFile)
+	// Postfix's smtpd needs tlsmgr (TLS randomness and session keys).
+	pf := harness.StartPostfixWith(t, main, "PORT inet n - n - - smtpd\ntlsmgr unix - - n 1000? 1 tlsmgr\n")
+	pg := harness.Start(t, main, "")
+	suite := regexp.MustCompile(`with cipher \S+ \(\d+/\d+ bits\)`)
+	lines := func(log string) string {
+		var out []string
+		for _, l := range strings.Split(log, "\n") {
+			if i := strings.Index(l, " TLS connection established"); i >= 0 {
+				out = append(out, suite.ReplaceAllString(l[strings.LastIndex(l[:i], " ")+1:], "with cipher SUITE (N/N bits)"))
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	// Without a client certificate, then with one the CA signed.
+	for i, addr := range []string{pf.Addr, pg.Addr, pf.Addr, pg.Addr} {
+		args := []string{"--server", addr, "--local-interface", outside, "--tls", "--quit-after", "EHLO", "--helo", "swaks.src.test"}
+		if i >= 2 {
+			args = append(args, "--tls-cert", pki.clientFile, "--tls-key", pki.clientFile)
+		}
+		out, err := exec.Command(swaks, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("swaks --tls to %s: %v\n%s\nPostfix log:\n%s", addr, err, out, pf.Log())
+		}
+	}
+	pfLines := ""
+	for deadline := time.Now().Add(20 * time.Second); strings.Count(pfLines, "\n") < 1 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		pfLines = lines(pf.Log())
+	}
+	pgLines := lines(pg.Log("Trusted TLS connection established"))
+	if strings.Count(pfLines, "\n") != 1 || pfLines != pgLines {
+		t.Errorf("TLS summary lines differ:\nPostfix:\n%s\npostgate:\n%s", pfLines, pgLines)
+	}
+	t.Logf("Postfix:\n%s", pfLines)
 }
