@@ -366,7 +366,7 @@ func (t *serverTLS) logSession(log *MailLog, client clientInfo, ts *tlsSession) 
 	case ts.peerPresent:
 		trust = "Untrusted"
 	}
-	log.Logf("smtpd", "%s TLS connection established from %s: %s%s", trust, client, ts.summary(), ts.signatures(" "))
+	log.Logf("smtpd", "%s TLS connection established from %s: %s%s", trust, client, ts.summary(), ts.signatures())
 }
 
 // summary is "TLSv1.3 with cipher NAME (256/256 bits)".
@@ -374,12 +374,12 @@ func (ts *tlsSession) summary() string {
 	return fmt.Sprintf("%s with cipher %s (%d/%d bits)", ts.Protocol, ts.Cipher, ts.Bits, ts.AlgBits)
 }
 
-// signatures is the TLS 1.3 detail after the summary: key exchange and
-// signatures, each part after sep.
-func (ts *tlsSession) signatures(sep string) string {
+// signatures is the TLS 1.3 detail after the summary in the log line:
+// key exchange and signatures.
+func (ts *tlsSession) signatures() string {
 	var b strings.Builder
 	if ts.KeyExchange != "" {
-		b.WriteString(sep + "key-exchange " + ts.KeyExchange)
+		b.WriteString(" key-exchange " + ts.KeyExchange)
 	}
 	if ts.ServerSignature != "" {
 		b.WriteString(" server-signature " + ts.ServerSignature)
@@ -420,11 +420,25 @@ func (s *session) appendTLSReceived(b []byte) []byte {
 	if ts == nil || !s.svc.tls.receivedHeader {
 		return b
 	}
+	// As Postfix folds it: the key exchange starts a line, the server
+	// signature follows it (or starts one), the client signature has its own.
 	b = append(b, "\r\n\t(using "...)
 	b = append(b, ts.summary()...)
-	if d := ts.signatures(""); d != "" {
-		b = append(b, "\r\n\t "...)
-		b = append(b, strings.TrimPrefix(d, " ")...)
+	if ts.KeyExchange != "" {
+		b = append(b, "\r\n\t key-exchange "...)
+		b = append(b, ts.KeyExchange...)
+	}
+	if ts.ServerSignature != "" {
+		if ts.KeyExchange != "" {
+			b = append(b, " server-signature "...)
+		} else {
+			b = append(b, "\r\n\t server-signature "...)
+		}
+		b = append(b, ts.ServerSignature...)
+	}
+	if ts.ClientSignature != "" {
+		b = append(b, "\r\n\t client-signature "...)
+		b = append(b, ts.ClientSignature...)
 	}
 	b = append(b, ')')
 	switch {

@@ -541,31 +541,57 @@ func TestTLSWrapperMode(t *testing.T) {
 	}
 }
 
-// The TLS summary line side by side with the real Postfix, for the same
-// certificate and client (swaks, OpenSSL): the same words, the same key
-// exchange and signature details. Only the suite may differ (Go's server
-// prefers AES-128, OpenSSL's AES-256), so it is masked.
+// The TLS summary lines and the Received: header's TLS comments side by
+// side with the real Postfix, for the same certificates and client (swaks,
+// OpenSSL): the same words, the same key exchange and signature details,
+// the same client certificate comments. Only the suite may differ (Go's
+// server prefers AES-128, OpenSSL's AES-256), so it is masked.
 func TestTLSLogLikePostfix(t *testing.T) {
 	t.Parallel()
 	swaks := harness.Need(t, "swaks", "swaks")
 	pki := newTLSPKI(t)
-	main := fmt.Sprintf("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = %s\nsmtpd_tls_loglevel = 1\nsmtpd_tls_ask_ccert = yes\nsmtpd_tls_CAfile = %s\n", pki.serverFile, pki.caFile)
+	pfSink, pgSink := harness.StartSink(t), harness.StartSink(t)
+	main := fmt.Sprintf(`smtpd_tls_security_level = may
+smtpd_tls_chain_files = %s
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+smtpd_tls_ask_ccert = yes
+smtpd_tls_CAfile = %s
+relay_domains = relay.test
+smtpd_relay_restrictions = reject_unauth_destination
+`, pki.serverFile, pki.caFile)
+	route := "transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n"
 	// Postfix's smtpd needs tlsmgr (TLS randomness and session keys).
-	pf := harness.StartPostfixWith(t, main, "PORT inet n - n - - smtpd\ntlsmgr unix - - n 1000? 1 tlsmgr\n")
-	pg := harness.Start(t, main, "")
+	pf := harness.StartPostfixWith(t, main+fmt.Sprintf(route, pfSink.Port), "PORT inet n - n - - smtpd\ntlsmgr unix - - n 1000? 1 tlsmgr\n")
+	pg := harness.Start(t, main+fmt.Sprintf(route, pgSink.Port), "")
 	suite := regexp.MustCompile(`with cipher \S+ \(\d+/\d+ bits\)`)
+	mask := func(s string) string { return suite.ReplaceAllString(s, "with cipher SUITE (N/N bits)") }
 	lines := func(log string) string {
 		var out []string
 		for _, l := range strings.Split(log, "\n") {
 			if i := strings.Index(l, " TLS connection established"); i >= 0 {
-				out = append(out, suite.ReplaceAllString(l[strings.LastIndex(l[:i], " ")+1:], "with cipher SUITE (N/N bits)"))
+				out = append(out, mask(l[strings.LastIndex(l[:i], " ")+1:]))
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	// The Received: header's comment lines, those a TLS session adds.
+	comments := func(sink *harness.Sink) string {
+		var out []string
+		for _, m := range sink.WaitMessages(2, 20*time.Second) {
+			_, msg := harness.SinkBody(m)
+			for _, l := range strings.Split(msg, "\n") {
+				if strings.HasPrefix(l, "\t(") || strings.HasPrefix(l, "\t ") {
+					out = append(out, mask(strings.TrimRight(l, "\r")))
+				}
 			}
 		}
 		return strings.Join(out, "\n")
 	}
 	// Without a client certificate, then with one the CA signed.
 	for i, addr := range []string{pf.Addr, pg.Addr, pf.Addr, pg.Addr} {
-		args := []string{"--server", addr, "--local-interface", outside, "--tls", "--quit-after", "EHLO", "--helo", "swaks.src.test"}
+		args := []string{"--server", addr, "--local-interface", outside, "--tls", "--helo", "swaks.src.test",
+			"--from", "a@src.test", "--to", "u@relay.test"}
 		if i >= 2 {
 			args = append(args, "--tls-cert", pki.clientFile, "--tls-key", pki.clientFile)
 		}
@@ -583,4 +609,9 @@ func TestTLSLogLikePostfix(t *testing.T) {
 		t.Errorf("TLS summary lines differ:\nPostfix:\n%s\npostgate:\n%s", pfLines, pgLines)
 	}
 	t.Logf("Postfix:\n%s", pfLines)
+	pfReceived, pgReceived := comments(pfSink), comments(pgSink)
+	if pfReceived == "" || pfReceived != pgReceived {
+		t.Errorf("Received: TLS comments differ:\nPostfix:\n%s\npostgate:\n%s", pfReceived, pgReceived)
+	}
+	t.Logf("Postfix:\n%s", pfReceived)
 }
