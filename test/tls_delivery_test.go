@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -272,4 +274,76 @@ smtp_tls_policy_maps = texthash:%s
 	if n := len(plainToo.Messages()); n != 0 {
 		t.Errorf("the plain next hop without a policy got %d messages under encrypt", n)
 	}
+}
+
+// Outbound TLS side by side with the real Postfix: the same policy table
+// (may, verify, encrypt) against the same next hops, the same delivery
+// results and reasons, and the same TLS lines (suite and key exchange
+// masked: the clients' libraries differ there).
+func TestOutboundTLSLikePostfix(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	maySink, verifySink := startTLSSink(t, pki.selfSigned, 0), startTLSSink(t, pki.selfSigned, 0)
+	plain := harness.StartSink(t)
+	policy := filepath.Join(pki.dir, "tls_policy")
+	if err := os.WriteFile(policy, []byte(fmt.Sprintf("[127.0.0.1]:%d may\n[127.0.0.1]:%d verify\n[127.0.0.1]:%d encrypt\n",
+		maySink.Port, verifySink.Port, plain.Port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := fmt.Sprintf(`relay_domains = may.test, verify.test, encrypt.test
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+transport_maps = inline:{ may.test=smtp:[127.0.0.1]:%d, verify.test=smtp:[127.0.0.1]:%d, encrypt.test=smtp:[127.0.0.1]:%d }
+smtp_tls_policy_maps = texthash:%s
+smtp_tls_CAfile = %s
+smtp_tls_loglevel = 1
+`, maySink.Port, verifySink.Port, plain.Port, policy, pki.caFile)
+	pf := harness.StartPostfixWith(t, main, "PORT inet n - n - - smtpd\ntlsmgr unix - - n 1000? 1 tlsmgr\n")
+	pg := harness.Start(t, main, "")
+	masks := []struct {
+		re   *regexp.Regexp
+		with string
+	}{
+		{regexp.MustCompile(`with cipher \S+ \(\d+/\d+ bits\)`), "with cipher SUITE (N/N bits)"},
+		{regexp.MustCompile(`key-exchange \S+`), "key-exchange KEX"},
+	}
+	// results are the delivery results and TLS lines, one per recipient
+	// domain, in a fixed order.
+	results := func(log string) string {
+		var out []string
+		for _, d := range []string{"may.test", "verify.test", "encrypt.test"} {
+			if l := logLine(log, "to=<u@"+d+">"); l != "" {
+				out = append(out, d+": "+l[strings.Index(l, "dsn="):])
+			}
+		}
+		var tlsLines []string // in the order the deliveries happened to run: sorted
+		for _, l := range strings.Split(log, "\n") {
+			if i := strings.Index(l, " TLS connection established to "); i >= 0 {
+				l = l[strings.LastIndex(l[:i], " ")+1:]
+				for _, m := range masks {
+					l = m.re.ReplaceAllString(l, m.with)
+				}
+				tlsLines = append(tlsLines, l)
+			}
+		}
+		sort.Strings(tlsLines)
+		return strings.Join(append(out, tlsLines...), "\n")
+	}
+	for _, addr := range []string{pf.Addr, pg.Addr} {
+		for _, d := range []string{"may.test", "verify.test", "encrypt.test"} {
+			if _, err := trySendFrom("127.0.0.1", addr, "a@src.test", "u@"+d, []byte("Subject: tls\r\n\r\nx\r\n")); err != nil {
+				t.Fatalf("%s: %v", addr, err)
+			}
+		}
+	}
+	var pfRes, pgRes string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		pfRes, pgRes = results(pf.Log()), results(pg.Log("status="))
+		if strings.Count(pfRes, "\n") >= 3 && strings.Count(pgRes, "\n") >= 3 {
+			break
+		}
+	}
+	if pfRes != pgRes {
+		t.Errorf("outbound TLS results differ:\nPostfix:\n%s\npostgate:\n%s", pfRes, pgRes)
+	}
+	t.Logf("Postfix:\n%s", pfRes)
 }
