@@ -338,7 +338,9 @@ smtp_tls_loglevel = 1
 	var pfRes, pgRes string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		pfRes, pgRes = results(pf.Log()), results(pg.Log("status="))
-		if strings.Count(pfRes, "\n") >= 3 && strings.Count(pgRes, "\n") >= 3 {
+		// Every domain's result and both TLS lines are in.
+		if strings.Count(pfRes, "dsn=") == 3 && strings.Count(pgRes, "dsn=") == 3 &&
+			strings.Count(pfRes, "established") == 2 && strings.Count(pgRes, "established") == 2 {
 			break
 		}
 	}
