@@ -54,6 +54,15 @@ func smtpTLSOptions(cfg *config.Config, tables *tableCache) (relay.TLSOptions, e
 	if o.RootCAs, err = loadCAs(cfg.Get("smtp_tls_CAfile"), cfg.Get("smtp_tls_CApath")); err != nil {
 		return o, paramError(cfg, "smtp_tls_CAfile", err)
 	}
+	// A client certificate, sent when a server asks for one. A file that
+	// does not load is a configuration error here, where Postfix's smtp
+	// would run without TLS.
+	if cs := newCertStore(cfg, "smtp"); len(cs.files) > 0 {
+		if err := cs.load(); err != nil {
+			return o, paramError(cfg, cs.param, err)
+		}
+		o.ClientCertificate = cs.chooseClient
+	}
 	o.LogLevel = int(cfg.Int("smtp_tls_loglevel"))
 	if o.MinVersion, o.MaxVersion, err = tlsfacts.Protocols(cfg.Get("smtp_tls_protocols")); err != nil {
 		return o, paramError(cfg, "smtp_tls_protocols", err)

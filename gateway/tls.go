@@ -95,7 +95,7 @@ func newServerTLS(cfg *config.Config, stressed *config.Config, warn func(string)
 	if !t.use {
 		return t, nil
 	}
-	t.certs = newCertStore(cfg)
+	t.certs = newCertStore(cfg, "smtpd")
 	if len(t.certs.files) == 0 {
 		warn("No server certs available. TLS won't be enabled")
 		t.certs = nil
@@ -154,17 +154,20 @@ type certStore struct {
 	cur   atomic.Pointer[[]tls.Certificate]
 }
 
-func newCertStore(cfg *config.Config) *certStore {
-	cs := &certStore{param: "smtpd_tls_chain_files"}
-	if chain := cfg.List("smtpd_tls_chain_files"); len(chain) > 0 {
+// newCertStore names the files of prefix's parameters ("smtpd" for the
+// server, "smtp" for the client): prefix_tls_chain_files, else
+// prefix_tls_cert_file and prefix_tls_key_file.
+func newCertStore(cfg *config.Config, prefix string) *certStore {
+	cs := &certStore{param: prefix + "_tls_chain_files"}
+	if chain := cfg.List(prefix + "_tls_chain_files"); len(chain) > 0 {
 		for _, f := range chain {
 			cs.files = append(cs.files, certFiles{cert: f, key: f})
 		}
 		return cs
 	}
-	cs.param = "smtpd_tls_cert_file"
-	if cert := cfg.Get("smtpd_tls_cert_file"); cert != "" && !strings.EqualFold(cert, "none") {
-		cs.files = append(cs.files, certFiles{cert: cert, key: cfg.Get("smtpd_tls_key_file")})
+	cs.param = prefix + "_tls_cert_file"
+	if cert := cfg.Get(prefix + "_tls_cert_file"); cert != "" && !strings.EqualFold(cert, "none") {
+		cs.files = append(cs.files, certFiles{cert: cert, key: cfg.Get(prefix + "_tls_key_file")})
 	}
 	return cs
 }
@@ -196,13 +199,25 @@ func (cs *certStore) load() error {
 // choose picks the first certificate the client can use (an RSA and an
 // ECDSA chain may both be configured).
 func (cs *certStore) choose(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return cs.pick(hello.SupportsCertificate), nil
+}
+
+// chooseClient picks the first certificate the server accepts, for the
+// SMTP client (smtp_tls_chain_files, smtp_tls_cert_file).
+func (cs *certStore) chooseClient(req *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return cs.pick(req.SupportsCertificate), nil
+}
+
+// pick returns the first current certificate the peer supports, else the
+// first one (the peer then says what it dislikes).
+func (cs *certStore) pick(supports func(*tls.Certificate) error) *tls.Certificate {
 	certs := *cs.cur.Load()
 	for i := range certs {
-		if hello.SupportsCertificate(&certs[i]) == nil {
-			return &certs[i], nil
+		if supports(&certs[i]) == nil {
+			return &certs[i]
 		}
 	}
-	return &certs[0], nil
+	return &certs[0]
 }
 
 // loadCAs reads trust anchors from a PEM file and a directory of PEM

@@ -48,9 +48,12 @@ type TLSOptions struct {
 	// Policy looks a destination up in smtp_tls_policy_maps: the value
 	// ("encrypt", "verify match=hostname:nexthop", ...), whether found,
 	// or a lookup error. nil: no table.
-	Policy   func(ctx context.Context, key string) (string, bool, error)
-	RootCAs  *x509.CertPool // smtp_tls_CAfile, smtp_tls_CApath; nil: no certificate is trusted
-	LogLevel int            // smtp_tls_loglevel
+	Policy  func(ctx context.Context, key string) (string, bool, error)
+	RootCAs *x509.CertPool // smtp_tls_CAfile, smtp_tls_CApath; nil: no certificate is trusted
+	// ClientCertificate gives the certificate to present when a server
+	// asks for one (smtp_tls_chain_files, smtp_tls_cert_file); nil: none.
+	ClientCertificate func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
+	LogLevel          int // smtp_tls_loglevel
 	// Protocol ranges: Opportunistic for may, Mandatory for the others
 	// (smtp_tls_protocols, smtp_tls_mandatory_protocols); zero: Go's.
 	MinVersion, MaxVersion                   uint16
@@ -197,10 +200,18 @@ func (s *session) startTLS(ctx context.Context, p *tlsPolicy, dest destinationNa
 	cfg := &tls.Config{
 		// The chain and the names are checked below, as the level says:
 		// opportunistic and encrypt sessions take any certificate.
+		// No SNI, as Postfix's default (smtp_tls_servername empty).
 		InsecureSkipVerify: true,
-		ServerName:         sniName(s.host),
 		MinVersion:         p.min,
 		MaxVersion:         p.max,
+	}
+	var sent *tls.Certificate // the client certificate, if the server asked
+	if get := s.opts.TLS.ClientCertificate; get != nil {
+		cfg.GetClientCertificate = func(req *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c, err := get(req)
+			sent = c
+			return c, err
+		}
 	}
 	tc := tls.Client(s.c, cfg)
 	s.c.setDeadline(s.opts.HeloTimeout)
@@ -228,13 +239,20 @@ func (s *session) startTLS(ctx context.Context, p *tlsPolicy, dest destinationNa
 		case trusted:
 			kind = "Trusted"
 		}
-		f := tlsfacts.Of(st, nil, false)
+		var local *x509.Certificate
+		if sent != nil {
+			local = sent.Leaf
+		}
+		f := tlsfacts.Of(st, local, false)
 		line := fmt.Sprintf("%s TLS connection established to %s: %s with cipher %s (%d/%d bits)", kind, s.namaddrport, f.Protocol, f.Cipher, f.Bits, f.AlgBits)
 		if f.KeyExchange != "" {
 			line += " key-exchange " + f.KeyExchange
 		}
 		if f.ServerSignature != "" {
 			line += " server-signature " + f.ServerSignature
+		}
+		if f.ClientSignature != "" {
+			line += " client-signature " + f.ClientSignature
 		}
 		s.opts.logf("%s", line)
 	}
@@ -243,14 +261,6 @@ func (s *session) startTLS(ctx context.Context, p *tlsPolicy, dest destinationNa
 		return softFail("4.7.5", "Server certificate not verified")
 	}
 	return nil
-}
-
-// sniName is the name sent in SNI: none for an address.
-func sniName(host string) string {
-	if strings.ContainsAny(host, ":") || strings.Trim(host, "0123456789.") == "" {
-		return ""
-	}
-	return host
 }
 
 // verifyChain checks the server's chain against the trust anchors.

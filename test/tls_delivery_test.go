@@ -26,7 +26,7 @@ import (
 type tlsSink struct {
 	Port int
 	mu   sync.Mutex
-	got  []string // "rcpt tls=true|false"
+	got  []string // "rcpt tls=true|false[ cert=CN]"
 }
 
 // startTLSSink starts a sink serving cert, up to TLS version maxVersion
@@ -40,11 +40,16 @@ func startTLSSink(t *testing.T, cert tls.Certificate, maxVersion uint16) *tlsSin
 	}
 	k.Port = l.Addr().(*net.TCPAddr).Port
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		_, isTLS := c.TLSConnectionState()
-		return &tlsSinkSession{k: k, tls: isTLS}, nil
+		st, isTLS := c.TLSConnectionState()
+		ss := &tlsSinkSession{k: k, tls: isTLS}
+		if len(st.PeerCertificates) > 0 {
+			ss.clientCN = st.PeerCertificates[0].Subject.CommonName
+		}
+		return ss, nil
 	}))
 	srv.Domain = "sink.test"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion}
+	// It asks for a client certificate, without requiring one.
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion, ClientAuth: tls.RequestClientCert}
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -58,9 +63,10 @@ func (k *tlsSink) messages() []string {
 }
 
 type tlsSinkSession struct {
-	k     *tlsSink
-	tls   bool
-	rcpts []string
+	k        *tlsSink
+	tls      bool
+	clientCN string // the CommonName of the client's certificate, if any
+	rcpts    []string
 }
 
 func (s *tlsSinkSession) Reset()        { s.rcpts = nil }
@@ -78,7 +84,11 @@ func (s *tlsSinkSession) Data(r io.Reader) error {
 	}
 	s.k.mu.Lock()
 	for _, rc := range s.rcpts {
-		s.k.got = append(s.k.got, fmt.Sprintf("%s tls=%v", rc, s.tls))
+		got := fmt.Sprintf("%s tls=%v", rc, s.tls)
+		if s.clientCN != "" {
+			got += " cert=" + s.clientCN
+		}
+		s.k.got = append(s.k.got, got)
 	}
 	s.k.mu.Unlock()
 	return nil
@@ -348,4 +358,21 @@ smtp_tls_loglevel = 1
 		t.Errorf("outbound TLS results differ:\nPostfix:\n%s\npostgate:\n%s", pfRes, pgRes)
 	}
 	t.Logf("Postfix:\n%s", pfRes)
+}
+
+// smtp_tls_chain_files: the client certificate goes to a server that asks
+// for one (the inverse of relay_clientcerts on a receiving server).
+func TestOutboundTLSClientCert(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	sink := startTLSSink(t, pki.selfSigned, 0)
+	p := harness.Start(t, fmt.Sprintf("transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\nsmtp_tls_security_level = encrypt\nsmtp_tls_chain_files = %s\nsmtp_tls_loglevel = 1\n", sink.Port, pki.clientFile), "")
+	id := sendFromInside(t, p, "u@relay.test")
+	if got := waitSink(sink, 1); len(got) != 1 || !strings.HasSuffix(got[0], "tls=true cert=trusted.client.test") {
+		t.Fatalf("sink got %q, want the message over TLS with the client certificate", got)
+	}
+	log := p.Log(id + ": removed")
+	if l := logLine(log, "TLS connection established to"); !strings.HasSuffix(l, "client-signature ECDSA (prime256v1) client-digest SHA256") {
+		t.Errorf("the TLS line lacks the client signature: %q", l)
+	}
 }
