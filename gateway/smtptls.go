@@ -51,8 +51,8 @@ func smtpTLSOptions(cfg *config.Config, tables *tableCache) (relay.TLSOptions, e
 			}
 		}
 	}
-	if o.RootCAs, err = loadCAs(cfg.Get("smtp_tls_CAfile"), cfg.Get("smtp_tls_CApath")); err != nil {
-		return o, paramError(cfg, "smtp_tls_CAfile", err)
+	if o.RootCAs, err = loadCAs(cfg, "smtp"); err != nil {
+		return o, err
 	}
 	// A client certificate, sent when a server asks for one. A file that
 	// does not load is a configuration error here, where Postfix's smtp

@@ -89,8 +89,8 @@ func newServerTLS(cfg *config.Config, stressed *config.Config, warn func(string)
 	if err != nil {
 		return nil, paramError(cfg, protoParam, err)
 	}
-	if t.clientCAs, err = loadCAs(cfg.Get("smtpd_tls_CAfile"), cfg.Get("smtpd_tls_CApath")); err != nil {
-		return nil, paramError(cfg, "smtpd_tls_CAfile", err)
+	if t.clientCAs, err = loadCAs(cfg, "smtpd"); err != nil {
+		return nil, err
 	}
 	if !t.use {
 		return t, nil
@@ -220,35 +220,41 @@ func (cs *certStore) pick(supports func(*tls.Certificate) error) *tls.Certificat
 	return &certs[0]
 }
 
-// loadCAs reads trust anchors from a PEM file and a directory of PEM
-// files; nil when neither is set.
-func loadCAs(file, dir string) (*x509.CertPool, error) {
+// loadCAs reads the trust anchors of prefix's parameters ("smtpd" or
+// "smtp"): prefix_tls_CAfile, a PEM file, and prefix_tls_CApath, a
+// directory of them; nil when neither is set. Errors name the parameter.
+func loadCAs(cfg *config.Config, prefix string) (*x509.CertPool, error) {
+	fileParam, dirParam := prefix+"_tls_CAfile", prefix+"_tls_CApath"
+	file, dir := cfg.Get(fileParam), cfg.Get(dirParam)
 	if file == "" && dir == "" {
 		return nil, nil
 	}
 	pool := x509.NewCertPool()
-	var files []string
 	if file != "" {
-		files = append(files, file)
+		b, err := os.ReadFile(file)
+		if err == nil && !pool.AppendCertsFromPEM(b) {
+			err = fmt.Errorf("%s: no PEM certificate", file)
+		}
+		if err != nil {
+			return nil, paramError(cfg, fileParam, err)
+		}
 	}
 	if dir != "" {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return nil, err
+			return nil, paramError(cfg, dirParam, err)
 		}
 		for _, e := range entries {
-			if !e.IsDir() {
-				files = append(files, filepath.Join(dir, e.Name()))
+			if e.IsDir() {
+				continue
 			}
-		}
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		if !pool.AppendCertsFromPEM(b) && f == file {
-			return nil, fmt.Errorf("%s: no PEM certificate", f)
+			// Files that hold no certificate (c_rehash's links are
+			// certificates too) are passed over, as OpenSSL does.
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return nil, paramError(cfg, dirParam, err)
+			}
+			pool.AppendCertsFromPEM(b)
 		}
 	}
 	return pool, nil
