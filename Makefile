@@ -77,6 +77,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 180000x ./greylist
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRate$$' -fuzztime 400000x ./restrictions
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
+	$(GO) test -run '^$$' -fuzz '^FuzzTLSPolicy$$' -fuzztime 100000x ./relay
+	$(GO) test -run '^$$' -fuzz '^FuzzProtocols$$' -fuzztime 250000x ./relay/tlsfacts
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

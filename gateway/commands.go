@@ -19,6 +19,8 @@ const (
 	cmdLimit cmdFlags = 1 << iota
 	// cmdLast: RFC 2920 wants it last in a pipelined group.
 	cmdLast
+	// cmdPreTLS: allowed before STARTTLS when TLS is enforced.
+	cmdPreTLS
 )
 
 // smtpCommand is one entry of the command table. run answers the command
@@ -35,21 +37,21 @@ const numCommands = 15
 // the disconnect statistics). As in Debian's Postfix 3.7 there is no HELP
 // (Postfix 3.8 added one): it is an unknown command.
 var commands = [numCommands]smtpCommand{
-	{"HELO", cmdLimit | cmdLast, (*session).heloCmd},
-	{"EHLO", cmdLimit | cmdLast, (*session).ehloCmd},
-	{"XCLIENT", 0, (*session).xclient},
+	{"HELO", cmdLimit | cmdLast | cmdPreTLS, (*session).heloCmd},
+	{"EHLO", cmdLimit | cmdLast | cmdPreTLS, (*session).ehloCmd},
+	{"XCLIENT", cmdPreTLS, (*session).xclient},
 	{"XFORWARD", 0, (*session).xforwardCmd},
-	{"STARTTLS", 0, (*session).starttls},
+	{"STARTTLS", cmdPreTLS, (*session).starttls},
 	{"AUTH", 0, (*session).auth},
 	{"MAIL", 0, (*session).mail},
 	{"RCPT", 0, (*session).rcpt},
 	{"DATA", cmdLast, (*session).data},
 	{"BDAT", 0, (*session).bdat},
 	{"RSET", cmdLimit, (*session).rset},
-	{"NOOP", cmdLimit | cmdLast, (*session).noop},
+	{"NOOP", cmdLimit | cmdLast | cmdPreTLS, (*session).noop},
 	{"VRFY", cmdLimit | cmdLast, (*session).vrfy},
 	{"ETRN", cmdLimit, (*session).etrn},
-	{"QUIT", 0, (*session).quitCmd},
+	{"QUIT", cmdPreTLS, (*session).quitCmd},
 }
 
 func lookupCommand(name string) int {
@@ -155,17 +157,6 @@ func (s *session) quitCmd(args []command.Token) bool {
 	s.reply(rules.Reply{Code: 221, DSN: "2.0.0", Text: "Bye"})
 	s.quit = true
 	return true
-}
-
-// starttls: postgate offers no TLS yet (the TLS/SASL issue), so STARTTLS is
-// answered as Postfix answers it with smtpd_tls_security_level = none.
-func (s *session) starttls(args []command.Token) bool {
-	if len(args) != 1 {
-		s.reply(rules.Reply{Code: 501, DSN: "5.5.4", Text: "Syntax: STARTTLS"})
-		return false
-	}
-	s.reply(rules.Reply{Code: 502, DSN: "5.5.1", Text: "Error: command not implemented"})
-	return false
 }
 
 // vrfy answers 252 for an address the recipient restrictions accept; it

@@ -82,7 +82,7 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 }
 
 // newDelivery builds the queue manager's options from main.cf.
-func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver, log *MailLog) (*delivery, error) {
+func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver, log *MailLog, tables *tableCache) (*delivery, error) {
 	var bind netip.Addr
 	if b := cfg.Get("smtp_bind_address"); b != "" {
 		a, err := netip.ParseAddr(b)
@@ -94,6 +94,10 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 	port, err := servicePort(cfg.Get("smtp_tcp_port"))
 	if err != nil {
 		return nil, paramError(cfg, "smtp_tcp_port", err)
+	}
+	tlsOpts, err := smtpTLSOptions(cfg, tables)
+	if err != nil {
+		return nil, err
 	}
 	lineLimit := int(cfg.Int("smtp_line_length_limit"))
 	if lineLimit == 0 {
@@ -107,6 +111,7 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		Port:            port,
 		Resolver:        resolver,
 		ConnectionReuse: true,
+		TLS:             tlsOpts,
 		Log:             func(line string) { log.Logf("smtp", "%s", line) },
 	})
 	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp}

@@ -105,6 +105,9 @@ func (s *session) ehloKeywords() []string {
 		add(ehloVrfy, "VRFY")
 	}
 	add(ehloEtrn, "ETRN")
+	if s.svc.tls.offered() && s.tls == nil {
+		add(ehloStartTLS, "STARTTLS")
+	}
 	out = append(out, s.authKeywords()...)
 	if s.xclientOK {
 		add(ehloXclient, "XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT")

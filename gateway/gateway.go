@@ -63,6 +63,9 @@ func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
+	if _, err := smtpTLSOptions(cfg, tables); err != nil {
+		return nil, err
+	}
 	_, notices, err := buildServices(cfg, tables, nil)
 	if err != nil {
 		return nil, err
@@ -169,7 +172,7 @@ func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error
 	// give that memory back now rather than when the scavenger gets to it.
 	debug.FreeOSMemory()
 	var spool string
-	d, err := newDelivery(cfg, rt, dns, log)
+	d, err := newDelivery(cfg, rt, dns, log, tables)
 	if err == nil {
 		spool, err = spoolDir(qdir)
 	}

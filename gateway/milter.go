@@ -565,7 +565,7 @@ func (s *session) milterMacro(name string) (string, bool) {
 		}
 		return s.addrMacro(name[6:len(name)-1], s.milterRcptAddr)
 	}
-	return "", false
+	return s.tlsMacro(name)
 }
 
 // addrMacro is the address, next hop or transport of an address, as

@@ -199,6 +199,5 @@ func (s *session) saslLog() string {
 	return fmt.Sprintf(", sasl_method=%s, sasl_username=%s", s.saslMethod, s.saslUser)
 }
 
-// tlsActive: the session runs over TLS. postgate has no STARTTLS yet, so
-// never; the TLS work sets it.
-func (s *session) tlsActive() bool { return false }
+// tlsActive: the session runs over TLS.
+func (s *session) tlsActive() bool { return s.tls != nil }

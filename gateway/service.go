@@ -99,6 +99,7 @@ type service struct {
 	// with a PROXY protocol header (smtpd_upstream_proxy_protocol), else 0.
 	proxyTimeout time.Duration
 	milters      *milterConfig
+	tls          *serverTLS
 }
 
 type bareLFMode int
@@ -308,6 +309,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	for _, p := range restrictionParams {
 		params[p] = cfg.Get(p)
 	}
+	if s.tls, err = newServerTLS(cfg, stressed, tables.warn); err != nil {
+		return nil, nil, err
+	}
 	s.hasDataRestrictions = len(cfg.List("smtpd_data_restrictions")) > 0
 	s.hasEndOfDataRestrictions = len(cfg.List("smtpd_end_of_data_restrictions")) > 0
 	// The same address resolution as delivery, with this service's view.
@@ -360,8 +364,13 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 	if s.sasl, err = newSASLSettings(cfg); err != nil {
 		return nil, nil, err
 	}
-	s.tlsAuthOnly = cfg.Bool("smtpd_tls_auth_only")
+	// Enforced TLS implies it, as in Postfix.
+	s.tlsAuthOnly = cfg.Bool("smtpd_tls_auth_only") || s.tls.enforced()
 	senderLogin, err := openMaps(cfg, "smtpd_sender_login_maps", tables)
+	if err != nil {
+		return nil, nil, err
+	}
+	relayCcerts, err := openMaps(cfg, "relay_clientcerts", tables)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -386,6 +395,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		UnknownHostnameRejectCode:       int(cfg.Int("unknown_hostname_reject_code")),
 		UnknownAddressRejectCode:        int(cfg.Int("unknown_address_reject_code")),
 		MultiRecipientBounceRejectCode:  int(cfg.Int("multi_recipient_bounce_reject_code")),
+		PlaintextRejectCode:             int(cfg.Int("plaintext_reject_code")),
 		MapsRBLRejectCode:               int(cfg.Int("maps_rbl_reject_code")),
 		DefaultRBLReply:                 cfg.Get("default_rbl_reply"),
 		RBLReplyMaps:                    cfg.List("rbl_reply_maps"),
@@ -395,6 +405,8 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		LogAccessPermitActions:          cfg.List("smtpd_log_access_permit_actions"),
 		LocalRecipientMaps:              localRcpt,
 		RelayRecipientMaps:              relayRcpt,
+		RelayClientcerts:                relayCcerts,
+		AskCcert:                        cfg.Bool("smtpd_tls_ask_ccert"),
 		VirtualAliasMaps:                s.virtual.maps,
 		CanonicalMaps:                   s.canonical.common.tables,
 		RecipientCanonicalMaps:          s.canonical.recipient.tables,

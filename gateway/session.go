@@ -70,6 +70,7 @@ type session struct {
 	local     bool
 	lastReply *rules.Reply
 
+	tls    *tlsSession      // nil until STARTTLS succeeded
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
 	seqno  int // mail transactions begun, for the policy instance attribute
@@ -176,6 +177,10 @@ func (s *session) Greet() {
 	// Unlike the XCLIENT permission, XFORWARD's is decided once, for the
 	// connection's real client.
 	s.xforwardOK = s.svc.matchClient(s.ctx, s.svc.xforwardHosts, s.client.addr)
+	if s.svc.tls.wrapped() && !s.wrapTLS() {
+		s.c.Close()
+		return
+	}
 	s.start()
 	s.connected = true
 	if s.hangup {
@@ -189,7 +194,8 @@ func (s *session) start() {
 	s.xclientOK = s.svc.matchClient(s.ctx, s.svc.xclientHosts, s.client.addr)
 	// As Postfix's smtpd, not for a client postscreen handed over: it may
 	// have talked after postscreen's teaser, and postscreen judged that.
-	if s.svc.postscreen == nil && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
+	// Nor in wrapper mode, where the client's first bytes were TLS.
+	if s.svc.postscreen == nil && !s.svc.tls.wrapped() && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
 		s.hangup = true
 		return
@@ -316,6 +322,11 @@ func (s *session) command(line smtp.CommandLine) {
 		return
 	}
 	cmd := &commands[idx]
+	if s.svc.tls.enforced() && s.tls == nil && cmd.flags&cmdPreTLS == 0 {
+		s.reply(rules.Reply{Code: 530, DSN: "5.7.0", Text: "Must issue a STARTTLS command first"})
+		s.errors++
+		return
+	}
 	s.where = cmd.name
 	if (s.proto != "ESMTP" || cmd.flags&cmdLast != 0) && !s.illPipelining && s.pipelinedAhead() && s.svc.forbidUnauthPipelining {
 		s.reply(rules.Reply{Code: 554, DSN: "5.5.0", Text: "Error: SMTP protocol synchronization"})
@@ -353,7 +364,9 @@ func (s *session) countJunk() {
 // (Postfix's smtpd_flag_ill_pipelining).
 func (s *session) pipelinedAhead() bool {
 	ahead := s.c.Pending()
-	if len(ahead) == 0 {
+	// Inside TLS the socket holds records, not commands: only what TLS
+	// has decrypted counts.
+	if len(ahead) == 0 && s.tls == nil {
 		ahead = s.nc.peek(100)
 	}
 	if len(ahead) == 0 {
@@ -490,6 +503,7 @@ func (s *session) request(rcpt string) *restrictions.Request {
 		Stress:            s.svc.load.stressed(),
 
 		IllegalPipelining: s.illPipelining,
+		TLS:               s.tls.restrictions(),
 	}
 }
 

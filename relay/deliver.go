@@ -96,16 +96,21 @@ func (t *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 			}
 			last := i == len(servers)-1
 			d.setup = time.Time{}
-			s, f := t.connect(ctx, srv)
+			pol, f := t.tlsPolicyFor(ctx, srv.dest)
 			if f != nil {
 				d.failOpen(f, "none", 0, last)
 				continue
 			}
-			stop := context.AfterFunc(ctx, s.c.cancel)
-			if f := s.handshake(ctx, srv.dest); f != nil {
-				stop()
-				d.failOpen(f, s.namaddrport, 0, last)
-				s.quit()
+			s, stop, relay, f := d.open(srv, pol)
+			if f == errTLSHandshake && pol.level == TLSMay {
+				// As Postfix: an opportunistic session whose handshake
+				// failed is tried again in clear text.
+				plain := *pol
+				plain.level = TLSNone
+				s, stop, relay, f = d.open(srv, &plain)
+			}
+			if f != nil {
+				d.failOpen(f, relay, 0, last)
 				continue
 			}
 			sessions++
@@ -118,6 +123,23 @@ func (t *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 	}
 	d.finishRest()
 	return d.res
+}
+
+// open connects to srv and greets it, with TLS as pol says; stop ends the
+// session's tie to the delivery's context. On failure the connection is
+// closed and relay names it for the log ("none" before it was open).
+func (d *delivery) open(srv server, pol *tlsPolicy) (s *session, stop func() bool, relay string, f *failure) {
+	s, f = d.t.connect(d.ctx, srv)
+	if f != nil {
+		return nil, nil, "none", f
+	}
+	stop = context.AfterFunc(d.ctx, s.c.cancel)
+	if f := s.handshake(d.ctx, srv, pol); f != nil {
+		stop()
+		s.quit()
+		return nil, nil, s.namaddrport, f
+	}
+	return s, stop, s.namaddrport, nil
 }
 
 func (t *SMTP) logf(queueID, text string) {

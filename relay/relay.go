@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -48,10 +49,19 @@ type Options struct {
 	MXSessionLimit  int // smtp_mx_session_limit (2)
 	LineLengthLimit int // smtp_line_length_limit (998)
 
+	TLS TLSOptions
+
 	// Log, when set, receives one line for each server that was skipped
 	// with a soft error before the next one was tried, as Postfix's smtp
 	// logs them ("connect to ...: Connection refused").
 	Log func(line string)
+}
+
+// logf writes a line to Log, if set.
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(fmt.Sprintf(format, args...))
+	}
 }
 
 func (o *Options) setDefaults() {

@@ -12,11 +12,12 @@ import (
 
 // server is one address to try for a delivery.
 type server struct {
-	host string // the name texts show: MX host, or the destination's host or address
-	addr netip.AddrPort
-	pref uint16
-	best bool   // among the most preferred MX hosts (loop detection)
-	dest string // the destination it came from, as written
+	host    string // the name texts show: MX host, or the destination's host or address
+	addr    netip.AddrPort
+	pref    uint16
+	best    bool   // among the most preferred MX hosts (loop detection)
+	dest    string // the destination it came from, as written
+	nexthop string // its host or domain, for certificate matching
 }
 
 // resolve turns destinations into the addresses to try, in order, at most
@@ -37,7 +38,7 @@ func (t *SMTP) resolve(ctx context.Context, dests []destination) ([]server, *fai
 			continue
 		}
 		for i := range srvs {
-			srvs[i].dest = d.raw
+			srvs[i].dest, srvs[i].nexthop = d.raw, d.host
 		}
 		all = append(all, srvs...)
 	}

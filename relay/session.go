@@ -133,6 +133,8 @@ type session struct {
 	// Extensions the server offered.
 	pipelining, dsn, smtputf8, eightBitMIME, size bool
 	sizeLimit                                     int64
+	offersTLS                                     bool // STARTTLS offered (and not used yet)
+	inTLS                                         bool
 
 	opened time.Time
 	uses   int  // transactions begun on this session
@@ -168,8 +170,32 @@ func (t *SMTP) connect(ctx context.Context, srv server) (*session, *failure) {
 }
 
 // handshake reads the greeting and says EHLO, or HELO when EHLO is
-// refused with anything but 421 (smtp_proto.c smtp_helo).
-func (s *session) handshake(ctx context.Context, nexthop string) *failure {
+// refused with anything but 421 (smtp_proto.c smtp_helo), then starts TLS
+// as the policy says and says EHLO again inside it.
+func (s *session) handshake(ctx context.Context, srv server, p *tlsPolicy) *failure {
+	if f := s.hello(ctx, srv.dest); f != nil {
+		return f
+	}
+	if p.level == TLSNone {
+		return nil
+	}
+	if f := s.startTLS(ctx, p, destinationNames{nexthop: srv.nexthop}); f != nil || !s.inTLS {
+		return f
+	}
+	s.pipelining, s.dsn, s.smtputf8, s.eightBitMIME, s.size, s.sizeLimit = false, false, false, false, false, 0
+	r, err := s.command(stageEHLO, "EHLO "+s.opts.HeloName)
+	if err != nil {
+		return s.ioFailure(ctx, stageEHLO, err)
+	}
+	if r.code/100 != 2 {
+		return s.refused(r)
+	}
+	s.parseEHLO(r)
+	return nil
+}
+
+// hello reads the greeting and says EHLO, or HELO.
+func (s *session) hello(ctx context.Context, nexthop string) *failure {
 	s.c.setDeadline(s.opts.HeloTimeout)
 	r, err := s.readReply()
 	if err != nil {
@@ -239,6 +265,8 @@ func (s *session) parseEHLO(r *reply) (loop bool) {
 		switch strings.ToUpper(words[0]) {
 		case "PIPELINING":
 			s.pipelining = true
+		case "STARTTLS":
+			s.offersTLS = !s.inTLS
 		case "8BITMIME":
 			s.eightBitMIME = true
 		case "DSN":

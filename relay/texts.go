@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"postgate/rules"
 )
 
 // failure is why a recipient was not delivered, as Postfix words it.
@@ -157,21 +159,6 @@ func dsnValid(s string) int {
 	return i
 }
 
-// xtext encodes s as RFC 3461 xtext: '+', '=' and characters outside
-// '!'..'~' become "+HH".
-func xtext(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '!' || c > '~' || c == '+' || c == '=' {
-			fmt.Fprintf(&b, "+%02X", c)
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // utf8AddrText encodes an address for ORCPT=utf-8; (RFC 6533):
 // utf-8-addr-unitext when the server speaks SMTPUTF8, else
 // utf-8-addr-xtext; '+', '=', '\', controls and space become \x{HEX}.
@@ -202,12 +189,12 @@ func orcptParam(orcpt string, unitext bool) string {
 		if !isASCII(addr) {
 			return "utf-8;" + utf8AddrText(addr, unitext)
 		}
-		return "rfc822;" + xtext(addr)
+		return "rfc822;" + rules.Xtext(addr)
 	}
 	if !isAtom(typ) || !isASCII(addr) {
 		return ""
 	}
-	return typ + ";" + xtext(addr)
+	return typ + ";" + rules.Xtext(addr)
 }
 
 // notifyParam is the NOTIFY= value, or "" when notify is not well formed.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"postgate/rules"
 )
 
 // command is one SMTP command of a transaction.
@@ -312,7 +314,7 @@ func (d *delivery) mailCommand(s *session, utf8 bool) string {
 	if s.dsn {
 		if m.EnvID != "" {
 			b.WriteString(" ENVID=")
-			b.WriteString(xtext(m.EnvID))
+			b.WriteString(rules.Xtext(m.EnvID))
 		}
 		switch ret := strings.ToUpper(m.RET); ret {
 		case "FULL", "HDRS":

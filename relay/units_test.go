@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postgate/rules"
 )
 
 func TestParseNexthop(t *testing.T) {
@@ -134,7 +136,7 @@ func TestEHLOParse(t *testing.T) {
 
 func TestParameterEncoding(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
-		{xtext("id+1=2 x\x7f"), "id+2B1+3D2+20x+7F"},
+		{rules.Xtext("id+1=2 x\x7f"), "id+2B1+3D2+20x+7F"},
 		{orcptParam("rfc822;a+b@example.com", false), "rfc822;a+2Bb@example.com"},
 		{orcptParam("RFC822;a@example.com", false), "rfc822;a@example.com"},
 		{orcptParam("utf-8;jörg@example.com", false), `utf-8;j\x{F6}rg@example.com`},

@@ -26,6 +26,12 @@ type Options struct {
 	// (no virtual domains, no interface literals).
 	Route *route.Resolver
 
+	// RelayClientcerts (relay_clientcerts) holds the certificate and
+	// public key fingerprints permit_tls_clientcerts accepts; AskCcert
+	// (smtpd_tls_ask_ccert) says whether clients are asked for one at all.
+	RelayClientcerts []rules.Table
+	AskCcert         bool
+
 	RejectCode                     int // reject_code (554)
 	DeferCode                      int // defer_code (450)
 	RelayDomainsRejectCode         int // relay_domains_reject_code (554)
@@ -37,6 +43,7 @@ type Options struct {
 	UnknownHostnameRejectCode      int // unknown_hostname_reject_code (450)
 	UnknownAddressRejectCode       int // unknown_address_reject_code (450)
 	MultiRecipientBounceRejectCode int // multi_recipient_bounce_reject_code (550)
+	PlaintextRejectCode            int // plaintext_reject_code (450)
 
 	// DNS lists (reject_rbl_client, reject_rhsbl_*, permit_dnswl_client,
 	// permit_rhswl_client): their replies.
@@ -144,6 +151,7 @@ func (o Options) withDefaults() Options {
 	def(&o.UnknownHostnameRejectCode, 450)
 	def(&o.UnknownAddressRejectCode, 450)
 	def(&o.MultiRecipientBounceRejectCode, 550)
+	def(&o.PlaintextRejectCode, 450)
 	def(&o.MapsRBLRejectCode, 554)
 	def(&o.Greylist.IPv4Prefix, 24)
 	def(&o.Greylist.IPv6Prefix, 64)

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"postgate/policyd"
+	"postgate/rules"
 )
 
 // policyClients holds one policyd.Client per check_policy_service
@@ -78,7 +79,7 @@ func (e *eval) policyRequest() *policyd.Request {
 	if e.stage == Data || e.stage == EndOfData {
 		count = int64(r.RecipientCount)
 	}
-	return &policyd.Request{
+	req := &policyd.Request{
 		ProtocolState:     state,
 		ProtocolName:      r.Proto,
 		ClientAddress:     r.addr(),
@@ -99,6 +100,16 @@ func (e *eval) policyRequest() *policyd.Request {
 		SASLUsername:      r.SASLUser,
 		SASLMethod:        r.SASLMethod,
 	}
+	if t := r.TLS; t != nil {
+		// As Postfix, the certificate's names only when it is trusted;
+		// its fingerprints whenever there is one.
+		if t.CertTrusted {
+			req.CcertSubject, req.CcertIssuer = rules.Xtext(t.PeerCN), rules.Xtext(t.IssuerCN)
+		}
+		req.CcertFingerprint, req.CcertPubkeyFprint = t.CertFingerprint, t.PkeyFingerprint
+		req.EncryptionProto, req.EncryptionCipher, req.EncryptionKeysize = t.Protocol, t.Cipher, int64(t.Bits)
+	}
+	return req
 }
 
 // port is a port as Postfix writes it: "unknown" when there is none.

@@ -133,3 +133,32 @@ func TestPolicyServiceCompileErrors(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// The TLS attributes of a policy request, as Postfix fills them: empty and
+// 0 in clear text; the certificate names (xtext) only when it is trusted,
+// its fingerprints whenever there is one.
+func TestPolicyRequestTLS(t *testing.T) {
+	srv := policydtest.Start(t, "tcp", "", policydtest.Action("DUNNO"))
+	l := mustCompile(t, map[string]string{"smtpd_client_restrictions": "check_policy_service " + srv.Spec()}, Options{DelayReject: true})
+	req := &Request{Proto: "ESMTP"}
+	l.Check(context.Background(), Rcpt, req, &Txn{})
+	if got := lastRequest(srv); got["encryption_protocol"] != "" || got["encryption_keysize"] != "0" || got["ccert_fingerprint"] != "" {
+		t.Errorf("clear text: %v", got)
+	}
+	req.TLS = &TLS{Protocol: "TLSv1.3", Cipher: "TLS_AES_256_GCM_SHA384", Bits: 256, CertPresent: true,
+		PeerCN: "client one", IssuerCN: "CA=x", CertFingerprint: "AA:BB", PkeyFingerprint: "CC:DD"}
+	l.Check(context.Background(), Rcpt, req, &Txn{})
+	want := map[string]string{"encryption_protocol": "TLSv1.3", "encryption_cipher": "TLS_AES_256_GCM_SHA384", "encryption_keysize": "256",
+		"ccert_fingerprint": "AA:BB", "ccert_pubkey_fingerprint": "CC:DD", "ccert_subject": "", "ccert_issuer": ""}
+	got := lastRequest(srv)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("untrusted certificate: %s=%q, want %q", k, got[k], v)
+		}
+	}
+	req.TLS.CertTrusted = true
+	l.Check(context.Background(), Rcpt, req, &Txn{})
+	if got := lastRequest(srv); got["ccert_subject"] != "client+20one" || got["ccert_issuer"] != "CA+3Dx" {
+		t.Errorf("trusted certificate: ccert_subject=%q ccert_issuer=%q", got["ccert_subject"], got["ccert_issuer"])
+	}
+}

@@ -25,6 +25,7 @@ type Request struct {
 	SASLUser                            string // "" unless AUTH succeeded
 	SASLMethod                          string // its mechanism
 	EtrnDomain                          string // ETRN argument
+	TLS                                 *TLS   // nil in a clear-text session
 	// IllegalPipelining: the client sent commands ahead of a reply it
 	// should have waited for (reject_unauth_pipelining).
 	IllegalPipelining bool

@@ -2,6 +2,9 @@ package smtp
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net/textproto"
 	"runtime/debug"
@@ -232,4 +235,29 @@ func (c *Conn) readCommandLine() (CommandLine, error) {
 		return CommandLine{Text: string(buf[:limit]), Truncated: true}, nil
 	}
 	return CommandLine{Text: string(line), BareLF: bareLF}, nil
+}
+
+// StartTLS turns the connection into a TLS server connection after the
+// handler has answered STARTTLS with Reply: the reply is sent, input the
+// client sent ahead of it is discarded (it arrived in clear text and must
+// not pass for commands inside TLS), and the handshake runs within ctx.
+// On success the next command is read through TLS and TLSConnectionState
+// describes the session; on failure the connection is in an unknown state
+// and the handler should close it.
+func (c *Conn) StartTLS(ctx context.Context, config *tls.Config) error {
+	if _, ok := c.conn.(*tls.Conn); ok {
+		return errors.New("smtp: TLS already active")
+	}
+	if err := c.text.W.Flush(); err != nil {
+		return err
+	}
+	c.text.R.Discard(c.text.R.Buffered())
+	tc := tls.Server(c.conn, config)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	c.releaseText()
+	c.conn = tc
+	c.init()
+	return nil
 }

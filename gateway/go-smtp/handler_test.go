@@ -2,9 +2,16 @@ package smtp_test
 
 import (
 	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -21,6 +28,7 @@ type echoHandler struct {
 	mu     sync.Mutex
 	events []string
 	done   chan struct{}
+	tls    *tls.Config // for STARTTLS
 }
 
 func (h *echoHandler) NewHandlerSession(c *smtp.Conn) smtp.HandlerSession {
@@ -59,6 +67,15 @@ func (s *echoSession) Command(l smtp.CommandLine) {
 		}
 	case "PENDING":
 		s.c.Reply(250, smtp.NoEnhancedCode, fmt.Sprintf("pending %q", s.c.Pending()))
+	case "STARTTLS":
+		s.c.Reply(220, smtp.EnhancedCode{2, 0, 0}, "Ready to start TLS")
+		if err := s.c.StartTLS(context.Background(), s.h.tls); err != nil {
+			s.h.log("handshake " + err.Error())
+			s.c.Close()
+		}
+	case "TLS":
+		st, ok := s.c.TLSConnectionState()
+		s.c.Reply(250, smtp.NoEnhancedCode, fmt.Sprintf("tls=%v version=%x", ok, st.Version))
 	case "PANIC":
 		panic("on purpose")
 	case "QUIT":
@@ -237,4 +254,41 @@ func TestHandlerEndings(t *testing.T) {
 			t.Errorf("events %q, want %q", h.events, want)
 		}
 	})
+}
+
+// testCert is a self-signed certificate for 127.0.0.1, made for the test.
+func testCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// After STARTTLS the dialogue goes on inside TLS; what the client sent in
+// clear text after STARTTLS is dropped, not taken for commands.
+func TestHandlerStartTLS(t *testing.T) {
+	cfg := &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	h, c, r := handlerServer(t, nil)
+	h.tls = cfg
+	io.WriteString(c, "STARTTLS\r\nINJECTED\r\n")
+	if got := readReplies(t, r, 1); got != "220 2.0.0 Ready to start TLS\r\n" {
+		t.Fatalf("STARTTLS reply %q", got)
+	}
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	tr := bufio.NewReader(tc)
+	io.WriteString(tc, "TLS\r\n")
+	if got := readReplies(t, tr, 1); got != "250 tls=true version=304\r\n" {
+		t.Errorf("inside TLS: %q (the injected line must not be answered)", got)
+	}
 }
