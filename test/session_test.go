@@ -22,7 +22,7 @@ func TestBannerAndMaillogPrefix(t *testing.T) {
 	}
 	c.Expect(221, "QUIT")
 	log := p.Log("disconnect from")
-	prefix := regexp.MustCompile(`^[A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} mx\.gateway\.test postgate/smtpd\[[0-9]+\]: `)
+	prefix := regexp.MustCompile(`^[A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} mx\.gateway\.test postgate/(smtpd|master)\[[0-9]+\]: `)
 	lines := strings.Split(strings.TrimSpace(log), "\n")
 	for _, l := range lines {
 		if !prefix.MatchString(l) {

@@ -202,7 +202,9 @@ func (p *Postgate) Restart() {
 	}
 	p.waitErr = make(chan error, 1)
 	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(p.cmd, p.waitErr)
-	deadline := time.Now().Add(15 * time.Second)
+	// Bounded, and generous: under make test's load (and -race) a start
+	// has taken more than 15 s.
+	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-p.waitErr:

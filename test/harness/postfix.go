@@ -138,7 +138,9 @@ alias_database =
 		"sh", filepath.Join(dir, "resolv.conf"), p.bin, p.Conf); err != nil {
 		p.fail("postfix start: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	// Bounded, and generous: under make test's load (and -race) a start
+	// has taken more than 15 s.
+	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		if p.master == 0 {
 			b, _ := os.ReadFile(filepath.Join(dir, "queue", "pid", "master.pid"))
