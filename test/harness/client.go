@@ -33,7 +33,7 @@ func Dial(t testing.TB, addr, from string) *Client {
 // DialRaw connects without reading the greeting.
 func DialRaw(t testing.TB, addr, from string) *Client {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
+	d := net.Dialer{Timeout: 15 * time.Second} // bounded; generous for a loaded make test
 	if from != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
 	}
