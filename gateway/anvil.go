@@ -27,6 +27,7 @@ type anvil struct {
 	mailLimit    int
 	rcptLimit    int
 	authLimit    int
+	newTLSLimit  int
 	failureDefer bool // postgate_state_failure_action = defer
 	outage       greylist.Outage
 }
@@ -50,6 +51,7 @@ func newAnvil(cfg *config.Config, svc config.Service, store greylist.Limiter) *a
 		mailLimit:    int(cfg.Int("smtpd_client_message_rate_limit")),
 		rcptLimit:    int(cfg.Int("smtpd_client_recipient_rate_limit")),
 		authLimit:    int(cfg.Int("smtpd_client_auth_rate_limit")),
+		newTLSLimit:  int(cfg.Int("smtpd_client_new_tls_session_rate_limit")),
 		failureDefer: cfg.Get("postgate_state_failure_action") == "defer",
 	}
 }
@@ -126,24 +128,60 @@ func (s *session) recipientRateLimited() bool {
 }
 
 func (s *session) eventLimited(what string, limit int, event, text string) bool {
+	switch s.countEvent(what, limit, event) {
+	case eventDeferred:
+		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup failure"})
+		return true
+	case eventOver:
+		s.reply(rules.Reply{Code: 450, DSN: "4.7.1", Text: text + s.client.address()})
+		return true
+	}
+	return false
+}
+
+type eventOutcome int
+
+const (
+	eventAllowed  eventOutcome = iota
+	eventOver                  // past the limit: logged
+	eventDeferred              // the store failed and postgate_state_failure_action says defer
+)
+
+// countEvent records one event of what against limit per
+// anvil_rate_time_unit, and logs Postfix's warning when it is past it.
+func (s *session) countEvent(what string, limit int, event string) eventOutcome {
 	a := s.svc.anvil
 	if limit == 0 || !s.counted() {
-		return false
+		return eventAllowed
 	}
 	c, err := a.store.Event(s.ctx, a.key(s.client.addr, what), greylist.Rate{N: limit, Per: a.unit})
 	if err != nil {
 		if s.anvilFailed(err) {
-			s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup failure"})
-			return true
+			return eventDeferred
 		}
-		return false
+		return eventAllowed
 	}
 	s.anvilAnswered()
 	if c.Allowed {
-		return false
+		return eventAllowed
 	}
 	s.svc.log.Logf("smtpd", "warning: %s rate limit exceeded: %d from %s for service %s", event, c.N, s.client, s.svc.name)
-	s.reply(rules.Reply{Code: 450, DSN: "4.7.1", Text: text + s.client.address()})
+	return eventOver
+}
+
+// newTLSLimited counts a new (not resumed) TLS session against
+// smtpd_client_new_tls_session_rate_limit once its handshake is done, and
+// past it ends the session as Postfix does: 421, and hang up. (Postfix
+// also refuses STARTTLS with 454 when the rate is already past the
+// limit; the state store counts only what it lets through, so here the
+// refusal comes after the handshake.) A store failure lets it through,
+// as for connections.
+func (s *session) newTLSLimited(resumed bool) bool {
+	if resumed || s.countEvent("|newtls", s.svc.anvil.newTLSLimit, "New TLS session") != eventOver {
+		return false
+	}
+	s.reply(rules.Reply{Code: 421, DSN: "4.7.0", Text: s.svc.hostname + " Error: too many new TLS sessions from " + s.client.String()})
+	s.hangup = true
 	return true
 }
 

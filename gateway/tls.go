@@ -315,6 +315,9 @@ func (s *session) startTLS() bool {
 	st, _ := s.c.TLSConnectionState()
 	s.tls = t.session(st, s.nc)
 	t.logSession(s.svc.log, s.client, s.tls)
+	if s.newTLSLimited(st.DidResume) {
+		return true
+	}
 	if t.reqCcert && !s.tls.peerTrusted {
 		why := "No client certificate presented"
 		if s.tls.peerPresent {

@@ -119,3 +119,21 @@ func TestReloadCertificate(t *testing.T) {
 		t.Errorf("after the reload, the new certificate is not served")
 	}
 }
+
+// TestNewTLSSessionRateLimit: smtpd_client_new_tls_session_rate_limit
+// counts new TLS sessions per client; past it the session ends with
+// Postfix's 421 and warning.
+func TestNewTLSSessionRateLimit(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	p := harness.Start(t, rejectUnauth+"smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+pki.serverFile+
+		"\nsmtpd_client_new_tls_session_rate_limit = 1\n", "")
+	if err := tlsDial(t, p.Addr, pki.clientConfig(nil)).Noop(); err != nil {
+		t.Fatalf("first TLS session: %v", err)
+	}
+	err := tlsDial(t, p.Addr, pki.clientConfig(nil)).Noop()
+	if got := replyOf(err); got != "421 4.7.0 mx.gateway.test Error: too many new TLS sessions from unknown[127.0.0.5]" {
+		t.Errorf("second TLS session: %s", got)
+	}
+	p.Log("warning: New TLS session rate limit exceeded: 2 from unknown[127.0.0.5] for service")
+}

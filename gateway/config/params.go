@@ -243,7 +243,7 @@ var paramTable = []param{
 	integer("smtpd_client_message_rate_limit", "0", 0),
 	integer("smtpd_client_recipient_rate_limit", "0", 0),
 	// Counted once STARTTLS and AUTH exist.
-	later(integer("smtpd_client_new_tls_session_rate_limit", "0", 0)),
+	integer("smtpd_client_new_tls_session_rate_limit", "0", 0),
 	integer("smtpd_client_auth_rate_limit", "0", 0),
 	// postgate: the service's name in the shared state store, the same on
 	// every node of a pool ("": the master.cf name without its host).
