@@ -277,6 +277,10 @@ func TestMilterClient_UsualFlow(t *testing.T) {
 
 func TestMilterClient_AbortFlow(t *testing.T) {
 	macros := make(map[string]string)
+	// Abort has no reply: the test waits for the milter to have seen it
+	// before reading what it recorded (postgate: a race the race
+	// detector reports in upstream's test).
+	aborted := make(chan struct{}, 1)
 	mm := MockMilter{
 		ConnResp: RespContinue,
 		HeloResp: RespContinue,
@@ -285,6 +289,10 @@ func TestMilterClient_AbortFlow(t *testing.T) {
 		},
 		AbortMod: func(m *Modifier) {
 			macros = m.Macros
+			select {
+			case aborted <- struct{}{}:
+			default:
+			}
 		},
 	}
 	s := Server{
@@ -352,6 +360,7 @@ func TestMilterClient_AbortFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-aborted
 
 	// Validate macro values are preserved for the abort callback
 	if v, ok := macros["tls_version"]; !ok || v != "very old" {
