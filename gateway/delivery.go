@@ -24,6 +24,7 @@ type delivery struct {
 	// it started with.
 	route *atomic.Pointer[route.Resolver]
 	smtp  *relay.SMTP
+	lmtp  *relay.SMTP
 	opts  queue.ManagerOptions
 }
 
@@ -114,11 +115,24 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		TLS:             tlsOpts,
 		Log:             func(line string) { log.Logf("smtp", "%s", line) },
 	})
-	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp}
+	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
+	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
+	lmtp := relay.NewSMTP(relay.Options{
+		HeloName:        cfg.Get("smtp_helo_name"),
+		MyHostname:      cfg.Get("myhostname"),
+		Port:            24,
+		Resolver:        resolver,
+		ConnectionReuse: true,
+		LMTP:            true,
+		QueueDirectory:  cfg.Get("queue_directory"),
+		Log:             func(line string) { log.Logf("lmtp", "%s", line) },
+	})
+	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp, lmtp: lmtp}
 	d.route.Store(rt)
 	st := smtpTransport{smtp}
 	transports := map[string]queue.Transport{
 		"smtp": st, "relay": st,
+		"lmtp":    smtpTransport{lmtp},
 		"error":   errorTransport{},
 		"discard": discardTransport{},
 		"local":   localTransport{},

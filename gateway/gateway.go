@@ -317,6 +317,7 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 		err = e
 	}
 	g.delivery.smtp.Close()
+	g.delivery.lmtp.Close()
 	g.tables.closeStates()
 	if e := g.store.Close(); err == nil {
 		err = e

@@ -13,7 +13,8 @@ type destination struct {
 	host string     // host or domain name, or IP address; no brackets, no final dot
 	addr netip.Addr // valid when host is an IP address
 	port uint16
-	mx   bool // look up MX records for host
+	mx   bool   // look up MX records for host
+	unix string // LMTP: the socket path of unix:/path
 }
 
 // servicePorts are the service names Postfix destinations commonly use.
@@ -40,6 +41,19 @@ func parseNexthop(s string, defPort uint16) ([]destination, error) {
 
 func parseDestination(s string, defPort uint16) (destination, error) {
 	d := destination{raw: s, port: defPort, mx: true}
+	// Postfix's LMTP forms: inet:host:port is host:port without MX
+	// lookups; unix:/path a socket.
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		if rest == "" {
+			return d, fmt.Errorf("empty socket path in destination %q", s)
+		}
+		d.unix, d.mx = rest, false
+		return d, nil
+	}
+	inet := false
+	if rest, ok := strings.CutPrefix(s, "inet:"); ok {
+		s, inet = rest, true
+	}
 	host, port := s, ""
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
@@ -79,6 +93,9 @@ func parseDestination(s string, defPort uint16) (destination, error) {
 	d.host = strings.TrimSuffix(host, ".")
 	if !validHostname(d.host) {
 		return d, fmt.Errorf("bad host name in destination %q", s)
+	}
+	if inet {
+		d.mx = false
 	}
 	return d, nil
 }

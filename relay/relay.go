@@ -51,6 +51,13 @@ type Options struct {
 
 	TLS TLSOptions
 
+	// LMTP speaks LMTP (Postfix's lmtp client): LHLO, and one reply per
+	// recipient after the content. Destinations may also be
+	// inet:host:port and unix:/path (a relative path is under
+	// QueueDirectory, as Postfix's lmtp:unix:private/dovecot-lmtp).
+	LMTP           bool
+	QueueDirectory string
+
 	// Log, when set, receives one line for each server that was skipped
 	// with a soft error before the next one was tried, as Postfix's smtp
 	// logs them ("connect to ...: Connection refused").

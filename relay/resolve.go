@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"path/filepath"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ type server struct {
 	best    bool   // among the most preferred MX hosts (loop detection)
 	dest    string // the destination it came from, as written
 	nexthop string // its host or domain, for certificate matching
+	unix    string // LMTP: a socket path instead of addr
 }
 
 // resolve turns destinations into the addresses to try, in order, at most
@@ -55,6 +57,17 @@ func (t *SMTP) resolve(ctx context.Context, dests []destination) ([]server, *fai
 }
 
 func (t *SMTP) resolveOne(ctx context.Context, d destination) ([]server, *failure) {
+	if d.unix != "" {
+		path := d.unix
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(t.opts.QueueDirectory, path)
+		}
+		host := t.opts.MyHostname
+		if host == "" {
+			host = "localhost"
+		}
+		return []server{{host: host, unix: path, best: true}}, nil
+	}
 	if d.addr.IsValid() {
 		return []server{{host: d.host, addr: netip.AddrPortFrom(d.addr, d.port), best: true}}, nil
 	}

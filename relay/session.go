@@ -157,11 +157,23 @@ func newSession(nc net.Conn, srv server, opts *Options) *session {
 	}
 	s.namaddr = fmt.Sprintf("%s[%s]", srv.host, srv.addr.Addr())
 	s.namaddrport = fmt.Sprintf("%s:%d", s.namaddr, srv.addr.Port())
+	if srv.unix != "" {
+		s.namaddr = fmt.Sprintf("%s[%s]", srv.host, srv.unix)
+		s.namaddrport = s.namaddr
+	}
 	return s
 }
 
 // connect opens a TCP connection to srv.
 func (t *SMTP) connect(ctx context.Context, srv server) (*session, *failure) {
+	if srv.unix != "" {
+		d := net.Dialer{Timeout: t.opts.ConnectTimeout}
+		nc, err := d.DialContext(ctx, "unix", srv.unix)
+		if err != nil {
+			return nil, softFail("4.4.1", "connect to %s[%s]: %s", srv.host, srv.unix, connectErrorText(err, ctx.Err()))
+		}
+		return newSession(nc, srv, &t.opts), nil
+	}
 	nc, err := t.dial(ctx, srv.addr)
 	if err != nil {
 		return nil, connectFailure(srv.host, srv.addr.Addr().String(), srv.addr.Port(), err, ctx.Err())
@@ -209,7 +221,11 @@ func (s *session) hello(ctx context.Context, nexthop string) *failure {
 	default:
 		return s.refused(r)
 	}
-	r, err = s.command(stageEHLO, "EHLO "+s.opts.HeloName)
+	verb := "EHLO "
+	if s.opts.LMTP {
+		verb = "LHLO "
+	}
+	r, err = s.command(stageEHLO, verb+s.opts.HeloName)
 	if err != nil {
 		return s.ioFailure(ctx, stageEHLO, err)
 	}
@@ -222,7 +238,7 @@ func (s *session) hello(ctx context.Context, nexthop string) *failure {
 		}
 		return nil
 	}
-	if r.code == 421 {
+	if r.code == 421 || s.opts.LMTP { // LMTP has no HELO to fall back to
 		return s.refused(r)
 	}
 	r, err = s.command(stageHELO, "HELO "+s.opts.HeloName)

@@ -213,6 +213,10 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		d.fail(accepted, f, relay, use, final)
 		return false
 	}
+	if s.opts.LMTP {
+		d.lmtpReplies(s, accepted, r, said, relay, use, final)
+		return false
+	}
 	if r.code/100 == 2 {
 		for _, i := range accepted {
 			d.finish(i, Sent, r.dsn, r.line(), relay, use)
@@ -221,6 +225,27 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 	}
 	d.fail(accepted, said(r, stageDot), relay, use, final)
 	return false
+}
+
+// lmtpReplies takes LMTP's replies after the content, one per accepted
+// recipient in RCPT order (RFC 2033), the first already read: each
+// recipient is delivered or failed on its own.
+func (d *delivery) lmtpReplies(s *session, accepted []int, first *reply, said func(*reply, stage) *failure, relay string, use int, final bool) {
+	r := first
+	for k, i := range accepted {
+		if k > 0 {
+			var err error
+			if r, err = s.readReply(); err != nil {
+				d.fail(accepted[k:], s.ioFailure(d.ctx, stageDot, err), relay, use, final)
+				return
+			}
+		}
+		if r.code/100 == 2 {
+			d.finish(i, Sent, r.dsn, r.line(), relay, use)
+		} else {
+			d.fail([]int{i}, said(r, stageDot), relay, use, final)
+		}
+	}
 }
 
 // abort ends a transaction that will not deliver with RSET ("final
