@@ -1,12 +1,12 @@
 package relay
 
 import (
-	"path/filepath"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 )
