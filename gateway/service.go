@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -375,6 +376,10 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.anvil = newAnvil(cfg, svc, state)
+	overrides, err := receiveOverrides(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.restrictionOpts = restrictions.Options{
 		DNS:                             dns,
 		InetIPv4:                        s.ipv4,
@@ -415,7 +420,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		UnknownRelayRecipientRejectCode: int(cfg.Int("unknown_relay_recipient_reject_code")),
 		UnknownVirtualAliasRejectCode:   int(cfg.Int("unknown_virtual_alias_reject_code")),
 		HideUserUnknownTableName:        !cfg.Bool("show_user_unknown_table_name"),
-		RejectUnlistedRecipient:         cfg.Bool("smtpd_reject_unlisted_recipient"),
+		RejectUnlistedRecipient:         cfg.Bool("smtpd_reject_unlisted_recipient") && !overrides["no_unknown_recipient_checks"],
 		RejectUnlistedSender:            cfg.Bool("smtpd_reject_unlisted_sender"),
 		SoftBounce:                      cfg.Bool("soft_bounce"),
 		DelayReject:                     cfg.Bool("smtpd_delay_reject"),
@@ -458,6 +463,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.server = s.newServer()
+	s.applyOverrides(overrides)
 	return s, s.lists.NotImplemented(), nil
 }
 
@@ -605,3 +611,37 @@ func (w warningLog) Printf(format string, args ...any) {
 	w.s.log.Logf("smtpd", "warning: "+format, args...)
 }
 func (w warningLog) Println(args ...any) { w.s.log.Logf("smtpd", "warning: %s", fmt.Sprint(args...)) }
+
+// receiveOverrides reads receive_override_options: what a service skips,
+// typically the reinjection listener behind a content filter, so mail is
+// not checked, rewritten or filtered twice.
+func receiveOverrides(cfg *config.Config) (map[string]bool, error) {
+	known := []string{"no_unknown_recipient_checks", "no_address_mappings", "no_header_body_checks", "no_milters"}
+	out := map[string]bool{}
+	for _, o := range cfg.List("receive_override_options") {
+		o = strings.ToLower(o)
+		if !slices.Contains(known, o) {
+			return nil, paramError(cfg, "receive_override_options", fmt.Errorf("unknown option %q (use %s)", o, strings.Join(known, ", ")))
+		}
+		out[o] = true
+	}
+	return out, nil
+}
+
+// applyOverrides turns off what receive_override_options names:
+// no_header_body_checks the header, MIME-header, nested-header and body
+// checks; no_milters the milters; no_address_mappings canonical mapping
+// and virtual and local alias expansion (the headers are still
+// qualified). no_unknown_recipient_checks was applied to the restrictions.
+func (s *service) applyOverrides(o map[string]bool) {
+	if o["no_header_body_checks"] {
+		s.checks.header, s.checks.mime, s.checks.nested, s.checks.body = nil, nil, nil, nil
+	}
+	if o["no_milters"] {
+		s.milters = nil
+	}
+	if o["no_address_mappings"] {
+		s.canonical.sender.tables, s.canonical.recipient.tables, s.canonical.common.tables = nil, nil, nil
+		s.virtual.maps, s.virtual.aliases = nil, nil
+	}
+}

@@ -361,6 +361,8 @@ var paramTable = []param{
 	list("transport_maps", ""),
 	// Content filters (queue: every recipient goes to the filter).
 	str("content_filter", ""),
+	// What a service skips (the reinjection listener behind a content filter).
+	list("receive_override_options", ""),
 	str("default_filter_nexthop", ""),
 	list("virtual_alias_domains", "$virtual_alias_maps"),
 	list("virtual_alias_maps", "$virtual_maps"),
