@@ -231,6 +231,30 @@ func TestRedis(t *testing.T) {
 	})
 	wrongPass := open(t, "redis:"+writeCf(t, "address = "+srv.Addr+"\npassword = wrong\nkey_format = alias:%s\n"))
 	check(t, wrongPass, []want{{key: "user@example.com", err: "redis server"}})
+
+	// README's example, pointed at this server, loads without warnings
+	// and reads what it says.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, _ := strings.Cut(string(readme), "# /etc/postgate/redis.cf")
+	example, _, _ = strings.Cut(example, "```")
+	_, example, _ = strings.Cut(example, "\n")
+	example = strings.ReplaceAll(example, "127.0.0.1:6379", srv.Addr)
+	example = strings.ReplaceAll(example, "\n  ", "\n") // indented in a list item
+	example = strings.TrimSpace(example) + "\n"
+	if out, err := srv.CLI("-a", "s3cret", "HSET", "virtual:info@example.com", "target", "team@example.net"); err != nil {
+		t.Fatal(err, out)
+	}
+	var warnings []string
+	fromReadme, err := rules.OpenWith("redis:"+writeCf(t, example+"password = s3cret\n"),
+		rules.OpenOptions{Warn: func(m string) { warnings = append(warnings, m) }})
+	if err != nil || len(warnings) > 0 || !strings.Contains(example, "hash_field") {
+		t.Fatalf("README example %q: %v %q", example, err, warnings)
+	}
+	check(t, fromReadme, []want{{key: "info@example.com", value: "team@example.net", found: true}})
+
 	srv.Stop()
 	check(t, get, []want{{key: "user@example.com", err: "redis server " + srv.Addr}})
 }
