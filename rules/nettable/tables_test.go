@@ -89,7 +89,8 @@ func TestTCPTable(t *testing.T) {
 	srv.Drop()
 	check(t, tab, []want{{key: "with space", value: "spaced", found: true}})
 	srv.Stop()
-	check(t, tab, []want{{key: "with space", err: "connection refused"}})
+	// Any error: once the port is free, another process may take it.
+	check(t, tab, []want{{key: "with space", err: "tcp table server " + srv.Addr}})
 }
 
 // TestSocketmap: the request carries the map name; OK and NOTFOUND
