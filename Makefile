@@ -1,7 +1,8 @@
 # postgate — build and test.
 GO        ?= go
 DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
-             systemd opendkim opendkim-tools dovecot-core dovecot-lmtpd spamass-milter spamassassin spamd spamc rspamd
+             systemd opendkim opendkim-tools dovecot-core dovecot-lmtpd spamass-milter spamassassin spamd spamc rspamd \
+             memcached
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -70,6 +71,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPCRETable$$' -fuzztime 250000x ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 250000x ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 400000x ./restrictions/spf
+	$(GO) test -run '^$$' -fuzz '^FuzzServerReplies$$' -fuzztime 50000x ./rules/nettable
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyFormat$$' -fuzztime 50000x ./rules/nettable
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 80000x ./restrictions/dkim
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd

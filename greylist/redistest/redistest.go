@@ -5,9 +5,7 @@
 package redistest
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,16 +167,4 @@ func (s *Server) Stop() {
 }
 
 // Do sends one inline command and returns the first line of the answer.
-func (s *Server) Do(cmd string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s\r\n", cmd); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
-}
+func (s *Server) Do(cmd string) (string, error) { return harness.Ask(s.Addr, cmd) }

@@ -6,6 +6,7 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -82,6 +83,22 @@ var (
 	portsMu   sync.Mutex
 	handedOut = map[int]bool{}
 )
+
+// Ask sends one CRLF-terminated text command to a server (redis-server,
+// memcached) and returns the first line of its answer.
+func Ask(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\r\n", cmd); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
+}
 
 // FreePort returns a loopback TCP port that nothing answers on and that no
 // other test of this process was given. (Here two processes can listen on

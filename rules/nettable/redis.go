@@ -1,0 +1,99 @@
+package nettable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"postgate/rules"
+)
+
+// redisTable is redis:/path/file.cf, a postgate extension: a key built
+// from key_format is read with GET, or with HGET of hash_field when set.
+type redisTable struct {
+	spec      string
+	addr      string
+	client    *redis.Client
+	key       *keyFormat
+	hashField string
+	domain    *domainFilter
+	timeout   time.Duration
+}
+
+var redisParams = []string{"address", "db", "user", "password", "key_format", "hash_field", "timeout", "domain"}
+
+func openRedis(typ, name string, o rules.OpenOptions) (rules.Table, error) {
+	f, err := readCfgFile(name, redisParams, warner(o))
+	if err != nil {
+		return nil, err
+	}
+	t := &redisTable{spec: typ + ":" + name, hashField: f.str("hash_field", "")}
+	ro := &redis.Options{Network: "tcp", Addr: f.str("address", "localhost:6379"),
+		Username: f.str("user", ""), Password: f.str("password", "")}
+	if strings.HasPrefix(ro.Addr, "/") {
+		ro.Network = "unix"
+	} else if ro.Addr, err = hostPort(ro.Addr); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.where("address"), err)
+	}
+	if ro.DB, err = f.int("db", 0, 0); err != nil {
+		return nil, err
+	}
+	if t.timeout, err = f.seconds("timeout", 2); err != nil {
+		return nil, err
+	}
+	if t.key, err = parseKeyFormat(f.str("key_format", "%s")); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.where("key_format"), err)
+	}
+	if t.domain, err = parseDomainFilter(f.str("domain", "")); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.where("domain"), err)
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = t.timeout, t.timeout, t.timeout, t.timeout
+	ro.ContextTimeoutEnabled = true
+	// A failed lookup answers 451 and the client retries later; retrying
+	// inside it would only keep the client waiting.
+	ro.MaxRetries = -1
+	ro.ConnMaxIdleTime = maxIdle
+	t.addr = ro.Addr
+	t.client = redis.NewClient(ro)
+	runtime.AddCleanup(t, func(c *redis.Client) { c.Close() }, t.client)
+	return t, nil
+}
+
+// FixedString: keys are literal, as in memcache: tables.
+func (t *redisTable) FixedString() bool { return true }
+
+func (t *redisTable) String() string { return t.spec }
+
+// Lookup reads the key's value; a missing key or hash field is "not
+// found", anything else that goes wrong is a lookup error.
+func (t *redisTable) Lookup(ctx context.Context, key string) (string, bool, error) {
+	key = strings.ToLower(key)
+	if ok, err := t.domain.allows(ctx, key); err != nil || !ok {
+		return "", false, err
+	}
+	key, ok := t.key.expand(key)
+	if !ok {
+		return "", false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	var cmd *redis.StringCmd
+	if t.hashField != "" {
+		cmd = t.client.HGet(ctx, key, t.hashField)
+	} else {
+		cmd = t.client.Get(ctx, key)
+	}
+	v, err := cmd.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("redis server %s: %w", t.addr, err)
+	}
+	return v, true, nil
+}
