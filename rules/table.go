@@ -127,6 +127,13 @@ func init() {
 	openers["pipemap"] = openPipe
 }
 
+// Register adds a table type served by a subpackage (database and network
+// tables), so that rules does not import their drivers.
+func Register(typ string, open func(typ, name string, o OpenOptions) (Table, error)) {
+	openers[typ] = open
+	delete(notYet, typ)
+}
+
 // notYet lists Postfix table types postgate knows but does not serve yet.
 var notYet = map[string]bool{
 	"tcp": true, "socketmap": true,
