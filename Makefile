@@ -1,7 +1,8 @@
 # postgate — build and test.
 GO        ?= go
 DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
-             systemd opendkim opendkim-tools dovecot-core spamass-milter spamassassin spamd spamc rspamd
+             systemd opendkim opendkim-tools dovecot-core spamass-milter spamassassin spamd spamc rspamd \
+             postgresql mariadb-server
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
