@@ -37,21 +37,26 @@ func TestSQLTables(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			t.Parallel()
 			var db *harness.DBServer
-			var hosts, dbname string
+			// hosts: a first host that never answers, then the server over
+			// TCP; socket: the server's unix socket (for the access table).
+			var hosts, socket, dbname string
 			if typ == "pgsql" {
 				db = harness.StartPostgres(t)
 				dbname = "postgres"
 				sqlExec(t, db, sqlSchema+"GRANT SELECT ON recipients, aliases, access TO postgate;")
-				// The first host never answers: the next is tried.
 				hosts = fmt.Sprintf("inet:127.0.0.1:%d, 127.0.0.1:%d", harness.FreePort(t), db.Port)
+				// Postfix's unix: form names no port (libpq's default): the
+				// connection URI names the socket directory and port.
+				socket = fmt.Sprintf("postgresql:///postgres?host=%s&port=%d&user=postgate", db.Dir, db.Port)
 			} else {
 				db = harness.StartMariaDB(t)
 				dbname = "mail"
-				sqlExec(t, db, "CREATE DATABASE mail; USE mail;\n"+sqlSchema+"GRANT SELECT ON mail.* TO 'postgate'@'127.0.0.1';")
+				sqlExec(t, db, "CREATE DATABASE mail; USE mail;\n"+sqlSchema+"GRANT SELECT ON mail.* TO 'postgate'@'127.0.0.1', 'postgate'@'localhost';")
 				hosts = fmt.Sprintf("inet:127.0.0.1:%d 127.0.0.1:%d", harness.FreePort(t), db.Port)
+				socket = "unix:" + db.Socket
 			}
 			dir := t.TempDir()
-			cf := func(name, query, extra string) string {
+			cf := func(name, hosts, query, extra string) string {
 				path := filepath.Join(dir, name)
 				text := fmt.Sprintf("# %s\nhosts = %s\nuser = postgate\npassword = secret\ndbname = %s\nquery = %s\n%s", name, hosts, dbname, query, extra)
 				if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -59,13 +64,13 @@ func TestSQLTables(t *testing.T) {
 				}
 				return typ + ":" + path
 			}
-			recipients := cf("recipients.cf", "SELECT address FROM recipients\n  WHERE address='%s'", "")
+			recipients := cf("recipients.cf", hosts, "SELECT address FROM recipients\n  WHERE address='%s'", "")
 			// virtual_alias_domains is $virtual_alias_maps: resolving any
 			// address looks its domain up there, and a failure is 451 4.3.0
 			// before any restriction runs (as in Postfix). domain keeps
 			// those lookups (keys without @) away from the database.
-			virtual := cf("virtual.cf", "SELECT goto FROM aliases WHERE address='%s'", "expansion_limit = 5\ndomain = relay.test\n")
-			access := cf("access.cf", "SELECT action FROM access WHERE address='%u@%d'", "domain = access.test\n")
+			virtual := cf("virtual.cf", hosts, "SELECT goto FROM aliases WHERE address='%s'", "expansion_limit = 5\ndomain = relay.test\n")
+			access := cf("access.cf", socket, "SELECT action FROM access WHERE address='%u@%d'", "domain = access.test\n")
 
 			sink := harness.StartSink(t)
 			p := harness.Start(t, fmt.Sprintf(`relay_domains = relay.test, access.test

@@ -43,8 +43,10 @@ func connectPgsql(entry string, p params) (*sql.DB, error) {
 
 func pgsqlHost(cfg *pgx.ConnConfig, entry string, p params) error {
 	name := strings.TrimPrefix(strings.TrimPrefix(entry, "unix:"), "inet:")
-	cfg.Fallbacks = nil // only the host named
-	cfg.Host, cfg.Port = name, 5432
+	// Only the host named, on the port libpq would use (5432, or $PGPORT
+	// as for Postfix's "unix:" form, which names no port).
+	cfg.Fallbacks = nil
+	cfg.Host = name
 	if !strings.HasPrefix(name, "/") {
 		if h, port, err := net.SplitHostPort(name); err == nil {
 			n, err := strconv.ParseUint(port, 10, 16)

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -116,14 +117,21 @@ func open(d driver, typ, name string, o rules.OpenOptions) (*Table, error) {
 		db.SetConnMaxIdleTime(idleTime)
 		t.hosts = append(t.hosts, &host{name: h, db: db})
 	}
+	// A reload opens new tables and drops the old ones without closing
+	// them: their pools close once the table is unreachable.
+	runtime.AddCleanup(t, closeHosts, t.hosts)
 	return t, nil
+}
+
+func closeHosts(hosts []*host) {
+	for _, h := range hosts {
+		h.db.Close()
+	}
 }
 
 // Close closes the connection pools.
 func (t *Table) Close() error {
-	for _, h := range t.hosts {
-		h.db.Close()
-	}
+	closeHosts(t.hosts)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +15,9 @@ import (
 )
 
 // startPostgres runs a private PostgreSQL with table t(k, v) readable by
-// user postgate, and returns a function that opens a pgsql: table over it
-// from the given extra .cf lines.
-func startPostgres(t testing.TB) func(cf string) rules.Table {
+// user postgate, and returns it and a function that opens a pgsql: table
+// over it from the given extra .cf lines.
+func startPostgres(t testing.TB) (*harness.DBServer, func(cf string) rules.Table) {
 	t.Helper()
 	db := harness.StartPostgres(t)
 	if out, err := db.Exec(`CREATE TABLE t (k TEXT, v TEXT);
@@ -27,7 +28,7 @@ GRANT SELECT ON t TO postgate;`); err != nil {
 	}
 	dir := t.TempDir()
 	n := 0
-	return func(cf string) rules.Table {
+	return db, func(cf string) rules.Table {
 		t.Helper()
 		n++
 		path := filepath.Join(dir, fmt.Sprintf("%d.cf", n))
@@ -49,7 +50,7 @@ GRANT SELECT ON t TO postgate;`); err != nil {
 // SQL error fails the lookup and the host is skipped afterwards; a lookup
 // whose context ends fails at once and leaves the host in use.
 func TestLookupPgsql(t *testing.T) {
-	open := startPostgres(t)
+	_, open := startPostgres(t)
 	ctx := context.Background()
 	for _, c := range []struct {
 		name, cf, key, want string
@@ -111,11 +112,48 @@ func TestLookupPgsql(t *testing.T) {
 	})
 }
 
+// TestDroppedTableCloses: a table dropped without Close (as a reload drops
+// the previous tables) closes its connections once it is unreachable.
+func TestDroppedTableCloses(t *testing.T) {
+	db, _ := startPostgres(t)
+	conns := func() string {
+		out, err := db.Exec("SELECT count(*) FROM pg_stat_activity WHERE usename = 'postgate'")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	path := filepath.Join(t.TempDir(), "t.cf")
+	text := fmt.Sprintf("hosts = 127.0.0.1:%d\nuser = postgate\npassword = secret\ndbname = postgres\nquery = SELECT v FROM t WHERE k='%%s'\n", db.Port)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		tbl, err := rules.Open("pgsql:" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _, err := tbl.Lookup(context.Background(), "user@x.test"); v != "u" || err != nil {
+			t.Fatalf("lookup: %q, %v", v, err)
+		}
+	}()
+	if n := conns(); n != "1" {
+		t.Fatalf("%s connections after a lookup, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); conns() != "0"; time.Sleep(100 * time.Millisecond) {
+		runtime.GC()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s connections remain after the table was dropped", conns())
+		}
+	}
+}
+
 // BenchmarkLookup: lookups per second through one pgsql: and one mysql:
 // table on local servers (no cache), 4 lookups in flight.
 func BenchmarkLookup(b *testing.B) {
 	b.Run("pgsql", func(b *testing.B) {
-		tbl := startPostgres(b)("query = SELECT v FROM t WHERE k='%s'\n")
+		_, open := startPostgres(b)
+		tbl := open("query = SELECT v FROM t WHERE k='%s'\n")
 		benchLookups(b, tbl)
 	})
 	b.Run("mysql", func(b *testing.B) {

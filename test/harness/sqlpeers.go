@@ -17,7 +17,9 @@ import (
 // temp dir, stopped by its PID when the test ends (or by Stop).
 type DBServer struct {
 	Port int
-	Dir  string // data directory; the unix sockets are in it too
+	Dir  string // data directory; PostgreSQL's socket directory
+	// Socket is MariaDB's unix socket.
+	Socket string
 	// Exec runs SQL as the server's superuser, with its command-line client.
 	Exec func(sql string) (string, error)
 
@@ -132,7 +134,7 @@ func StartPostgres(t testing.TB) *DBServer {
 
 // StartMariaDB runs a private MariaDB (Debian mariadb-server) on
 // 127.0.0.1:Port, its socket in Dir, with a password user "postgate"
-// (password "secret") allowed from 127.0.0.1.
+// (password "secret") allowed from 127.0.0.1 and over the socket.
 func StartMariaDB(t testing.TB) *DBServer {
 	t.Helper()
 	install := Need(t, "mariadb-install-db", "mariadb-server")
@@ -143,7 +145,7 @@ func StartMariaDB(t testing.TB) *DBServer {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	sock := filepath.Join(dir, "mysqld.sock")
-	s := &DBServer{Port: FreePort(t), Dir: dir, stopSignal: syscall.SIGTERM}
+	s := &DBServer{Port: FreePort(t), Dir: dir, Socket: sock, stopSignal: syscall.SIGTERM}
 	s.Exec = func(sql string) (string, error) {
 		out, err := exec.Command(client, "--no-defaults", "-S", sock, "-u", "root", "-N", "-B", "-e", sql).CombinedOutput()
 		return string(out), err
@@ -153,7 +155,7 @@ func StartMariaDB(t testing.TB) *DBServer {
 		"--log-error="+filepath.Join(dir, "error.log"))
 	var log strings.Builder
 	startDB(t, s, cmd, &log)
-	if out, err := s.Exec("CREATE USER 'postgate'@'127.0.0.1' IDENTIFIED BY 'secret'"); err != nil {
+	if out, err := s.Exec("CREATE USER 'postgate'@'127.0.0.1' IDENTIFIED BY 'secret'; CREATE USER 'postgate'@'localhost' IDENTIFIED BY 'secret'"); err != nil {
 		t.Fatalf("mariadb: %v\n%s", err, out)
 	}
 	return s
