@@ -78,6 +78,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 180000x ./greylist
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRate$$' -fuzztime 400000x ./restrictions
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
+	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime 20000x ./rules/sqltable
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
