@@ -156,12 +156,12 @@ func (t *Table) Lookup(ctx context.Context, key string) (string, bool, error) {
 			return "", false, err
 		}
 	}
-	if _, ok, _ := t.tmpl.expandQuery(key, nil); !ok {
-		return "", false, nil
-	}
-	query, _, err := t.tmpl.expandQuery(key, t.driver.quote)
-	if err != nil {
-		return "", false, fmt.Errorf("%s: %w", t.spec, err)
+	query, ok, err := t.tmpl.expandQuery(key, t.driver.quote)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", t.spec, err)
+		}
+		return "", false, err
 	}
 	var errs []error
 	for _, h := range t.hosts {

@@ -22,8 +22,8 @@ type templates struct {
 	nparts        int // highest %1..%9: keys need that many domain labels
 }
 
-// quoteFunc escapes one expanded value for the SQL text; nil inserts it
-// as it is (result_format, and the pre-check before a query).
+// quoteFunc escapes one expanded value for the SQL text; nil (for
+// result_format) inserts it as it is.
 type quoteFunc func(string) (string, error)
 
 // parseTemplates checks both templates and records what they need.
