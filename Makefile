@@ -2,7 +2,7 @@
 GO        ?= go
 DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
              systemd opendkim opendkim-tools dovecot-core dovecot-lmtpd spamass-milter spamassassin spamd spamc rspamd \
-             memcached
+             memcached postgresql mariadb-server
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -82,6 +82,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
 	$(GO) test -run '^$$' -fuzz '^FuzzTLSPolicy$$' -fuzztime 100000x ./relay
 	$(GO) test -run '^$$' -fuzz '^FuzzProtocols$$' -fuzztime 250000x ./relay/tlsfacts
+	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime 20000x ./rules/sqltable
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
