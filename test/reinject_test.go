@@ -67,3 +67,38 @@ header_checks = regexp:{ {/^X-Filtered:/ REJECT filtered twice}, {/^Subject: for
 		t.Errorf("the gateway should deliver twice, to the filter and to the sink:\n%s", log)
 	}
 }
+
+// TestContentFilterDown: with the content filter down, accepted mail is
+// deferred (it waits in the queue for the filter), not delivered around
+// it and not bounced.
+func TestContentFilterDown(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t)
+	dead := harness.FreePort(t)
+	p := harness.Start(t, fmt.Sprintf(`relay_domains = relay.test
+transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }
+content_filter = smtp:[127.0.0.1]:%d
+`, sink.Port, dead), "")
+	c := harness.Dial(t, p.Addr, outside)
+	c.Expect(250, "EHLO client.test")
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	c.Expect(250, "RCPT TO:<u@relay.test>")
+	c.Expect(354, "DATA")
+	c.Send("Subject: filter down\r\n\r\nx\r\n.\r\n")
+	if code, text := c.Reply(); code != 250 {
+		t.Fatalf("DATA: %d %s", code, text)
+	}
+	log := p.Log("status=deferred")
+	if !strings.Contains(log, fmt.Sprintf("connect to 127.0.0.1[127.0.0.1]:%d: Connection refused", dead)) {
+		t.Errorf("deferral reason:\n%s", log)
+	}
+	deferred := 0
+	for _, m := range queueJSON(t, p) {
+		if m.QueueName == "deferred" {
+			deferred++
+		}
+	}
+	if deferred != 1 || len(sink.Messages()) != 0 {
+		t.Errorf("deferred %d, delivered %d; want the message waiting for the filter", deferred, len(sink.Messages()))
+	}
+}
