@@ -28,7 +28,10 @@ func FuzzRewrite(f *testing.F) {
 		if !ok || name != "To" {
 			t.Fatalf("Rewrite(%q) wrote %q", value, line)
 		}
-		if again, changed, _ := Rewrite(name, v, 100, oldToNewTest); changed && again != line {
+		// The output may have more tokens than the input (a comma, a
+		// folded address): its own parse gets room, or the token limit
+		// would cut it where the first parse did not (found by make fuzz).
+		if again, changed, _ := Rewrite(name, v, 1000, oldToNewTest); changed && again != line {
 			t.Errorf("Rewrite(%q) = %q, then %q", value, line, again)
 		}
 	})
