@@ -21,7 +21,8 @@ func FuzzRewrite(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, value string) {
 		line, changed, _ := Rewrite("To", value, 100, oldToNewTest)
-		if !changed || strings.ContainsAny(value, "\"\\[") {
+		// An empty local part comes out quoted (`""@`): the same instability.
+		if !changed || strings.ContainsAny(value, "\"\\[") || strings.Contains(line, `""@`) {
 			return
 		}
 		name, v, ok := SplitHeader(line)
