@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,18 +41,25 @@ func TestMailOwner(t *testing.T) {
 		"queue_directory = "+filepath.Join(base, "queue")+"\nmaillog_file = "+filepath.Join(base, "maillog")+"\n", "")
 	p.Maillog = filepath.Join(base, "maillog")
 
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" { // real, effective, saved, filesystem
-			for _, id := range f[1:] {
-				if id != nobody.Uid {
-					t.Errorf("daemon runs with %s, want every uid %s", line, nobody.Uid)
-				}
+	// The daemon drops privileges once its sockets are bound, after the
+	// harness already sees it listen: wait (bounded) for the change.
+	uids := func() []string {
+		status, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" { // real, effective, saved, filesystem
+				return f[1:]
 			}
 		}
+		return nil
+	}
+	want := []string{nobody.Uid, nobody.Uid, nobody.Uid, nobody.Uid}
+	for deadline := time.Now().Add(20 * time.Second); !slices.Equal(uids(), want) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if got := uids(); !slices.Equal(got, want) {
+		t.Errorf("daemon runs with uids %v, want %v", got, want)
 	}
 
 	c := harness.Dial(t, p.Addr, outside)
