@@ -15,7 +15,7 @@ import (
 	"postgate/test/harness"
 )
 
-// startPostgrey runs the real postgrey on a loopback port with a 5 s delay
+// startPostgrey runs the real postgrey on a loopback port with a 15 s delay
 // and a private database, and returns its port. It is stopped by its PID
 // when the test ends.
 func startPostgrey(t *testing.T) int {
@@ -31,7 +31,7 @@ func startPostgrey(t *testing.T) int {
 		t.Fatalf("chown: %v %s", err, out)
 	}
 	port := harness.FreePort(t)
-	cmd := exec.Command(bin, fmt.Sprintf("--inet=127.0.0.1:%d", port), "--dbdir="+dir, "--delay=5",
+	cmd := exec.Command(bin, fmt.Sprintf("--inet=127.0.0.1:%d", port), "--dbdir="+dir, "--delay=15",
 		"--user=postgrey", "--group=postgrey", "--hostname=grey.test")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -113,7 +113,9 @@ func TestPostgreyAgainstPostfix(t *testing.T) {
 	if code, _ := sendPolicyMessage(t, pg.Addr, from, to); code != 450 {
 		t.Errorf("retry before the delay: %d, want 450", code)
 	}
-	time.Sleep(6 * time.Second)
+	// postgrey's delay is 15 s: long enough that the early retry comes
+	// before it even when Postfix's first session is slow to start.
+	time.Sleep(16 * time.Second)
 	if code, text := sendPolicyMessage(t, pg.Addr, from, to); code != 250 {
 		t.Fatalf("retry after the delay: %d %s, want 250", code, text)
 	}
