@@ -137,3 +137,50 @@ func TestNewTLSSessionRateLimit(t *testing.T) {
 	}
 	p.Log("warning: New TLS session rate limit exceeded: 2 from unknown[127.0.0.5] for service")
 }
+
+// TestSASLSecurityOptions: smtpd_sasl_security_options = noplaintext hides
+// PLAIN and LOGIN in clear text while smtpd_sasl_tls_security_options
+// offers them inside TLS; broken_sasl_auth_clients adds the old "AUTH="
+// line; a response longer than smtpd_sasl_response_limit gets Postfix's
+// 500 5.5.6.
+func TestSASLSecurityOptions(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(passwd, []byte("alice:"+string(h)+"\n"), 0o600)
+	p := harness.Start(t, rejectUnauth+fmt.Sprintf(`smtpd_tls_security_level = may
+smtpd_tls_chain_files = %s
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = file
+smtpd_sasl_path = %s
+smtpd_sasl_security_options = noanonymous, noplaintext
+smtpd_sasl_tls_security_options = noanonymous
+broken_sasl_auth_clients = yes
+smtpd_sasl_response_limit = 20
+`, pki.serverFile, passwd), "")
+	c := harness.Dial(t, p.Addr, outside)
+	if text := c.Expect(250, "EHLO client.test"); strings.Contains(text, "AUTH") {
+		t.Errorf("plaintext mechanisms offered in clear text under noplaintext:\n%s", text)
+	}
+	tc := tlsDial(t, p.Addr, pki.clientConfig(nil))
+	if ok, mechs := tc.Extension("AUTH"); !ok || mechs != "PLAIN LOGIN" {
+		t.Errorf("AUTH inside TLS: %v %q", ok, mechs)
+	}
+
+	// The AUTH= line, and the response limit, in clear text.
+	q := harness.Start(t, rejectUnauth+fmt.Sprintf(`smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = file
+smtpd_sasl_path = %s
+broken_sasl_auth_clients = yes
+smtpd_sasl_response_limit = 20
+`, passwd), "")
+	c = harness.Dial(t, q.Addr, outside)
+	if text := c.Expect(250, "EHLO client.test"); !strings.Contains(text, "AUTH PLAIN LOGIN\nAUTH=PLAIN LOGIN") {
+		t.Errorf("broken_sasl_auth_clients: EHLO lacks AUTH=:\n%s", text)
+	}
+	c.Expect(334, "AUTH LOGIN")
+	if code, text := c.Cmd("%s", strings.Repeat("A", 24)); code != 500 || text != "5.5.6 SASL response limit exceeded" {
+		t.Errorf("over smtpd_sasl_response_limit: %d %s", code, text)
+	}
+}

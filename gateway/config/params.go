@@ -298,7 +298,7 @@ var paramTable = []param{
 	boolean("smtpd_sasl_auth_enable", "no"),
 	str("smtpd_sasl_type", "cyrus"),
 	str("smtpd_sasl_path", "smtpd"),
-	str("smtpd_sasl_service", "smtp"),
+	later(str("smtpd_sasl_service", "smtp")), // sent to Dovecot; no test shows its effect yet
 	list("smtpd_sasl_security_options", "noanonymous"),
 	list("smtpd_sasl_tls_security_options", "$smtpd_sasl_security_options"),
 	boolean("broken_sasl_auth_clients", "no"),
