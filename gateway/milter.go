@@ -189,28 +189,23 @@ func (s *session) localMilters() *rules.Reply {
 	}
 	s.milters = milter.NewSession(mc.local, s.milterMacro, s.milterWarn)
 	s.helo = "localhost"
-	steps := []struct {
+	type step struct {
 		stage, rcpt string
 		event       func() milter.Result
-	}{
+	}
+	steps := []step{
 		{"CONNECT", "", func() milter.Result { return s.milters.Connect(s.ctx, "localhost", s.client.addr, 0) }},
 		{"HELO", "", func() milter.Result { return s.milters.Helo("localhost") }},
 		{"MAIL", "", func() milter.Result { return s.milters.Mail(s.txn.sender, nil) }},
 	}
 	for _, r := range s.txn.rcpts {
-		steps = append(steps, struct {
-			stage, rcpt string
-			event       func() milter.Result
-		}{"RCPT", r.Addr, func() milter.Result {
+		steps = append(steps, step{"RCPT", r.Addr, func() milter.Result {
 			s.milterRcptAddr = r.Addr
 			defer func() { s.milterRcptAddr = "" }()
 			return s.milters.Rcpt(r.Addr, nil)
 		}})
 	}
-	steps = append(steps, struct {
-		stage, rcpt string
-		event       func() milter.Result
-	}{"DATA", "", func() milter.Result { return s.milters.Data() }})
+	steps = append(steps, step{"DATA", "", s.milters.Data})
 	for _, st := range steps {
 		if s.txn.milterDiscard {
 			return nil
