@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"strings"
+	"sync"
 
 	"postgate/rules/addrheader"
 )
@@ -66,11 +67,26 @@ func (s *session) rewriteHeaders(content io.ReaderAt, size int64, domain string)
 // (its lines as they came, in a buffer reused for the next) and its
 // offset, until fn returns false.
 func eachHeader(content io.ReaderAt, size int64, fn func(raw []byte, off int64) bool) {
-	r := bufio.NewReaderSize(io.NewSectionReader(content, 0, size), 16<<10)
+	r := headerReaders.Get().(*bufio.Reader)
+	r.Reset(io.NewSectionReader(content, 0, size))
+	defer func() {
+		r.Reset(nil)
+		headerReaders.Put(r)
+	}()
 	var header []byte // the logical header being read, its lines as they came
+	var long []byte   // a line longer than r's buffer, assembled
 	var start, off int64
 	for {
-		line, err := r.ReadBytes('\n')
+		// ReadSlice, not ReadBytes: a line is used only until the next
+		// read (copied into header), so it need not be allocated.
+		line, err := r.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			long = append(long, line...)
+			line, err = r.ReadSlice('\n')
+		}
+		if len(long) > 0 {
+			line, long = append(long, line...), long[:0]
+		}
 		if len(line) > 0 && len(header) > 0 && (line[0] == ' ' || line[0] == '\t') {
 			header = append(header, line...)
 		} else {
@@ -91,3 +107,7 @@ func eachHeader(content io.ReaderAt, size int64, fn func(raw []byte, off int64) 
 		}
 	}
 }
+
+// headerReaders keeps eachHeader's buffers from one message to the next:
+// per message they were most of the bytes the receive path allocated.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
