@@ -72,7 +72,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 250000x ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 400000x ./restrictions/spf
 	$(GO) test -run '^$$' -fuzz '^FuzzServerReplies$$' -fuzztime 50000x ./rules/nettable
-	$(GO) test -run '^$$' -fuzz '^FuzzKeyFormat$$' -fuzztime 50000x ./rules/nettable
+	$(GO) test -run '^$$' -fuzz '^FuzzTemplates$$' -fuzztime 50000x ./rules/dbcommon
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 80000x ./restrictions/dkim
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd
@@ -82,7 +82,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
 	$(GO) test -run '^$$' -fuzz '^FuzzTLSPolicy$$' -fuzztime 100000x ./relay
 	$(GO) test -run '^$$' -fuzz '^FuzzProtocols$$' -fuzztime 250000x ./relay/tlsfacts
-	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime 20000x ./rules/sqltable
+	$(GO) test -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 20000x ./rules/sqltable
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
