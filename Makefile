@@ -2,7 +2,7 @@
 GO        ?= go
 DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
              systemd opendkim opendkim-tools dovecot-core dovecot-lmtpd spamass-milter spamassassin spamd spamc rspamd \
-             memcached postgresql mariadb-server
+             memcached postgresql mariadb-server slapd ldap-utils
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -83,6 +83,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTLSPolicy$$' -fuzztime 100000x ./relay
 	$(GO) test -run '^$$' -fuzz '^FuzzProtocols$$' -fuzztime 250000x ./relay/tlsfacts
 	$(GO) test -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 20000x ./rules/sqltable
+	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime 50000x ./rules/ldaptable
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps
