@@ -263,7 +263,10 @@ func (t *Table) Lookup(ctx context.Context, key string) (string, bool, error) {
 			t.conn.drop(c) // closed by the server while idle: once more
 			continue
 		}
-		if ctx.Err() != nil || ldap.IsErrorWithCode(err, ldap.ErrorNetwork) {
+		// A request the server left unanswered past timeout is a network
+		// error too. When only the caller gave up, the connection stays:
+		// other lookups share it.
+		if ldap.IsErrorWithCode(err, ldap.ErrorNetwork) {
 			t.conn.drop(c)
 		}
 		return "", false, fmt.Errorf("%s: %w", t.spec, err)
