@@ -2,7 +2,7 @@
 GO        ?= go
 DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
              systemd opendkim opendkim-tools dovecot-core dovecot-lmtpd spamass-milter spamassassin spamd spamc rspamd \
-             memcached postgresql mariadb-server
+             memcached postgresql mariadb-server slapd ldap-utils
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean
@@ -72,7 +72,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime 250000x ./dnsbl
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderValue$$' -fuzztime 400000x ./restrictions/spf
 	$(GO) test -run '^$$' -fuzz '^FuzzServerReplies$$' -fuzztime 50000x ./rules/nettable
-	$(GO) test -run '^$$' -fuzz '^FuzzKeyFormat$$' -fuzztime 50000x ./rules/nettable
+	$(GO) test -run '^$$' -fuzz '^FuzzTemplates$$' -fuzztime 50000x ./rules/dbcommon
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 80000x ./restrictions/dkim
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd
@@ -82,7 +82,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
 	$(GO) test -run '^$$' -fuzz '^FuzzTLSPolicy$$' -fuzztime 100000x ./relay
 	$(GO) test -run '^$$' -fuzz '^FuzzProtocols$$' -fuzztime 250000x ./relay/tlsfacts
-	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime 20000x ./rules/sqltable
+	$(GO) test -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 20000x ./rules/sqltable
+	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime 50000x ./rules/ldaptable
 
 # Benchmarks stay out of `make test`; figures go in issue notes.
 bench: deps

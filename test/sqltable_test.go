@@ -1,10 +1,8 @@
 package test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,24 +77,17 @@ virtual_alias_maps = %s
 smtpd_recipient_restrictions = check_recipient_access %s, permit_mynetworks, reject_unauth_destination
 `, recipients, virtual, access)+routes("relay.test", sink), "")
 
-			mapQuery := func(key, table string) (string, string, int) {
-				cmd := exec.Command(harness.Binary(t), "map", "-q", key, table)
-				var out, errOut bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &errOut
-				cmd.Run()
-				return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
-			}
 			for _, c := range []struct{ key, table, want string }{
 				{"alias@relay.test", virtual, "user@relay.test\n"},
 				{"team@relay.test", virtual, "a@relay.test,b@relay.test\n"},
 				{"Alias@Relay.TEST", virtual, "user@relay.test\n"},
 				{"blocked@access.test", access, "REJECT no entry here\n"},
 			} {
-				if out, errOut, code := mapQuery(c.key, c.table); out != c.want || code != 0 {
+				if out, errOut, code := mapQuery(t, c.key, c.table); out != c.want || code != 0 {
 					t.Errorf("map -q %s %s: %q (exit %d, %s), want %q", c.key, c.table, out, code, errOut, c.want)
 				}
 			}
-			if out, errOut, code := mapQuery("nobody@relay.test", recipients); out != "" || code != 1 || errOut != "" {
+			if out, errOut, code := mapQuery(t, "nobody@relay.test", recipients); out != "" || code != 1 || errOut != "" {
 				t.Errorf("map -q of a missing key: %q, exit %d, %s", out, code, errOut)
 			}
 
@@ -150,7 +141,7 @@ smtpd_recipient_restrictions = check_recipient_access %s, permit_mynetworks, rej
 					t.Errorf("database stopped: RCPT TO:<%s>: %d %s\nwant %s", r.rcpt, code, text, r.want)
 				}
 			}
-			if out, errOut, code := mapQuery("alias@relay.test", virtual); out != "" || code != 1 || !strings.Contains(errOut, "no host answered") {
+			if out, errOut, code := mapQuery(t, "alias@relay.test", virtual); out != "" || code != 1 || !strings.Contains(errOut, "no host answered") {
 				t.Errorf("map -q with the database stopped: %q, exit %d, stderr %q", out, code, errOut)
 			}
 		})

@@ -6,43 +6,6 @@ import (
 	"testing"
 )
 
-func TestKeyFormat(t *testing.T) {
-	for _, tc := range []struct {
-		name, format, key, want string
-		skip                    bool
-	}{
-		{"plain", "%s", "user@example.com", "user@example.com", false},
-		{"prefix", "postfix:%s", "a@b.c", "postfix:a@b.c", false},
-		{"user and domain", "%d/%u", "user@mail.example.com", "mail.example.com/user", false},
-		{"upper case forms", "%D/%U/%S", "u@d.test", "d.test/u/u@d.test", false},
-		{"labels", "%1.%2.%3", "u@a.b.c", "c.b.a", false},
-		{"percent", "100%%-%s", "k", "100%-k", false},
-		{"user without domain", "%u", "postmaster", "postmaster", false},
-		{"empty labels dropped as Postfix's mystrtok does", "%2", "u@a..b", "a", false},
-		{"domain needed", "%d", "postmaster", "", true},
-		{"empty domain", "%d", "user@", "", true},
-		{"empty user", "%u", "@example.com", "", true},
-		{"too few labels", "%3", "u@example.com", "", true},
-		{"empty key", "%s", "", "", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			k, err := parseKeyFormat(tc.format)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, ok := k.expand(tc.key)
-			if ok == tc.skip || got != tc.want {
-				t.Errorf("expand(%q) with %q = %q, %v; want %q, %v", tc.key, tc.format, got, ok, tc.want, !tc.skip)
-			}
-		})
-	}
-	for _, bad := range []string{"%x", "trailing %", "%0"} {
-		if _, err := parseKeyFormat(bad); err == nil {
-			t.Errorf("parseKeyFormat(%q) accepted", bad)
-		}
-	}
-}
-
 func TestHexQuote(t *testing.T) {
 	for raw, quoted := range map[string]string{
 		"user@example.com":   "user@example.com",

@@ -37,21 +37,3 @@ func mustUnquote(t *testing.T, s string) string {
 	}
 	return v
 }
-
-// FuzzKeyFormat: key_format is admin input and keys are remote input; a
-// template that parses expands any key without a panic.
-func FuzzKeyFormat(f *testing.F) {
-	for _, s := range []string{"%s", "%u@%d", "%1.%2.%9", "%%", "x%", "%D%U%S"} {
-		f.Add(s, "user@a.b.c")
-		f.Add(s, "@")
-	}
-	f.Fuzz(func(t *testing.T, format, key string) {
-		k, err := parseKeyFormat(format)
-		if err != nil {
-			return
-		}
-		if got, ok := k.expand(key); ok && format == "%s" && got != key {
-			t.Fatalf("%%s expands %q to %q", key, got)
-		}
-	})
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"postgate/rules"
+	"postgate/rules/dbcommon"
 )
 
 // memcacheTable is memcache:/path/file.cf (Postfix memcache_table(5)),
@@ -19,8 +20,8 @@ import (
 type memcacheTable struct {
 	spec       string
 	pool       *pool
-	key        *keyFormat // nil for the default "%s": the key as is
-	domain     *domainFilter
+	key        *dbcommon.Templates // key_format
+	domain     *dbcommon.DomainFilter
 	maxTry     int
 	retryPause time.Duration
 	maxLine    int
@@ -33,56 +34,51 @@ var memcacheParams = []string{"memcache", "backup", "key_format", "ttl", "timeou
 	"max_try", "retry_pause", "line_size_limit", "data_size_limit", "domain"}
 
 func openMemcache(typ, name string, o rules.OpenOptions) (rules.Table, error) {
-	f, err := readCfgFile(name, memcacheParams, warner(o))
+	f, err := dbcommon.ReadConfig(name, memcacheParams, o.Warn)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := f.values["backup"]; ok {
-		return nil, fmt.Errorf("%s: a backup database is not supported: look the backup table up after this one instead", f.where("backup"))
+	if f.IsSet("backup") {
+		return nil, fmt.Errorf("%s: a backup database is not supported: look the backup table up after this one instead", f.Where("backup"))
 	}
 	t := &memcacheTable{spec: typ + ":" + name}
-	network, addr, err := parseEndpoint(f.str("memcache", "inet:localhost:11211"))
+	network, addr, err := parseEndpoint(f.Str("memcache", "inet:localhost:11211"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.where("memcache"), err)
+		return nil, fmt.Errorf("%s: %w", f.Where("memcache"), err)
 	}
-	timeout, err := f.seconds("timeout", 2)
+	timeout, err := f.Seconds("timeout", 2)
 	if err != nil {
 		return nil, err
 	}
-	if t.maxTry, err = f.int("max_try", 2, 1); err != nil {
+	if t.maxTry, err = f.Int("max_try", 2, 1); err != nil {
 		return nil, err
 	}
-	pause, err := f.seconds("retry_pause", 1)
+	pause, err := f.Seconds("retry_pause", 1)
 	if err != nil {
 		return nil, err
 	}
 	t.retryPause = pause
-	if t.maxLine, err = f.int("line_size_limit", 1024, 1); err != nil {
+	if t.maxLine, err = f.Int("line_size_limit", 1024, 1); err != nil {
 		return nil, err
 	}
-	if t.maxData, err = f.int("data_size_limit", 10240, 1); err != nil {
+	if t.maxData, err = f.Int("data_size_limit", 10240, 1); err != nil {
 		return nil, err
 	}
-	if format := f.str("key_format", "%s"); format != "%s" {
-		if t.key, err = parseKeyFormat(format); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.where("key_format"), err)
-		}
+	if t.key, err = keyFormat(f); err != nil {
+		return nil, err
 	}
-	if t.domain, err = parseDomainFilter(f.str("domain", "")); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.where("domain"), err)
+	if t.domain, err = f.DomainFilter(o); err != nil {
+		return nil, err
 	}
 	t.pool = &pool{network: network, addr: addr, timeout: timeout}
 	runtime.AddCleanup(t, (*pool).closeIdle, t.pool)
 	return t, nil
 }
 
-// warner adapts OpenOptions.Warn.
-func warner(o rules.OpenOptions) func(format string, args ...any) {
-	return func(format string, args ...any) {
-		if o.Warn != nil {
-			o.Warn(fmt.Sprintf(format, args...))
-		}
-	}
+// keyFormat reads key_format, a query template whose expansion is the
+// key the server is asked for.
+func keyFormat(f *dbcommon.Config) (*dbcommon.Templates, error) {
+	return f.Templates("key_format", f.Str("key_format", "%s"))
 }
 
 // FixedString: keys are literal (Postfix opens memcache tables with
@@ -98,14 +94,12 @@ func (t *memcacheTable) String() string { return t.spec }
 // retry_pause apart, except when the server cannot be reached.
 func (t *memcacheTable) Lookup(ctx context.Context, key string) (string, bool, error) {
 	key = strings.ToLower(key)
-	if ok, err := t.domain.allows(ctx, key); err != nil || !ok {
+	if ok, err := t.domain.Allows(ctx, key); err != nil || !ok {
 		return "", false, err
 	}
-	if t.key != nil {
-		var ok bool
-		if key, ok = t.key.expand(key); !ok {
-			return "", false, nil
-		}
+	key, ok, _ := t.key.ExpandQuery(key, nil) // no error without a quote function
+	if !ok {
+		return "", false, nil
 	}
 	if key == "" || strings.ContainsAny(key, " \t\r\n\v\f") {
 		return "", false, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"postgate/rules"
+	"postgate/rules/dbcommon"
 )
 
 // redisTable is redis:/path/file.cf, a postgate extension: a key built
@@ -19,38 +20,38 @@ type redisTable struct {
 	spec      string
 	addr      string
 	client    *redis.Client
-	key       *keyFormat
+	key       *dbcommon.Templates
 	hashField string
-	domain    *domainFilter
+	domain    *dbcommon.DomainFilter
 	timeout   time.Duration
 }
 
 var redisParams = []string{"address", "db", "user", "password", "key_format", "hash_field", "timeout", "domain"}
 
 func openRedis(typ, name string, o rules.OpenOptions) (rules.Table, error) {
-	f, err := readCfgFile(name, redisParams, warner(o))
+	f, err := dbcommon.ReadConfig(name, redisParams, o.Warn)
 	if err != nil {
 		return nil, err
 	}
-	t := &redisTable{spec: typ + ":" + name, hashField: f.str("hash_field", "")}
-	ro := &redis.Options{Network: "tcp", Addr: f.str("address", "localhost:6379"),
-		Username: f.str("user", ""), Password: f.str("password", "")}
+	t := &redisTable{spec: typ + ":" + name, hashField: f.Str("hash_field", "")}
+	ro := &redis.Options{Network: "tcp", Addr: f.Str("address", "localhost:6379"),
+		Username: f.Str("user", ""), Password: f.Str("password", "")}
 	if strings.HasPrefix(ro.Addr, "/") {
 		ro.Network = "unix"
 	} else if ro.Addr, err = hostPort(ro.Addr); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.where("address"), err)
+		return nil, fmt.Errorf("%s: %w", f.Where("address"), err)
 	}
-	if ro.DB, err = f.int("db", 0, 0); err != nil {
+	if ro.DB, err = f.Int("db", 0, 0); err != nil {
 		return nil, err
 	}
-	if t.timeout, err = f.seconds("timeout", 2); err != nil {
+	if t.timeout, err = f.Seconds("timeout", 2); err != nil {
 		return nil, err
 	}
-	if t.key, err = parseKeyFormat(f.str("key_format", "%s")); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.where("key_format"), err)
+	if t.key, err = keyFormat(f); err != nil {
+		return nil, err
 	}
-	if t.domain, err = parseDomainFilter(f.str("domain", "")); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.where("domain"), err)
+	if t.domain, err = f.DomainFilter(o); err != nil {
+		return nil, err
 	}
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = t.timeout, t.timeout, t.timeout, t.timeout
 	ro.ContextTimeoutEnabled = true
@@ -73,10 +74,10 @@ func (t *redisTable) String() string { return t.spec }
 // found", anything else that goes wrong is a lookup error.
 func (t *redisTable) Lookup(ctx context.Context, key string) (string, bool, error) {
 	key = strings.ToLower(key)
-	if ok, err := t.domain.allows(ctx, key); err != nil || !ok {
+	if ok, err := t.domain.Allows(ctx, key); err != nil || !ok {
 		return "", false, err
 	}
-	key, ok := t.key.expand(key)
+	key, ok, _ := t.key.ExpandQuery(key, nil)
 	if !ok {
 		return "", false, nil
 	}

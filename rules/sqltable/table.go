@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"postgate/rules"
+	"postgate/rules/dbcommon"
 )
 
 func init() {
@@ -46,7 +47,7 @@ const (
 // driver is what differs between PostgreSQL and MySQL.
 type driver struct {
 	name  string
-	quote quoteFunc
+	quote dbcommon.Quote
 	// connect returns a pool for one hosts entry.
 	connect func(host string, p params) (*sql.DB, error)
 }
@@ -60,8 +61,8 @@ type params struct {
 type Table struct {
 	spec           string // "pgsql:/etc/postfix/file.cf", for errors
 	driver         driver
-	tmpl           *templates
-	domain         *rules.StringList // nil: every key is looked up
+	tmpl           *dbcommon.Templates
+	domain         *dbcommon.DomainFilter
 	expansionLimit int
 	hosts          []*host
 }
@@ -76,34 +77,30 @@ type host struct {
 }
 
 func open(d driver, typ, name string, o rules.OpenOptions) (*Table, error) {
-	c, err := readConfig(name)
+	c, err := dbcommon.ReadConfig(name, knownParams, o.Warn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s:%s: %w", typ, name, err)
 	}
 	t := &Table{spec: typ + ":" + name, driver: d}
 	var p params
-	p.user, p.password = c.str("user", ""), c.str("password", "")
-	if p.dbname, err = c.required("dbname"); err != nil {
+	p.user, p.password = c.Str("user", ""), c.Str("password", "")
+	if p.dbname, err = c.Required("dbname"); err != nil {
 		return nil, err
 	}
-	query, err := c.query()
+	q, err := query(c)
 	if err != nil {
 		return nil, err
 	}
-	if t.tmpl, err = parseTemplates(query, c.str("result_format", "%s")); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if t.expansionLimit, err = c.int("expansion_limit", 0); err != nil {
+	if t.tmpl, err = c.Templates("query", q); err != nil {
 		return nil, err
 	}
-	if dom := rules.SplitList(c.str("domain", "")); len(dom) > 0 {
-		if t.domain, err = rules.NewStringList(dom, rules.WithOpener(func(spec string) (rules.Table, error) {
-			return rules.OpenWith(spec, o)
-		})); err != nil {
-			return nil, fmt.Errorf("%s: parameter \"domain\": %w", name, err)
-		}
+	if t.expansionLimit, err = c.Int("expansion_limit", 0, 0); err != nil {
+		return nil, err
 	}
-	hosts := rules.SplitList(c.str("hosts", ""))
+	if t.domain, err = c.DomainFilter(o); err != nil {
+		return nil, err
+	}
+	hosts := rules.SplitList(c.Str("hosts", ""))
 	if len(hosts) == 0 {
 		hosts = []string{"localhost"}
 	}
@@ -146,17 +143,10 @@ func (t *Table) FixedString() bool { return true }
 // failure on every host is an error.
 func (t *Table) Lookup(ctx context.Context, key string) (string, bool, error) {
 	key = strings.ToLower(key)
-	if t.domain != nil {
-		a := splitAddr(key)
-		if !a.hasDomain || a.noUser {
-			return "", false, nil
-		}
-		ok, err := t.domain.Match(ctx, a.domain)
-		if err != nil || !ok {
-			return "", false, err
-		}
+	if ok, err := t.domain.Allows(ctx, key); err != nil || !ok {
+		return "", false, err
 	}
-	query, ok, err := t.tmpl.expandQuery(key, t.driver.quote)
+	query, ok, err := t.tmpl.ExpandQuery(key, t.driver.quote)
 	if err != nil || !ok {
 		if err != nil {
 			err = fmt.Errorf("%s: %w", t.spec, err)
@@ -188,10 +178,10 @@ func (t *Table) Lookup(ctx context.Context, key string) (string, bool, error) {
 func (t *Table) results(key string, values []sql.NullString) (string, bool, error) {
 	var out []string
 	for _, v := range values {
-		if !v.Valid || v.String == "" {
+		if !v.Valid {
 			continue
 		}
-		r, ok := t.tmpl.expandResult(v.String, key)
+		r, ok := t.tmpl.ExpandResult(v.String, key)
 		if !ok {
 			continue
 		}

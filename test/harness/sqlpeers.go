@@ -1,16 +1,15 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // DBServer is a private PostgreSQL or MariaDB server on loopback, in a
@@ -23,24 +22,7 @@ type DBServer struct {
 	// Exec runs SQL as the server's superuser, with its command-line client.
 	Exec func(sql string) (string, error)
 
-	stopSignal syscall.Signal
-	cmd        *exec.Cmd
-	done       chan struct{}
-	stopOnce   sync.Once
-}
-
-// Stop shuts the server down and waits for it (bounded, then SIGKILL to
-// its process group).
-func (s *DBServer) Stop() {
-	s.stopOnce.Do(func() {
-		s.cmd.Process.Signal(s.stopSignal)
-		select {
-		case <-s.done:
-		case <-time.After(15 * time.Second):
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.done
-		}
-	})
+	process
 }
 
 // sharedTempDir is a temp dir that another user (the server's) can use.
@@ -56,35 +38,17 @@ func sharedTempDir(t testing.TB, prefix string) string {
 	return dir
 }
 
-// startDB runs cmd in its own process group and waits until exec(probe)
-// succeeds (the server answers SQL).
+// startDB runs cmd in its own process group and waits until the server
+// answers SQL.
 func startDB(t testing.TB, s *DBServer, cmd *exec.Cmd, log *strings.Builder) {
 	t.Helper()
-	cmd.Stdout, cmd.Stderr = log, log
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.Stop)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := s.Exec("SELECT 1")
-		if err == nil {
-			return
+	s.start(t, cmd, log)
+	s.waitReady(t, log, func() error {
+		if out, err := s.Exec("SELECT 1"); err != nil {
+			return fmt.Errorf("port %d: %v %s", s.Port, err, out)
 		}
-		select {
-		case <-s.done:
-			t.Fatalf("%s ended: %s", cmd.Path, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not answer on port %d: %v %s\n%s", cmd.Path, s.Port, err, out, log.String())
-		}
-	}
+		return nil
+	})
 }
 
 // StartPostgres runs a private PostgreSQL (Debian postgresql) as user
@@ -116,7 +80,7 @@ func StartPostgres(t testing.TB) *DBServer {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	s := &DBServer{Port: FreePort(t), Dir: dir, stopSignal: syscall.SIGINT} // SIGINT: fast shutdown
+	s := &DBServer{Port: FreePort(t), Dir: dir, process: process{stopSignal: syscall.SIGINT}} // SIGINT: fast shutdown
 	s.Exec = func(sql string) (string, error) {
 		cmd := exec.Command(psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres", "-c", sql)
 		out, err := cmd.CombinedOutput()
@@ -145,7 +109,7 @@ func StartMariaDB(t testing.TB) *DBServer {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	sock := filepath.Join(dir, "mysqld.sock")
-	s := &DBServer{Port: FreePort(t), Dir: dir, Socket: sock, stopSignal: syscall.SIGTERM}
+	s := &DBServer{Port: FreePort(t), Dir: dir, Socket: sock, process: process{stopSignal: syscall.SIGTERM}}
 	s.Exec = func(sql string) (string, error) {
 		out, err := exec.Command(client, "--no-defaults", "-S", sock, "-u", "root", "-N", "-B", "-e", sql).CombinedOutput()
 		return string(out), err

@@ -1,4 +1,4 @@
-package sqltable
+package dbcommon
 
 import (
 	"fmt"
@@ -15,31 +15,53 @@ const (
 	needValueUser               // %u in result_format
 )
 
-// templates holds a table's query and result_format, checked at load.
-type templates struct {
+// Templates are a table's query template (an SQL query, an LDAP filter,
+// a memcache key_format) and its result_format, checked at load.
+type Templates struct {
 	query, result string
 	needs         int
 	nparts        int // highest %1..%9: keys need that many domain labels
 }
 
-// quoteFunc escapes one expanded value for the SQL text; nil (for
-// result_format) inserts it as it is.
-type quoteFunc func(string) (string, error)
+// Quote escapes one expanded value for the query's language (SQL
+// literal, LDAP filter); nil inserts it as it is.
+type Quote func(string) (string, error)
 
-// parseTemplates checks both templates and records what they need.
-func parseTemplates(query, result string) (*templates, error) {
-	t := &templates{query: query, result: result}
+// ParseTemplates checks both templates and records what they need.
+func ParseTemplates(query, result string) (*Templates, error) {
+	return parseTemplates(query, result, func(isQuery bool) string {
+		if isQuery {
+			return "query"
+		}
+		return "result_format"
+	})
+}
+
+// Templates reads result_format from the file (default "%s") and checks
+// it with query, the value of queryParam (or built from other parameters
+// by the caller); errors name the file and line.
+func (c *Config) Templates(queryParam, query string) (*Templates, error) {
+	return parseTemplates(query, c.Str("result_format", "%s"), func(isQuery bool) string {
+		if isQuery {
+			return c.Where(queryParam)
+		}
+		return c.Where("result_format")
+	})
+}
+
+func parseTemplates(query, result string, where func(isQuery bool) string) (*Templates, error) {
+	t := &Templates{query: query, result: result}
 	for _, f := range []struct {
-		name, text string
-		isQuery    bool
-	}{{"query", query, true}, {"result_format", result, false}} {
+		text    string
+		isQuery bool
+	}{{query, true}, {result, false}} {
 		for i := 0; i < len(f.text); i++ {
 			if f.text[i] != '%' {
 				continue
 			}
 			i++
 			if i == len(f.text) {
-				return nil, fmt.Errorf("invalid %s template %q: %% at the end", f.name, f.text)
+				return nil, fmt.Errorf("%s: invalid template %q: %% at the end", where(f.isQuery), f.text)
 			}
 			switch c := f.text[i]; {
 			case c == '%' || c == 's' || c == 'S':
@@ -55,7 +77,7 @@ func parseTemplates(query, result string) (*templates, error) {
 				t.needs |= needKeyDomain
 				t.nparts = max(t.nparts, int(c-'0'))
 			default:
-				return nil, fmt.Errorf("invalid %s template %q: unknown %%%c", f.name, f.text, c)
+				return nil, fmt.Errorf("%s: invalid template %q: unknown %%%c", where(f.isQuery), f.text, c)
 			}
 		}
 	}
@@ -81,29 +103,32 @@ func splitAddr(s string) addr {
 
 // usable reports whether a has the parts needed (domainFlag, userFlag of
 // t.needs); nparts > 0 also needs that many domain labels.
-func (t *templates) usable(a addr, domainFlag, userFlag int, nparts int) bool {
+func (t *Templates) usable(a addr, domainFlag, userFlag int, nparts int) bool {
 	if t.needs&domainFlag != 0 && !a.hasDomain || t.needs&userFlag != 0 && a.noUser {
 		return false
 	}
 	return nparts == 0 || len(labels(a.domain)) >= nparts
 }
 
-// expandQuery expands the query template for a lookup key; ok is false
-// when the key lacks a part the template needs (no query is made).
-func (t *templates) expandQuery(key string, quote quoteFunc) (q string, ok bool, err error) {
+// ExpandQuery expands the query template for a lookup key, each inserted
+// part passed through quote; ok is false when the key is empty or lacks a
+// part the template needs: the table answers "not found" without a query,
+// as Postfix does.
+func (t *Templates) ExpandQuery(key string, quote Quote) (q string, ok bool, err error) {
 	k := splitAddr(key)
-	if !t.usable(k, needKeyDomain, needKeyUser, t.nparts) {
+	if key == "" || !t.usable(k, needKeyDomain, needKeyUser, t.nparts) {
 		return "", false, nil
 	}
 	q, err = expand(t.query, k, k, quote)
 	return q, err == nil, err
 }
 
-// expandResult expands result_format for one column value of a row found
-// for key; ok is false when the value lacks a part the template needs.
-func (t *templates) expandResult(value, key string) (string, bool) {
+// ExpandResult expands result_format for one value found for key; ok is
+// false when the value is empty or lacks a part the template needs (the
+// value is skipped).
+func (t *Templates) ExpandResult(value, key string) (string, bool) {
 	v := splitAddr(value)
-	if !t.usable(v, needValueDomain, needValueUser, 0) || !t.usable(splitAddr(key), needKeyDomain, needKeyUser, t.nparts) {
+	if value == "" || !t.usable(v, needValueDomain, needValueUser, 0) || !t.usable(splitAddr(key), needKeyDomain, needKeyUser, t.nparts) {
 		return "", false
 	}
 	r, _ := expand(t.result, v, splitAddr(key), nil)
@@ -113,7 +138,7 @@ func (t *templates) expandResult(value, key string) (string, bool) {
 // expand replaces %s %u %d with parts of v (the key in a query, the value
 // in a result), %S %U %D and %1..%9 with parts of k (the lookup key), and
 // %% with %.
-func expand(format string, v, k addr, quote quoteFunc) (string, error) {
+func expand(format string, v, k addr, quote Quote) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(format); i++ {
 		if format[i] != '%' {
