@@ -59,7 +59,7 @@ type Gateway struct {
 // any socket. It returns notices for names postgate knows but does not
 // implement yet; warn gets the tables' warnings (duplicate keys).
 func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
-	tables := newTableCache(warn)
+	tables := newTableCache(warn, tableCacheOptions(cfg))
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 func newGateway(cfg *config.Config, opts Options, log *MailLog) (*Gateway, error) {
 	// Table problems that do not stop a table (duplicate keys, a reload
 	// that failed) are logged as Postfix's processes log them.
-	tables := newTableCache(func(msg string) { log.Logf("smtpd", "warning: %s", msg) })
+	tables := newTableCache(func(msg string) { log.Logf("smtpd", "warning: %s", msg) }, tableCacheOptions(cfg))
 	rt, err := newRoute(cfg, tables)
 	if err != nil {
 		return nil, err

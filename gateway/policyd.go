@@ -29,7 +29,7 @@ func NewPolicyd(cfg *config.Config, opts Options) (*Policyd, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Policyd{log: log, tables: newTableCache(func(msg string) { log.Logf("policyd", "warning: %s", msg) })}
+	p := &Policyd{log: log, tables: newTableCache(func(msg string) { log.Logf("policyd", "warning: %s", msg) }, tableCacheOptions(cfg))}
 	dns, err := newResolver(cfg)
 	if err == nil {
 		p.Lists, err = policydLists(cfg, p.tables, dns)

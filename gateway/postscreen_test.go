@@ -32,7 +32,7 @@ func screenFor(t *testing.T, mainCf string, addr string) (*session, *strings.Bui
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPostscreen(cfg.ForService(svc), cfg.Stressed(svc), newTableCache(nil), nil, mynetworks, nil)
+	p, err := newPostscreen(cfg.ForService(svc), cfg.Stressed(svc), newTableCache(nil, rules.CacheOptions{}), nil, mynetworks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPostscreenAccessListWord(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := cfg.Services()[0]
-	_, err = newPostscreen(cfg.ForService(svc), cfg.Stressed(svc), newTableCache(nil), nil, nil, nil)
+	_, err = newPostscreen(cfg.ForService(svc), cfg.Stressed(svc), newTableCache(nil, rules.CacheOptions{}), nil, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "main.cf:1: parameter postscreen_access_list: unknown command: permit_sasl") {
 		t.Errorf("got %v", err)
 	}

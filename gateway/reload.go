@@ -44,7 +44,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	if g.stopping {
 		return errors.New("the gateway is stopping")
 	}
-	tables := newTableCache(g.tables.warn)
+	tables := newTableCache(g.tables.warn, tableCacheOptions(cfg))
 	tables.states = g.tables.states // Redis connections and memory state live on
 	rt, err := newRoute(cfg, tables)
 	if err != nil {

@@ -119,16 +119,28 @@ var restrictionParams = []string{
 }
 
 // tableCache opens each "type:name" once per runtime, shared by all
-// services; warn gets what the tables report without failing. It also
-// keeps the runtime's state stores, one per postgate_state_store value.
+// services; warn gets what the tables report without failing, and cache
+// is how database and network tables cache their answers (each table its
+// own cache, so a reload starts them empty). It also keeps the runtime's
+// state stores, one per postgate_state_store value.
 type tableCache struct {
 	m      map[string]rules.Table
 	warn   func(msg string)
+	cache  rules.CacheOptions
 	states map[string]greylist.Store
 }
 
-func newTableCache(warn func(msg string)) *tableCache {
-	return &tableCache{m: map[string]rules.Table{}, warn: warn, states: map[string]greylist.Store{}}
+func newTableCache(warn func(msg string), cache rules.CacheOptions) *tableCache {
+	return &tableCache{m: map[string]rules.Table{}, warn: warn, cache: cache, states: map[string]greylist.Store{}}
+}
+
+// tableCacheOptions are main.cf's postgate_table_* settings.
+func tableCacheOptions(cfg *config.Config) rules.CacheOptions {
+	return rules.CacheOptions{
+		TTL:         cfg.Duration("postgate_table_cache_ttl"),
+		NegativeTTL: cfg.Duration("postgate_table_cache_negative_ttl"),
+		Timeout:     cfg.Duration("postgate_table_lookup_timeout"),
+	}
 }
 
 // closeStates closes the state stores (Redis connections) once the
@@ -176,12 +188,12 @@ func greylistOptions(cfg *config.Config) restrictions.GreylistOptions {
 }
 
 func (tc *tableCache) open(spec string) (rules.Table, error) {
-	return tc.openWith(spec, rules.OpenOptions{Warn: tc.warn})
+	return tc.openWith(spec, rules.OpenOptions{Warn: tc.warn, Cache: tc.cache})
 }
 
 // openAliases opens a table in aliases(5) format (alias_maps).
 func (tc *tableCache) openAliases(spec string) (rules.Table, error) {
-	return tc.openWith(spec, rules.OpenOptions{Warn: tc.warn, Aliases: true})
+	return tc.openWith(spec, rules.OpenOptions{Warn: tc.warn, Aliases: true, Cache: tc.cache})
 }
 
 func (tc *tableCache) openWith(spec string, o rules.OpenOptions) (rules.Table, error) {

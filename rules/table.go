@@ -53,6 +53,8 @@ type OpenOptions struct {
 	// Aliases: a texthash-family file is in aliases(5) format ("name:
 	// value"), as the files alias_maps names are (postalias, not postmap).
 	Aliases bool
+	// Cache applies to the tables of registered types (see Register).
+	Cache CacheOptions
 }
 
 func (o OpenOptions) warn(format string, args ...any) {
@@ -128,9 +130,16 @@ func init() {
 }
 
 // Register adds a table type served by a subpackage (database and network
-// tables), so that rules does not import their drivers.
+// tables), so that rules does not import their drivers. Its tables get the
+// cache and the bound of OpenOptions.Cache.
 func Register(typ string, open func(typ, name string, o OpenOptions) (Table, error)) {
-	openers[typ] = open
+	openers[typ] = func(typ, name string, o OpenOptions) (Table, error) {
+		t, err := open(typ, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return o.Cache.wrap(typ+":"+name, t), nil
+	}
 	delete(notYet, typ)
 }
 

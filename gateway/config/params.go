@@ -351,6 +351,13 @@ var paramTable = []param{
 	seconds("postgate_policyd_timeout", "100s", 's', 1),
 	seconds("postgate_policyd_idle_timeout", "1000s", 's', 1),
 	list("postgate_greylist_skip", ""), // dnswl, spf_pass
+	// Database and network tables (rules.CacheOptions): how long a found
+	// answer and a "not found" are served from memory (0: not kept; errors
+	// never are), and the bound on one lookup (0: the table's own timeouts);
+	// test/tablecache_test.go shows them.
+	seconds("postgate_table_cache_ttl", "60s", 's', 0),
+	seconds("postgate_table_cache_negative_ttl", "10s", 's', 0),
+	seconds("postgate_table_lookup_timeout", "10s", 's', 0),
 
 	// Delivery.
 	list("relayhost", ""),
