@@ -2,7 +2,7 @@
 GO        ?= go
 DEB_PKGS  := postfix postfix-pcre swaks pflogsumm rbldnsd nsd postgrey redis-server redis-sentinel \
              systemd opendkim opendkim-tools dovecot-core dovecot-lmtpd spamass-milter spamassassin spamd spamc rspamd \
-             memcached postgresql mariadb-server slapd ldap-utils
+             memcached postgresql mariadb-server slapd ldap-utils openssl
 BIN       := bin/postgate
 
 .PHONY: all build run test deps vet fuzz bench clean

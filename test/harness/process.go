@@ -49,6 +49,7 @@ func (p *process) waitReady(t testing.TB, log *strings.Builder, ready func() err
 		default:
 		}
 		if time.Now().After(deadline) {
+			p.Stop() // its output is complete only once it has ended
 			t.Fatalf("%s is not ready: %v\n%s", p.cmd.Path, err, log.String())
 		}
 	}
