@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"postgate/rules"
+	_ "postgate/rules/ldaptable"
 	_ "postgate/rules/sqltable"
 	"postgate/test/harness"
 )
 
-// BenchmarkTableLookups: lookups per second through a database table,
-// without and with postgate's table cache (the daemon's defaults: found
+// BenchmarkTableLookups: lookups per second through a database or
+// directory table (PostgreSQL, OpenLDAP's slapd), without and with postgate's table cache (the daemon's defaults: found
 // answers kept 60 s, "not found" 10 s), on a server started on loopback.
 // Each leg opens its table anew, so the cache starts empty. Another table
 // type gets its leg by starting its server and calling benchTableLookups
@@ -41,6 +42,31 @@ func BenchmarkTableLookups(b *testing.B) {
 			b.Fatal(err)
 		}
 		benchTableLookups(b, "pgsql:"+path, keys)
+	})
+	b.Run("ldap", func(b *testing.B) {
+		keys := benchKeys()
+		dir := b.TempDir()
+		ldif := filepath.Join(dir, "bench.ldif")
+		var sb strings.Builder
+		sb.WriteString("dn: dc=example,dc=test\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n" +
+			"dn: cn=postgate,dc=example,dc=test\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: postgate\nuserPassword: secret\n")
+		for i, k := range keys {
+			if i%2 == 0 {
+				fmt.Fprintf(&sb, "\ndn: uid=u%d,dc=example,dc=test\nobjectClass: inetOrgPerson\nobjectClass: mailRecipient\nuid: u%d\ncn: U\nsn: U\nmail: %s\nproxyAddresses: smtp:%s\n", i, i, k, k)
+			}
+		}
+		if err := os.WriteFile(ldif, []byte(sb.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		data := "../testdata/ldap/"
+		srv := harness.StartSlapd(b, "dc=example,dc=test", []string{data + "proxyaddresses.schema"}, data+"access.conf", ldif)
+		path := filepath.Join(dir, "ad.cf")
+		cf := fmt.Sprintf("server_host = ldap://127.0.0.1:%d\nsearch_base = dc=example,dc=test\nbind_dn = cn=postgate,dc=example,dc=test\nbind_pw = secret\n"+
+			"query_filter = proxyAddresses=smtp:%%s\nresult_attribute = mail\n", srv.Port)
+		if err := os.WriteFile(path, []byte(cf), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		benchTableLookups(b, "ldap:"+path, keys)
 	})
 }
 
