@@ -17,8 +17,9 @@ import (
 )
 
 // BenchmarkTableLookups: lookups per second through a database or
-// directory table (PostgreSQL, OpenLDAP's slapd), without and with postgate's table cache (the daemon's defaults: found
-// answers kept 60 s, "not found" 10 s), on a server started on loopback.
+// directory table (PostgreSQL, OpenLDAP's slapd), without and with
+// postgate's table cache (the daemon's defaults: found answers kept 60 s,
+// "not found" 10 s), on a server started on loopback.
 // Each leg opens its table anew, so the cache starts empty. Another table
 // type gets its leg by starting its server and calling benchTableLookups
 // with its spec and keys.
