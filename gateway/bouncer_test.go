@@ -16,8 +16,9 @@ import (
 	"postgate/queue/bounce"
 )
 
-// TestNoticeLikePostfix builds the notices of the delivery failures that
-// a real Postfix 3.7.11 reported in queue/bounce's fixtures, from what
+// TestNoticeLikePostfix builds the notices of the delivery failures and
+// the delay that a real Postfix 3.7.11 reported in queue/bounce's
+// fixtures, from what
 // the delivery attempt holds: the reasons as logged and the remote replies
 // as data (the lines the test server sent). Remote-MTA, Diagnostic-Code
 // (a multi-line reply joined, "smtp" for LMTP too) and the rest are
@@ -28,6 +29,7 @@ func TestNoticeLikePostfix(t *testing.T) {
 		fixture string
 		rcpts   []string
 		failed  []queue.FailedRcpt
+		delayed []queue.FailedRcpt
 	}{
 		{
 			fixture: "multiline_reply",
@@ -36,6 +38,14 @@ func TestNoticeLikePostfix(t *testing.T) {
 				Reason: "host 127.0.0.1[127.0.0.1] said: 550-5.1.1 <multi@example.com>: Recipient address rejected: 550-5.1.1 this mailbox was closed on 2026-01-01, see https://help.example.com/mailboxes/closed-accounts for details 550 5.1.1 User unknown in virtual mailbox table (in reply to RCPT TO command)",
 				Reply: &queue.Reply{Host: "127.0.0.1", Code: 550, DSN: "5.1.1",
 					Text: "550-5.1.1 <multi@example.com>: Recipient address rejected:\n550-5.1.1 this mailbox was closed on 2026-01-01, see https://help.example.com/mailboxes/closed-accounts for details\n550 5.1.1 User unknown in virtual mailbox table"}}},
+		},
+		{
+			fixture: "delay_reply",
+			rcpts:   []string{"later@example.com"},
+			delayed: []queue.FailedRcpt{{Index: 0, DSN: "4.2.1", Relay: "127.0.0.1[127.0.0.1]:43613", Action: "delayed",
+				Reason: "host 127.0.0.1[127.0.0.1] said: 450-4.2.1 <later@example.com>: Recipient address rejected: 450 4.2.1 Greylisted, see https://greylist.example.com/about for the reasons and how long it lasts (in reply to RCPT TO command)",
+				Reply: &queue.Reply{Host: "127.0.0.1", Code: 450, DSN: "4.2.1",
+					Text: "450-4.2.1 <later@example.com>: Recipient address rejected:\n450 4.2.1 Greylisted, see https://greylist.example.com/about for the reasons and how long it lasts"}}},
 		},
 		{
 			fixture: "lmtp",
@@ -72,13 +82,16 @@ func TestNoticeLikePostfix(t *testing.T) {
 			// Return-Path the notice adds.
 			att := want[bytes.Index(want, []byte("Return-Path: ")):]
 			att = att[bytes.Index(att, []byte("\r\n"))+2 : bytes.LastIndex(att, []byte("\r\n\r\n--"+boundary+"--"))+2]
+			if tc.delayed != nil {
+				att = append(bytes.Clone(att), "\r\nbody\r\n"...) // a delay notice returns the headers only
+			}
 
 			b := &bouncer{opts: bounce.Options{
 				Myhostname: "mail.example.test", BounceSizeLimit: bounce.DefaultBounceSizeLimit,
 				Now:                  func() time.Time { return time.Unix(stamp, 0).UTC() },
-				MaximalQueueLifetime: 5 * 24 * time.Hour, SMTPUTF8Enable: true, NoThreading: true,
+				MaximalQueueLifetime: 5 * 24 * time.Hour, DelayWarningTime: time.Second, SMTPUTF8Enable: true, NoThreading: true,
 			}, classes: map[string]bool{}}
-			n := &queue.Notice{Failed: tc.failed,
+			n := &queue.Notice{Failed: tc.failed, Delays: tc.delayed,
 				Content: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(att)), nil }}
 			n.Msg.ID = field(`X-Postfix-Queue-ID: (\S+)`)
 			n.Msg.Sender = strings.TrimPrefix(field(`X-Postfix-Sender: ([^\r]+)`), "rfc822; ")
