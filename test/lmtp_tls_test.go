@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +110,55 @@ lmtp_tls_mandatory_protocols = <=TLSv1.2
 	}
 	if want := fmt.Sprintf("postgate/lmtp[%d]: Verified TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.2 with cipher ", v.Pid(), tlsPort); !strings.Contains(log, want) {
 		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+}
+
+// More lmtp_ TLS twins, each in an instance of its own: lmtp_enforce_tls
+// and lmtp_use_tls (read when lmtp_tls_security_level is empty, as
+// Postfix's legacy parameters), and secure with lmtp_tls_CApath, whose
+// match list is lmtp_tls_secure_cert_match's: the next hop (127.0.0.1,
+// which the certificate names) by default, and a name the certificate
+// does not have when set so.
+func TestLMTPTLSTwins(t *testing.T) {
+	t.Parallel()
+	pki := newTLSPKI(t)
+	tlsDir, tlsPort := startDovecotLMTPWith(t, fmt.Sprintf("ssl = yes\nssl_cert = <%[1]s\nssl_key = <%[1]s", pki.serverFile),
+		"may@lmtp.test", "secure@lmtp.test", "nomatch@lmtp.test")
+	_, plainPort := startDovecotLMTP(t, "known@plain.test")
+	caDir := t.TempDir()
+	if err := os.Link(pki.caFile, filepath.Join(caDir, "ca.pem")); err != nil {
+		t.Fatal(err)
+	}
+	route := fmt.Sprintf("transport_maps = inline:{ lmtp.test=lmtp:inet:127.0.0.1:%d, plain.test=lmtp:inet:127.0.0.1:%d }\nlmtp_tls_loglevel = 1\n", tlsPort, plainPort)
+
+	enforce := harness.Start(t, route+"lmtp_enforce_tls = yes\n", "")
+	id := sendFromInside(t, enforce, "known@plain.test")
+	if line := logLine(enforce.Log(id+": to=<known@plain.test>"), id+": to=<known@plain.test>"); !strings.Contains(line, "dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])") {
+		t.Errorf("lmtp_enforce_tls: %q", line)
+	}
+
+	for _, tc := range []struct {
+		name, main, rcpt, want string
+	}{
+		{"lmtp_use_tls", "lmtp_use_tls = yes\n", "may@lmtp.test", "Untrusted TLS connection established"},
+		{"secure", fmt.Sprintf("lmtp_tls_security_level = secure\nlmtp_tls_CApath = %s\n", caDir), "secure@lmtp.test", "Verified TLS connection established"},
+		{"secure, no match", fmt.Sprintf("lmtp_tls_security_level = secure\nlmtp_tls_CApath = %s\nlmtp_tls_secure_cert_match = other.test\n", caDir), "nomatch@lmtp.test", "status=deferred (Server certificate not verified)"},
+	} {
+		p := harness.Start(t, route+tc.main, "")
+		id := sendFromInside(t, p, tc.rcpt)
+		log := p.Log(id + ": to=<" + tc.rcpt + ">")
+		if !strings.Contains(log, tc.want) {
+			t.Errorf("%s: log lacks %q:\n%s", tc.name, tc.want, log)
+		}
+		// A deferral is logged when the session is over: nothing
+		// can arrive after it.
+		deferred := strings.Contains(tc.want, "deferred")
+		got := maildir(tlsDir, tc.rcpt)
+		if !deferred {
+			got = waitMaildir(tlsDir, tc.rcpt, 1)
+		}
+		if delivered := len(got) == 1; delivered == deferred {
+			t.Errorf("%s: delivered %v", tc.name, delivered)
+		}
 	}
 }

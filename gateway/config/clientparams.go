@@ -15,19 +15,19 @@ func clientParams() []param {
 		later(integer("lmtp_line_length_limit", "998", 0)),
 		{name: "lmtp_tls_security_level", kind: kindString, impl: true, canon: lower,
 			check: oneOf("", "none", "may", "encrypt", "verify", "secure", "dane", "dane-only", "fingerprint")},
-		later(boolean("lmtp_use_tls", "no")),
-		later(boolean("lmtp_enforce_tls", "no")),
+		boolean("lmtp_use_tls", "no"),
+		boolean("lmtp_enforce_tls", "no"),
 		later(list("lmtp_tls_policy_maps", "")),
 		later(str("lmtp_tls_cert_file", "")),
 		later(str("lmtp_tls_key_file", "$lmtp_tls_cert_file")),
 		later(list("lmtp_tls_chain_files", "")),
 		str("lmtp_tls_CAfile", ""),
-		later(str("lmtp_tls_CApath", "")),
+		str("lmtp_tls_CApath", ""),
 		{name: "lmtp_tls_loglevel", kind: kindInt, def: "0", impl: true, max: 4},
 		later(str("lmtp_tls_protocols", ">=TLSv1")),
 		str("lmtp_tls_mandatory_protocols", ">=TLSv1"),
 		list("lmtp_tls_verify_cert_match", "hostname"),
-		later(list("lmtp_tls_secure_cert_match", "nexthop")),
+		list("lmtp_tls_secure_cert_match", "nexthop"),
 	}
 	// Postfix's defaults; lmtp_connect_timeout's 0 is the system's connect
 	// timeout, and lmtp_lhlo_timeout is smtp_helo_timeout's twin.
