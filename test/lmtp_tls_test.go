@@ -18,6 +18,17 @@ func waitMaildir(dir, user string, n int) []string {
 	return maildir(dir, user)
 }
 
+// startDovecotPair starts two Dovecot LMTP servers: one offering STARTTLS
+// with the test PKI's server certificate (for 127.0.0.1, from its CA) for
+// users, and one without TLS for known@plain.test.
+func startDovecotPair(t *testing.T, users ...string) (pki *tlsPKI, tlsDir string, tlsPort, plainPort int) {
+	t.Helper()
+	pki = newTLSPKI(t)
+	tlsDir, tlsPort = startDovecotLMTPWith(t, fmt.Sprintf("ssl = yes\nssl_cert = <%[1]s\nssl_key = <%[1]s", pki.serverFile), users...)
+	_, plainPort = startDovecotLMTP(t, "known@plain.test")
+	return pki, tlsDir, tlsPort, plainPort
+}
+
 // An lmtp transport reads the lmtp_ parameters, an smtp transport the
 // smtp_ ones, as Postfix's lmtp and smtp do. With lmtp_tls_security_level
 // = encrypt, delivery to a real Dovecot LMTP that offers STARTTLS goes over
@@ -31,10 +42,7 @@ func waitMaildir(dir, user string, n int) []string {
 // lmtp_tls_mandatory_protocols bounds it.
 func TestLMTPStartTLSDovecot(t *testing.T) {
 	t.Parallel()
-	pki := newTLSPKI(t)
-	tlsDir, tlsPort := startDovecotLMTPWith(t, fmt.Sprintf("ssl = yes\nssl_cert = <%[1]s\nssl_key = <%[1]s", pki.serverFile),
-		"known@lmtp.test", "port@lmtp.test", "verified@lmtp.test")
-	_, plainPort := startDovecotLMTP(t, "known@plain.test")
+	pki, tlsDir, tlsPort, plainPort := startDovecotPair(t, "known@lmtp.test", "port@lmtp.test", "verified@lmtp.test")
 	sink := startTLSSink(t, pki.selfSigned, 0)
 
 	p := harness.Start(t, fmt.Sprintf(`transport_maps = inline:{ lmtp.test=lmtp:inet:127.0.0.1:%[1]d, port.test=lmtp:inet:127.0.0.1, plain.test=lmtp:inet:127.0.0.1:%[2]d, smtp.test=smtp:[127.0.0.1]:%[3]d }
@@ -121,10 +129,7 @@ lmtp_tls_mandatory_protocols = <=TLSv1.2
 // does not have when set so.
 func TestLMTPTLSTwins(t *testing.T) {
 	t.Parallel()
-	pki := newTLSPKI(t)
-	tlsDir, tlsPort := startDovecotLMTPWith(t, fmt.Sprintf("ssl = yes\nssl_cert = <%[1]s\nssl_key = <%[1]s", pki.serverFile),
-		"may@lmtp.test", "secure@lmtp.test", "nomatch@lmtp.test")
-	_, plainPort := startDovecotLMTP(t, "known@plain.test")
+	pki, tlsDir, tlsPort, plainPort := startDovecotPair(t, "may@lmtp.test", "secure@lmtp.test", "nomatch@lmtp.test")
 	caDir := t.TempDir()
 	if err := os.Link(pki.caFile, filepath.Join(caDir, "ca.pem")); err != nil {
 		t.Fatal(err)
