@@ -150,10 +150,20 @@ func noticeRcpt(r queue.Recipient, f queue.FailedRcpt, action string) bounce.Rcp
 	return n
 }
 
-// queueReply is a relay result's remote reply as the queue carries it.
-func queueReply(r *relay.Reply) *queue.Reply {
+// replyConverter turns relay results' remote replies into the queue's,
+// once for the results that share one (every recipient of a message that
+// the end of data accepted).
+type replyConverter struct {
+	last *relay.Reply
+	conv *queue.Reply
+}
+
+func (c *replyConverter) convert(r *relay.Reply) *queue.Reply {
 	if r == nil {
 		return nil
 	}
-	return &queue.Reply{Host: r.Host, Code: r.Code, DSN: r.DSN, Text: r.Text}
+	if r != c.last {
+		c.last, c.conv = r, &queue.Reply{Host: r.Host, Code: r.Code, DSN: r.DSN, Text: r.Text}
+	}
+	return c.conv
 }

@@ -205,8 +205,9 @@ func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.R
 	}
 	results := s.t.Deliver(ctx, m)
 	out := make([]queue.Result, len(results))
+	replies := replyConverter{}
 	for i, r := range results {
-		out[i] = queue.Result{DSN: r.DSN, Reason: r.Reply, Relay: r.Relay, Reply: queueReply(r.Remote), ConnSetup: r.Conn, Xfer: r.Xfer, ConnUse: r.ConnUse}
+		out[i] = queue.Result{DSN: r.DSN, Reason: r.Reply, Relay: r.Relay, Reply: replies.convert(r.Remote), ConnSetup: r.Conn, Xfer: r.Xfer, ConnUse: r.ConnUse}
 		switch r.Status {
 		case relay.Sent:
 			out[i].Status = queue.StatusSent

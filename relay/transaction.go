@@ -219,8 +219,9 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		return false
 	}
 	if r.code/100 == 2 {
+		remote := r.export() // one reply for all
 		for _, i := range accepted {
-			d.finish(i, Sent, r.dsn, r.line(), r.export(), relay, use)
+			d.finish(i, Sent, r.dsn, r.line(), remote, relay, use)
 		}
 		return false
 	}
