@@ -9,6 +9,7 @@ import (
 	"postgate/gateway/config"
 	"postgate/queue"
 	"postgate/queue/bounce"
+	"postgate/relay"
 )
 
 // bouncer decides who hears about mail that could not be delivered, as
@@ -69,14 +70,12 @@ func (b *bouncer) Notify(ctx context.Context, n *queue.Notice) ([]queue.Outgoing
 	failed := make([]bounce.Rcpt, 0, len(n.Failed))
 	for _, f := range n.Failed {
 		r := m.Recipients[f.Index]
-		failed = append(failed, bounce.Rcpt{Addr: r.Addr, OrigAddr: r.Orig, ORCPT: r.ORCPT, Notify: r.Notify, Action: "failed",
-			Status: f.DSN, Diagnostic: diagnostic(f.Reason), RemoteMTA: remoteMTA(f.Relay), Reason: f.Reason})
+		failed = append(failed, noticeRcpt(r, f, "failed"))
 	}
 	delayed := make([]bounce.Rcpt, 0, len(n.Delays))
 	for _, f := range n.Delays {
 		r := m.Recipients[f.Index]
-		delayed = append(delayed, bounce.Rcpt{Addr: r.Addr, OrigAddr: r.Orig, ORCPT: r.ORCPT, Notify: r.Notify, Action: "delayed",
-			Status: f.DSN, Diagnostic: diagnostic(f.Reason), RemoteMTA: remoteMTA(f.Relay), Reason: f.Reason})
+		delayed = append(delayed, noticeRcpt(r, f, "delayed"))
 	}
 
 	var out []queue.Outgoing
@@ -135,27 +134,36 @@ func (b *bouncer) Notify(ctx context.Context, n *queue.Notice) ([]queue.Outgoing
 	return out, nil
 }
 
-// diagnostic turns a delivery reason into a Diagnostic-Code value: the
-// remote reply when the reason quotes one ("host H[IP] said: 550 ..."),
-// else "" (the bounce package then writes the reason as X-Postfix).
-func diagnostic(reason string) string {
-	if _, reply, ok := strings.Cut(reason, " said: "); ok {
-		reply = strings.TrimSuffix(reply, ")")
-		if i := strings.LastIndex(reply, " (in reply to "); i >= 0 {
-			reply = reply[:i]
-		}
-		return "smtp; " + reply
+// noticeRcpt is how a notice reports recipient r: the remote server's
+// reply, when the failure quotes one, is the Diagnostic-Code ("smtp; "
+// and its lines joined with spaces, as Postfix's smtp client joins them;
+// "smtp" for LMTP too) and its host the Remote-MTA. Without a reply the
+// notice gives the reason (X-Postfix) and no Remote-MTA, as Postfix does
+// for failures of its own such as a lost connection.
+func noticeRcpt(r queue.Recipient, f queue.FailedRcpt, action string) bounce.Rcpt {
+	n := bounce.Rcpt{Addr: r.Addr, OrigAddr: r.Orig, ORCPT: r.ORCPT, Notify: r.Notify, Action: action,
+		Status: f.DSN, Reason: f.Reason}
+	if rp := f.Reply; rp != nil {
+		n.Diagnostic = "smtp; " + strings.ReplaceAll(rp.Text, "\n", " ")
+		n.RemoteMTA = rp.Host
 	}
-	return ""
+	return n
 }
 
-// remoteMTA is the host name of a relay "host[ip]:port", "" for none.
-func remoteMTA(relay string) string {
-	if relay == "" || relay == "none" {
-		return ""
+// replyConverter turns relay results' remote replies into the queue's,
+// once for the results that share one (every recipient of a message that
+// the end of data accepted).
+type replyConverter struct {
+	last *relay.Reply
+	conv *queue.Reply
+}
+
+func (c *replyConverter) convert(r *relay.Reply) *queue.Reply {
+	if r == nil {
+		return nil
 	}
-	if i := strings.IndexByte(relay, '['); i > 0 {
-		return relay[:i]
+	if r != c.last {
+		c.last, c.conv = r, &queue.Reply{Host: r.Host, Code: r.Code, DSN: r.DSN, Text: r.Text}
 	}
-	return relay
+	return c.conv
 }

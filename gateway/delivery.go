@@ -84,49 +84,18 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 
 // newDelivery builds the queue manager's options from main.cf.
 func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver, log *MailLog, tables *tableCache) (*delivery, error) {
-	var bind netip.Addr
-	if b := cfg.Get("smtp_bind_address"); b != "" {
-		a, err := netip.ParseAddr(b)
-		if err != nil {
-			return nil, paramError(cfg, "smtp_bind_address", err)
-		}
-		bind = a
-	}
-	port, err := servicePort(cfg.Get("smtp_tcp_port"))
-	if err != nil {
-		return nil, paramError(cfg, "smtp_tcp_port", err)
-	}
-	tlsOpts, err := smtpTLSOptions(cfg, tables)
+	smtpOpts, err := clientOptions(cfg, "smtp", resolver, tables, log)
 	if err != nil {
 		return nil, err
 	}
-	lineLimit := int(cfg.Int("smtp_line_length_limit"))
-	if lineLimit == 0 {
-		lineLimit = -1 // Postfix's 0 is "no limit"; relay's 0 is its default
-	}
-	smtp := relay.NewSMTP(relay.Options{
-		LineLengthLimit: lineLimit,
-		HeloName:        cfg.Get("smtp_helo_name"),
-		MyHostname:      cfg.Get("myhostname"),
-		BindAddress:     bind,
-		Port:            port,
-		Resolver:        resolver,
-		ConnectionReuse: true,
-		TLS:             tlsOpts,
-		Log:             func(line string) { log.Logf("smtp", "%s", line) },
-	})
+	smtp := relay.NewSMTP(smtpOpts)
 	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
 	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
-	lmtp := relay.NewSMTP(relay.Options{
-		HeloName:        cfg.Get("smtp_helo_name"),
-		MyHostname:      cfg.Get("myhostname"),
-		Port:            24,
-		Resolver:        resolver,
-		ConnectionReuse: true,
-		LMTP:            true,
-		QueueDirectory:  cfg.Get("queue_directory"),
-		Log:             func(line string) { log.Logf("lmtp", "%s", line) },
-	})
+	lmtpOpts, err := clientOptions(cfg, "lmtp", resolver, tables, log)
+	if err != nil {
+		return nil, err
+	}
+	lmtp := relay.NewSMTP(lmtpOpts)
 	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp, lmtp: lmtp}
 	d.route.Store(rt)
 	st := smtpTransport{smtp}
@@ -236,8 +205,9 @@ func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.R
 	}
 	results := s.t.Deliver(ctx, m)
 	out := make([]queue.Result, len(results))
+	replies := replyConverter{}
 	for i, r := range results {
-		out[i] = queue.Result{DSN: r.DSN, Reason: r.Reply, Relay: r.Relay, ConnSetup: r.Conn, Xfer: r.Xfer, ConnUse: r.ConnUse}
+		out[i] = queue.Result{DSN: r.DSN, Reason: r.Reply, Relay: r.Relay, Reply: replies.convert(r.Remote), ConnSetup: r.Conn, Xfer: r.Xfer, ConnUse: r.ConnUse}
 		switch r.Status {
 		case relay.Sent:
 			out[i].Status = queue.StatusSent

@@ -63,8 +63,10 @@ func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	if _, err := newRoute(cfg, tables); err != nil {
 		return nil, err
 	}
-	if _, err := smtpTLSOptions(cfg, tables); err != nil {
-		return nil, err
+	for _, client := range []string{"smtp", "lmtp"} {
+		if _, err := clientTLSOptions(cfg, client, tables); err != nil {
+			return nil, err
+		}
 	}
 	_, notices, err := buildServices(cfg, tables, nil)
 	if err != nil {

@@ -53,7 +53,7 @@ func (m *manager) attempt(a *attempt) {
 	m.logf("qmgr", "%s: from=<%s>, size=%d, nrcpt=%d (queue active)", a.id, printable(env.Sender), a.ent.contentLen(), len(a.rcpts))
 	if a.ent.expired {
 		// postsuper -e: nothing is tried, everything is returned.
-		m.suspend(a, a.rcpts, "4.7.0", "message is administratively expired")
+		m.suspend(a, a.rcpts, "4.7.0", "message is administratively expired", nil)
 	} else {
 		m.dispatch(a)
 	}
@@ -81,7 +81,7 @@ func (m *manager) dispatch(a *attempt) {
 				return
 			}
 			m.logf("qmgr", "warning: %s: to=<%s>: address resolver failure: %v", a.id, printable(a.env.Recipients[i].Addr), err)
-			m.suspend(a, []int{i}, "4.3.0", "address resolver failure")
+			m.suspend(a, []int{i}, "4.3.0", "address resolver failure", nil)
 			continue
 		}
 		k := destKey{transport, nexthop}
@@ -98,7 +98,7 @@ func (m *manager) dispatch(a *attempt) {
 		tr := m.o.Transports[g.k.transport]
 		if tr == nil {
 			m.logf("qmgr", "warning: %s: no transport named %q: mail transport unavailable", a.id, g.k.transport)
-			m.suspend(a, g.rcpts, "4.3.0", "mail transport unavailable")
+			m.suspend(a, g.rcpts, "4.3.0", "mail transport unavailable", nil)
 			continue
 		}
 		for batch := range slices.Chunk(g.rcpts, m.recipientLimit(g.k.transport)) {
@@ -113,8 +113,8 @@ func (m *manager) dispatch(a *attempt) {
 func (m *manager) deliver(a *attempt, k destKey, tr Transport, rcpts []int) {
 	d := m.dest(k)
 	defer m.release(k, d)
-	if dsn, why, dead := m.dead(d); dead {
-		m.suspend(a, rcpts, dsn, "delivery temporarily suspended: "+why)
+	if f, dead := m.dead(d); dead {
+		m.suspend(a, rcpts, f.DSN, "delivery temporarily suspended: "+f.Reason, f.Reply)
 		return
 	}
 	select {
@@ -123,8 +123,8 @@ func (m *manager) deliver(a *attempt, k destKey, tr Transport, rcpts []int) {
 		return
 	}
 	defer func() { <-d.slots }()
-	if dsn, why, dead := m.dead(d); dead { // it died while we waited
-		m.suspend(a, rcpts, dsn, "delivery temporarily suspended: "+why)
+	if f, dead := m.dead(d); dead { // it died while we waited
+		m.suspend(a, rcpts, f.DSN, "delivery temporarily suspended: "+f.Reason, f.Reply)
 		return
 	}
 	start := m.now()
@@ -140,7 +140,7 @@ func (m *manager) deliver(a *attempt, k destKey, tr Transport, rcpts []int) {
 	// A message whose content was found damaged failed alone, not its
 	// next hop.
 	if m.ctx.Err() == nil && siteFailed(res) && !m.s.corrupt(a.id) {
-		m.kill(d, res[0].DSN, res[0].Reason)
+		m.kill(d, res[0])
 	}
 }
 
@@ -159,11 +159,12 @@ func siteFailed(res []Result) bool {
 }
 
 // suspend defers recipients without trying them (the queue manager's own
-// deferral, logged by the error agent as in Postfix).
-func (m *manager) suspend(a *attempt, rcpts []int, dsn, why string) {
+// deferral, logged by the error agent as in Postfix); reply is the remote
+// reply the reason quotes, if any.
+func (m *manager) suspend(a *attempt, rcpts []int, dsn, why string, reply *Reply) {
 	res := make([]Result, len(rcpts))
 	for i := range res {
-		res[i] = Result{Status: StatusDeferred, DSN: dsn, Reason: why}
+		res[i] = Result{Status: StatusDeferred, DSN: dsn, Reason: why, Reply: reply}
 	}
 	m.record(a, rcpts, res, "error", time.Time{})
 }
@@ -212,10 +213,10 @@ func (m *manager) record(a *attempt, rcpts []int, res []Result, agent string, ha
 		case StatusSent:
 			sent = append(sent, ri)
 		case StatusDeferred:
-			deferred = append(deferred, FailedRcpt{Index: ri, DSN: r.DSN, Reason: r.Reason, Relay: r.Relay, Action: "delayed"})
+			deferred = append(deferred, FailedRcpt{Index: ri, DSN: r.DSN, Reason: r.Reason, Relay: r.Relay, Reply: r.Reply, Action: "delayed"})
 		case StatusBounced:
 			a.mu.Lock()
-			a.failed = append(a.failed, FailedRcpt{Index: ri, DSN: r.DSN, Reason: r.Reason, Relay: r.Relay, Action: "failed"})
+			a.failed = append(a.failed, FailedRcpt{Index: ri, DSN: r.DSN, Reason: r.Reason, Relay: r.Relay, Reply: r.Reply, Action: "failed"})
 			a.mu.Unlock()
 		}
 	}

@@ -70,6 +70,7 @@ type Result struct {
 	DSN    string // enhanced status, "2.0.0"; "" = x.0.0 by Status
 	Reason string // the log's "(...)" text: the remote reply, or what failed
 	Relay  string // "host[ip]:port" talked to; "" = none
+	Reply  *Reply // the remote reply Reason quotes; nil when it quotes none
 	// ConnSetup and Xfer are the delays' c and d: connection set-up
 	// (DNS, connect, greeting, HELO, TLS) and transmission.
 	ConnSetup, Xfer time.Duration
@@ -120,6 +121,7 @@ type FailedRcpt struct {
 	DSN    string // enhanced status: "5.1.1"; an expired recipient keeps its last 4.x.x
 	Reason string // the last reply or failure
 	Relay  string // the host that said so, "" if none
+	Reply  *Reply // the remote reply Reason quotes, nil if none
 	Action string // DSN action: "failed" (bounced, expired) or "delayed"
 }
 
@@ -533,8 +535,10 @@ type dest struct {
 	slots     chan struct{} // one per delivery in flight: the concurrency limit
 	refs      int           // deliveries holding or waiting for a slot
 	deadUntil time.Time
-	deadDSN   string
-	deadWhy   string
+	// deadAs is the failure that killed it: its recipients are deferred
+	// with it, remote reply included, as Postfix's qmgr defers them with
+	// the delivery agent's whole status.
+	deadAs Result
 }
 
 // dest returns the destination for k, held until release.
@@ -564,21 +568,22 @@ func (m *manager) release(k destKey, d *dest) {
 	}
 }
 
-// dead reports whether a destination is suspended, and why.
-func (m *manager) dead(d *dest) (dsn, why string, ok bool) {
+// dead reports whether a destination is suspended, and the failure that
+// suspended it.
+func (m *manager) dead(d *dest) (Result, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.now().Before(d.deadUntil) {
-		return d.deadDSN, d.deadWhy, true
+		return d.deadAs, true
 	}
-	return "", "", false
+	return Result{}, false
 }
 
-func (m *manager) kill(d *dest, dsn, why string) {
+func (m *manager) kill(d *dest, failed Result) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d.deadUntil = m.now().Add(m.o.MinimalBackoff)
-	d.deadDSN, d.deadWhy = dsn, why
+	d.deadAs = Result{DSN: failed.DSN, Reason: failed.Reason, Reply: failed.Reply}
 }
 
 func (m *manager) recipientLimit(transport string) int {

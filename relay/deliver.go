@@ -163,17 +163,17 @@ func (d *delivery) times() (conn, xfer time.Duration) {
 	return d.setup.Sub(d.start), now.Sub(d.setup)
 }
 
-func (d *delivery) set(i int, st Status, dsn, reason, relay string, connUse int) {
+func (d *delivery) set(i int, st Status, dsn, reason string, remote *Reply, relay string, connUse int) {
 	conn, xfer := d.times()
-	d.res[i] = Result{Status: st, DSN: dsn, Reply: reason, Relay: relay, Conn: conn, Xfer: xfer, ConnUse: connUse}
+	d.res[i] = Result{Status: st, DSN: dsn, Reply: reason, Remote: remote, Relay: relay, Conn: conn, Xfer: xfer, ConnUse: connUse}
 }
 
 // finish gives recipient i its final result.
-func (d *delivery) finish(i int, st Status, dsn, reason, relay string, connUse int) {
+func (d *delivery) finish(i int, st Status, dsn, reason string, remote *Reply, relay string, connUse int) {
 	if d.done[i] {
 		return
 	}
-	d.set(i, st, dsn, reason, relay, connUse)
+	d.set(i, st, dsn, reason, remote, relay, connUse)
 	d.done[i] = true
 	d.left--
 }
@@ -189,10 +189,10 @@ func (d *delivery) fail(ids []int, f *failure, relay string, connUse int, final 
 			continue
 		}
 		if f.status == Bounced || final {
-			d.finish(i, f.status, f.dsn, f.reason, relay, connUse)
+			d.finish(i, f.status, f.dsn, f.reason, f.remote, relay, connUse)
 			continue
 		}
-		d.set(i, Deferred, f.dsn, f.reason, relay, connUse)
+		d.set(i, Deferred, f.dsn, f.reason, f.remote, relay, connUse)
 		d.noted[i] = true
 		kept = true
 	}
@@ -227,7 +227,7 @@ func (d *delivery) finishRest() {
 			if errors.Is(d.ctx.Err(), context.DeadlineExceeded) {
 				f = softFail("4.4.2", "delivery to %s timed out", d.m.Nexthop)
 			}
-			d.set(i, Deferred, f.dsn, f.reason, "none", 0)
+			d.set(i, Deferred, f.dsn, f.reason, nil, "none", 0)
 		}
 		d.done[i] = true
 		d.left--

@@ -30,7 +30,7 @@ type Options struct {
 	Resolver    Resolver   // nil: the Go resolver
 	Port        uint16     // smtp_tcp_port: the port of destinations that name none (25)
 
-	ConnectTimeout  time.Duration // smtp_connect_timeout (30s)
+	ConnectTimeout  time.Duration // smtp_connect_timeout (30s); negative: the system's connect timeout (Postfix's 0)
 	HeloTimeout     time.Duration // smtp_helo_timeout (300s): greeting and EHLO/HELO
 	MailTimeout     time.Duration // smtp_mail_timeout (300s)
 	RcptTimeout     time.Duration // smtp_rcpt_timeout (300s)
@@ -78,11 +78,15 @@ func (o *Options) setDefaults() {
 	if o.HeloName == "" || !safeCommandArg(o.HeloName) || strings.ContainsAny(o.HeloName, " \t") {
 		o.HeloName = "localhost"
 	}
+	if o.ConnectTimeout < 0 {
+		o.ConnectTimeout = 0 // net.Dialer: no limit of its own
+	} else if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 30 * time.Second
+	}
 	durations := []struct {
 		p *time.Duration
 		d time.Duration
 	}{
-		{&o.ConnectTimeout, 30 * time.Second},
 		{&o.HeloTimeout, 300 * time.Second},
 		{&o.MailTimeout, 300 * time.Second},
 		{&o.RcptTimeout, 300 * time.Second},
@@ -175,6 +179,7 @@ type Result struct {
 	DSN     string        // "2.0.0", "4.4.1", "5.1.1", ...
 	Reply   string        // the server's reply, or the reason in Postfix's words
 	Relay   string        // "host[ip]:port", or "none"
+	Remote  *Reply        // the server's reply that Reply quotes; nil when it quotes none
 	Conn    time.Duration // connection setup: DNS, connect, greeting, EHLO (the c of delays=a/b/c/d)
 	Xfer    time.Duration // transmission (the d)
 	ConnUse int           // the session's use count: 1 fresh, >= 2 reused (conn_use=)

@@ -195,7 +195,7 @@ func (s *session) handshake(ctx context.Context, srv server, p *tlsPolicy) *fail
 		return f
 	}
 	s.pipelining, s.dsn, s.smtputf8, s.eightBitMIME, s.size, s.sizeLimit = false, false, false, false, false, 0
-	r, err := s.command(stageEHLO, "EHLO "+s.opts.HeloName)
+	r, err := s.command(stageEHLO, s.ehloVerb()+s.opts.HeloName)
 	if err != nil {
 		return s.ioFailure(ctx, stageEHLO, err)
 	}
@@ -204,6 +204,14 @@ func (s *session) handshake(ctx context.Context, srv server, p *tlsPolicy) *fail
 	}
 	s.parseEHLO(r)
 	return nil
+}
+
+// ehloVerb is the greeting command: LHLO for LMTP, else EHLO.
+func (s *session) ehloVerb() string {
+	if s.opts.LMTP {
+		return "LHLO "
+	}
+	return "EHLO "
 }
 
 // hello reads the greeting and says EHLO, or HELO.
@@ -221,11 +229,7 @@ func (s *session) hello(ctx context.Context, nexthop string) *failure {
 	default:
 		return s.refused(r)
 	}
-	verb := "EHLO "
-	if s.opts.LMTP {
-		verb = "LHLO "
-	}
-	r, err = s.command(stageEHLO, verb+s.opts.HeloName)
+	r, err = s.command(stageEHLO, s.ehloVerb()+s.opts.HeloName)
 	if err != nil {
 		return s.ioFailure(ctx, stageEHLO, err)
 	}
@@ -309,7 +313,11 @@ func (s *session) command(st stage, line string) (*reply, error) {
 	if err := s.bw.Flush(); err != nil {
 		return nil, err
 	}
-	return s.readReply()
+	r, err := s.readReply()
+	if err == nil {
+		r.command = commandName(line)
+	}
+	return r, err
 }
 
 // probe checks a cached session with RSET before it is used again.
@@ -333,16 +341,20 @@ func (s *session) quit() {
 // smtp_stream_except) and marks the session unusable.
 func (s *session) ioFailure(ctx context.Context, st stage, err error) *failure {
 	s.broken = true
+	where := stageWhere[st]
+	if st == stageEHLO && s.opts.LMTP {
+		where = "performing the LHLO handshake"
+	}
 	var ne net.Error
 	switch {
 	case errors.Is(err, errLocalData):
 		return softFail("4.3.0", "local data error while talking to %s", s.namaddr)
 	case errors.Is(ctx.Err(), context.Canceled):
-		return softFail("4.4.2", "conversation with %s interrupted while %s", s.namaddr, stageWhere[st])
+		return softFail("4.4.2", "conversation with %s interrupted while %s", s.namaddr, where)
 	case ctx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
-		return softFail("4.4.2", "conversation with %s timed out while %s", s.namaddr, stageWhere[st])
+		return softFail("4.4.2", "conversation with %s timed out while %s", s.namaddr, where)
 	}
-	return softFail("4.4.2", "lost connection with %s while %s", s.namaddr, stageWhere[st])
+	return softFail("4.4.2", "lost connection with %s while %s", s.namaddr, where)
 }
 
 // errLocalData is a failure to read the stored message.
@@ -353,6 +365,10 @@ type reply struct {
 	code int
 	dsn  string // enhanced status code, or X.0.0, or 5.5.0 for garbage
 	text string // the reply lines as received (made printable), at most lineLimit bytes
+	host string // the server's host name
+	// command is what the reply answered (Reply.Command); "" for the
+	// greeting.
+	command string
 }
 
 // line is the reply as one line, the way Postfix quotes it.
@@ -385,7 +401,7 @@ func (s *session) readReply() (*reply, error) {
 			break
 		}
 	}
-	r := &reply{text: string(text), dsn: "5.5.0"}
+	r := &reply{text: string(text), dsn: "5.5.0", host: s.host}
 	r.code = int(last[0]-'0')*100 + int(last[1]-'0')*10 + int(last[2]-'0')
 	if c := last[0]; c == '2' || c == '4' || c == '5' {
 		rest := strings.TrimLeft(last[3:], " ")

@@ -17,6 +17,7 @@ type failure struct {
 	status Status // Deferred or Bounced
 	dsn    string
 	reason string
+	remote *Reply // the server's reply the reason quotes, if any
 }
 
 func softFail(dsn, format string, args ...any) *failure {
@@ -43,7 +44,9 @@ func replyFailure(r *reply, format string, args ...any) *failure {
 	if dsn[0] != '4' && dsn[0] != '5' {
 		dsn, prefix = "5.5.0", "Protocol error: "
 	}
-	return byStatus(dsn, "%s%s", prefix, fmt.Sprintf(format, args...))
+	f := byStatus(dsn, "%s%s", prefix, fmt.Sprintf(format, args...))
+	f.remote = r.export()
+	return f
 }
 
 // connectFailure is a failed TCP connection (smtp_connect.c).

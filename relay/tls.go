@@ -76,6 +76,15 @@ var errTLSHandshake = softFail("4.7.5", "Cannot start TLS: handshake failure")
 // tlsConfigProblem is Postfix's deferral when a policy cannot be used.
 func tlsConfigProblem() *failure { return softFail("4.7.5", "client TLS configuration problem") }
 
+// param names a parameter of the client's personality in texts:
+// smtp_name, or lmtp_name for LMTP.
+func (o *Options) param(name string) string {
+	if o.LMTP {
+		return "lmtp_" + name
+	}
+	return "smtp_" + name
+}
+
 // tlsPolicyFor is the policy for destination dest: smtp_tls_policy_maps,
 // looked up by the destination as written, then (for a domain) by its
 // parent domains as ".parent", else smtp_tls_security_level.
@@ -97,14 +106,14 @@ func (t *SMTP) tlsPolicyFor(ctx context.Context, dest string) (*tlsPolicy, *fail
 		for _, k := range keys {
 			v, ok, err := o.Policy(ctx, k)
 			if err != nil {
-				t.logf("", fmt.Sprintf("warning: smtp_tls_policy_maps, next-hop destination %q: policy table lookup error", dest))
+				t.logf("", fmt.Sprintf("warning: %s, next-hop destination %q: policy table lookup error", t.opts.param("tls_policy_maps"), dest))
 				return nil, tlsConfigProblem()
 			}
 			if !ok {
 				continue
 			}
 			if err := p.parse(v); err != nil {
-				t.logf("", fmt.Sprintf("warning: smtp_tls_policy_maps, next-hop destination %q: %v", dest, err))
+				t.logf("", fmt.Sprintf("warning: %s, next-hop destination %q: %v", t.opts.param("tls_policy_maps"), dest, err))
 				return nil, tlsConfigProblem()
 			}
 			break
@@ -269,7 +278,7 @@ func (s *session) verifyChain(st tls.ConnectionState) (bool, error) {
 		return false, fmt.Errorf("no certificate")
 	}
 	if s.opts.TLS.RootCAs == nil {
-		return false, fmt.Errorf("no trust anchors (smtp_tls_CAfile, smtp_tls_CApath)")
+		return false, fmt.Errorf("no trust anchors (%s, %s)", s.opts.param("tls_CAfile"), s.opts.param("tls_CApath"))
 	}
 	inter := x509.NewCertPool()
 	for _, c := range st.PeerCertificates[1:] {

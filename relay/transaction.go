@@ -51,6 +51,7 @@ func (s *session) exchange(cmds []command, handle func(k int, r *reply) bool) (s
 			if err != nil {
 				return cmds[recv].st, err
 			}
+			r.command = commandName(cmds[recv].line)
 			if r.code == 421 {
 				s.broken = true
 			}
@@ -218,8 +219,9 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		return false
 	}
 	if r.code/100 == 2 {
+		remote := r.export() // one reply for all
 		for _, i := range accepted {
-			d.finish(i, Sent, r.dsn, r.line(), relay, use)
+			d.finish(i, Sent, r.dsn, r.line(), remote, relay, use)
 		}
 		return false
 	}
@@ -239,9 +241,10 @@ func (d *delivery) lmtpReplies(s *session, accepted []int, first *reply, said fu
 				d.fail(accepted[k:], s.ioFailure(d.ctx, stageDot, err), relay, use, final)
 				return
 			}
+			r.command = commandName(".")
 		}
 		if r.code/100 == 2 {
-			d.finish(i, Sent, r.dsn, r.line(), relay, use)
+			d.finish(i, Sent, r.dsn, r.line(), r.export(), relay, use)
 		} else {
 			d.fail([]int{i}, said(r, stageDot), relay, use, final)
 		}
@@ -307,6 +310,7 @@ func (d *delivery) sendContent(s *session) (*reply, stage, error) {
 		}
 		s.c.setDeadline(s.opts.DataDoneTimeout)
 		if r, err := s.readReply(); err == nil && r.code >= 400 {
+			r.command = commandName(".")
 			return r, stageDot, nil
 		}
 		return nil, stageBody, werr
@@ -316,6 +320,7 @@ func (d *delivery) sendContent(s *session) (*reply, stage, error) {
 	if err != nil {
 		return nil, stageDot, err
 	}
+	r.command = commandName(".")
 	return r, stageDot, nil
 }
 

@@ -17,6 +17,13 @@ import (
 // stored in Maildirs under dir/mail. It returns dir and the port.
 func startDovecotLMTP(t *testing.T, users ...string) (string, int) {
 	t.Helper()
+	return startDovecotLMTPWith(t, "ssl = no", users...)
+}
+
+// startDovecotLMTPWith is startDovecotLMTP with ssl, Dovecot's TLS
+// settings ("ssl = yes" and the certificate offer STARTTLS on LMTP).
+func startDovecotLMTPWith(t *testing.T, ssl string, users ...string) (string, int) {
+	t.Helper()
 	bin := harness.Need(t, "dovecot", "dovecot-core")
 	harness.Need(t, "/usr/lib/dovecot/lmtp", "dovecot-lmtpd")
 	dir, err := os.MkdirTemp("", "postgate-lmtp-")
@@ -39,7 +46,7 @@ state_dir = %[1]s/state
 log_path = %[1]s/dovecot.log
 protocols = lmtp
 listen = 127.0.0.1
-ssl = no
+%[3]s
 first_valid_uid = 8
 first_valid_gid = 8
 mail_location = maildir:%[1]s/mail/%%u
@@ -63,7 +70,7 @@ service lmtp {
 service anvil {
   chroot =
 }
-`, dir, port)
+`, dir, port, ssl)
 	for name, text := range map[string]string{"dovecot.conf": conf, "users": lines.String()} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -146,8 +153,19 @@ transport_maps = inline:{ lmtp.test=lmtp:inet:127.0.0.1:%d, sock.test=lmtp:unix:
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
-	// The bounce goes back to the sender.
-	if msgs := bounces.WaitMessages(1, 30*time.Second); len(msgs) != 1 || !strings.Contains(msgs[0], "nobody@lmtp.test") {
-		t.Errorf("bounce: %d messages", len(msgs))
+	// The bounce goes back to the sender and reports Dovecot's reply as
+	// Postfix does: the server's name and its reply (type smtp, for LMTP
+	// too).
+	msgs := bounces.WaitMessages(1, 30*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("bounce: %d messages", len(msgs))
+	}
+	for _, want := range []string{
+		"Final-Recipient: rfc822; nobody@lmtp.test\n",
+		"Status: 5.1.1\nRemote-MTA: dns; 127.0.0.1\nDiagnostic-Code: smtp; 550 5.1.1 <nobody@lmtp.test> User doesn't exist:\n    nobody@lmtp.test\n",
+	} {
+		if !strings.Contains(msgs[0], want) {
+			t.Errorf("bounce lacks %q:\n%s", want, msgs[0])
+		}
 	}
 }

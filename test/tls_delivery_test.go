@@ -24,9 +24,10 @@ import (
 // in for a TLS-capable next hop. It records each message's recipients and
 // whether it came over TLS.
 type tlsSink struct {
-	Port int
-	mu   sync.Mutex
-	got  []string // "rcpt tls=true|false[ cert=CN]"
+	Port   int
+	mu     sync.Mutex
+	got    []string // "rcpt tls=true|false[ cert=CN]"
+	greets []string // the names clients greeted with (EHLO, HELO)
 }
 
 // startTLSSink starts a sink serving cert, up to TLS version maxVersion
@@ -40,6 +41,9 @@ func startTLSSink(t *testing.T, cert tls.Certificate, maxVersion uint16) *tlsSin
 	}
 	k.Port = l.Addr().(*net.TCPAddr).Port
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		k.mu.Lock()
+		k.greets = append(k.greets, c.Hostname())
+		k.mu.Unlock()
 		st, isTLS := c.TLSConnectionState()
 		ss := &tlsSinkSession{k: k, tls: isTLS}
 		if len(st.PeerCertificates) > 0 {

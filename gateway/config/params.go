@@ -63,7 +63,7 @@ func lower(s string) string { return strings.ToLower(s) }
 // later marks a parameter as typed but not implemented yet.
 func later(p param) param { p.impl = false; return p }
 
-var paramTable = []param{
+var paramTable = append([]param{
 	// Identity and address classes.
 	{name: "myhostname", kind: kindString, impl: true, computed: true},
 	{name: "mydomain", kind: kindString, impl: true, computed: true},
@@ -432,7 +432,7 @@ var paramTable = []param{
 	// near half a GB under any burst, leaving the rest to the OS page cache
 	// that serves the queue log, and 50 sessions of 5 MB still fit.
 	integer("postgate_memory_limit", "268435456", 1<<20),
-}
+}, clientParams()...)
 
 // params indexes paramTable by name.
 var params = sync.OnceValue(func() map[string]*param {

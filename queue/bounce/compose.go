@@ -432,8 +432,9 @@ func addrType(addr string, smtputf8 bool) string {
 	return "rfc822"
 }
 
-// mailDate formats a time as Postfix's mail_date(3) does:
-// "Tue, 18 Nov 2025 10:01:02 +0000 (UTC)".
+// mailDate formats a time as Postfix's mail_date(3) does, the day of the
+// month padded with a space (strftime's %e): "Fri,  4 Dec 2026 10:01:02
+// +0000 (UTC)".
 func mailDate(t time.Time) string {
-	return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)")
+	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
 }
