@@ -135,6 +135,8 @@ type session struct {
 	sizeLimit                                     int64
 	offersTLS                                     bool // STARTTLS offered (and not used yet)
 	inTLS                                         bool
+	authOffered                                   bool     // AUTH offered, with SASL on (sasl.go)
+	authMechs                                     []string // its mechanisms that smtp_sasl_mechanism_filter kept
 
 	opened time.Time
 	uses   int  // transactions begun on this session
@@ -195,6 +197,7 @@ func (s *session) handshake(ctx context.Context, srv server, p *tlsPolicy) *fail
 		return f
 	}
 	s.pipelining, s.dsn, s.smtputf8, s.eightBitMIME, s.size, s.sizeLimit = false, false, false, false, false, 0
+	s.authOffered, s.authMechs = false, nil
 	r, err := s.command(stageEHLO, "EHLO "+s.opts.HeloName)
 	if err != nil {
 		return s.ioFailure(ctx, stageEHLO, err)
@@ -289,6 +292,8 @@ func (s *session) parseEHLO(r *reply) (loop bool) {
 			s.dsn = true
 		case "SMTPUTF8":
 			s.smtputf8 = true
+		case "AUTH":
+			s.noteAUTH(words[1:])
 		case "SIZE":
 			s.size = true
 			if len(words) > 1 {
