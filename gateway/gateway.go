@@ -13,12 +13,15 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postgate/gateway/config"
 	"postgate/gateway/metrics"
 	"postgate/gateway/resolver"
 	"postgate/queue"
+	"postgate/relay"
+	"postgate/rules/route"
 )
 
 // Options are the parts of a gateway that tests and the command line set.
@@ -60,10 +63,16 @@ type Gateway struct {
 // implement yet; warn gets the tables' warnings (duplicate keys).
 func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	tables := newTableCache(warn)
-	if _, err := newRoute(cfg, tables); err != nil {
+	rt, err := newRoute(cfg, tables)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := smtpTLSOptions(cfg, tables); err != nil {
+		return nil, err
+	}
+	routes := new(atomic.Pointer[route.Resolver])
+	routes.Store(rt)
+	if err := smtpClientOptions(cfg, tables, routes, &relay.Options{}); err != nil {
 		return nil, err
 	}
 	_, notices, err := buildServices(cfg, tables, nil)
