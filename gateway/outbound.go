@@ -56,7 +56,7 @@ func smtpClientOptions(cfg *config.Config, tables *tableCache, rt *atomic.Pointe
 			return err
 		}
 		if len(maps) == 0 {
-			return paramError(cfg, "smtp_sasl_password_maps", fmt.Errorf("specify a password table when smtp_sasl_auth_enable = yes"))
+			return paramError(cfg, "smtp_sasl_auth_enable", fmt.Errorf("specify a password table in smtp_sasl_password_maps"))
 		}
 		s := &o.SASL
 		s.Password = firstFound(maps)
@@ -110,7 +110,11 @@ func smtpClientOptions(cfg *config.Config, tables *tableCache, rt *atomic.Pointe
 
 	if fb := cfg.Get("smtp_fallback_relay"); fb != "" {
 		if err := relay.CheckDestinations(fb); err != nil {
-			return paramError(cfg, "smtp_fallback_relay", err)
+			param := "smtp_fallback_relay"
+			if _, set := cfg.Raw(param); !set {
+				param = "fallback_relay" // its default, $fallback_relay
+			}
+			return paramError(cfg, param, err)
 		}
 		o.FallbackRelay = fb
 	}
