@@ -139,9 +139,10 @@ func (d *delivery) tryServers(dests []destination, used []netip.AddrPort, sessio
 			continue
 		}
 		s, stop, relay, f := d.open(srv, pol)
-		if f == errTLSHandshake && pol.level == TLSMay {
+		if f == errTLSHandshake && pol.level == TLSMay && d.plaintextRetryOK(srv) {
 			// As Postfix: an opportunistic session whose handshake
-			// failed is tried again in clear text.
+			// failed is tried again in clear text, unless it was to
+			// log in.
 			plain := *pol
 			plain.level = TLSNone
 			s, stop, relay, f = d.open(srv, &plain)

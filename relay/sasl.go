@@ -102,9 +102,12 @@ func mechanismAllowed(filter []string, mech string) bool {
 // saslCredentials finds the login for srv: by the envelope sender with
 // sender-dependent authentication, then by the server's host name, then
 // by the next-hop destination as written ("[host]:port"), as Postfix's
-// smtp_sasl_passwd_lookup.
-func (d *delivery) saslCredentials(s *session, srv server) (user, pass string, found bool, f *failure) {
+// smtp_sasl_passwd_lookup. An error is a failed table lookup.
+func (d *delivery) saslCredentials(srv server) (user, pass string, found bool, err error) {
 	o := &d.t.opts.SASL
+	if o.Password == nil {
+		return "", "", false, nil
+	}
 	type lookup struct {
 		find func(context.Context, string) (string, bool, error)
 		key  string
@@ -116,17 +119,21 @@ func (d *delivery) saslCredentials(s *session, srv server) (user, pass string, f
 	keys = append(keys, lookup{o.Password, srv.host}, lookup{o.Password, srv.dest})
 	for _, k := range keys {
 		v, ok, err := k.find(d.ctx, k.key)
-		if err != nil {
-			d.t.logf("", fmt.Sprintf("warning: %s: smtp_sasl_password_maps lookup error", d.m.QueueID))
-			d.stop = true
-			return "", "", false, softFail("4.3.0", "local data error while talking to %s", s.namaddr)
-		}
-		if ok {
+		if err != nil || ok {
 			user, pass, _ = strings.Cut(v, ":")
-			return user, pass, true, nil
+			return user, pass, ok, err
 		}
 	}
 	return "", "", false, nil
+}
+
+// plaintextRetryOK says whether a session to srv whose opportunistic TLS
+// handshake failed may be tried again in clear text: not when a login
+// exists for it, as a server that offers AUTH only inside TLS would then
+// refuse to relay (Postfix's PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE).
+func (d *delivery) plaintextRetryOK(srv server) bool {
+	_, _, found, err := d.saslCredentials(srv)
+	return err == nil && !found
 }
 
 // login authenticates when the server offered AUTH and a login exists
@@ -136,9 +143,14 @@ func (d *delivery) login(s *session, srv server) *failure {
 	if !s.authOffered {
 		return nil
 	}
-	user, pass, found, f := d.saslCredentials(s, srv)
-	if f != nil || !found {
-		return f
+	user, pass, found, err := d.saslCredentials(srv)
+	if err != nil {
+		d.t.logf("", fmt.Sprintf("warning: %s: smtp_sasl_password_maps lookup error", d.m.QueueID))
+		d.stop = true
+		return softFail("4.3.0", "local data error while talking to %s", s.namaddr)
+	}
+	if !found {
+		return nil
 	}
 	if len(s.authMechs) == 0 {
 		return softFail("4.7.0", "SASL authentication failed: server %s offered no compatible authentication mechanisms for this type of connection security", s.namaddr)

@@ -20,13 +20,14 @@ type authServer struct {
 	l          *countingListener
 	mechs      string
 	user, pass string
+	starttls   bool // offer STARTTLS, and break the handshake
 
 	mu    sync.Mutex
 	lines []string
 }
 
-func newAuthServer(t *testing.T, mechs string) *authServer {
-	a := &authServer{l: listenLocal(t), mechs: mechs, user: "joe", pass: "s3cret"}
+func newAuthServer(t *testing.T, mechs string, starttls bool) *authServer {
+	a := &authServer{l: listenLocal(t), mechs: mechs, user: "joe", pass: "s3cret", starttls: starttls}
 	go func() {
 		for {
 			c, err := a.l.Accept()
@@ -61,7 +62,14 @@ func (a *authServer) session(c net.Conn) {
 		verb, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
 		case "EHLO":
-			io.WriteString(c, "250-auth.test\r\n250-AUTH "+a.mechs+"\r\n250 8BITMIME\r\n")
+			ext := "250-AUTH " + a.mechs + "\r\n"
+			if a.starttls {
+				ext = "250-STARTTLS\r\n" + ext
+			}
+			io.WriteString(c, "250-auth.test\r\n"+ext+"250 8BITMIME\r\n")
+		case "STARTTLS":
+			io.WriteString(c, "220 2.0.0 Ready to start TLS\r\nthis is no TLS server hello\r\n")
+			return
 		case "AUTH":
 			mech, initial, _ := strings.Cut(arg, " ")
 			var user, pass string
@@ -171,7 +179,7 @@ func TestSASLClient(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			srv := newAuthServer(t, c.mechs)
+			srv := newAuthServer(t, c.mechs, false)
 			entries := map[string]string{}
 			for k, v := range c.entries {
 				entries[strings.ReplaceAll(k, "HOP", srv.nexthop())] = v
@@ -236,5 +244,29 @@ func TestFallbackRelay(t *testing.T) {
 	res = tr.Deliver(context.Background(), message("nosuch.invalid", simpleContent, "rcpt@example.com"))
 	if res[0].Status != Deferred || res[0].DSN != "4.3.5" {
 		t.Errorf("unresolvable next hop and fallback: %+v", res[0])
+	}
+}
+
+// TestNoPlaintextRetryWithLogin: an opportunistic TLS handshake that
+// fails is tried again in clear text, but not when there is a login for
+// the server (Postfix's PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE).
+func TestNoPlaintextRetryWithLogin(t *testing.T) {
+	for _, withLogin := range []bool{false, true} {
+		srv := newAuthServer(t, "PLAIN", true)
+		entries := map[string]string{}
+		if withLogin {
+			entries[srv.nexthop()] = "joe:s3cret"
+		}
+		tr := newTransport(t, Options{TLS: TLSOptions{Level: TLSMay}, SASL: SASLOptions{Password: passwords(entries)}})
+		res := tr.Deliver(context.Background(), message(srv.nexthop(), simpleContent, "rcpt@example.com"))
+		relay := fmt.Sprintf("127.0.0.1[127.0.0.1]:%d", portOf(srv.l))
+		if withLogin {
+			checkResult(t, res[0], Deferred, "4.7.5", "Cannot start TLS: handshake failure", relay)
+			if n := srv.l.accepted.Load(); n != 1 {
+				t.Errorf("with a login: %d connections, want 1", n)
+			}
+		} else {
+			checkResult(t, res[0], Sent, "2.0.0", "250 2.0.0 Ok: queued", relay)
+		}
 	}
 }
