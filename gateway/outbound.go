@@ -76,7 +76,8 @@ func smtpClientOptions(cfg *config.Config, tables *tableCache, rt *atomic.Pointe
 		for _, p := range []struct {
 			param string
 			dst   *relay.SASLSecurity
-		}{{"smtp_sasl_security_options", &s.Security}, {"smtp_sasl_tls_security_options", &s.TLSSecurity}} {
+		}{{"smtp_sasl_security_options", &s.Security}, {"smtp_sasl_tls_security_options", &s.TLSSecurity},
+			{"smtp_sasl_tls_verified_security_options", &s.TLSVerifiedSecurity}} {
 			if *p.dst, err = relay.ParseSASLSecurity(cfg.List(p.param)); err != nil {
 				return paramError(cfg, p.param, err)
 			}

@@ -20,9 +20,12 @@ type SASLOptions struct {
 	// looks the envelope sender up first, as Postfix's mail_addr_find
 	// does: the address, without its extension, then @domain.
 	SenderPassword func(ctx context.Context, sender string) (value string, found bool, err error)
-	// Security and TLSSecurity are smtp_sasl_security_options and
-	// smtp_sasl_tls_security_options, checked by ParseSASLSecurity.
-	Security, TLSSecurity SASLSecurity
+	// Security, TLSSecurity and TLSVerifiedSecurity are
+	// smtp_sasl_security_options (clear text),
+	// smtp_sasl_tls_security_options (inside TLS) and
+	// smtp_sasl_tls_verified_security_options (inside TLS with the
+	// server's certificate verified and matched), from ParseSASLSecurity.
+	Security, TLSSecurity, TLSVerifiedSecurity SASLSecurity
 	// MechanismFilter is smtp_sasl_mechanism_filter: the server's
 	// mechanisms are kept when one of these names (any case) matches; a
 	// "!name" excludes. Empty keeps all.
@@ -156,7 +159,10 @@ func (d *delivery) login(s *session, srv server) *failure {
 		return softFail("4.7.0", "SASL authentication failed: server %s offered no compatible authentication mechanisms for this type of connection security", s.namaddr)
 	}
 	sec := d.t.opts.SASL.Security
-	if s.inTLS {
+	switch {
+	case s.certMatched:
+		sec = d.t.opts.SASL.TLSVerifiedSecurity
+	case s.inTLS:
 		sec = d.t.opts.SASL.TLSSecurity
 	}
 	mech := ""

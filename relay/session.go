@@ -135,6 +135,7 @@ type session struct {
 	sizeLimit                                     int64
 	offersTLS                                     bool // STARTTLS offered (and not used yet)
 	inTLS                                         bool
+	certMatched                                   bool     // the server's certificate verified and matched (levels verify, secure)
 	authOffered                                   bool     // AUTH offered, with SASL on (sasl.go)
 	authMechs                                     []string // its mechanisms that smtp_sasl_mechanism_filter kept
 

@@ -19,8 +19,9 @@ import (
 
 // startAuthSmarthost runs a postgate that relays to sink only for clients
 // that log in, and offers AUTH only inside TLS (smtpd_tls_auth_only), with
-// its password file holding users (name -> password).
-func startAuthSmarthost(t *testing.T, sink *harness.Sink, users map[string]string) *harness.Postgate {
+// its password file holding users (name -> password). It returns the
+// PKI of its certificate too.
+func startAuthSmarthost(t *testing.T, sink *harness.Sink, users map[string]string) (*harness.Postgate, *tlsPKI) {
 	t.Helper()
 	pki := newTLSPKI(t)
 	var lines []string
@@ -35,7 +36,7 @@ func startAuthSmarthost(t *testing.T, sink *harness.Sink, users map[string]strin
 	if err := os.WriteFile(passwd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return harness.Start(t, routes("elsewhere.test", sink)+fmt.Sprintf(`myhostname = smarthost.test
+	p := harness.Start(t, routes("elsewhere.test", sink)+fmt.Sprintf(`myhostname = smarthost.test
 smtpd_tls_security_level = may
 smtpd_tls_chain_files = %s
 smtpd_tls_auth_only = yes
@@ -44,6 +45,7 @@ smtpd_sasl_type = file
 smtpd_sasl_path = %s
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 `, pki.serverFile, passwd), "")
+	return p, pki
 }
 
 // sendAs sends one message to p from 127.0.0.1 (mynetworks) and returns
@@ -78,7 +80,7 @@ func deliveryLine(p *harness.Postgate, id, to string) string {
 func TestSmarthostLogin(t *testing.T) {
 	t.Parallel()
 	sink := harness.StartSink(t)
-	b := startAuthSmarthost(t, sink, map[string]string{"relayuser": "relay-pw", "alice": "alice-pw"})
+	b, _ := startAuthSmarthost(t, sink, map[string]string{"relayuser": "relay-pw", "alice": "alice-pw"})
 	hop := fmt.Sprintf("[127.0.0.1]:%d", b.Port)
 	client := "relayhost = " + hop + "\nsmtp_tls_security_level = may\nsmtp_sasl_auth_enable = yes\n"
 
@@ -134,22 +136,33 @@ recipient_delimiter = +
 	}
 }
 
-// TestSmarthostLoginHardBounce: with smtp_sasl_auth_soft_bounce = no a
-// 535 reply to AUTH bounces the mail, as Postfix does.
-func TestSmarthostLoginHardBounce(t *testing.T) {
+// TestSmarthostLoginOptions: with smtp_sasl_auth_soft_bounce = no a 535
+// reply to AUTH bounces the mail, as Postfix does; with the smarthost's
+// certificate verified (smtp_tls_security_level = verify),
+// smtp_sasl_tls_verified_security_options applies, not
+// smtp_sasl_tls_security_options.
+func TestSmarthostLoginOptions(t *testing.T) {
 	t.Parallel()
 	sink := harness.StartSink(t)
-	b := startAuthSmarthost(t, sink, map[string]string{"relayuser": "relay-pw"})
-	a := harness.Start(t, fmt.Sprintf(`relayhost = [127.0.0.1]:%d
-smtp_tls_security_level = may
-smtp_sasl_auth_enable = yes
+	b, pki := startAuthSmarthost(t, sink, map[string]string{"relayuser": "relay-pw"})
+	for _, c := range []struct{ name, settings, want string }{
+		{"hard bounce", `smtp_tls_security_level = may
 smtp_sasl_password_maps = inline:{ {127.0.0.1 = relayuser:wrong} }
 smtp_sasl_security_options = noanonymous
 smtp_sasl_auth_soft_bounce = no
-`, b.Port), "")
-	id := sendAs(t, a, "a@src.test", "u@elsewhere.test", "Subject: bounced\r\n")
-	if line := deliveryLine(a, id, "u@elsewhere.test"); !strings.Contains(line, "dsn=5.7.8, status=bounced (SASL authentication failed; server 127.0.0.1[127.0.0.1] said: 535 5.7.8 Error: authentication failed: authentication failure)") {
-		t.Errorf("got %q\n%s", line, a.Log(""))
+`, "dsn=5.7.8, status=bounced (SASL authentication failed; server 127.0.0.1[127.0.0.1] said: 535 5.7.8 Error: authentication failed: authentication failure)"},
+		{"verified", `smtp_tls_security_level = verify
+smtp_tls_CAfile = ` + pki.caFile + `
+smtp_sasl_password_maps = inline:{ {127.0.0.1 = relayuser:relay-pw} }
+smtp_sasl_tls_security_options = noplaintext
+smtp_sasl_tls_verified_security_options = noanonymous
+`, "dsn=2.0.0, status=sent"},
+	} {
+		a := harness.Start(t, fmt.Sprintf("relayhost = [127.0.0.1]:%d\nsmtp_sasl_auth_enable = yes\n", b.Port)+c.settings, "")
+		id := sendAs(t, a, "a@src.test", "u@elsewhere.test", "Subject: "+c.name+"\r\n")
+		if line := deliveryLine(a, id, "u@elsewhere.test"); !strings.Contains(line, c.want) {
+			t.Errorf("%s: got %q, want %q\n%s", c.name, line, c.want, a.Log(""))
+		}
 	}
 }
 

@@ -424,6 +424,7 @@ var paramTable = []param{
 	list("smtp_sasl_password_maps", ""),
 	list("smtp_sasl_security_options", "noplaintext, noanonymous"),
 	list("smtp_sasl_tls_security_options", "$smtp_sasl_security_options"),
+	list("smtp_sasl_tls_verified_security_options", "$smtp_sasl_tls_security_options"),
 	list("smtp_sasl_mechanism_filter", ""),
 	boolean("smtp_sasl_auth_soft_bounce", "yes"),
 	boolean("smtp_sender_dependent_authentication", "no"),
