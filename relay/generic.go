@@ -108,14 +108,15 @@ func (d *delivery) genericHeaders(content io.Reader) (io.Reader, error) {
 }
 
 // rewriteHeader returns one logical header, rewritten when it is an
-// address header and one of its addresses changed; a lookup error goes
-// to *errp.
+// address header and the table changed one of its addresses; a lookup
+// error goes to *errp.
 func (d *delivery) rewriteHeader(raw []byte, errp *error) []byte {
 	text := strings.ReplaceAll(strings.TrimRight(string(raw), "\r\n"), "\r\n", "\n")
 	name, value, ok := addrheader.SplitHeader(text)
 	if !ok || addrheader.ClassOf(name) == addrheader.NotAddress {
 		return raw
 	}
+	mapped := false
 	line, changed, _ := addrheader.Rewrite(name, value, addrheader.DefaultTokenLimit, func(addr, _ string) string {
 		a, err := d.t.opts.Generic(d.ctx, addr)
 		if err != nil {
@@ -124,9 +125,12 @@ func (d *delivery) rewriteHeader(raw []byte, errp *error) []byte {
 			}
 			return addr
 		}
+		mapped = mapped || a != addr
 		return a
 	})
-	if !changed {
+	// As smtp_proto.c, the header is made again only when the table
+	// changed an address, not when the parser reads it otherwise.
+	if !changed || !mapped {
 		return raw
 	}
 	return []byte(strings.ReplaceAll(line, "\n", "\r\n") + "\r\n")

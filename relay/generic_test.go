@@ -41,3 +41,32 @@ func TestGenericHeaders(t *testing.T) {
 		t.Errorf("lookup error: %v", err)
 	}
 }
+
+// FuzzGenericHeaders: whatever the stored content, rewriting its headers
+// with a table that maps nothing gives the content back unchanged, and
+// with one that maps every address never touches the body.
+func FuzzGenericHeaders(f *testing.F) {
+	f.Add("From: A <a@in.test>\r\nTo: x@else.test,\r\n\tb@in.test\r\n\r\nFrom: a@in.test\r\n")
+	f.Add("Cc: \"q\\\"x\"@in.test (c) <@r:b@in.test>\r\n\r\n")
+	f.Add("To: a@in.test")
+	f.Fuzz(func(t *testing.T, content string) {
+		same := func(_ context.Context, addr string) (string, error) { return addr, nil }
+		d := &delivery{t: &SMTP{opts: Options{Generic: same}}, ctx: context.Background(), m: &Message{}}
+		r, err := d.genericHeaders(strings.NewReader(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		if string(got) != content {
+			t.Fatalf("identity mapping changed the content:\n%q\n%q", content, got)
+		}
+		d.t.opts.Generic = func(_ context.Context, addr string) (string, error) { return "x" + addr, nil }
+		if r, err = d.genericHeaders(strings.NewReader(content)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = io.ReadAll(r)
+		if i := strings.Index(content, "\r\n\r\n"); i >= 0 && !strings.HasSuffix(string(got), content[i:]) {
+			t.Fatalf("the body changed:\n%q\n%q", content, got)
+		}
+	})
+}
