@@ -199,9 +199,11 @@ func (d *delivery) login(s *session, srv server) *failure {
 		pending = steps
 	}
 	r, err := s.command(stageEHLO, cmd)
-	for n := 0; err == nil && r.code/100 == 3; n++ {
-		if len(pending) == 0 || n > 100 {
-			// A challenge the mechanism has no answer for.
+	for err == nil && r.code/100 == 3 {
+		if len(pending) == 0 {
+			// A challenge the mechanism has no answer for: the server
+			// waits for a response, so the session ends without QUIT.
+			s.broken = true
 			return softFail("4.7.0", "SASL authentication failed; cannot authenticate to server %s: protocol error", s.namaddr)
 		}
 		r, err = s.command(stageEHLO, base64.StdEncoding.EncodeToString([]byte(pending[0])))

@@ -83,6 +83,13 @@ func (a *authServer) session(c net.Conn) {
 				if len(parts) == 3 {
 					user, pass = parts[1], parts[2]
 				}
+				if user == "greedy" {
+					// Wants more than PLAIN has to say.
+					io.WriteString(c, "334 bW9yZT8=\r\n")
+					read()
+					io.WriteString(c, "501 5.5.2 cancelled\r\n")
+					continue
+				}
 			case "LOGIN":
 				io.WriteString(c, "334 VXNlcm5hbWU6\r\n")
 				user = decode(read())
@@ -173,6 +180,9 @@ func TestSASLClient(t *testing.T) {
 			status: Deferred, dsn: "4.7.0", reply: "SASL authentication failed; cannot authenticate to server 127.0.0.1[127.0.0.1]: no mechanism available"},
 		{name: "no mechanism we have", mechs: "CRAM-MD5", entries: map[string]string{"HOP": "joe:s3cret"},
 			status: Deferred, dsn: "4.7.0", reply: "SASL authentication failed; cannot authenticate to server 127.0.0.1[127.0.0.1]: no mechanism available"},
+		{name: "a challenge too many", mechs: "PLAIN", entries: map[string]string{"HOP": "greedy:s3cret"},
+			status: Deferred, dsn: "4.7.0", reply: "SASL authentication failed; cannot authenticate to server 127.0.0.1[127.0.0.1]: protocol error",
+			auth: []string{"AUTH PLAIN " + b64("\x00greedy\x00s3cret")}},
 		{name: "none left by the filter", mechs: "CRAM-MD5", entries: map[string]string{"HOP": "joe:s3cret"},
 			opts:   SASLOptions{MechanismFilter: []string{"plain", "login"}},
 			status: Deferred, dsn: "4.7.0", reply: "SASL authentication failed: server 127.0.0.1[127.0.0.1] offered no compatible authentication mechanisms for this type of connection security"},
