@@ -81,6 +81,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRate$$' -fuzztime 400000x ./restrictions
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 150000x ./milter
 	$(GO) test -run '^$$' -fuzz '^FuzzTLSPolicy$$' -fuzztime 100000x ./relay
+	$(GO) test -run '^$$' -fuzz '^FuzzGenericHeaders$$' -fuzztime 20000x ./relay
 	$(GO) test -run '^$$' -fuzz '^FuzzProtocols$$' -fuzztime 250000x ./relay/tlsfacts
 	$(GO) test -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 20000x ./rules/sqltable
 	$(GO) test -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime 50000x ./rules/ldaptable

@@ -78,6 +78,9 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 		o.Relayhost = hops[0]
 	}
 	o.RecipientDelimiter = cfg.Get("recipient_delimiter")
+	if err := senderRoutes(cfg, tables, &o); err != nil {
+		return nil, err
+	}
 	o.HideUserUnknownTableName = !cfg.Bool("show_user_unknown_table_name")
 	return route.New(o), nil
 }
@@ -88,6 +91,11 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 	if err != nil {
 		return nil, err
 	}
+	routes := new(atomic.Pointer[route.Resolver])
+	routes.Store(rt)
+	if err := smtpClientOptions(cfg, tables, routes, &smtpOpts); err != nil {
+		return nil, err
+	}
 	smtp := relay.NewSMTP(smtpOpts)
 	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
 	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
@@ -96,8 +104,7 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		return nil, err
 	}
 	lmtp := relay.NewSMTP(lmtpOpts)
-	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp, lmtp: lmtp}
-	d.route.Store(rt)
+	d := &delivery{route: routes, smtp: smtp, lmtp: lmtp}
 	st := smtpTransport{smtp}
 	transports := map[string]queue.Transport{
 		"smtp": st, "relay": st,
@@ -175,6 +182,15 @@ type router struct {
 
 func (rt router) Route(ctx context.Context, rcpt string) (string, string, error) {
 	res, err := rt.r.Load().Resolve(ctx, rcpt)
+	if err != nil {
+		return "", "", err
+	}
+	return res.Transport, res.Nexthop, nil
+}
+
+// RouteFrom is Route with the sender-dependent tables.
+func (rt router) RouteFrom(ctx context.Context, sender, rcpt string) (string, string, error) {
+	res, err := rt.r.Load().ResolveFrom(ctx, sender, rcpt)
 	if err != nil {
 		return "", "", err
 	}

@@ -13,12 +13,15 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postgate/gateway/config"
 	"postgate/gateway/metrics"
 	"postgate/gateway/resolver"
 	"postgate/queue"
+	"postgate/relay"
+	"postgate/rules/route"
 )
 
 // Options are the parts of a gateway that tests and the command line set.
@@ -60,13 +63,19 @@ type Gateway struct {
 // implement yet; warn gets the tables' warnings (duplicate keys).
 func Check(cfg *config.Config, warn func(msg string)) ([]string, error) {
 	tables := newTableCache(warn, tableCacheOptions(cfg))
-	if _, err := newRoute(cfg, tables); err != nil {
+	rt, err := newRoute(cfg, tables)
+	if err != nil {
 		return nil, err
 	}
 	for _, client := range []string{"smtp", "lmtp"} {
 		if _, err := clientTLSOptions(cfg, client, tables); err != nil {
 			return nil, err
 		}
+	}
+	routes := new(atomic.Pointer[route.Resolver])
+	routes.Store(rt)
+	if err := smtpClientOptions(cfg, tables, routes, &relay.Options{}); err != nil {
+		return nil, err
 	}
 	_, notices, err := buildServices(cfg, tables, nil)
 	if err != nil {

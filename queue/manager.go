@@ -90,6 +90,13 @@ type Router interface {
 	Route(ctx context.Context, rcpt string) (transport, nexthop string, err error)
 }
 
+// SenderRouter is a Router whose answer may also depend on the envelope
+// sender (sender_dependent_relayhost_maps, ...); the manager asks it that
+// way when the Router has it.
+type SenderRouter interface {
+	RouteFrom(ctx context.Context, sender, rcpt string) (transport, nexthop string, err error)
+}
+
 // Bouncer turns final failures and long delays into notifications; a
 // separate package composes the DSN text, the manager only calls it.
 type Bouncer interface {
@@ -620,6 +627,9 @@ func (m *manager) route(ctx context.Context, env *Envelope, rcpt string) (transp
 			nexthop = rcpt[strings.LastIndexByte(rcpt, '@')+1:]
 		}
 		return transport, nexthop, nil
+	}
+	if sr, ok := m.o.Router.(SenderRouter); ok {
+		return sr.RouteFrom(ctx, env.Sender, rcpt)
 	}
 	if m.o.Router != nil {
 		return m.o.Router.Route(ctx, rcpt)

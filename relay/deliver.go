@@ -51,6 +51,14 @@ func (t *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 		d.failOpen(softFail("4.3.5", "%s", err.Error()), "none", 0, true)
 		return d.res
 	}
+	if t.opts.Generic != nil {
+		out, f := d.genericEnvelope(m)
+		if f != nil {
+			d.failOpen(f, "none", 0, true)
+			return d.res
+		}
+		d.m = out
+	}
 
 	var used []netip.AddrPort // servers a cached session already tried
 	sessions := 0
@@ -83,46 +91,89 @@ func (t *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 	}
 
 	if d.left > 0 && !d.stop && ctx.Err() == nil {
-		servers, f := t.resolve(ctx, dests)
-		if f != nil {
-			d.failOpen(f, "none", 0, true)
-			return d.res
-		}
-		servers = slices.DeleteFunc(servers, func(s server) bool { return slices.Contains(used, s.addr) })
-		limit := t.opts.MXSessionLimit
-		for i, srv := range servers {
-			if d.left == 0 || d.stop || ctx.Err() != nil || limit > 0 && sessions >= limit {
-				break
-			}
-			last := i == len(servers)-1
-			d.setup = time.Time{}
-			pol, f := t.tlsPolicyFor(ctx, srv.dest)
-			if f != nil {
-				d.failOpen(f, "none", 0, last)
-				continue
-			}
-			s, stop, relay, f := d.open(srv, pol)
-			if f == errTLSHandshake && pol.level == TLSMay {
-				// As Postfix: an opportunistic session whose handshake
-				// failed is tried again in clear text.
-				plain := *pol
-				plain.level = TLSNone
-				s, stop, relay, f = d.open(srv, &plain)
-			}
-			if f != nil {
-				d.failOpen(f, relay, 0, last)
-				continue
-			}
-			sessions++
-			d.transact(s, last || limit > 0 && sessions >= limit)
-			if !stop() {
-				s.broken = true
-			}
-			t.release(m.Nexthop, s)
-		}
+		d.tryServers(dests, used, sessions, len(t.fallback) == 0, false)
+	}
+	// smtp_fallback_relay: tried when recipients are left after the next
+	// hop's servers answered no better than a soft error, or it could
+	// not be found (smtp_connect.c). Its sessions are not cached under
+	// the next hop, so the next message tries the next hop first.
+	if len(t.fallback) > 0 && d.left > 0 && !d.stop && ctx.Err() == nil {
+		d.tryServers(t.fallback, nil, 0, true, true)
 	}
 	d.finishRest()
 	return d.res
+}
+
+// tryServers delivers to the servers of dests in turn, less those a
+// cached session already tried, after sessions such sessions. final says
+// no fallback relay follows: a soft failure at the last server is final.
+// fallback says dests is smtp_fallback_relay.
+func (d *delivery) tryServers(dests []destination, used []netip.AddrPort, sessions int, final, fallback bool) {
+	t, ctx, m := d.t, d.ctx, d.m
+	servers, f := t.resolve(ctx, dests)
+	if f != nil {
+		switch {
+		case !final:
+			d.keep(f)
+		case fallback && f.status == Bounced:
+			// A fallback relay that cannot be found is a configuration
+			// problem: the mail waits (smtp_connect.c).
+			t.logf("", "warning: smtp_fallback_relay configuration problem")
+			d.failOpen(softFail("4.3.5", "%s", f.reason), "none", 0, true)
+		default:
+			d.failOpen(f, "none", 0, true)
+		}
+		return
+	}
+	servers = slices.DeleteFunc(servers, func(s server) bool { return slices.Contains(used, s.addr) })
+	limit := t.opts.MXSessionLimit
+	for i, srv := range servers {
+		if d.left == 0 || d.stop || ctx.Err() != nil || limit > 0 && sessions >= limit {
+			break
+		}
+		last := final && i == len(servers)-1
+		d.setup = time.Time{}
+		pol, f := t.tlsPolicyFor(ctx, srv.dest)
+		if f != nil {
+			d.failOpen(f, "none", 0, last)
+			continue
+		}
+		s, stop, relay, f := d.open(srv, pol)
+		if f == errTLSHandshake && pol.level == TLSMay && d.plaintextRetryOK(srv) {
+			// As Postfix: an opportunistic session whose handshake
+			// failed is tried again in clear text, unless it was to
+			// log in.
+			plain := *pol
+			plain.level = TLSNone
+			s, stop, relay, f = d.open(srv, &plain)
+		}
+		if f != nil {
+			d.failOpen(f, relay, 0, last)
+			continue
+		}
+		sessions++
+		d.transact(s, last || limit > 0 && sessions >= limit && final)
+		if !stop() {
+			s.broken = true
+		}
+		if fallback {
+			s.quit()
+		} else {
+			t.release(m.Nexthop, s)
+		}
+	}
+}
+
+// keep gives the recipients not done f's reason as a deferral, to report
+// if nothing better comes: a next hop that could not be found, before the
+// fallback relay is tried.
+func (d *delivery) keep(f *failure) {
+	for i := range d.res {
+		if !d.done[i] {
+			d.set(i, Deferred, "4"+f.dsn[1:], f.reason, f.remote, "none", 0)
+			d.noted[i] = true
+		}
+	}
 }
 
 // open connects to srv and greets it, with TLS as pol says; stop ends the
@@ -134,7 +185,11 @@ func (d *delivery) open(srv server, pol *tlsPolicy) (s *session, stop func() boo
 		return nil, nil, "none", f
 	}
 	stop = context.AfterFunc(d.ctx, s.c.cancel)
-	if f := s.handshake(d.ctx, srv, pol); f != nil {
+	f = s.handshake(d.ctx, srv, pol)
+	if f == nil {
+		f = d.login(s, srv)
+	}
+	if f != nil {
 		stop()
 		s.quit()
 		return nil, nil, s.namaddrport, f

@@ -62,6 +62,13 @@
 // envelope has a non-ASCII address; Postfix also looks at the headers,
 // which relay does not read, so such a message goes without SMTPUTF8.
 //
+// # Login, fallback relay, generic mapping
+//
+// With Options.SASL a server that offers AUTH is logged in to when a
+// login exists for it (sasl.go); Options.FallbackRelay is tried after
+// the next hop (smtp_fallback_relay); Options.Generic rewrites the
+// envelope and the address headers on the way out (generic.go).
+//
 // # Texts (Postfix 3.x source file in parentheses)
 //
 //	connect to H[IP]:PORT: Connection refused                     4.4.1 (smtp_connect.c)
@@ -77,8 +84,15 @@
 //	Host or domain name not found. Name service error for name=N type=MX: Host not found             5.4.4
 //	Host or domain name not found. Name service error for name=N type=MX: Host not found, try again  4.4.3 (dns_lookup.c)
 //
+//	SASL authentication failed; server H[IP] said: REPLY           reply's, 5xx as 4xx with SASLOptions.SoftBounce (smtp_sasl_glue.c)
+//	SASL authentication failed; cannot authenticate to server H[IP]: no mechanism available  4.7.0 (smtp_sasl_glue.c, Cyrus's words)
+//	SASL authentication failed: server H[IP] offered no compatible authentication mechanisms for this type of connection security  4.7.0 (smtp_sasl_proto.c)
+//	local data error while talking to H[IP]                       4.3.0 (a smtp_sasl_password_maps lookup error)
+//	(any hard failure to find a fallback relay)                   4.3.5, "warning: smtp_fallback_relay configuration problem" (smtp_connect.c)
+//
 // postgate's own texts, where Postfix has no equivalent:
 //
+//	smtp_generic_maps map lookup problem for ADDR                 4.3.0 (Postfix's smtp exits fatally)
 //	conversation with H[IP] interrupted while sending RCPT TO     4.4.2 (the context was cancelled)
 //	delivery to NEXTHOP interrupted / timed out                   4.4.2 (the context ended before any attempt)
 //	bad network port in destination "[h]:x"                       4.3.5 (Postfix's smtp exits fatally)

@@ -39,6 +39,13 @@ func parseNexthop(s string, defPort uint16) ([]destination, error) {
 	return dests, nil
 }
 
+// CheckDestinations reports what is wrong with a list of destinations
+// in next-hop syntax (smtp_fallback_relay).
+func CheckDestinations(s string) error {
+	_, err := parseNexthop(s, 25)
+	return err
+}
+
 func parseDestination(s string, defPort uint16) (destination, error) {
 	d := destination{raw: s, port: defPort, mx: true}
 	// Postfix's LMTP forms: inet:host:port is host:port without MX

@@ -49,7 +49,18 @@ type Options struct {
 	MXSessionLimit  int // smtp_mx_session_limit (2)
 	LineLengthLimit int // smtp_line_length_limit (998)
 
-	TLS TLSOptions
+	TLS  TLSOptions
+	SASL SASLOptions
+
+	// Generic rewrites an address on the way out (smtp_generic_maps,
+	// generic.go): the address to send, the same one when the table has
+	// no entry, or a lookup error. nil: no rewriting.
+	Generic func(ctx context.Context, addr string) (string, error)
+
+	// FallbackRelay is smtp_fallback_relay: destinations in next-hop
+	// syntax tried, in order, when the next hop cannot be found or
+	// answers no better than a soft error. Checked by CheckDestinations.
+	FallbackRelay string
 
 	// LMTP speaks LMTP (Postfix's lmtp client): LHLO, and one reply per
 	// recipient after the content. Destinations may also be
@@ -188,8 +199,9 @@ type Result struct {
 // SMTP is the SMTP transport. It is safe for concurrent use; each Deliver
 // uses its own session.
 type SMTP struct {
-	opts  Options
-	cache cache
+	opts     Options
+	fallback []destination // FallbackRelay, parsed
+	cache    cache
 	// dial opens a TCP connection; tests replace it.
 	dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 }
@@ -198,6 +210,10 @@ type SMTP struct {
 func NewSMTP(opts Options) *SMTP {
 	opts.setDefaults()
 	t := &SMTP{opts: opts}
+	if opts.FallbackRelay != "" {
+		// A bad list is refused by CheckDestinations before it gets here.
+		t.fallback, _ = parseNexthop(opts.FallbackRelay, opts.Port)
+	}
 	t.cache.sessions = make(map[string][]*session)
 	t.dial = t.dialTCP
 	return t

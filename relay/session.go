@@ -135,6 +135,9 @@ type session struct {
 	sizeLimit                                     int64
 	offersTLS                                     bool // STARTTLS offered (and not used yet)
 	inTLS                                         bool
+	certMatched                                   bool     // the server's certificate verified and matched (levels verify, secure)
+	authOffered                                   bool     // AUTH offered, with SASL on (sasl.go)
+	authMechs                                     []string // its mechanisms that smtp_sasl_mechanism_filter kept
 
 	opened time.Time
 	uses   int  // transactions begun on this session
@@ -195,6 +198,7 @@ func (s *session) handshake(ctx context.Context, srv server, p *tlsPolicy) *fail
 		return f
 	}
 	s.pipelining, s.dsn, s.smtputf8, s.eightBitMIME, s.size, s.sizeLimit = false, false, false, false, false, 0
+	s.authOffered, s.authMechs = false, nil
 	r, err := s.command(stageEHLO, s.ehloVerb()+s.opts.HeloName)
 	if err != nil {
 		return s.ioFailure(ctx, stageEHLO, err)
@@ -293,6 +297,8 @@ func (s *session) parseEHLO(r *reply) (loop bool) {
 			s.dsn = true
 		case "SMTPUTF8":
 			s.smtputf8 = true
+		case "AUTH":
+			s.noteAUTH(words[1:])
 		case "SIZE":
 			s.size = true
 			if len(words) > 1 {

@@ -265,6 +265,7 @@ func (s *session) startTLS(ctx context.Context, p *tlsPolicy, dest destinationNa
 		}
 		s.opts.logf("%s", line)
 	}
+	s.certMatched = matched && p.level >= TLSVerify
 	if p.level >= TLSVerify && !matched {
 		s.broken = true
 		return softFail("4.7.5", "Server certificate not verified")

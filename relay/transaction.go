@@ -277,11 +277,21 @@ func (d *delivery) sendContent(s *session) (*reply, stage, error) {
 	defer copyBufs.Put(bp)
 	buf := *bp
 
+	content := d.content
+	if d.t.opts.Generic != nil {
+		var err error
+		if content, err = d.genericHeaders(content); err != nil {
+			d.t.logf(d.m.QueueID, "warning: "+err.Error())
+			s.broken = true
+			s.c.Close()
+			return nil, stageBody, errLocalData
+		}
+	}
 	s.c.xfer = s.opts.DataXferTimeout
 	dw := newDataWriter(s.bw, s.opts.LineLengthLimit)
 	var werr error
 	for werr == nil {
-		n, rerr := d.content.Read(buf)
+		n, rerr := content.Read(buf)
 		if n > 0 {
 			_, werr = dw.Write(buf[:n])
 		}

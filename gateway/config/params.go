@@ -424,6 +424,22 @@ var paramTable = append([]param{
 	str("smtp_tls_mandatory_protocols", ">=TLSv1"),
 	list("smtp_tls_verify_cert_match", "hostname"),
 	list("smtp_tls_secure_cert_match", "nexthop, dot-nexthop"),
+	// The SMTP client's login, address mapping and fallback, and the
+	// resolver's sender-dependent tables (gateway/outbound.go,
+	// relay/sasl.go, relay/generic.go, rules/route/sender.go).
+	boolean("smtp_sasl_auth_enable", "no"),
+	list("smtp_sasl_password_maps", ""),
+	list("smtp_sasl_security_options", "noplaintext, noanonymous"),
+	list("smtp_sasl_tls_security_options", "$smtp_sasl_security_options"),
+	list("smtp_sasl_tls_verified_security_options", "$smtp_sasl_tls_security_options"),
+	list("smtp_sasl_mechanism_filter", ""),
+	boolean("smtp_sasl_auth_soft_bounce", "yes"),
+	boolean("smtp_sender_dependent_authentication", "no"),
+	list("smtp_generic_maps", ""),
+	list("fallback_relay", ""),
+	list("smtp_fallback_relay", "$fallback_relay"),
+	list("sender_dependent_relayhost_maps", ""),
+	list("sender_dependent_default_transport_maps", ""),
 	integer("bounce_size_limit", "50000", 1),
 	integer("postgate_queue_segment_size", "67108864", 65536), // bytes per queue log segment
 	// Bytes of message content all sessions together hold in memory; past

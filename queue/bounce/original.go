@@ -3,6 +3,8 @@ package bounce
 import (
 	"bytes"
 	"strings"
+
+	"postgate/rules/addrheader"
 )
 
 // contentLines splits stored message content into lines without their line
@@ -40,28 +42,7 @@ func isHeaderLine(l []byte) bool {
 	if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
 		return true
 	}
-	return headerNameLen(l) > 0
-}
-
-// headerNameLen is Postfix's is_header(3): the length of the field name when
-// l starts with one or more printable non-colon characters, optional blanks
-// and a colon; otherwise 0.
-func headerNameLen(l []byte) int {
-	n := 0
-	for n < len(l) && l[n] > ' ' && l[n] < 0x7f && l[n] != ':' {
-		n++
-	}
-	if n == 0 {
-		return 0
-	}
-	i := n
-	for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
-		i++
-	}
-	if i < len(l) && l[i] == ':' {
-		return n
-	}
-	return 0
+	return addrheader.NameLen(l) > 0
 }
 
 // messageID returns the original's Message-ID ("<...>") for the References
@@ -69,7 +50,7 @@ func headerNameLen(l []byte) int {
 // "<...>", or "" when there is none. A folded field is unfolded first.
 func messageID(hdr [][]byte) string {
 	for i := 0; i < len(hdr); i++ {
-		n := headerNameLen(hdr[i])
+		n := addrheader.NameLen(hdr[i])
 		if n == 0 || !strings.EqualFold(string(hdr[i][:n]), "Message-ID") {
 			continue
 		}

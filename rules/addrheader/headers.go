@@ -52,3 +52,24 @@ func SplitHeader(line string) (name, value string, ok bool) {
 func ClassOf(name string) Class {
 	return classes[strings.ToLower(name)]
 }
+
+// NameLen is Postfix's is_header: the length of the field name when line
+// starts with printable characters other than ':', optional blanks and
+// a ':', else 0.
+func NameLen(line []byte) int {
+	n := 0
+	for n < len(line) && line[n] > ' ' && line[n] < 0x7f && line[n] != ':' {
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	i := n
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	if i < len(line) && line[i] == ':' {
+		return n
+	}
+	return 0
+}

@@ -41,7 +41,14 @@ func splitAddress(s string) address {
 // user@remote), then the domain's class picks the transport, and
 // transport_maps may override it. The error is a table lookup failure or
 // a null transport parameter; the caller answers 451 or defers.
+//
+// The sender-dependent tables do not apply: see ResolveFrom.
 func (r *Resolver) Resolve(ctx context.Context, addr string) (Result, error) {
+	return r.resolve(ctx, addr, nil)
+}
+
+// resolve is Resolve, with the envelope sender when it is known.
+func (r *Resolver) resolve(ctx context.Context, addr string, sender *string) (Result, error) {
 	a, remote, err := r.canonical(ctx, addr)
 	if err != nil {
 		return Result{}, err
@@ -65,7 +72,7 @@ func (r *Resolver) Resolve(ctx context.Context, addr string) (Result, error) {
 
 	var param string
 	if remote {
-		if param, err = r.remoteClass(ctx, domain, &res); err != nil {
+		if param, err = r.remoteClass(ctx, domain, sender, &res); err != nil {
 			return Result{}, err
 		}
 	} else {
@@ -106,7 +113,7 @@ func (r *Resolver) Resolve(ctx context.Context, addr string) (Result, error) {
 
 // remoteClass sets the class, transport parameter value and default next
 // hop of a domain that is not local.
-func (r *Resolver) remoteClass(ctx context.Context, domain string, res *Result) (param string, err error) {
+func (r *Resolver) remoteClass(ctx context.Context, domain string, sender *string, res *Result) (param string, err error) {
 	o := &r.opts
 	if ok, err := o.VirtualAliasDomains.Match(ctx, domain); err != nil {
 		return "", err
@@ -131,12 +138,27 @@ func (r *Resolver) remoteClass(ctx context.Context, domain string, res *Result) 
 		res.Class, res.Transport, param = Relay, o.RelayTransport, "relay_transport"
 	} else {
 		res.Class, res.Transport, param = Default, o.DefaultTransport, "default_transport"
+		if sender != nil {
+			if t, found, err := r.senderDependent(ctx, o.SenderDependentDefaultTransportMaps, *sender); err != nil {
+				return "", fmt.Errorf("sender_dependent_default_transport_maps lookup failure: %w", err)
+			} else if found {
+				res.Transport, param = t, "sender_dependent_default_transport_maps"
+			}
+		}
 	}
-	// Off-host delivery: relayhost overrides the recipient domain (and a
-	// nexthop in relay_transport or default_transport overrides both).
+	// Off-host delivery: the sender-dependent relayhost overrides
+	// relayhost, which overrides the recipient domain (and a nexthop in
+	// the transport overrides them all).
 	res.Nexthop = domain
 	if r.relayhost != "" {
 		res.Nexthop = r.relayhost
+	}
+	if sender != nil {
+		if h, found, err := r.senderDependent(ctx, o.SenderDependentRelayhostMaps, *sender); err != nil {
+			return "", fmt.Errorf("sender_dependent_relayhost_maps lookup failure: %w", err)
+		} else if found {
+			res.Nexthop = h
+		}
 	}
 	return param, nil
 }

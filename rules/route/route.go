@@ -89,6 +89,12 @@ type Options struct {
 	LocalTransport, VirtualTransport, RelayTransport, DefaultTransport string
 	// Relayhost is relayhost. A list keeps its first destination only.
 	Relayhost string
+	// SenderDependentRelayhostMaps (sender_dependent_relayhost_maps) and
+	// SenderDependentDefaultTransportMaps
+	// (sender_dependent_default_transport_maps) are searched by the
+	// envelope sender in ResolveFrom (sender.go), the null sender as "<>"
+	// (Postfix's empty_address_*_lookup_key defaults).
+	SenderDependentRelayhostMaps, SenderDependentDefaultTransportMaps []rules.Table
 
 	// RecipientDelimiter is recipient_delimiter: transport_maps also look
 	// up user@domain for user+ext@domain.
