@@ -30,6 +30,12 @@ type delivery struct {
 
 // newRoute builds the one address resolver of a runtime (trivial-rewrite).
 func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
+	return newRouteWith(cfg, tables, "transport_maps", "relayhost")
+}
+
+// newRouteWith is newRoute with transport_maps and relayhost read from
+// the parameters named (address verification probes have their own).
+func newRouteWith(cfg *config.Config, tables *tableCache, transportMaps, relayhost string) (*route.Resolver, error) {
 	parent := parentMatcher(cfg)
 	domains := func(param string) (*rules.DomainList, error) {
 		l, err := rules.NewDomainList(cfg.List(param), parent(param), rules.WithOpener(tables.open))
@@ -52,7 +58,7 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	if o.VirtualMailboxDomains, err = domains("virtual_mailbox_domains"); err != nil {
 		return nil, err
 	}
-	if o.TransportMaps, err = openMaps(cfg, "transport_maps", tables); err != nil {
+	if o.TransportMaps, err = openMaps(cfg, transportMaps, tables); err != nil {
 		return nil, err
 	}
 	if o.RelocatedMaps, err = openMaps(cfg, "relocated_maps", tables); err != nil {
@@ -74,7 +80,7 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	o.ParentDomainMatchesSubdomains = parent
 	o.LocalTransport, o.VirtualTransport = cfg.Get("local_transport"), cfg.Get("virtual_transport")
 	o.RelayTransport, o.DefaultTransport = cfg.Get("relay_transport"), cfg.Get("default_transport")
-	if hops := cfg.List("relayhost"); len(hops) > 0 {
+	if hops := cfg.List(relayhost); len(hops) > 0 {
 		o.Relayhost = hops[0]
 	}
 	o.RecipientDelimiter = cfg.Get("recipient_delimiter")
@@ -84,49 +90,10 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 
 // newDelivery builds the queue manager's options from main.cf.
 func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver, log *MailLog, tables *tableCache) (*delivery, error) {
-	var bind netip.Addr
-	if b := cfg.Get("smtp_bind_address"); b != "" {
-		a, err := netip.ParseAddr(b)
-		if err != nil {
-			return nil, paramError(cfg, "smtp_bind_address", err)
-		}
-		bind = a
-	}
-	port, err := servicePort(cfg.Get("smtp_tcp_port"))
-	if err != nil {
-		return nil, paramError(cfg, "smtp_tcp_port", err)
-	}
-	tlsOpts, err := smtpTLSOptions(cfg, tables)
+	smtp, lmtp, err := newSMTPClients(cfg, resolver, tables, func(prog, line string) { log.Logf(prog, "%s", line) })
 	if err != nil {
 		return nil, err
 	}
-	lineLimit := int(cfg.Int("smtp_line_length_limit"))
-	if lineLimit == 0 {
-		lineLimit = -1 // Postfix's 0 is "no limit"; relay's 0 is its default
-	}
-	smtp := relay.NewSMTP(relay.Options{
-		LineLengthLimit: lineLimit,
-		HeloName:        cfg.Get("smtp_helo_name"),
-		MyHostname:      cfg.Get("myhostname"),
-		BindAddress:     bind,
-		Port:            port,
-		Resolver:        resolver,
-		ConnectionReuse: true,
-		TLS:             tlsOpts,
-		Log:             func(line string) { log.Logf("smtp", "%s", line) },
-	})
-	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
-	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
-	lmtp := relay.NewSMTP(relay.Options{
-		HeloName:        cfg.Get("smtp_helo_name"),
-		MyHostname:      cfg.Get("myhostname"),
-		Port:            24,
-		Resolver:        resolver,
-		ConnectionReuse: true,
-		LMTP:            true,
-		QueueDirectory:  cfg.Get("queue_directory"),
-		Log:             func(line string) { log.Logf("lmtp", "%s", line) },
-	})
 	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp, lmtp: lmtp}
 	d.route.Store(rt)
 	st := smtpTransport{smtp}
@@ -163,6 +130,56 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		DefaultFilterNexthop:      cfg.Get("default_filter_nexthop"),
 	}
 	return d, nil
+}
+
+// newSMTPClients builds the smtp and lmtp clients from main.cf, for the
+// queue manager and for address verification probes; logf writes their
+// log lines (program "smtp" or "lmtp").
+func newSMTPClients(cfg *config.Config, resolver relay.Resolver, tables *tableCache, logf func(prog, line string)) (smtp, lmtp *relay.SMTP, err error) {
+	var bind netip.Addr
+	if b := cfg.Get("smtp_bind_address"); b != "" {
+		a, err := netip.ParseAddr(b)
+		if err != nil {
+			return nil, nil, paramError(cfg, "smtp_bind_address", err)
+		}
+		bind = a
+	}
+	port, err := servicePort(cfg.Get("smtp_tcp_port"))
+	if err != nil {
+		return nil, nil, paramError(cfg, "smtp_tcp_port", err)
+	}
+	tlsOpts, err := smtpTLSOptions(cfg, tables)
+	if err != nil {
+		return nil, nil, err
+	}
+	lineLimit := int(cfg.Int("smtp_line_length_limit"))
+	if lineLimit == 0 {
+		lineLimit = -1 // Postfix's 0 is "no limit"; relay's 0 is its default
+	}
+	smtp = relay.NewSMTP(relay.Options{
+		LineLengthLimit: lineLimit,
+		HeloName:        cfg.Get("smtp_helo_name"),
+		MyHostname:      cfg.Get("myhostname"),
+		BindAddress:     bind,
+		Port:            port,
+		Resolver:        resolver,
+		ConnectionReuse: true,
+		TLS:             tlsOpts,
+		Log:             func(line string) { logf("smtp", line) },
+	})
+	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
+	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
+	lmtp = relay.NewSMTP(relay.Options{
+		HeloName:        cfg.Get("smtp_helo_name"),
+		MyHostname:      cfg.Get("myhostname"),
+		Port:            24,
+		Resolver:        resolver,
+		ConnectionReuse: true,
+		LMTP:            true,
+		QueueDirectory:  cfg.Get("queue_directory"),
+		Log:             func(line string) { logf("lmtp", line) },
+	})
+	return smtp, lmtp, nil
 }
 
 // servicePort is a port number or a service name from /etc/services.
