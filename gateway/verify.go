@@ -56,7 +56,7 @@ func newProber(cfg *config.Config, tables *tableCache, dns relay.Resolver, logf 
 }
 
 // verifyOptions reads the address_verify_* and unverified_* parameters.
-func verifyOptions(cfg *config.Config, p restrictions.Prober) restrictions.VerifyOptions {
+func verifyOptions(cfg *config.Config, p *prober) restrictions.VerifyOptions {
 	replies := func(kind string) restrictions.VerifyReplies {
 		return restrictions.VerifyReplies{
 			RejectCode: int(cfg.Int("unverified_" + kind + "_reject_code")),
@@ -67,6 +67,7 @@ func verifyOptions(cfg *config.Config, p restrictions.Prober) restrictions.Verif
 	}
 	return restrictions.VerifyOptions{
 		Prober: p,
+		Warn:   func(format string, args ...any) { p.logf("verify", "warning: "+format, args...) },
 		Policy: greylist.VerifyPolicy{
 			PositiveExpire:  cfg.Duration("address_verify_positive_expire_time"),
 			PositiveRefresh: cfg.Duration("address_verify_positive_refresh_time"),
@@ -127,7 +128,7 @@ func (p *prober) Probe(ctx context.Context, addr string) greylist.VerifyRecord {
 	case queue.StatusBounced:
 		rec.Status = greylist.VerifyBounce
 	}
-	p.logf(prog, "NOQUEUE: to=<%s>, relay=%s, delay=%.2g, dsn=%s, status=%s (%s)",
-		addr, r.Relay, time.Since(start).Seconds(), r.DSN, status, r.Reason)
+	p.logf(prog, "NOQUEUE: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)",
+		addr, r.Relay, queue.FormatDelay(time.Since(start)), r.DSN, status, r.Reason)
 	return rec
 }

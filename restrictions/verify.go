@@ -34,6 +34,9 @@ type VerifyOptions struct {
 	PollDelay time.Duration
 	Recipient VerifyReplies
 	Sender    VerifyReplies
+	// Warn, when set, logs what goes wrong in a background probe (a
+	// session's warnings go to its verdict's log).
+	Warn func(format string, args ...any)
 }
 
 // VerifyReplies are the unverified_recipient_* or unverified_sender_*
@@ -178,7 +181,9 @@ func (v *verifier) start(ctx context.Context, store greylist.Store, o *VerifyOpt
 		rec := o.Prober.Probe(ctx, addr)
 		// A store that fails now leaves the record to its probe TTL:
 		// the address is probed again after it.
-		store.VerifyUpdate(ctx, addr, rec, time.Now(), o.Policy)
+		if err := store.VerifyUpdate(ctx, addr, rec, time.Now(), o.Policy); err != nil && o.Warn != nil {
+			o.Warn("%s: the probe's answer was not stored: %v", addr, err)
+		}
 		v.mu.Lock()
 		if v.pending[key] == done {
 			delete(v.pending, key)

@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,11 @@ func TestVerifySharedRedis(t *testing.T) {
 	if got := verifyRcpt(t, a.Addr, "slow@verify.test"); got != fmt.Sprintf(inProgress, "slow@verify.test") {
 		t.Fatalf("first lookup of slow@ on A: %s", got)
 	}
-	a.Log("status=undeliverable (host 127.0.0.1[127.0.0.1] said: " + gone550)
+	probeLog := regexp.MustCompile(`postgate/smtp\[\d+\]: NOQUEUE: to=<gone@verify\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, ` +
+		`delay=[0-9.]+, dsn=5\.1\.1, status=undeliverable \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: ` + regexp.QuoteMeta(gone550) + ` \(in reply to RCPT TO command\)\)\n`)
+	if log := a.Log("status=undeliverable"); !probeLog.MatchString(log) {
+		t.Fatalf("no probe log line like %s in A's log:\n%s", probeLog, log)
+	}
 	if got := verifyRcpt(t, b.Addr, "gone@verify.test"); got != unverified {
 		t.Fatalf("lookup on B: %s\nwant %s", got, unverified)
 	}
