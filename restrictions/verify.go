@@ -55,12 +55,19 @@ type verifier struct {
 	mu      sync.Mutex
 	pending map[string]chan struct{} // closed when the probe's answer is stored
 	outage  greylist.Outage
+	// slots bounds the probes this node runs at once, as Postfix's
+	// queue manager bounds them by default_destination_concurrency_limit
+	// (20): a dictionary attack does not open a connection per address.
+	slots chan struct{}
 }
+
+// maxProbes is the number of probes a node runs at once.
+const maxProbes = 20
 
 func buildRejectUnverified(sender bool) builder {
 	return func(c *compiler, _, _ string, _ *tableRef) runFunc {
 		if c.l.verify == nil {
-			c.l.verify = &verifier{pending: map[string]chan struct{}{}}
+			c.l.verify = &verifier{pending: map[string]chan struct{}{}, slots: make(chan struct{}, maxProbes)}
 		}
 		return func(e *eval) status {
 			if sender {
@@ -178,7 +185,13 @@ func (v *verifier) start(ctx context.Context, store greylist.Store, o *VerifyOpt
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl)
 	go func() {
 		defer cancel()
-		rec := o.Prober.Probe(ctx, addr)
+		rec := greylist.VerifyRecord{Status: greylist.VerifyDefer, Text: "address verification probe not sent in time"}
+		select {
+		case v.slots <- struct{}{}:
+			rec = o.Prober.Probe(ctx, addr)
+			<-v.slots
+		case <-ctx.Done():
+		}
 		// A store that fails now leaves the record to its probe TTL:
 		// the address is probed again after it.
 		if err := store.VerifyUpdate(ctx, addr, rec, time.Now(), o.Policy); err != nil && o.Warn != nil {

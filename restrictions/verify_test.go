@@ -2,6 +2,7 @@ package restrictions
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -15,14 +16,22 @@ type fakeProber struct {
 	delay   time.Duration
 	answers map[string]greylist.VerifyRecord // default: deliverable
 
-	mu     sync.Mutex
-	probes map[string]int
+	mu                  sync.Mutex
+	probes              map[string]int
+	running, maxRunning int
 }
 
 func (p *fakeProber) Probe(ctx context.Context, addr string) greylist.VerifyRecord {
 	p.mu.Lock()
 	p.probes[addr]++
+	p.running++
+	p.maxRunning = max(p.maxRunning, p.running)
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running--
+		p.mu.Unlock()
+	}()
 	select {
 	case <-time.After(p.delay):
 	case <-ctx.Done():
@@ -130,6 +139,33 @@ func TestRejectUnverified(t *testing.T) {
 		}
 		if v := check(l, "", "u@dst.test"); v.Decision == Reject {
 			t.Errorf("null sender: %+v", v)
+		}
+	})
+
+	t.Run("concurrency", func(t *testing.T) {
+		// A burst of new addresses: every one is probed, at most
+		// maxProbes at once.
+		p := newProber(300 * time.Millisecond)
+		o := base(p)
+		o.Verify.PollCount = 1
+		l := mustCompile(t, params, o)
+		const n = maxProbes + 10
+		for i := range n {
+			check(l, "s@src.test", fmt.Sprintf("u%d@dst.test", i))
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			p.mu.Lock()
+			done, peak := len(p.probes) == n && p.running == 0, p.maxRunning
+			p.mu.Unlock()
+			if done {
+				if peak != maxProbes {
+					t.Errorf("%d probes at once, want %d", peak, maxProbes)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("probes not done: %d of %d", len(p.probes), n)
+			}
 		}
 	})
 
