@@ -13,7 +13,7 @@ import (
 // lmtp_* twins, as Postfix's smtp and lmtp do (lmtp_lhlo_name and
 // lmtp_lhlo_timeout for the HELO ones). The queue directory is where
 // relative lmtp:unix: sockets are.
-func clientOptions(cfg *config.Config, client string, resolver relay.Resolver, tables *tableCache, log *MailLog) (relay.Options, error) {
+func clientOptions(cfg *config.Config, client string, resolver relay.Resolver, tables *tableCache, logf func(prog, line string)) (relay.Options, error) {
 	param := func(name string) string {
 		if client == "lmtp" {
 			name = strings.ReplaceAll(name, "helo", "lhlo")
@@ -27,7 +27,7 @@ func clientOptions(cfg *config.Config, client string, resolver relay.Resolver, t
 		ConnectionReuse: true,
 		LMTP:            client == "lmtp",
 		QueueDirectory:  cfg.Get("queue_directory"),
-		Log:             func(line string) { log.Logf(client, "%s", line) },
+		Log:             func(line string) { logf(client, line) },
 
 		ConnectTimeout:  cfg.Duration(param("connect_timeout")),
 		HeloTimeout:     cfg.Duration(param("helo_timeout")),

@@ -30,6 +30,12 @@ type delivery struct {
 
 // newRoute builds the one address resolver of a runtime (trivial-rewrite).
 func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
+	return newRouteWith(cfg, tables, "transport_maps", "relayhost")
+}
+
+// newRouteWith is newRoute with transport_maps and relayhost read from
+// the parameters named (address verification probes have their own).
+func newRouteWith(cfg *config.Config, tables *tableCache, transportMaps, relayhost string) (*route.Resolver, error) {
 	parent := parentMatcher(cfg)
 	domains := func(param string) (*rules.DomainList, error) {
 		l, err := rules.NewDomainList(cfg.List(param), parent(param), rules.WithOpener(tables.open))
@@ -52,7 +58,7 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	if o.VirtualMailboxDomains, err = domains("virtual_mailbox_domains"); err != nil {
 		return nil, err
 	}
-	if o.TransportMaps, err = openMaps(cfg, "transport_maps", tables); err != nil {
+	if o.TransportMaps, err = openMaps(cfg, transportMaps, tables); err != nil {
 		return nil, err
 	}
 	if o.RelocatedMaps, err = openMaps(cfg, "relocated_maps", tables); err != nil {
@@ -74,7 +80,7 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 	o.ParentDomainMatchesSubdomains = parent
 	o.LocalTransport, o.VirtualTransport = cfg.Get("local_transport"), cfg.Get("virtual_transport")
 	o.RelayTransport, o.DefaultTransport = cfg.Get("relay_transport"), cfg.Get("default_transport")
-	if hops := cfg.List("relayhost"); len(hops) > 0 {
+	if hops := cfg.List(relayhost); len(hops) > 0 {
 		o.Relayhost = hops[0]
 	}
 	o.RecipientDelimiter = cfg.Get("recipient_delimiter")
@@ -87,23 +93,12 @@ func newRoute(cfg *config.Config, tables *tableCache) (*route.Resolver, error) {
 
 // newDelivery builds the queue manager's options from main.cf.
 func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver, log *MailLog, tables *tableCache) (*delivery, error) {
-	smtpOpts, err := clientOptions(cfg, "smtp", resolver, tables, log)
-	if err != nil {
-		return nil, err
-	}
 	routes := new(atomic.Pointer[route.Resolver])
 	routes.Store(rt)
-	if err := smtpClientOptions(cfg, tables, routes, &smtpOpts); err != nil {
-		return nil, err
-	}
-	smtp := relay.NewSMTP(smtpOpts)
-	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
-	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
-	lmtpOpts, err := clientOptions(cfg, "lmtp", resolver, tables, log)
+	smtp, lmtp, err := newSMTPClients(cfg, resolver, tables, routes, func(prog, line string) { log.Logf(prog, "%s", line) })
 	if err != nil {
 		return nil, err
 	}
-	lmtp := relay.NewSMTP(lmtpOpts)
 	d := &delivery{route: routes, smtp: smtp, lmtp: lmtp}
 	st := smtpTransport{smtp}
 	transports := map[string]queue.Transport{
@@ -139,6 +134,29 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		DefaultFilterNexthop:      cfg.Get("default_filter_nexthop"),
 	}
 	return d, nil
+}
+
+// newSMTPClients builds the smtp and lmtp clients from main.cf (the
+// smtp_* and lmtp_* parameters), for the queue manager and for address
+// verification probes; routes resolves senders for the smtp client's
+// sender-dependent options, and logf writes their log lines (program
+// "smtp" or "lmtp").
+func newSMTPClients(cfg *config.Config, resolver relay.Resolver, tables *tableCache, routes *atomic.Pointer[route.Resolver],
+	logf func(prog, line string)) (smtp, lmtp *relay.SMTP, err error) {
+	smtpOpts, err := clientOptions(cfg, "smtp", resolver, tables, logf)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := smtpClientOptions(cfg, tables, routes, &smtpOpts); err != nil {
+		return nil, nil, err
+	}
+	// Postfix's lmtp client: LHLO, a reply per recipient, port 24 by
+	// default, inet:host:port and unix:/path next hops (Dovecot's LMTP).
+	lmtpOpts, err := clientOptions(cfg, "lmtp", resolver, tables, logf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return relay.NewSMTP(smtpOpts), relay.NewSMTP(lmtpOpts), nil
 }
 
 // servicePort is a port number or a service name from /etc/services.

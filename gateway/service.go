@@ -388,6 +388,16 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	s.anvil = newAnvil(cfg, svc, state)
+	// The mail log is the gateway's, set once the services are built;
+	// probes run only after that.
+	probe, err := newProber(cfg, tables, dns, func(prog, format string, args ...any) {
+		if s.log != nil {
+			s.log.Logf(prog, format, args...)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	overrides, err := receiveOverrides(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -461,6 +471,7 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		},
 		StateStore:      state,
 		Greylist:        greylistOptions(cfg),
+		Verify:          verifyOptions(cfg, probe),
 		SASLEnabled:     s.sasl.backend != nil,
 		SenderLoginMaps: senderLogin,
 	}

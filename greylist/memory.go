@@ -17,6 +17,7 @@ type Memory struct {
 	mu        sync.Mutex
 	triplets  map[string]triplet
 	clients   map[string]counter
+	verify    map[string]verifyEntry
 	nextSweep time.Time
 	limits    memLimits
 }
@@ -34,7 +35,7 @@ type counter struct {
 
 // NewMemory makes an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{triplets: map[string]triplet{}, clients: map[string]counter{},
+	return &Memory{triplets: map[string]triplet{}, clients: map[string]counter{}, verify: map[string]verifyEntry{},
 		limits: memLimits{conns: map[string]int{}, events: map[string]*eventLog{}}}
 }
 
@@ -88,6 +89,11 @@ func (m *Memory) sweep(now time.Time) {
 	for k, c := range m.clients {
 		if !now.Before(c.expires) {
 			delete(m.clients, k)
+		}
+	}
+	for k, e := range m.verify {
+		if !now.Before(e.expires) {
+			delete(m.verify, k)
 		}
 	}
 }

@@ -1,8 +1,8 @@
 // Package greylist keeps the state postgate shares about who it has seen:
-// greylisting triplets and the clients they allowlist, and the counters of
-// rate and connection limits (limit.go), in a Store that is
-// embedded in memory (one node) or Redis (single server, Sentinel or
-// Cluster, shared by every node behind one MX).
+// greylisting triplets and the clients they allowlist, the counters of
+// rate and connection limits (limit.go) and the address verification cache
+// (verify.go), in a Store that is embedded in memory (one node) or Redis
+// (single server, Sentinel or Cluster, shared by every node behind one MX).
 //
 // A check is one atomic operation on the store, so a Redis store answers
 // it in one round trip (a Lua script) and two nodes racing on the same
@@ -20,6 +20,7 @@ import (
 // Implementations are safe for concurrent use.
 type Store interface {
 	Limiter
+	VerifyCache
 	// Greylist records one attempt of the triplet k at now under policy p,
 	// atomically, and says what the attempt is (see Status). Records
 	// expire by themselves: a pending triplet after p.Delay+p.RetryWindow,

@@ -156,6 +156,7 @@ func TestMemoryStore(t *testing.T) {
 	s := NewMemory()
 	t.Run("greylist", func(t *testing.T) { storeSuite(t, s) })
 	t.Run("limits", func(t *testing.T) { limitSuite(t, s) })
+	t.Run("verify", func(t *testing.T) { verifySuite(t, s) })
 }
 
 func TestRedisStore(t *testing.T) {
@@ -164,6 +165,7 @@ func TestRedisStore(t *testing.T) {
 	s := openTest(t, "redis://"+srv.Addr+"/3")
 	t.Run("greylist", func(t *testing.T) { storeSuite(t, s) })
 	t.Run("limits", func(t *testing.T) { limitSuite(t, s) })
+	t.Run("verify", func(t *testing.T) { verifySuite(t, s) })
 }
 
 // TestRedisClusterStore: the suite on a three-master Cluster named by one
@@ -175,6 +177,7 @@ func TestRedisClusterStore(t *testing.T) {
 	s := openTest(t, "redis-cluster://"+nodes[1].Addr)
 	t.Run("greylist", func(t *testing.T) { storeSuite(t, s) })
 	t.Run("limits", func(t *testing.T) { limitSuite(t, s) })
+	t.Run("verify", func(t *testing.T) { verifySuite(t, s) })
 	// The suite's client networks landed on more than one master.
 	used := 0
 	for _, n := range nodes {

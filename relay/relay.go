@@ -151,6 +151,11 @@ type Message struct {
 	RET, EnvID string // DSN: "FULL"/"HDRS"/"", ENVID as received (not xtext)
 	SMTPUTF8   bool   // the client asked for SMTPUTF8
 	Size       int64  // content size, for SIZE=
+	// Verify makes the delivery an address verification probe (Postfix's
+	// DEL_REQ_FLAG_MTA_VRFY): MAIL and RCPT only, then RSET; a recipient
+	// the server accepts is Sent with the RCPT reply, and no content is
+	// ever sent.
+	Verify bool
 	// Content is the stored message: CRLF lines, possibly with bare CR or
 	// bare LF, which are normalized. An io.Seeker is rewound when the
 	// message goes to a second server; other readers allow one attempt.

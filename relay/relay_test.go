@@ -704,3 +704,30 @@ func TestPrematureReply(t *testing.T) {
 		t.Errorf("result %+v", res[0])
 	}
 }
+
+// TestVerifyProbe: an address verification probe says per recipient what
+// RCPT answered, sends no content, and leaves the session reusable.
+func TestVerifyProbe(t *testing.T) {
+	f := newFakeServer(t, nil)
+	f.rcptReply["later@example.com"] = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "Greylisted"}
+	f.rcptReply["gone@example.com"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<gone@example.com>: Recipient address rejected: User unknown"}
+	tr := newTransport(t, Options{ConnectionReuse: true})
+	relay := fmt.Sprintf("127.0.0.1[127.0.0.1]:%d", f.port())
+	for i, want := range []int{1, 2} {
+		m := message(f.nexthop(), simpleContent, "ok@example.com", "later@example.com", "gone@example.com")
+		m.Verify = true
+		res := tr.Deliver(context.Background(), m)
+		checkResult(t, res[0], Sent, "2.0.0", "host 127.0.0.1[127.0.0.1] said: 250 2.0.0 I'll make sure <ok@example.com> gets this (in reply to RCPT TO command)", relay)
+		checkResult(t, res[1], Deferred, "4.2.1", "host 127.0.0.1[127.0.0.1] said: 450 4.2.1 Greylisted (in reply to RCPT TO command)", relay)
+		checkResult(t, res[2], Bounced, "5.1.1", "host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown (in reply to RCPT TO command)", relay)
+		if res[0].ConnUse != want {
+			t.Errorf("probe %d: conn_use=%d, want %d", i, res[0].ConnUse, want)
+		}
+	}
+	if n := len(f.messages()); n != 0 {
+		t.Errorf("server got %d messages from probes, want none", n)
+	}
+	if n := f.l.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (reset and reused)", n)
+	}
+}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -120,7 +121,9 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		s.uses--
 		return false
 	}
-	cmds = append(cmds, command{st: stageData, line: "DATA"})
+	if !m.Verify {
+		cmds = append(cmds, command{st: stageData, line: "DATA"})
+	}
 
 	// open are the recipients sent in RCPT that have no answer of their own
 	// yet: an I/O error concerns them.
@@ -167,13 +170,16 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 			if mailRejected || retry {
 				return false
 			}
-			if r.code/100 == 2 {
+			if r.code/100 == 2 && m.Verify {
+				d.finish(c.rcpt, Sent, r.dsn, fmt.Sprintf("host %s said: %s (in reply to %s)", s.namaddr, r.line(), stageRequest[stageRcpt]), r.export(), relay, use)
+				delete(open, c.rcpt)
+			} else if r.code/100 == 2 {
 				accepted = append(accepted, c.rcpt)
 			} else {
 				d.fail([]int{c.rcpt}, said(r, stageRcpt), relay, use, final)
 				delete(open, c.rcpt)
 			}
-			if k == len(cmds)-2 && len(accepted) == 0 {
+			if !m.Verify && k == len(cmds)-2 && len(accepted) == 0 {
 				return false // no DATA without recipients
 			}
 		case stageData:

@@ -28,6 +28,7 @@ type Lists struct {
 	policy       policyClients // check_policy_service servers
 	greylist     *greylister   // what check_greylist steps share
 	rates        rateState     // what the rate checks share
+	verify       *verifier     // what the reject_unverified_* steps share
 }
 
 // list is a compiled restriction list: steps in the admin's order.

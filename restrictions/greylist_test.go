@@ -27,6 +27,12 @@ func (failingStore) Disconnect(context.Context, greylist.Conn) error { return er
 func (failingStore) Event(context.Context, string, greylist.Rate) (greylist.Count, error) {
 	return greylist.Count{}, errStoreDown
 }
+func (failingStore) VerifyQuery(context.Context, string, time.Time, greylist.VerifyPolicy) (greylist.VerifyRecord, bool, error) {
+	return greylist.VerifyRecord{}, false, errStoreDown
+}
+func (failingStore) VerifyUpdate(context.Context, string, greylist.VerifyRecord, time.Time, greylist.VerifyPolicy) error {
+	return errStoreDown
+}
 func (failingStore) Close() error { return nil }
 
 func TestCheckGreylist(t *testing.T) {

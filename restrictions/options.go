@@ -3,6 +3,7 @@ package restrictions
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"postgate/greylist"
 	"postgate/policyd"
@@ -106,6 +107,9 @@ type Options struct {
 	// nil: check_greylist answers 451 4.3.5.
 	StateStore greylist.Store
 	Greylist   GreylistOptions
+	// Verify configures reject_unverified_recipient and
+	// reject_unverified_sender; their cache is StateStore.
+	Verify VerifyOptions
 
 	Myorigin               string   // qualifies unqualified addresses in access lookups
 	RecipientDelimiter     string   // recipient_delimiter: user+ext@domain also looks up user@domain, user+ext@, user@
@@ -153,6 +157,24 @@ func (o Options) withDefaults() Options {
 	def(&o.MultiRecipientBounceRejectCode, 550)
 	def(&o.PlaintextRejectCode, 450)
 	def(&o.MapsRBLRejectCode, 554)
+	def(&o.Verify.PollCount, 3)
+	if o.Verify.PollDelay <= 0 {
+		o.Verify.PollDelay = 3 * time.Second
+	}
+	for _, r := range []*VerifyReplies{&o.Verify.Recipient, &o.Verify.Sender} {
+		def(&r.RejectCode, 450)
+		def(&r.DeferCode, 450)
+	}
+	vp := &o.Verify.Policy
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&vp.PositiveExpire, 31 * 24 * time.Hour}, {&vp.PositiveRefresh, 7 * 24 * time.Hour},
+		{&vp.NegativeExpire, 3 * 24 * time.Hour}, {&vp.NegativeRefresh, 3 * time.Hour}} {
+		if *d.p <= 0 {
+			*d.p = d.v
+		}
+	}
 	def(&o.Greylist.IPv4Prefix, 24)
 	def(&o.Greylist.IPv6Prefix, 64)
 	if o.DefaultRBLReply == "" {

@@ -91,7 +91,7 @@ var registry = map[string]spec{
 	"reject_non_fqdn_sender":                       {noArg, buildRejectNonFQDNSender},
 	"reject_unknown_sender_domain":                 {noArg, buildRejectUnknownSenderDomain},
 	"reject_unknown_address":                       {noArg, nil},
-	"reject_unverified_sender":                     {noArg, nil},
+	"reject_unverified_sender":                     {noArg, buildRejectUnverified(true)},
 	"reject_unlisted_sender":                       {noArg, buildRejectUnlistedSender},
 	"reject_sender_login_mismatch":                 {noArg, buildSenderLogin(loginAuthenticated | loginUnauthenticated)},
 	"reject_authenticated_sender_login_mismatch":   {noArg, buildSenderLogin(loginAuthenticated)},
@@ -113,7 +113,7 @@ var registry = map[string]spec{
 	"reject_unknown_recipient_domain": {noArg, buildRejectUnknownRecipientDomain},
 	"reject_unlisted_recipient":       {noArg, buildRejectUnlistedRecipient},
 	"check_recipient_maps":            {noArg, buildRejectUnlistedRecipient},
-	"reject_unverified_recipient":     {noArg, nil},
+	"reject_unverified_recipient":     {noArg, buildRejectUnverified(false)},
 	"reject_multi_recipient_bounce":   {noArg, buildRejectMultiRecipientBounce},
 	"reject_rhsbl_recipient":          {wordArg, buildRejectRHSBLRecipient},
 	"check_greylist":                  {noArg, buildCheckGreylist},               // postgate's

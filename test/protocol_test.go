@@ -107,6 +107,18 @@ type protocolDifference struct{ script, command, reason string }
 //	                   give PTR records for the names they should have.
 //	@dns-servfail NAME the DNS server answers SERVFAIL for NAME (any
 //	                   type): a temporary DNS failure; needs @dns
+//	@sink-rcpt ADDR [+MS] REPLY
+//	                   the script gets an SMTP server of its own
+//	                   (harness.RcptSink; the next hop of address
+//	                   verification probes), which answers RCPT TO:<ADDR>
+//	                   with REPLY after MS milliseconds, other addresses
+//	                   with "250 2.1.5 Ok"; @sink@ in @main lines is its
+//	                   next hop, [127.0.0.1]:PORT; only before the first
+//	                   @connect
+//	@sink-log          record the RCPT and DATA commands the sink got
+//	                   since the last @sink-log, each with its MAIL, in
+//	                   sorted order ("-- sink: MAIL FROM:<a> RCPT
+//	                   TO:<b>", parameters cut off); starts a sink too
 //	@connect [SRC]     close the connection, open a new one from SRC (in
 //	                   127.0.0.0/8; default 127.0.0.5, outside mynetworks)
 //	                   and record the greeting
@@ -135,8 +147,8 @@ type protocolDifference struct{ script, command, reason string }
 // "-- pipeline: N lines in one write" before the C: lines of a pipeline,
 // "S: LINE" for each reply line (CRLF removed), "-- half-close",
 // "-- closed" (the server closed instead of replying, or within the
-// @expect-close wait) and "-- open", and "-- differs: REASON" before a reply
-// that postgate answers differently. Bytes are shown as the escapes above
+// @expect-close wait) and "-- open", "-- sink: LINE" for @sink-log, and
+// "-- differs: REASON" before a reply that postgate answers differently. Bytes are shown as the escapes above
 // (other non-printable bytes as \xHH, a space at the end of a line as
 // \x20); a client line over 100 bytes is shortened to "<first 60
 // bytes>...(N bytes)", a server line over 1000 bytes to "<first 60
@@ -195,7 +207,11 @@ func TestProtocol(t *testing.T) {
 		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
 			goldenPath := filepath.Join(protocolDir, s.Name+".golden")
-			settings, err := protocolSettings(s, protocolFiles(t, s))
+			var sink *harness.RcptSink
+			if s.UsesSink {
+				sink = harness.StartRcptSink(t, s.Sink)
+			}
+			settings, err := protocolSettings(s, protocolFiles(t, s), sink)
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
@@ -223,7 +239,7 @@ func TestProtocol(t *testing.T) {
 				}
 				addr = harness.Start(t, main, "").Addr
 			}
-			got, runErr := harness.RunScript(addr, s, protocolNormalize)
+			got, runErr := harness.RunScript(addr, s, protocolNormalize, sink)
 			if pf != nil {
 				checkPostfixLog(t, pf)
 			}
@@ -451,12 +467,17 @@ func protocolFiles(t *testing.T, s *harness.Script) string {
 
 // protocolSettings is protocolHead plus the script's @main lines, each
 // parameter once (the last value wins, at the place of the first), with
-// @files@ replaced by files, the directory of the script's @file blocks.
-func protocolSettings(s *harness.Script, files string) ([]mainSetting, error) {
+// @files@ replaced by files, the directory of the script's @file blocks,
+// and @sink@ by the next hop of its RCPT sink ("[127.0.0.1]:port").
+func protocolSettings(s *harness.Script, files string, sink *harness.RcptSink) ([]mainSetting, error) {
 	var out []mainSetting
 	seen := map[string]int{}
+	nexthop := ""
+	if sink != nil {
+		nexthop = sink.Nexthop
+	}
 	for _, l := range append(strings.Split(protocolHead, "\n"), s.Main...) {
-		l = strings.TrimSpace(strings.ReplaceAll(l, "@files@", files))
+		l = strings.TrimSpace(strings.NewReplacer("@files@", files, "@sink@", nexthop).Replace(l))
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
@@ -551,7 +572,7 @@ BYE
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := harness.RunScript(l.Addr().String(), s, protocolNormalize)
+	got, err := harness.RunScript(l.Addr().String(), s, protocolNormalize, nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(got, "\n"))
 	}

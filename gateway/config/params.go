@@ -358,6 +358,29 @@ var paramTable = append([]param{
 	seconds("postgate_table_cache_ttl", "60s", 's', 0),
 	seconds("postgate_table_cache_negative_ttl", "10s", 's', 0),
 	seconds("postgate_table_lookup_timeout", "10s", 's', 0),
+	// Address verification (restrictions/verify.go, gateway/verify.go):
+	// the cache is postgate_state_store, not address_verify_map.
+	later(str("double_bounce_sender", "double-bounce")), // only as address_verify_sender's default
+	str("address_verify_sender", "$double_bounce_sender"),
+	seconds("address_verify_positive_expire_time", "31d", 'd', 1),
+	seconds("address_verify_positive_refresh_time", "7d", 'd', 1),
+	seconds("address_verify_negative_expire_time", "3d", 'd', 1),
+	seconds("address_verify_negative_refresh_time", "3h", 'h', 1),
+	integer("address_verify_poll_count", "${stress?{1}:{3}}", 1),
+	seconds("address_verify_poll_delay", "3s", 's', 1),
+	list("address_verify_relayhost", "$relayhost"),
+	list("address_verify_transport_maps", "$transport_maps"),
+	code("unverified_recipient_reject_code", "450"),
+	code("unverified_recipient_defer_code", "450"),
+	code("unverified_sender_reject_code", "450"),
+	code("unverified_sender_defer_code", "450"),
+	later(str("reject_tempfail_action", "defer_if_permit")), // only as the unverified_* actions' default
+	{name: "unverified_recipient_tempfail_action", kind: kindString, def: "$reject_tempfail_action", impl: true,
+		check: oneOf("defer", "defer_if_permit"), canon: lower},
+	{name: "unverified_sender_tempfail_action", kind: kindString, def: "$reject_tempfail_action", impl: true,
+		check: oneOf("defer", "defer_if_permit"), canon: lower},
+	str("unverified_recipient_reject_reason", ""),
+	str("unverified_sender_reject_reason", ""),
 
 	// Delivery.
 	list("relayhost", ""),

@@ -29,6 +29,11 @@ type Script struct {
 	// Servfail lists the names (@dns-servfail) the DNS server answers
 	// SERVFAIL for, whatever the type.
 	Servfail []string
+	// Sink lists the answers of the RCPT sink (@sink-rcpt) the harness
+	// starts for the script, whose next hop @sink@ names in @main lines;
+	// UsesSink is set when the script has a sink at all.
+	Sink     []SinkRcpt
+	UsesSink bool
 	Steps    []Step
 }
 
@@ -51,6 +56,7 @@ const (
 	StepExpectClose                 // record whether the server closes within CloseWait
 	StepSleep                       // wait
 	StepContent                     // after a 354: send message content, read one reply
+	StepSinkLog                     // record what the RCPT sink got since the last StepSinkLog
 )
 
 // Step is one line (or @pipeline block) of a script.
@@ -192,6 +198,30 @@ func ParseScript(name, text string) (*Script, error) {
 			} else {
 				s.Servfail = append(s.Servfail, strings.TrimSpace(arg))
 			}
+		case "@sink-rcpt":
+			if connect {
+				return nil, errorf("@sink-rcpt after the first @connect")
+			}
+			r := SinkRcpt{}
+			var rest string
+			r.Addr, rest, _ = strings.Cut(strings.TrimSpace(arg), " ")
+			if ms, after, ok := strings.Cut(rest, " "); ok && strings.HasPrefix(ms, "+") {
+				n, perr := strconv.Atoi(ms[1:])
+				if perr != nil || n < 0 || n > 30000 {
+					return nil, errorf("@sink-rcpt delay %q is not +MS (0..30000)", ms)
+				}
+				r.Delay, rest = time.Duration(n)*time.Millisecond, after
+			}
+			if r.Reply = strings.TrimSpace(rest); r.Addr == "" || len(r.Reply) < 3 || r.Reply[0] < '2' || r.Reply[0] > '5' {
+				return nil, errorf("@sink-rcpt needs an address, maybe +MS, and a reply")
+			}
+			s.Sink, s.UsesSink = append(s.Sink, r), true
+		case "@sink-log":
+			if err = noArg(); err == nil {
+				err = needConn()
+			}
+			s.UsesSink = true
+			s.Steps = append(s.Steps, Step{Kind: StepSinkLog, Line: n})
 		case "@connect":
 			src := strings.TrimSpace(arg)
 			if src == "" {
@@ -433,10 +463,14 @@ var ErrTimeout = errors.New("no reply in time")
 
 // RunScript plays s against the SMTP server at addr and returns the
 // transcript, one line each. normalize is applied to every server line
-// (e.g. to replace queue IDs). On error (a dial failure or a server that
-// does not answer in ReplyTimeout) it returns the transcript so far.
-func RunScript(addr string, s *Script, normalize func(string) string) ([]string, error) {
-	r := &scriptRun{addr: addr, normalize: normalize}
+// (e.g. to replace queue IDs); sink is the script's RCPT sink, nil when
+// it uses none. On error (a dial failure or a server that does not answer
+// in ReplyTimeout) it returns the transcript so far.
+func RunScript(addr string, s *Script, normalize func(string) string, sink *RcptSink) ([]string, error) {
+	if s.UsesSink && sink == nil {
+		return nil, fmt.Errorf("%s uses a sink, and none was started", s.Name)
+	}
+	r := &scriptRun{addr: addr, normalize: normalize, sink: sink}
 	defer r.close()
 	for _, st := range s.Steps {
 		if err := r.step(st); err != nil {
@@ -456,6 +490,7 @@ type scriptRun struct {
 	out       []string
 	differs   *Difference // marks the next reply
 	last      int         // the code of the last reply read
+	sink      *RcptSink   // the script's @sink-rcpt server, or nil
 }
 
 func (r *scriptRun) close() {
@@ -513,6 +548,11 @@ func (r *scriptRun) step(st Step) error {
 		return r.expectClose()
 	case StepSleep:
 		time.Sleep(st.Sleep)
+		return nil
+	case StepSinkLog:
+		for _, l := range r.sink.Since() {
+			r.out = append(r.out, "-- sink: "+l)
+		}
 		return nil
 	case StepContent:
 		if r.last != 354 {
