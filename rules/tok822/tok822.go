@@ -1,6 +1,6 @@
-// Package tok822 is Postfix's RFC 822 address parser (src/global/
-// tok822_parse.c, tok822_tree.c) and the local-part quoting it writes
-// addresses with (quote_822_local.c): Scan turns text into a flat list of
+// Package tok822 is Postfix's RFC 822 address parser
+// (src/global/tok822_parse.c, tok822_tree.c) and the local-part quoting
+// it writes addresses with (quote_822_local.c): Scan turns text into a flat list of
 // tokens; Parse walks that list from right to left, gathers the tokens of
 // each address under an Address token, moves comments out of the way and
 // inserts the commas a list of addresses lacks; Internalize and
@@ -47,8 +47,8 @@ type Token struct {
 
 // An Arena hands out the tokens of the scans and parses made through it
 // from blocks instead of one heap object per token: a scan counts its
-// tokens first and takes them from one block. Tokens stay valid while
-// any token of their block is referenced. The zero Arena is ready for
+// tokens first and takes them from one block. A block stays in memory as
+// long as any of its tokens is referenced. The zero Arena is ready for
 // use; it is not safe for concurrent use.
 type Arena struct {
 	block   []Token
