@@ -75,6 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTemplates$$' -fuzztime 50000x ./rules/dbcommon
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 80000x ./restrictions/dkim
 	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 350000x ./rules/addrheader
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 100000x ./rules/tok822
 	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime 230000x ./policyd
 	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime 60000x ./policyd
 	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 180000x ./greylist

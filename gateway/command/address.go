@@ -1,6 +1,10 @@
 package command
 
-import "strings"
+import (
+	"strings"
+
+	"postgate/rules/tok822"
+)
 
 // ExtractAddress is the syntactic part of Postfix's extract_addr(): strip
 // one enclosing <...>, drop a leading source route "@a,@b:", parse the
@@ -46,10 +50,11 @@ func parseEnvelopeAddress(token string) (addr string, naddr, nonAddr int) {
 			text = text[i+1:]
 		}
 	}
-	var last *node
-	for tp := parse(text); tp != nil; tp = tp.next {
-		switch tp.typ {
-		case tokAddress:
+	var last *tok822.Token
+	// No token limit: smtpd's extract_addr calls tok822_parse.
+	for tp := tok822.Parse(text, 0); tp != nil; tp = tp.Next {
+		switch tp.Type {
+		case tok822.Address:
 			last = tp
 			naddr++
 		case '<', '>':
@@ -58,7 +63,7 @@ func parseEnvelopeAddress(token string) (addr string, naddr, nonAddr int) {
 		}
 	}
 	if last != nil {
-		addr = string(internalize(nil, last.head))
+		addr = string(tok822.Internalize(nil, last.Head))
 	}
 	return addr, naddr, nonAddr
 }

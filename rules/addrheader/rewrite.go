@@ -1,14 +1,16 @@
 // Package addrheader rewrites the addresses in a message header (From:,
 // To:, Cc:, Reply-To:, ...) as Postfix's cleanup does for
 // canonical_maps, masquerading and the local rewriting context: it parses
-// the header with Postfix's RFC 822 parser (tok822), hands each address to
-// the caller, and when one changed re-makes the header line the way
-// cleanup writes it, byte for byte.
+// the header with Postfix's RFC 822 parser (rules/tok822), hands each
+// address to the caller, and when one changed re-makes the header line
+// the way cleanup writes it, byte for byte.
 package addrheader
 
 import (
 	"bytes"
 	"strings"
+
+	"postgate/rules/tok822"
 )
 
 // DefaultTokenLimit is Postfix's token_limit default: the parser reads at
@@ -66,9 +68,10 @@ func Rewrite(name, value string, tokenLimit int, rewrite func(addr, external str
 	if i := strings.IndexByte(value, 0); i >= 0 {
 		value = value[:i] // Postfix reads a C string
 	}
-	tree := parse(value, tokenLimit)
-	for tp := tree; tp != nil; tp = tp.next {
-		if tp.typ == tokAddr && rewriteAddr(tp, rewrite) {
+	var arena tok822.Arena // the header's tokens, rescanned ones too
+	tree := arena.Parse(value, tokenLimit)
+	for tp := tree; tp != nil; tp = tp.Next {
+		if tp.Type == tok822.Address && rewriteAddr(&arena, tp, rewrite) {
 			changed = true
 		}
 	}
@@ -76,7 +79,7 @@ func Rewrite(name, value string, tokenLimit int, rewrite func(addr, external str
 		return "", false, nil
 	}
 	warn := func(s string) { warnings = append(warnings, s) }
-	b := externalize([]byte(name+": "), tree, strLine|strTrnc, warn)
+	b := tok822.Externalize([]byte(name+": "), tree, tok822.Line|tok822.Truncate, warn)
 	return outHeader(fold(b)), true, warnings
 }
 
@@ -84,18 +87,18 @@ func Rewrite(name, value string, tokenLimit int, rewrite func(addr, external str
 // and cleanup_map11_tree do: the address goes out in external form, comes
 // back in external form and is scanned again into tokens without an
 // owner. It reports a change when the text that came back differs.
-func rewriteAddr(addr *tok, rewrite func(string, string) string) bool {
-	sent := string(externalize(nil, addr.head, 0, nil))
+func rewriteAddr(arena *tok822.Arena, addr *tok822.Token, rewrite func(string, string) string) bool {
+	sent := string(tok822.Externalize(nil, addr.Head, 0, nil))
 	// Postfix's trivial-rewrite reads the address and writes it out again;
 	// the tokens it reads have no owner, so adjacent words get a space.
-	first, _ := scan(sent, 0)
-	back := string(externalize(nil, first, 0, nil))
+	first, _ := arena.Scan(sent, 0)
+	back := string(tok822.Externalize(nil, first, 0, nil))
 	changed := back != sent
-	internal := unquoteLocal(back)
+	internal := tok822.UnquoteLocal(back)
 	if r := rewrite(internal, back); r != internal {
-		back, changed = string(quoteLocal(nil, r)), true
+		back, changed = string(tok822.QuoteLocal(nil, r)), true
 	}
-	addr.head, addr.tail = scan(back, 0)
+	addr.Head, addr.Tail = arena.Scan(back, 0)
 	return changed
 }
 
@@ -153,16 +156,16 @@ func Parse(text string, tokenLimit int) []Element {
 		text = text[:i]
 	}
 	var out []Element
-	for tp := parse(text, tokenLimit); tp != nil; tp = tp.next {
-		switch tp.typ {
-		case tokAddr:
-			out = append(out, Element{Address: true, Text: string(internalize(nil, tp.head))})
-		case tokStartGroup:
+	for tp := tok822.Parse(text, tokenLimit); tp != nil; tp = tp.Next {
+		switch tp.Type {
+		case tok822.Address:
+			out = append(out, Element{Address: true, Text: string(tok822.Internalize(nil, tp.Head))})
+		case tok822.StartGroup:
 			out = append(out, Element{Op: ':'})
-		case tokAtom, tokQuoted, tokComment, tokDomLit:
-			out = append(out, Element{Text: string(externalWord(nil, tp))})
+		case tok822.Atom, tok822.QuotedString, tok822.Comment, tok822.DomainLiteral:
+			out = append(out, Element{Text: string(tok822.ExternalWord(nil, tp))})
 		default:
-			out = append(out, Element{Op: byte(tp.typ)})
+			out = append(out, Element{Op: byte(tp.Type)})
 		}
 	}
 	return out
