@@ -93,8 +93,8 @@ func StartPeer(t testing.TB, cmd *exec.Cmd, addr string) {
 		c.Close()
 		t.Fatalf("%s already answers before %s starts", addr, cmd.Path)
 	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := new(lockedBuffer) // read below while the peer may still write
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
