@@ -192,7 +192,7 @@ func (s *Store) admit(ctx context.Context, p *pendingRec) error {
 	if p.ent == nil {
 		return s.idx.checkChange(p.id, &p.change)
 	}
-	if _, ok := s.idx.m[p.ent.id]; ok {
+	if s.idx.m.get(p.ent.id) != nil {
 		return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
 	}
 	if _, ok := s.pending[p.ent.id]; ok {

@@ -236,7 +236,7 @@ func (s *Store) submitCopy(ctx context.Context, c *entry, env, content []byte, c
 		s.mu.Unlock()
 		return err
 	}
-	e := s.idx.m[c.id]
+	e := s.idx.m.get(c.id)
 	_, busy := s.delivering[c.id]
 	if e == nil || e.seg != c.seg || e.off != c.off || busy {
 		s.mu.Unlock()
@@ -383,7 +383,7 @@ func (m *manager) compacted(err error) {
 	now := m.now().UnixNano()
 	s.mu.Lock()
 	for _, id := range m.blocked {
-		if e := s.idx.m[id]; e != nil && e.hpos == 0 && (e.state == Active || e.state == Deferred) {
+		if e := s.idx.m.get(id); e != nil && e.hpos == 0 && (e.state == Active || e.state == Deferred) {
 			if _, busy := s.delivering[id]; !busy {
 				s.idx.schedule(e, now)
 			}

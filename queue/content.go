@@ -156,7 +156,7 @@ func (r *contentReader) Close() error { return nil }
 func (s *Store) contentDamaged(c *entry, why string) error {
 	err := fmt.Errorf("%w: %s: %s", ErrCorrupt, c.id, why)
 	s.mu.Lock()
-	e := s.idx.m[c.id]
+	e := s.idx.m.get(c.id)
 	if e == nil || e.seg != c.seg || e.off != c.off || e.state == Corrupt {
 		s.mu.Unlock()
 		return err
@@ -176,6 +176,6 @@ func (s *Store) contentDamaged(c *entry, why string) error {
 func (s *Store) corrupt(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.idx.m[id]
+	e := s.idx.m.get(id)
 	return e != nil && e.state == Corrupt
 }

@@ -90,7 +90,7 @@ func (e *entry) contentLen() int64 { return int64(e.bodyLen) - int64(e.envLen) -
 // index is the in-memory state rebuilt from the log. Its methods are not
 // safe for concurrent use; the Store serializes them.
 type index struct {
-	m map[string]*entry
+	m idTable
 	// liveBySeg counts live messages per segment of their record, and
 	// liveBytes the bytes of those records: the oldest segments can be
 	// deleted when their count is zero, and are worth compacting when
@@ -118,7 +118,6 @@ func newIndex(logf func(string, ...any)) *index {
 		logf = func(string, ...any) {}
 	}
 	return &index{
-		m:         make(map[string]*entry),
 		liveBySeg: make(map[uint32]int),
 		liveBytes: make(map[uint32]int64),
 		bySeg:     make(map[uint32]*entry),
@@ -127,7 +126,7 @@ func newIndex(logf func(string, ...any)) *index {
 }
 
 func (x *index) add(e *entry) {
-	if old := x.m[e.id]; old != nil {
+	if old := x.m.get(e.id); old != nil {
 		// A state record (copy-forward) supersedes the older record of its
 		// message; otherwise only a damaged log repeats a live ID. Either
 		// way the later record is the newer truth.
@@ -137,7 +136,7 @@ func (x *index) add(e *entry) {
 		x.takeSlot(old, e)
 		x.remove(old)
 	}
-	x.m[e.id] = e
+	x.m.put(e)
 	x.liveBySeg[e.seg]++
 	x.liveBytes[e.seg] += e.recLen()
 	if head := x.bySeg[e.seg]; head != nil {
@@ -160,8 +159,8 @@ func (x *index) keepEnv(id, env string) {
 }
 
 func (x *index) remove(e *entry) {
-	delete(x.m, e.id)
-	if x.keepEnvs && x.envs[e.id] != "" && x.m[e.id] == nil {
+	x.m.del(e.id)
+	if x.keepEnvs && x.envs[e.id] != "" && x.m.get(e.id) == nil {
 		delete(x.envs, e.id)
 	}
 	x.unschedule(e)
@@ -264,7 +263,7 @@ func (x *index) addCorrupt(r *rawRecord) {
 // message it names may be in any state, so it goes to corrupt for an admin
 // to look at rather than being delivered (again) or forgotten.
 func (x *index) changeDamaged(r *rawRecord) {
-	e := x.m[r.id]
+	e := x.m.get(r.id)
 	if e == nil {
 		x.namedDamage(r, "change", "dropped: its message is no longer queued")
 		return
@@ -275,7 +274,7 @@ func (x *index) changeDamaged(r *rawRecord) {
 
 // checkChange validates a change before it is logged.
 func (x *index) checkChange(id string, c *Change) error {
-	e := x.m[id]
+	e := x.m.get(id)
 	if e == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -298,7 +297,7 @@ func (x *index) checkChange(id string, c *Change) error {
 // the state the daemon had.
 func (x *index) apply(id string, c *Change, at int64) {
 	_ = at // recorded for logs; no state depends on it yet
-	e := x.m[id]
+	e := x.m.get(id)
 	if e == nil {
 		return // changes outlive their message, or its record was lost
 	}
@@ -450,8 +449,8 @@ func (e *entry) damageText(withEnv bool) string {
 
 // snapshot copies the entries in log (arrival) order.
 func (x *index) snapshot() []entry {
-	es := make([]entry, 0, len(x.m))
-	for _, e := range x.m {
+	es := make([]entry, 0, x.m.len())
+	for e := range x.m.all() {
 		es = append(es, *e)
 	}
 	slices.SortFunc(es, func(a, b entry) int {

@@ -385,12 +385,12 @@ func (m *manager) applied(p *pendingRec) {
 	case p.ent != nil:
 		// A new message (state records that copy a message forward keep
 		// the old record's place in the schedule).
-		if p.ent.tail != 0 || x.m[p.ent.id] != p.ent {
+		if p.ent.tail != 0 || x.m.get(p.ent.id) != p.ent {
 			return
 		}
 		e = p.ent
 	case p.change.Kind == ChangeRelease:
-		e = x.m[p.id]
+		e = x.m.get(p.id)
 		if e == nil || e.state != Deferred || e.hpos != 0 {
 			return
 		}
@@ -512,7 +512,7 @@ func (m *manager) done(a *attempt) {
 	now := m.now().UnixNano()
 	s.mu.Lock()
 	delete(s.delivering, a.id)
-	if e := s.idx.m[a.id]; e != nil && m.ctx.Err() == nil && (e.state == Active || e.state == Deferred) {
+	if e := s.idx.m.get(a.id); e != nil && m.ctx.Err() == nil && (e.state == Active || e.state == Deferred) {
 		due := e.nextTry
 		if due <= now {
 			// Nothing was deferred (the attempt was cut short): never

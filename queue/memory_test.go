@@ -46,8 +46,8 @@ func TestIndexMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n
 	t.Logf("index: %.0f bytes per message (%.0f MB per million)", per, per)
-	if len(x.m) != n {
-		t.Fatalf("%d entries", len(x.m))
+	if x.m.len() != n {
+		t.Fatalf("%d entries", x.m.len())
 	}
 	if per > 190 {
 		t.Errorf("index uses %.0f bytes per message, over 190; is an envelope kept in memory again?", per)

@@ -56,7 +56,7 @@ func (x *index) schedule(e *entry, due int64) {
 // scheduleAll schedules, in one heapify, every entry for which due says
 // when.
 func (x *index) scheduleAll(due func(*entry) (int64, bool)) {
-	for _, e := range x.m {
+	for e := range x.m.all() {
 		if d, ok := due(e); ok && e.hpos == 0 {
 			e.due = d
 			x.sched = append(x.sched, e)

@@ -144,7 +144,7 @@ func (x *index) replayState(r *rawRecord) {
 	}
 	// A copy whose original is still in the log: the original and its
 	// changes say the same, so the message stays as it was.
-	kept := x.m[r.id] != nil
+	kept := x.m.get(r.id) != nil
 	outcome := movedToCorrupt
 	if kept {
 		outcome = "earlier record kept"

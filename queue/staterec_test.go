@@ -26,7 +26,7 @@ func TestStateTrailerRoundTrip(t *testing.T) {
 	body = appendStateTrailer(body, src)
 	r := &rawRecord{recHeader: recHeader{typ: recState, id: "ABCDEF1234", bodyLen: uint32(len(body)), envLen: uint32(envLen)}, seg: 1, off: 32, body: body, ok: true}
 	x.replay(r)
-	e := x.m["ABCDEF1234"]
+	e := x.m.get("ABCDEF1234")
 	if e == nil {
 		t.Fatal("not replayed")
 	}
@@ -53,7 +53,7 @@ func FuzzStateRecord(f *testing.F) {
 		x.keepEnvelopes()
 		x.keepEnvelopes()
 		x.replay(&rawRecord{recHeader: recHeader{typ: recState, id: "ABCDEF1234", bodyLen: uint32(len(body)), envLen: envLen}, body: body, ok: true})
-		e := x.m["ABCDEF1234"]
+		e := x.m.get("ABCDEF1234")
 		if e == nil {
 			t.Fatal("no message")
 		}

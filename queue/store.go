@@ -253,7 +253,8 @@ func (s *Store) closeFiles() error {
 // Get returns a message's envelope and state from the index (no content).
 func (s *Store) Get(id string) (Message, bool) {
 	s.mu.Lock()
-	e, ok := s.idx.m[id]
+	e := s.idx.m.get(id)
+	ok := e != nil
 	var c entry
 	if ok {
 		c = s.shown(e)
@@ -283,7 +284,7 @@ func (s *Store) List() []Message {
 func (s *Store) Counts() (msgs [Corrupt + 1]int, bytes [Corrupt + 1]int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range s.idx.m {
+	for e := range s.idx.m.all() {
 		st := e.state
 		if _, ok := s.delivering[e.id]; ok && st == Deferred {
 			st = Active
@@ -342,8 +343,8 @@ func (s *Store) Content(id string) ([]byte, error) {
 func (s *Store) locate(id string) (entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.idx.m[id]
-	if !ok {
+	e := s.idx.m.get(id)
+	if e == nil {
 		return entry{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return *e, nil
@@ -353,8 +354,8 @@ func (s *Store) locate(id string) (entry, error) {
 func (s *Store) moved(c *entry) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.idx.m[c.id]
-	return ok && (e.seg != c.seg || e.off != c.off)
+	e := s.idx.m.get(c.id)
+	return e != nil && (e.seg != c.seg || e.off != c.off)
 }
 
 // SegmentCount returns the number of segment files in the log.
