@@ -440,7 +440,7 @@ func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
 
 func (s *Store) applyPending(p *pendingRec) {
 	if p.ent != nil {
-		p.ent.seg, p.ent.off = p.seg, p.off
+		p.ent.seg, p.ent.off = p.seg, uint32(p.off)
 		s.idx.add(p.ent)
 	} else {
 		s.idx.apply(p.id, &p.change, p.at)

@@ -19,15 +19,15 @@ import (
 // sees whose mail it is.
 func readEnvelope(r io.ReaderAt, c *entry) (string, error) {
 	n := recHeaderSize + int(c.envLen)
-	whole := !c.damaged && c.recLen() <= smallRecord
+	whole := !c.damaged() && c.recLen() <= smallRecord
 	if whole {
 		n = int(c.recLen())
 	}
 	buf := make([]byte, n)
-	if _, err := r.ReadAt(buf, c.off); err != nil {
+	if _, err := r.ReadAt(buf, int64(c.off)); err != nil {
 		return "", fmt.Errorf("queue: %s: read: %w", c.id, err)
 	}
-	h, ok := parseHeader(buf, c.seg, c.off)
+	h, ok := parseHeader(buf, c.seg, int64(c.off))
 	if !ok || h.id != c.id || h.bodyLen != c.bodyLen || h.envLen != c.envLen {
 		return "", fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, c.id)
 	}
@@ -58,7 +58,7 @@ func (s *Store) envelope(c *entry) (string, error) {
 			}
 			continue
 		}
-		if err != nil && !c.damaged && errors.Is(err, ErrCorrupt) {
+		if err != nil && !c.damaged() && errors.Is(err, ErrCorrupt) {
 			err = s.contentDamaged(c, "envelope does not verify when read back")
 		}
 		return env, err

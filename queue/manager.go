@@ -280,9 +280,9 @@ func (s *Store) Flush() {
 func (s *Store) FlushDomain(domain string) {
 	s.mu.Lock()
 	var cands []entry
-	for _, e := range s.idx.sched {
-		if e.state == Deferred {
-			cands = append(cands, *e)
+	for _, it := range s.idx.sched {
+		if it.e.state == Deferred {
+			cands = append(cands, *it.e)
 		}
 	}
 	s.mu.Unlock()
@@ -426,8 +426,8 @@ func (m *manager) run() error {
 		}
 		if !full {
 			m.s.mu.Lock()
-			if e := m.s.idx.nextDue(); e != nil && e.due < wake.UnixNano() {
-				wake = time.Unix(0, e.due)
+			if due, ok := m.s.idx.nextDue(); ok && due < wake.UnixNano() {
+				wake = time.Unix(0, due)
 			}
 			m.s.mu.Unlock()
 		}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestIndexMemory: the index holds what the scheduler needs, neither
@@ -14,6 +15,10 @@ import (
 // (456 bytes a message when envelopes were kept). Measured on 100,000
 // typical messages (two recipients, one deferred) replayed as at startup.
 func TestIndexMemory(t *testing.T) {
+	// An entry is a Go size class: one byte more and it takes 80.
+	if n := unsafe.Sizeof(entry{}); n > 64 {
+		t.Errorf("an index entry is %d bytes, over 64", n)
+	}
 	if testing.Short() {
 		t.Skip("allocates ~50 MB")
 	}

@@ -119,7 +119,7 @@ func (x *index) replayNewest(r *rawRecord) bool {
 	r.torn = true
 	x.replay(r)
 	e := x.m.get(r.id)
-	return e != nil && e.seg == r.seg && e.off == r.off
+	return e != nil && e.seg == r.seg && int64(e.off) == r.off
 }
 
 // Damage returns what Open found damaged in the log.

@@ -68,6 +68,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
+	if opts.SegmentSize > maxSegmentSize {
+		return nil, fmt.Errorf("queue: segment size (postgate_queue_segment_size) %d is over the 4 GiB a segment may hold", opts.SegmentSize)
+	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -329,7 +332,7 @@ func (s *Store) Content(id string) ([]byte, error) {
 		if err == nil {
 			content, err = readContent(f, &c)
 		}
-		if errors.Is(err, ErrCorrupt) && !c.damaged && !s.moved(&c) {
+		if errors.Is(err, ErrCorrupt) && !c.damaged() && !s.moved(&c) {
 			err = s.contentDamaged(&c, "record does not verify when read back")
 		}
 		if err != nil && try == 0 && s.moved(&c) {
@@ -395,16 +398,16 @@ func (s *Store) segmentFile(seq uint32) (*os.File, error) {
 func readContent(r io.ReaderAt, e *entry) ([]byte, error) {
 	n := recOverhead + int(e.bodyLen)
 	buf := make([]byte, n)
-	got, err := r.ReadAt(buf, e.off)
-	if err != nil && !(e.cut && err == io.EOF && got >= recHeaderSize) {
+	got, err := r.ReadAt(buf, int64(e.off))
+	if err != nil && !(e.damage == recordCut && err == io.EOF && got >= recHeaderSize) {
 		return nil, fmt.Errorf("queue: %s: read: %w", e.id, err)
 	}
-	h, ok := parseHeader(buf, e.seg, e.off)
+	h, ok := parseHeader(buf, e.seg, int64(e.off))
 	if !ok || h.id != e.id || h.bodyLen != e.bodyLen {
 		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, e.id)
 	}
 	body := buf[recHeaderSize : min(got, n-recTrailerSize) : n-recTrailerSize] // a cut record: what is left
-	if e.damaged {
+	if e.damaged() {
 		return body, fmt.Errorf("%w: %s: raw record body returned", ErrCorrupt, e.id)
 	}
 	if !trailerOK(buf) {
