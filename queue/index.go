@@ -27,7 +27,7 @@ type entry struct {
 	envLen  uint32
 	tail    uint32 // state trailer at the end of the body (state records), else 0
 	nrcpt   int32
-	hpos    int32 // 1 + position in the schedule heap, 0 = not scheduled
+	hpos    int32 // 1 + position in the schedule heap, 0 = not scheduled, or parked
 	state   State
 	expired bool
 	warned  bool
@@ -114,6 +114,7 @@ type index struct {
 	liveBytes map[uint32]int64
 	removals  uint64  // records that stopped being live; compaction watches it
 	sched     dueHeap // messages waiting for the queue manager, while one runs
+	horizon   int64   // ... and due before this (Unix ns); later ones are parked
 	logf      func(format string, args ...any)
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.

@@ -246,7 +246,7 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 	}
 	s.mgr = m
 	now := m.now().UnixNano()
-	s.idx.scheduleAll(func(e *entry) (int64, bool) {
+	s.idx.scheduleAll(m.horizon(now), func(e *entry) (int64, bool) {
 		switch {
 		case e.state == Hold || e.state == Corrupt:
 			return 0, false
@@ -280,9 +280,9 @@ func (s *Store) Flush() {
 func (s *Store) FlushDomain(domain string) {
 	s.mu.Lock()
 	var cands []entry
-	for _, it := range s.idx.sched {
-		if it.e.state == Deferred {
-			cands = append(cands, *it.e)
+	for e := range s.idx.waiting() {
+		if e.state == Deferred {
+			cands = append(cands, *e)
 		}
 	}
 	s.mu.Unlock()
@@ -458,9 +458,22 @@ func (m *manager) sleep(at time.Time) <-chan time.Time {
 	return m.timer.C
 }
 
-// scan is the periodic queue run's housekeeping: forget destinations that
-// are neither busy nor dead, and let compaction look again.
+// horizon is, for a queue run at now (Unix ns), how far ahead the
+// schedule holds messages in its heap: past the next queue run by the
+// minimal backoff, so a message whose attempt is cut short, due again
+// that long after, is never parked (index.schedule parks only a message
+// due at its next try).
+func (m *manager) horizon(now int64) int64 {
+	return now + int64(m.o.QueueRunDelay) + int64(m.o.MinimalBackoff)
+}
+
+// scan is the periodic queue run: it brings into the schedule's heap the
+// parked messages due before the new horizon, forgets destinations that
+// are neither busy nor dead, and lets compaction look again.
 func (m *manager) scan(now time.Time) {
+	m.s.mu.Lock()
+	m.s.idx.advance(m.horizon(now.UnixNano()))
+	m.s.mu.Unlock()
 	m.mu.Lock()
 	for k, d := range m.dests {
 		if d.refs == 0 && !now.Before(d.deadUntil) {

@@ -3,16 +3,25 @@ package queue
 import (
 	"cmp"
 	"container/heap"
+	"iter"
 )
 
 // The schedule: while a queue manager runs, every message waiting for it
-// (new, deferred until some time, released from hold) sits in one heap
-// ordered by the time it is due, then by log position, so arrival order
-// breaks ties. The heap lives in the index, its position in each entry
-// and the due time in the heap, where only scheduled messages pay for
-// it: a backlog of a million messages costs 16 bytes a message, and
-// removing a message (delivered, deleted) takes it out of the schedule
-// in the same step.
+// (new, deferred until some time, released from hold) is either in one
+// heap ordered by the time it is due, then by log position, so arrival
+// order breaks ties; or, when it is due after the horizon, parked: it
+// waits in the index alone (hpos == parked), its due time being its next
+// try, and each queue run (every queue_run_delay) moves the horizon on
+// and brings into the heap the parked messages due before it, as
+// Postfix's queue runs bring deferred messages whose time has come into
+// the active queue. So the heap holds what is due before the next queue
+// run or soon after, not a backlog of a million deferred messages: 16
+// bytes a message it holds. Removing a message (delivered, deleted) takes
+// it out of the schedule in the same step.
+
+// parked is the hpos of a message waiting for its due time after the
+// horizon.
+const parked = -1
 
 // dueItem is a scheduled message and when it is due (Unix ns).
 type dueItem struct {
@@ -51,20 +60,29 @@ func (h *dueHeap) Pop() any {
 }
 
 // schedule makes e due at due (Unix ns), whether or not it was scheduled.
+// A message due at its next try after the horizon is parked.
 func (x *index) schedule(e *entry, due int64) {
-	if e.hpos > 0 {
+	switch {
+	case e.hpos > 0:
 		x.sched[e.hpos-1].due = due
 		heap.Fix(&x.sched, int(e.hpos-1))
-		return
+	case x.horizon != 0 && due >= x.horizon && due == e.nextTry:
+		e.hpos = parked
+	default:
+		heap.Push(&x.sched, dueItem{due, e})
 	}
-	heap.Push(&x.sched, dueItem{due, e})
 }
 
-// scheduleAll schedules, in one heapify, every entry for which due says
-// when.
-func (x *index) scheduleAll(due func(*entry) (int64, bool)) {
+// scheduleAll starts a schedule with horizon: every entry for which due
+// says when is scheduled, in one heapify, or parked.
+func (x *index) scheduleAll(horizon int64, due func(*entry) (int64, bool)) {
+	x.horizon = horizon
 	for e := range x.m.all() {
 		if d, ok := due(e); ok && e.hpos == 0 {
+			if d >= horizon && d == e.nextTry {
+				e.hpos = parked
+				continue
+			}
 			x.sched = append(x.sched, dueItem{d, e})
 			e.hpos = int32(len(x.sched))
 		}
@@ -72,10 +90,28 @@ func (x *index) scheduleAll(due func(*entry) (int64, bool)) {
 	heap.Init(&x.sched)
 }
 
+// advance moves the horizon on to horizon (a queue run): the parked
+// messages due before it join the heap, and the held or corrupt ones
+// among them leave the schedule, as the heap drops them when they come
+// due (manager.take).
+func (x *index) advance(horizon int64) {
+	x.horizon = horizon
+	for e := range x.m.all() {
+		if e.hpos != parked || e.nextTry >= horizon {
+			continue
+		}
+		e.hpos = 0
+		if e.state == Active || e.state == Deferred {
+			heap.Push(&x.sched, dueItem{e.nextTry, e})
+		}
+	}
+}
+
 func (x *index) unschedule(e *entry) {
 	if e.hpos > 0 {
 		heap.Remove(&x.sched, int(e.hpos-1))
 	}
+	e.hpos = 0
 }
 
 // takeSlot gives old's place in the schedule to e, a newer record of the
@@ -84,9 +120,11 @@ func (x *index) takeSlot(old, e *entry) {
 	if old.hpos == 0 {
 		return
 	}
-	i := int(old.hpos - 1)
-	e.hpos = old.hpos
-	old.hpos = 0
+	e.hpos, old.hpos = old.hpos, 0
+	if e.hpos == parked {
+		return
+	}
+	i := int(e.hpos - 1)
 	x.sched[i].e = e
 	heap.Fix(&x.sched, i)
 }
@@ -108,17 +146,39 @@ func (x *index) popDue(now int64) *entry {
 	return heap.Pop(&x.sched).(dueItem).e
 }
 
+// waiting yields every scheduled message, parked ones included.
+func (x *index) waiting() iter.Seq[*entry] {
+	return func(yield func(*entry) bool) {
+		for _, it := range x.sched {
+			if !yield(it.e) {
+				return
+			}
+		}
+		for e := range x.m.all() {
+			if e.hpos == parked && !yield(e) {
+				return
+			}
+		}
+	}
+}
+
 // dueAll makes every scheduled message due at due (postqueue -f).
 func (x *index) dueAll(due int64) {
 	x.dueWhere(due, func(*entry) bool { return true })
 }
 
-// dueWhere makes the scheduled messages for which match says so due at
-// due (ETRN: one domain's mail).
+// dueWhere makes the scheduled messages for which match says so, parked
+// ones included, due at due (ETRN: one domain's mail).
 func (x *index) dueWhere(due int64, match func(*entry) bool) {
 	for i := range x.sched {
 		if match(x.sched[i].e) {
 			x.sched[i].due = min(x.sched[i].due, due)
+		}
+	}
+	for e := range x.m.all() {
+		if e.hpos == parked && match(e) {
+			x.sched = append(x.sched, dueItem{due, e})
+			e.hpos = int32(len(x.sched))
 		}
 	}
 	heap.Init(&x.sched)
@@ -126,8 +186,8 @@ func (x *index) dueWhere(due int64, match func(*entry) bool) {
 
 // clearSchedule empties the schedule when the queue manager stops.
 func (x *index) clearSchedule() {
-	for _, it := range x.sched {
-		it.e.hpos = 0
+	for e := range x.waiting() {
+		e.hpos = 0
 	}
-	x.sched = nil
+	x.sched, x.horizon = nil, 0
 }
