@@ -480,11 +480,11 @@ func (x *index) snapshot() []entry {
 	return es
 }
 
-// messages builds the public view of entries, their envelopes from env.
-func messages(es []entry, env func(*entry) string) []Message {
+// messages builds the public view of entries, with their envelopes.
+func messages(es []entry, envs []string) []Message {
 	msgs := make([]Message, len(es))
 	for i := range es {
-		msgs[i] = es[i].message(env(&es[i]))
+		msgs[i] = es[i].message(envs[i])
 	}
 	return msgs
 }

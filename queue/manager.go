@@ -286,10 +286,10 @@ func (s *Store) FlushDomain(domain string) {
 		}
 	}
 	s.mu.Unlock()
-	// The envelopes are read outside the lock: a pread each.
+	// The envelopes are read outside the lock.
 	match := make(map[string]bool)
-	for i := range cands {
-		if env, err := s.envelope(&cands[i]); err == nil && cands[i].hasDomain(env, domain) {
+	for i, env := range s.envelopes(cands) {
+		if cands[i].hasDomain(env, domain) {
 			match[cands[i].id] = true
 		}
 	}

@@ -30,7 +30,12 @@ func OpenReadOnly(dir string) (*Snapshot, error) {
 
 // List returns every live message, in arrival (log) order.
 func (s *Snapshot) List() []Message {
-	return messages(s.idx.snapshot(), func(e *entry) string { return s.idx.envs[e.id] })
+	es := s.idx.snapshot()
+	envs := make([]string, len(es))
+	for i := range es {
+		envs[i] = s.idx.envs[es[i].id]
+	}
+	return messages(es, envs)
 }
 
 // Get returns one message's envelope and state.

@@ -278,7 +278,7 @@ func (s *Store) List() []Message {
 		es[i] = s.shown(&es[i])
 	}
 	s.mu.Unlock()
-	return messages(es, s.envelopeOrNone)
+	return messages(es, s.envelopes(es))
 }
 
 // Counts are the number of messages and their content bytes in each
