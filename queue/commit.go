@@ -192,7 +192,7 @@ func (s *Store) admit(ctx context.Context, p *pendingRec) error {
 	if p.ent == nil {
 		return s.idx.checkChange(p.id, &p.change)
 	}
-	if _, ok := s.idx.m[p.ent.id]; ok {
+	if s.idx.m.get(p.ent.id) != nil {
 		return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
 	}
 	if _, ok := s.pending[p.ent.id]; ok {
@@ -440,7 +440,7 @@ func (s *Store) rewind(at *pendingRec) (later *batch, err error) {
 
 func (s *Store) applyPending(p *pendingRec) {
 	if p.ent != nil {
-		p.ent.seg, p.ent.off = p.seg, p.off
+		p.ent.seg, p.ent.off = p.seg, uint32(p.off)
 		s.idx.add(p.ent)
 	} else {
 		s.idx.apply(p.id, &p.change, p.at)

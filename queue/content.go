@@ -24,7 +24,7 @@ func (s *Store) openContent(id string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.damaged {
+	if c.damaged() {
 		return nil, fmt.Errorf("%w: %s: message record damaged", ErrCorrupt, id)
 	}
 	f, err := s.segmentFile(c.seg)
@@ -39,14 +39,14 @@ func (s *Store) openContent(id string) (io.ReadCloser, error) {
 		return s.readSmall(id, c, f, int(small))
 	}
 	head := make([]byte, headLen)
-	if _, err := f.ReadAt(head, c.off); err != nil {
+	if _, err := f.ReadAt(head, int64(c.off)); err != nil {
 		return nil, fmt.Errorf("queue: %s: read: %w", id, err)
 	}
-	h, ok := parseHeader(head, c.seg, c.off)
+	h, ok := parseHeader(head, c.seg, int64(c.off))
 	if !ok || h.id != id || h.bodyLen != c.bodyLen || h.envLen != c.envLen {
 		return nil, s.contentDamaged(&c, "record header does not verify")
 	}
-	start := c.off + int64(len(head))
+	start := int64(c.off) + int64(len(head))
 	r := &contentReader{
 		id:      id,
 		damaged: func(why string) error { return s.contentDamaged(&c, why) },
@@ -66,11 +66,11 @@ const smallRecord = 64 << 10
 // readSmall reads a whole record with one pread and verifies it.
 func (s *Store) readSmall(id string, c entry, f io.ReaderAt, size int) (io.ReadCloser, error) {
 	rec := make([]byte, size)
-	if _, err := f.ReadAt(rec, c.off); err != nil {
+	if _, err := f.ReadAt(rec, int64(c.off)); err != nil {
 		return nil, fmt.Errorf("queue: %s: read: %w", id, err)
 	}
 	headLen := recHeaderSize + int(c.envLen)
-	h, ok := parseHeader(rec[:headLen], c.seg, c.off)
+	h, ok := parseHeader(rec[:headLen], c.seg, int64(c.off))
 	if !ok || h.id != id || h.bodyLen != c.bodyLen || h.envLen != c.envLen {
 		return nil, s.contentDamaged(&c, "record header does not verify")
 	}
@@ -156,12 +156,12 @@ func (r *contentReader) Close() error { return nil }
 func (s *Store) contentDamaged(c *entry, why string) error {
 	err := fmt.Errorf("%w: %s: %s", ErrCorrupt, c.id, why)
 	s.mu.Lock()
-	e := s.idx.m[c.id]
+	e := s.idx.m.get(c.id)
 	if e == nil || e.seg != c.seg || e.off != c.off || e.state == Corrupt {
 		s.mu.Unlock()
 		return err
 	}
-	e.state, e.damaged = Corrupt, true
+	e.state, e.damage = Corrupt, recordDamaged
 	s.idx.unschedule(e)
 	s.idx.damage.Records++
 	s.mu.Unlock()
@@ -176,6 +176,6 @@ func (s *Store) contentDamaged(c *entry, why string) error {
 func (s *Store) corrupt(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.idx.m[id]
+	e := s.idx.m.get(id)
 	return e != nil && e.state == Corrupt
 }

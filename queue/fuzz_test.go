@@ -166,13 +166,13 @@ func FuzzDecodeRecord(f *testing.F) {
 		if res.torn || res.end != len(data) {
 			t.Fatalf("scan ended at %d of %d, torn %v", res.end, len(data), res.torn)
 		}
-		if e := x.m["AFTER2"]; e == nil || e.state != Active || int(e.nrcpt) != len(testEnvelope(2).Recipients) {
+		if e := x.m.get("AFTER2"); e == nil || e.state != Active || int(e.nrcpt) != len(testEnvelope(2).Recipients) {
 			t.Fatalf("the record after the fuzzed one: %+v", e)
 		}
 		if recType(typ) == recMessage {
 			_, err := decodeEnvelope(string(body[:envLen]))
 			n, ok := checkEnvelope(body[:envLen])
-			e := x.m["FUZZ1"]
+			e := x.m.get("FUZZ1")
 			if ok != (err == nil) || ok != (e.state == Active) || ok && int(e.nrcpt) != n {
 				t.Fatalf("envelope: check %v (%d), decode %v, state %v", ok, n, err, e.state)
 			}

@@ -82,7 +82,7 @@ func (s *Store) NewID() string {
 	defer s.mu.Unlock()
 	for {
 		id := s.ids.next(now)
-		_, queued := s.idx.m[id]
+		queued := s.idx.m.get(id) != nil
 		_, pending := s.pending[id]
 		if !queued && !pending {
 			return id

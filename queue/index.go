@@ -10,32 +10,47 @@ import (
 // entry is what the index keeps per live message: where its record is,
 // its lengths and its state, what the scheduler needs; neither its
 // content nor its envelope, which are read from the segment when needed
-// (envelope.go), so a million-message backlog stays well under 200 MB.
+// (envelope.go). It is 64 bytes (a Go size class: every field is sized
+// so it stays one); with its ID and its slot in the ID table a message
+// costs about 95 bytes, 95 MB for a backlog of a million.
 //
 // rs is copy-on-write: apply replaces it instead of writing into it, so a
 // shallow copy taken under the lock stays valid, and entries with the
 // same recipients' state share one (index.shareRcpts).
 type entry struct {
 	id      string
-	off     int64
 	nextTry int64      // Unix ns, 0 = none
-	due     int64      // Unix ns: when the queue manager takes it next (while in the schedule)
 	rs      *rcptState // nil until a recipient is done or has a reason
-	// The live records of one segment are a list, so compaction finds
-	// them without walking the whole index.
-	segPrev, segNext *entry
-	seg              uint32
-	bodyLen          uint32
-	envLen           uint32
-	tail             uint32 // state trailer at the end of the body (state records), else 0
-	nrcpt            int32
-	ndone            int32
-	hpos             int32 // 1 + position in the schedule heap, 0 = not scheduled
-	expired          bool
-	warned           bool
-	damaged          bool // the message record itself is damaged: Content returns it raw
-	cut              bool // ... and the end of its segment cuts it short
-	state            State
+	seg     uint32
+	off     uint32 // segments are at most 4 GiB (maxSegmentSize)
+	bodyLen uint32
+	envLen  uint32
+	tail    uint32 // state trailer at the end of the body (state records), else 0
+	nrcpt   int32
+	hpos    int32 // 1 + position in the schedule heap, 0 = not scheduled, or parked
+	state   State
+	expired bool
+	warned  bool
+	damage  recordDamage
+}
+
+// recordDamage says whether a message's own record is damaged.
+type recordDamage uint8
+
+const (
+	recordOK recordDamage = iota
+	// recordDamaged: the message record itself is damaged, Content
+	// returns it raw.
+	recordDamaged
+	// recordCut: ... and the end of its segment cuts it short.
+	recordCut
+)
+
+func (e *entry) damaged() bool { return e.damage != recordOK }
+
+// newEntry is the entry of a message record, in no state yet.
+func newEntry(r *rawRecord) *entry {
+	return &entry{id: r.id, seg: r.seg, off: uint32(r.off), bodyLen: r.bodyLen, envLen: r.envLen}
 }
 
 // rcptState is which recipients of a message are done and the last
@@ -90,16 +105,16 @@ func (e *entry) contentLen() int64 { return int64(e.bodyLen) - int64(e.envLen) -
 // index is the in-memory state rebuilt from the log. Its methods are not
 // safe for concurrent use; the Store serializes them.
 type index struct {
-	m map[string]*entry
+	m idTable
 	// liveBySeg counts live messages per segment of their record, and
 	// liveBytes the bytes of those records: the oldest segments can be
 	// deleted when their count is zero, and are worth compacting when
 	// little of them is live.
 	liveBySeg map[uint32]int
 	liveBytes map[uint32]int64
-	bySeg     map[uint32]*entry // head of each segment's list
-	removals  uint64            // records that stopped being live; compaction watches it
-	sched     dueHeap           // messages waiting for the queue manager, while one runs
+	removals  uint64  // records that stopped being live; compaction watches it
+	sched     dueHeap // messages waiting for the queue manager, while one runs
+	horizon   int64   // ... and due before this (Unix ns); later ones are parked
 	logf      func(format string, args ...any)
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.
@@ -118,16 +133,14 @@ func newIndex(logf func(string, ...any)) *index {
 		logf = func(string, ...any) {}
 	}
 	return &index{
-		m:         make(map[string]*entry),
 		liveBySeg: make(map[uint32]int),
 		liveBytes: make(map[uint32]int64),
-		bySeg:     make(map[uint32]*entry),
 		logf:      logf,
 	}
 }
 
 func (x *index) add(e *entry) {
-	if old := x.m[e.id]; old != nil {
+	if old := x.m.get(e.id); old != nil {
 		// A state record (copy-forward) supersedes the older record of its
 		// message; otherwise only a damaged log repeats a live ID. Either
 		// way the later record is the newer truth.
@@ -137,14 +150,9 @@ func (x *index) add(e *entry) {
 		x.takeSlot(old, e)
 		x.remove(old)
 	}
-	x.m[e.id] = e
+	x.m.put(e)
 	x.liveBySeg[e.seg]++
 	x.liveBytes[e.seg] += e.recLen()
-	if head := x.bySeg[e.seg]; head != nil {
-		head.segPrev = e
-		e.segNext = head
-	}
-	x.bySeg[e.seg] = e
 }
 
 // keepEnvelopes makes the index keep every message's encoded envelope.
@@ -160,24 +168,12 @@ func (x *index) keepEnv(id, env string) {
 }
 
 func (x *index) remove(e *entry) {
-	delete(x.m, e.id)
-	if x.keepEnvs && x.envs[e.id] != "" && x.m[e.id] == nil {
+	x.m.del(e.id)
+	if x.keepEnvs && x.envs[e.id] != "" && x.m.get(e.id) == nil {
 		delete(x.envs, e.id)
 	}
 	x.unschedule(e)
 	x.removals++
-	if e.segPrev != nil {
-		e.segPrev.segNext = e.segNext
-	} else if x.bySeg[e.seg] == e {
-		x.bySeg[e.seg] = e.segNext
-		if e.segNext == nil {
-			delete(x.bySeg, e.seg)
-		}
-	}
-	if e.segNext != nil {
-		e.segNext.segPrev = e.segPrev
-	}
-	e.segPrev, e.segNext = nil, nil
 	if x.liveBySeg[e.seg]--; x.liveBySeg[e.seg] <= 0 {
 		delete(x.liveBySeg, e.seg)
 		delete(x.liveBytes, e.seg)
@@ -188,6 +184,13 @@ func (x *index) remove(e *entry) {
 
 // replay applies one record met while reading the log.
 func (x *index) replay(r *rawRecord) {
+	if r.off >= maxSegmentSize && r.typ != recChange {
+		// Only a log written with segments over 4 GiB has one; the index
+		// cannot place it (maxSegmentSize).
+		x.damage.Records++
+		x.logf("%s: message record at offset %d of segment %d, past the 4 GiB a segment may hold: dropped", r.id, r.off, r.seg)
+		return
+	}
 	switch r.typ {
 	case recMessage:
 		if !r.ok {
@@ -202,7 +205,9 @@ func (x *index) replay(r *rawRecord) {
 			x.addCorrupt(r)
 			return
 		}
-		x.add(&entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen, nrcpt: int32(n)})
+		e := newEntry(r)
+		e.nrcpt = int32(n)
+		x.add(e)
 		x.keepEnv(r.id, string(r.body[:r.envLen]))
 	case recState:
 		x.replayState(r)
@@ -247,8 +252,11 @@ func (x *index) namedDamage(r *rawRecord, kind, outcome string) {
 // envelope is shown when it is all there and decodes, unverified, so an
 // admin sees whose mail it is; nothing delivers a corrupt message.
 func (x *index) addCorrupt(r *rawRecord) {
-	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen,
-		state: Corrupt, damaged: true, cut: r.cut}
+	e := newEntry(r)
+	e.state, e.damage = Corrupt, recordDamaged
+	if r.cut {
+		e.damage = recordCut
+	}
 	if int(r.envLen) <= len(r.body) {
 		if n, ok := checkEnvelope(r.body[:r.envLen]); ok {
 			e.nrcpt = int32(n)
@@ -264,7 +272,7 @@ func (x *index) addCorrupt(r *rawRecord) {
 // message it names may be in any state, so it goes to corrupt for an admin
 // to look at rather than being delivered (again) or forgotten.
 func (x *index) changeDamaged(r *rawRecord) {
-	e := x.m[r.id]
+	e := x.m.get(r.id)
 	if e == nil {
 		x.namedDamage(r, "change", "dropped: its message is no longer queued")
 		return
@@ -275,7 +283,7 @@ func (x *index) changeDamaged(r *rawRecord) {
 
 // checkChange validates a change before it is logged.
 func (x *index) checkChange(id string, c *Change) error {
-	e := x.m[id]
+	e := x.m.get(id)
 	if e == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -298,7 +306,7 @@ func (x *index) checkChange(id string, c *Change) error {
 // the state the daemon had.
 func (x *index) apply(id string, c *Change, at int64) {
 	_ = at // recorded for logs; no state depends on it yet
-	e := x.m[id]
+	e := x.m.get(id)
 	if e == nil {
 		return // changes outlive their message, or its record was lost
 	}
@@ -322,16 +330,13 @@ func (x *index) change(e *entry, c *Change) (gone bool) {
 			reasons = cloneOr(reasons, int(e.nrcpt))
 		}
 		eachRcpt(c.Rcpts, int(e.nrcpt), func(i int) {
-			if !done[i] {
-				done[i] = true
-				e.ndone++
-			}
+			done[i] = true
 			if bounced {
 				reasons[i] = why
 			}
 		})
 		e.rs = x.shareRcpts(done, reasons)
-		return e.ndone >= e.nrcpt
+		return !slices.Contains(done, false)
 	case ChangeDeferred:
 		reasons := cloneOr(e.reasons(), int(e.nrcpt))
 		why := x.intern(c.Reason)
@@ -436,9 +441,9 @@ func (e *entry) message(enc string) Message {
 func (e *entry) damageText(withEnv bool) string {
 	what := "damaged message record"
 	switch {
-	case !e.damaged:
+	case !e.damaged():
 		return "damaged change record"
-	case e.cut:
+	case e.damage == recordCut:
 		what = "message record cut short"
 	}
 	unverified := ""
@@ -448,10 +453,25 @@ func (e *entry) damageText(withEnv bool) string {
 	return fmt.Sprintf("%s in segment %d at offset %d%s", what, e.seg, e.off, unverified)
 }
 
+// liveThrough returns the live records in segments up to through, in log
+// order.
+func (x *index) liveThrough(through uint32) []*entry {
+	var es []*entry
+	for e := range x.m.all() {
+		if e.seg <= through {
+			es = append(es, e)
+		}
+	}
+	slices.SortFunc(es, func(a, b *entry) int {
+		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
+	})
+	return es
+}
+
 // snapshot copies the entries in log (arrival) order.
 func (x *index) snapshot() []entry {
-	es := make([]entry, 0, len(x.m))
-	for _, e := range x.m {
+	es := make([]entry, 0, x.m.len())
+	for e := range x.m.all() {
 		es = append(es, *e)
 	}
 	slices.SortFunc(es, func(a, b entry) int {
@@ -460,11 +480,11 @@ func (x *index) snapshot() []entry {
 	return es
 }
 
-// messages builds the public view of entries, their envelopes from env.
-func messages(es []entry, env func(*entry) string) []Message {
+// messages builds the public view of entries, with their envelopes.
+func messages(es []entry, envs []string) []Message {
 	msgs := make([]Message, len(es))
 	for i := range es {
-		msgs[i] = es[i].message(env(&es[i]))
+		msgs[i] = es[i].message(envs[i])
 	}
 	return msgs
 }

@@ -255,7 +255,7 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 	}
 	s.mgr = m
 	now := m.now().UnixNano()
-	s.idx.scheduleAll(func(e *entry) (int64, bool) {
+	s.idx.scheduleAll(m.horizon(now), func(e *entry) (int64, bool) {
 		switch {
 		case e.state == Hold || e.state == Corrupt:
 			return 0, false
@@ -289,16 +289,16 @@ func (s *Store) Flush() {
 func (s *Store) FlushDomain(domain string) {
 	s.mu.Lock()
 	var cands []entry
-	for _, e := range s.idx.sched {
+	for e := range s.idx.waiting() {
 		if e.state == Deferred {
 			cands = append(cands, *e)
 		}
 	}
 	s.mu.Unlock()
-	// The envelopes are read outside the lock: a pread each.
+	// The envelopes are read outside the lock.
 	match := make(map[string]bool)
-	for i := range cands {
-		if env, err := s.envelope(&cands[i]); err == nil && cands[i].hasDomain(env, domain) {
+	for i, env := range s.envelopes(cands) {
+		if cands[i].hasDomain(env, domain) {
 			match[cands[i].id] = true
 		}
 	}
@@ -394,12 +394,12 @@ func (m *manager) applied(p *pendingRec) {
 	case p.ent != nil:
 		// A new message (state records that copy a message forward keep
 		// the old record's place in the schedule).
-		if p.ent.tail != 0 || x.m[p.ent.id] != p.ent {
+		if p.ent.tail != 0 || x.m.get(p.ent.id) != p.ent {
 			return
 		}
 		e = p.ent
 	case p.change.Kind == ChangeRelease:
-		e = x.m[p.id]
+		e = x.m.get(p.id)
 		if e == nil || e.state != Deferred || e.hpos != 0 {
 			return
 		}
@@ -435,8 +435,8 @@ func (m *manager) run() error {
 		}
 		if !full {
 			m.s.mu.Lock()
-			if e := m.s.idx.nextDue(); e != nil && e.due < wake.UnixNano() {
-				wake = time.Unix(0, e.due)
+			if due, ok := m.s.idx.nextDue(); ok && due < wake.UnixNano() {
+				wake = time.Unix(0, due)
 			}
 			m.s.mu.Unlock()
 		}
@@ -467,9 +467,22 @@ func (m *manager) sleep(at time.Time) <-chan time.Time {
 	return m.timer.C
 }
 
-// scan is the periodic queue run's housekeeping: forget destinations that
-// are neither busy nor dead, and let compaction look again.
+// horizon is, for a queue run at now (Unix ns), how far ahead the
+// schedule holds messages in its heap: past the next queue run by the
+// minimal backoff, so a message whose attempt is cut short, due again
+// that long after, is never parked (index.schedule parks only a message
+// due at its next try).
+func (m *manager) horizon(now int64) int64 {
+	return now + int64(m.o.QueueRunDelay) + int64(m.o.MinimalBackoff)
+}
+
+// scan is the periodic queue run: it brings into the schedule's heap the
+// parked messages due before the new horizon, forgets destinations that
+// are neither busy nor dead, and lets compaction look again.
 func (m *manager) scan(now time.Time) {
+	m.s.mu.Lock()
+	m.s.idx.advance(m.horizon(now.UnixNano()))
+	m.s.mu.Unlock()
 	m.mu.Lock()
 	for k, d := range m.dests {
 		if d.refs == 0 && !now.Before(d.deadUntil) {
@@ -521,7 +534,7 @@ func (m *manager) done(a *attempt) {
 	now := m.now().UnixNano()
 	s.mu.Lock()
 	delete(s.delivering, a.id)
-	if e := s.idx.m[a.id]; e != nil && m.ctx.Err() == nil && (e.state == Active || e.state == Deferred) {
+	if e := s.idx.m.get(a.id); e != nil && m.ctx.Err() == nil && (e.state == Active || e.state == Deferred) {
 		due := e.nextTry
 		if due <= now {
 			// Nothing was deferred (the attempt was cut short): never

@@ -210,7 +210,7 @@ func (m *manager) settleFirst(a *attempt) bool {
 	s := m.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.idx.m[a.id]
+	e := s.idx.m.get(a.id)
 	if e == nil || e.state == Hold || e.state == Corrupt {
 		return false
 	}

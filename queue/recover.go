@@ -108,7 +108,7 @@ func (x *index) replayNewest(r *rawRecord) bool {
 		x.replay(r)
 		return false
 	}
-	if r.typ == recChange || r.typ == recState && x.m[r.id] != nil {
+	if r.typ == recChange || r.typ == recState && x.m.get(r.id) != nil {
 		kind := "change"
 		if r.typ == recState {
 			kind = "state"
@@ -118,8 +118,8 @@ func (x *index) replayNewest(r *rawRecord) bool {
 	}
 	r.torn = true
 	x.replay(r)
-	e := x.m[r.id]
-	return e != nil && e.seg == r.seg && e.off == r.off
+	e := x.m.get(r.id)
+	return e != nil && e.seg == r.seg && int64(e.off) == r.off
 }
 
 // Damage returns what Open found damaged in the log.

@@ -3,73 +3,115 @@ package queue
 import (
 	"cmp"
 	"container/heap"
+	"iter"
 )
 
 // The schedule: while a queue manager runs, every message waiting for it
-// (new, deferred until some time, released from hold) sits in one heap
-// ordered by the time it is due, then by log position, so arrival order
-// breaks ties. The heap lives in the index, its position in each entry: a
-// backlog of a million messages costs 8 bytes a message, and removing a
-// message (delivered, deleted) takes it out of the schedule in the same
-// step.
+// (new, deferred until some time, released from hold) is either in one
+// heap ordered by the time it is due, then by log position, so arrival
+// order breaks ties; or, when it is due after the horizon, parked: it
+// waits in the index alone (hpos == parked), its due time being its next
+// try, and each queue run (every queue_run_delay) moves the horizon on
+// and brings into the heap the parked messages due before it, as
+// Postfix's queue runs bring deferred messages whose time has come into
+// the active queue. So the heap holds what is due before the next queue
+// run or soon after, not a backlog of a million deferred messages: 16
+// bytes a message it holds. Removing a message (delivered, deleted) takes
+// it out of the schedule in the same step.
 
-type dueHeap []*entry
+// parked is the hpos of a message waiting for its due time after the
+// horizon.
+const parked = -1
+
+// dueItem is a scheduled message and when it is due (Unix ns).
+type dueItem struct {
+	due int64
+	e   *entry
+}
+
+type dueHeap []dueItem
 
 func (h dueHeap) Len() int { return len(h) }
 
 func (h dueHeap) Less(i, j int) bool {
 	a, b := h[i], h[j]
-	return cmp.Or(cmp.Compare(a.due, b.due), cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off)) < 0
+	return cmp.Or(cmp.Compare(a.due, b.due), cmp.Compare(a.e.seg, b.e.seg), cmp.Compare(a.e.off, b.e.off)) < 0
 }
 
 func (h dueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].hpos = int32(i + 1)
-	h[j].hpos = int32(j + 1)
+	h[i].e.hpos = int32(i + 1)
+	h[j].e.hpos = int32(j + 1)
 }
 
 func (h *dueHeap) Push(v any) {
-	e := v.(*entry)
-	e.hpos = int32(len(*h) + 1)
-	*h = append(*h, e)
+	it := v.(dueItem)
+	it.e.hpos = int32(len(*h) + 1)
+	*h = append(*h, it)
 }
 
 func (h *dueHeap) Pop() any {
 	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
+	it := old[len(old)-1]
+	old[len(old)-1] = dueItem{}
 	*h = old[:len(old)-1]
-	e.hpos = 0
-	return e
+	it.e.hpos = 0
+	return it
 }
 
 // schedule makes e due at due (Unix ns), whether or not it was scheduled.
+// A message due at its next try after the horizon is parked.
 func (x *index) schedule(e *entry, due int64) {
-	e.due = due
-	if e.hpos > 0 {
+	switch {
+	case e.hpos > 0:
+		x.sched[e.hpos-1].due = due
 		heap.Fix(&x.sched, int(e.hpos-1))
-		return
+	case x.horizon != 0 && due >= x.horizon && due == e.nextTry:
+		e.hpos = parked
+	default:
+		heap.Push(&x.sched, dueItem{due, e})
 	}
-	heap.Push(&x.sched, e)
 }
 
-// scheduleAll schedules, in one heapify, every entry for which due says
-// when.
-func (x *index) scheduleAll(due func(*entry) (int64, bool)) {
-	for _, e := range x.m {
+// scheduleAll starts a schedule with horizon: every entry for which due
+// says when is scheduled, in one heapify, or parked.
+func (x *index) scheduleAll(horizon int64, due func(*entry) (int64, bool)) {
+	x.horizon = horizon
+	for e := range x.m.all() {
 		if d, ok := due(e); ok && e.hpos == 0 {
-			e.due = d
-			x.sched = append(x.sched, e)
+			if d >= horizon && d == e.nextTry {
+				e.hpos = parked
+				continue
+			}
+			x.sched = append(x.sched, dueItem{d, e})
 			e.hpos = int32(len(x.sched))
 		}
 	}
 	heap.Init(&x.sched)
 }
 
+// advance moves the horizon on to horizon (a queue run): the parked
+// messages due before it join the heap, and the held or corrupt ones
+// among them leave the schedule, as the heap drops them when they come
+// due (manager.take).
+func (x *index) advance(horizon int64) {
+	x.horizon = horizon
+	for e := range x.m.all() {
+		if e.hpos != parked || e.nextTry >= horizon {
+			continue
+		}
+		e.hpos = 0
+		if e.state == Active || e.state == Deferred {
+			heap.Push(&x.sched, dueItem{e.nextTry, e})
+		}
+	}
+}
+
 func (x *index) unschedule(e *entry) {
 	if e.hpos > 0 {
 		heap.Remove(&x.sched, int(e.hpos-1))
 	}
+	e.hpos = 0
 }
 
 // takeSlot gives old's place in the schedule to e, a newer record of the
@@ -78,19 +120,22 @@ func (x *index) takeSlot(old, e *entry) {
 	if old.hpos == 0 {
 		return
 	}
-	i := int(old.hpos - 1)
-	e.due, e.hpos = old.due, old.hpos
-	old.hpos = 0
-	x.sched[i] = e
+	e.hpos, old.hpos = old.hpos, 0
+	if e.hpos == parked {
+		return
+	}
+	i := int(e.hpos - 1)
+	x.sched[i].e = e
 	heap.Fix(&x.sched, i)
 }
 
-// nextDue returns the earliest scheduled entry, or nil.
-func (x *index) nextDue() *entry {
+// nextDue returns when the earliest scheduled message is due; ok is
+// false when none is.
+func (x *index) nextDue() (due int64, ok bool) {
 	if len(x.sched) == 0 {
-		return nil
+		return 0, false
 	}
-	return x.sched[0]
+	return x.sched[0].due, true
 }
 
 // popDue takes the earliest entry out of the schedule if it is due at now.
@@ -98,23 +143,42 @@ func (x *index) popDue(now int64) *entry {
 	if len(x.sched) == 0 || x.sched[0].due > now {
 		return nil
 	}
-	return heap.Pop(&x.sched).(*entry)
+	return heap.Pop(&x.sched).(dueItem).e
+}
+
+// waiting yields every scheduled message, parked ones included.
+func (x *index) waiting() iter.Seq[*entry] {
+	return func(yield func(*entry) bool) {
+		for _, it := range x.sched {
+			if !yield(it.e) {
+				return
+			}
+		}
+		for e := range x.m.all() {
+			if e.hpos == parked && !yield(e) {
+				return
+			}
+		}
+	}
 }
 
 // dueAll makes every scheduled message due at due (postqueue -f).
 func (x *index) dueAll(due int64) {
-	for _, e := range x.sched {
-		e.due = min(e.due, due)
-	}
-	heap.Init(&x.sched)
+	x.dueWhere(due, func(*entry) bool { return true })
 }
 
-// dueWhere makes the scheduled messages for which match says so due at
-// due (ETRN: one domain's mail).
+// dueWhere makes the scheduled messages for which match says so, parked
+// ones included, due at due (ETRN: one domain's mail).
 func (x *index) dueWhere(due int64, match func(*entry) bool) {
-	for _, e := range x.sched {
-		if match(e) {
-			e.due = min(e.due, due)
+	for i := range x.sched {
+		if match(x.sched[i].e) {
+			x.sched[i].due = min(x.sched[i].due, due)
+		}
+	}
+	for e := range x.m.all() {
+		if e.hpos == parked && match(e) {
+			x.sched = append(x.sched, dueItem{due, e})
+			e.hpos = int32(len(x.sched))
 		}
 	}
 	heap.Init(&x.sched)
@@ -122,8 +186,8 @@ func (x *index) dueWhere(due int64, match func(*entry) bool) {
 
 // clearSchedule empties the schedule when the queue manager stops.
 func (x *index) clearSchedule() {
-	for _, e := range x.sched {
+	for e := range x.waiting() {
 		e.hpos = 0
 	}
-	x.sched = nil
+	x.sched, x.horizon = nil, 0
 }

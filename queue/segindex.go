@@ -212,24 +212,34 @@ func walkSegIndex(p []byte, seq uint32, size int64, rec func(*rawRecord)) error 
 // replayIndex replays segment seq from its index file when that
 // describes the segment as it is now, and returns the segment's size.
 func replayIndex(logDir string, seq uint32, x *index) (int64, bool) {
+	data, size, ok := readSegIndex(logDir, seq)
+	if !ok {
+		return 0, false
+	}
+	if err := decodeSegIndex(data, seq, size, x.replay); err != nil {
+		x.logf("queue: segment %d: index file %s not used (%v): reading the segment", seq, idxPath(logDir, seq), err)
+		return 0, false
+	}
+	return size, true
+}
+
+// readSegIndex reads segment seq's index file when it may describe the
+// segment as it is now (decodeSegIndex checks the rest), with the
+// segment's size.
+func readSegIndex(logDir string, seq uint32) ([]byte, int64, bool) {
 	seg, err := os.Stat(segPath(logDir, seq))
 	if err != nil {
-		return 0, false
+		return nil, 0, false
 	}
-	ipath := idxPath(logDir, seq)
-	ifi, err := os.Stat(ipath)
+	ifi, err := os.Stat(idxPath(logDir, seq))
 	if err != nil || !ifi.ModTime().After(seg.ModTime()) {
-		return 0, false // missing, or the segment was written since
+		return nil, 0, false // missing, or the segment was written since
 	}
-	data, err := os.ReadFile(ipath)
+	data, err := os.ReadFile(idxPath(logDir, seq))
 	if err != nil {
-		return 0, false
+		return nil, 0, false
 	}
-	if err := decodeSegIndex(data, seq, seg.Size(), x.replay); err != nil {
-		x.logf("queue: segment %d: index file %s not used (%v): reading the segment", seq, ipath, err)
-		return 0, false
-	}
-	return seg.Size(), true
+	return data, seg.Size(), true
 }
 
 // writeSegIndex reads sealed segment seq and writes its index file:

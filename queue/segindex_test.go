@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -330,4 +334,94 @@ func idxFilesF(f *testing.F, logDir string) []string {
 		f.Fatalf("no index files: %v", err)
 	}
 	return m
+}
+
+// TestEnvelopesFromIndexFiles: listings and ETRN read the envelopes of
+// messages in sealed segments from the segments' index files, one read a
+// segment: a listing shows what Get (a pread of the record) shows, and
+// still does with the segments themselves unreadable; ETRN for a domain
+// makes exactly that domain's deferred mail due.
+func TestEnvelopesFromIndexFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{SegmentSize: 128 << 10})
+	t0 := time.Unix(1763629200, 0)
+	want := make(map[string]int) // domain -> messages
+	for i := range 400 {
+		dom := []string{"a.test", "b.test"}[i%2]
+		id := mustAppend(t, s, oneRcpt(fmt.Sprintf("s%d@example.net", i), fmt.Sprintf("u%d@%s", i, dom), t0), testContent(i, 1000))
+		mustChange(t, s, id, Change{Kind: ChangeDeferred, Until: t0.Add(24 * time.Hour), Reason: "connect to mx[192.0.2.1]:25: Connection refused"})
+		want[dom]++
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(idxFiles(t, dir)); n < 2 {
+		t.Fatalf("%d index files, want sealed segments with them", n)
+	}
+	s = openQ(t, dir, Options{})
+	list := s.List()
+	if len(list) != 400 {
+		t.Fatalf("%d messages listed", len(list))
+	}
+	for _, m := range list {
+		if got, ok := s.Get(m.ID); !ok || !reflect.DeepEqual(got, m) || m.Sender == "" {
+			t.Fatalf("listed %+v\nGet says %+v", m, got)
+		}
+	}
+	// With the sealed segments unreadable, only the index files can say.
+	s.mu.Lock()
+	sealedSeqs := slices.Collect(maps.Keys(s.segBytes))
+	s.mu.Unlock()
+	s.fmu.Lock()
+	var saved []*os.File
+	for _, seq := range sealedSeqs {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := s.files[seq]; f != nil {
+			saved = append(saved, f)
+		}
+		s.files[seq] = devnull
+	}
+	s.fmu.Unlock()
+	sealed := 0
+	for i, m := range s.List() {
+		if m.Sender != list[i].Sender || len(m.Recipients) != 1 || m.Recipients[0] != list[i].Recipients[0] {
+			// Only the active segment's own messages may be read there.
+			if l, _ := s.locate(m.ID); slices.Contains(sealedSeqs, l.seg) {
+				t.Fatalf("%s in sealed segment %d listed without its envelope: %+v", m.ID, l.seg, m.Envelope)
+			}
+			continue
+		}
+		sealed++
+	}
+	s.fmu.Lock()
+	for _, seq := range sealedSeqs {
+		s.files[seq].Close()
+		delete(s.files, seq)
+	}
+	s.fmu.Unlock()
+	for _, f := range saved {
+		f.Close()
+	}
+	if sealed < 300 {
+		t.Fatalf("only %d messages listed with envelopes from the index files", sealed)
+	}
+
+	tr := newFakeTransport(nil)
+	clock := newFakeClock()
+	runManager(t, s, ManagerOptions{Transports: map[string]Transport{"smtp": tr}, Now: clock.Now, alarm: clock.alarm,
+		MaximalQueueLifetime: DefaultQueueLifetime})
+	s.FlushDomain("a.test")
+	waitFor(t, "the ETRN'd mail", func() bool { return tr.nCalls() >= want["a.test"] })
+	idle(t, s)
+	for _, c := range tr.callList() {
+		if len(c.rcpts) != 1 || !strings.HasSuffix(c.rcpts[0], "@a.test") {
+			t.Fatalf("ETRN a.test delivered to %v", c.rcpts)
+		}
+	}
+	if n := tr.nCalls(); n != want["a.test"] || len(s.List()) != want["b.test"] {
+		t.Fatalf("%d delivered, %d left; want %d and %d", n, len(s.List()), want["a.test"], want["b.test"])
+	}
 }

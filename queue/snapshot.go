@@ -30,13 +30,18 @@ func OpenReadOnly(dir string) (*Snapshot, error) {
 
 // List returns every live message, in arrival (log) order.
 func (s *Snapshot) List() []Message {
-	return messages(s.idx.snapshot(), func(e *entry) string { return s.idx.envs[e.id] })
+	es := s.idx.snapshot()
+	envs := make([]string, len(es))
+	for i := range es {
+		envs[i] = s.idx.envs[es[i].id]
+	}
+	return messages(es, envs)
 }
 
 // Get returns one message's envelope and state.
 func (s *Snapshot) Get(id string) (Message, bool) {
-	e, ok := s.idx.m[id]
-	if !ok {
+	e := s.idx.m.get(id)
+	if e == nil {
 		return Message{}, false
 	}
 	return e.message(s.idx.envs[id]), true
@@ -44,8 +49,8 @@ func (s *Snapshot) Get(id string) (Message, bool) {
 
 // Content reads a message's content back, like Store.Content.
 func (s *Snapshot) Content(id string) ([]byte, error) {
-	e, ok := s.idx.m[id]
-	if !ok {
+	e := s.idx.m.get(id)
+	if e == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	f, err := os.Open(segPath(s.logDir, e.seg))

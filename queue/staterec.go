@@ -42,8 +42,15 @@ func appendStateTrailer(b []byte, e *entry) []byte {
 	}
 	b = append(b, stateVersion, byte(e.state), flags)
 	b = binary.AppendVarint(b, e.nextTry)
-	b = binary.AppendUvarint(b, uint64(e.ndone))
-	for i, d := range e.done() {
+	done := e.done()
+	ndone := 0
+	for _, d := range done {
+		if d {
+			ndone++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(ndone))
+	for i, d := range done {
 		if d {
 			b = binary.AppendUvarint(b, uint64(i))
 		}
@@ -103,7 +110,6 @@ func (x *index) decodeStateTrailer(s string, e *entry) bool {
 			}
 			done[i] = true
 		}
-		e.ndone = int32(ndone)
 	}
 	nr := d.uvarint()
 	if d.bad || nr > uint64(n) {
@@ -129,7 +135,7 @@ func (x *index) decodeStateTrailer(s string, e *entry) bool {
 
 // replayState applies a state record met while reading the log.
 func (x *index) replayState(r *rawRecord) {
-	e := &entry{id: r.id, seg: r.seg, off: r.off, bodyLen: r.bodyLen, envLen: r.envLen}
+	e := newEntry(r)
 	if r.ok {
 		if tail, ok := stateTrailerLen(r.body, r.envLen); ok {
 			if n, ok := checkEnvelope(r.body[:r.envLen]); ok {
@@ -144,7 +150,7 @@ func (x *index) replayState(r *rawRecord) {
 	}
 	// A copy whose original is still in the log: the original and its
 	// changes say the same, so the message stays as it was.
-	kept := x.m[r.id] != nil
+	kept := x.m.get(r.id) != nil
 	outcome := movedToCorrupt
 	if kept {
 		outcome = "earlier record kept"

@@ -68,6 +68,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
+	if opts.SegmentSize > maxSegmentSize {
+		return nil, fmt.Errorf("queue: segment size (postgate_queue_segment_size) %d is over the 4 GiB a segment may hold", opts.SegmentSize)
+	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -253,7 +256,8 @@ func (s *Store) closeFiles() error {
 // Get returns a message's envelope and state from the index (no content).
 func (s *Store) Get(id string) (Message, bool) {
 	s.mu.Lock()
-	e, ok := s.idx.m[id]
+	e := s.idx.m.get(id)
+	ok := e != nil
 	var c entry
 	if ok {
 		c = s.shown(e)
@@ -274,7 +278,7 @@ func (s *Store) List() []Message {
 		es[i] = s.shown(&es[i])
 	}
 	s.mu.Unlock()
-	return messages(es, s.envelopeOrNone)
+	return messages(es, s.envelopes(es))
 }
 
 // Counts are the number of messages and their content bytes in each
@@ -283,7 +287,7 @@ func (s *Store) List() []Message {
 func (s *Store) Counts() (msgs [Corrupt + 1]int, bytes [Corrupt + 1]int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range s.idx.m {
+	for e := range s.idx.m.all() {
 		st := e.state
 		if _, ok := s.delivering[e.id]; ok && st == Deferred {
 			st = Active
@@ -328,7 +332,7 @@ func (s *Store) Content(id string) ([]byte, error) {
 		if err == nil {
 			content, err = readContent(f, &c)
 		}
-		if errors.Is(err, ErrCorrupt) && !c.damaged && !s.moved(&c) {
+		if errors.Is(err, ErrCorrupt) && !c.damaged() && !s.moved(&c) {
 			err = s.contentDamaged(&c, "record does not verify when read back")
 		}
 		if err != nil && try == 0 && s.moved(&c) {
@@ -342,8 +346,8 @@ func (s *Store) Content(id string) ([]byte, error) {
 func (s *Store) locate(id string) (entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.idx.m[id]
-	if !ok {
+	e := s.idx.m.get(id)
+	if e == nil {
 		return entry{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return *e, nil
@@ -353,8 +357,8 @@ func (s *Store) locate(id string) (entry, error) {
 func (s *Store) moved(c *entry) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.idx.m[c.id]
-	return ok && (e.seg != c.seg || e.off != c.off)
+	e := s.idx.m.get(c.id)
+	return e != nil && (e.seg != c.seg || e.off != c.off)
 }
 
 // SegmentCount returns the number of segment files in the log.
@@ -394,16 +398,16 @@ func (s *Store) segmentFile(seq uint32) (*os.File, error) {
 func readContent(r io.ReaderAt, e *entry) ([]byte, error) {
 	n := recOverhead + int(e.bodyLen)
 	buf := make([]byte, n)
-	got, err := r.ReadAt(buf, e.off)
-	if err != nil && !(e.cut && err == io.EOF && got >= recHeaderSize) {
+	got, err := r.ReadAt(buf, int64(e.off))
+	if err != nil && !(e.damage == recordCut && err == io.EOF && got >= recHeaderSize) {
 		return nil, fmt.Errorf("queue: %s: read: %w", e.id, err)
 	}
-	h, ok := parseHeader(buf, e.seg, e.off)
+	h, ok := parseHeader(buf, e.seg, int64(e.off))
 	if !ok || h.id != e.id || h.bodyLen != e.bodyLen {
 		return nil, fmt.Errorf("%w: %s: record header does not verify", ErrCorrupt, e.id)
 	}
 	body := buf[recHeaderSize : min(got, n-recTrailerSize) : n-recTrailerSize] // a cut record: what is left
-	if e.damaged {
+	if e.damaged() {
 		return body, fmt.Errorf("%w: %s: raw record body returned", ErrCorrupt, e.id)
 	}
 	if !trailerOK(buf) {

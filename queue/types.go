@@ -34,7 +34,7 @@ type Envelope struct {
 }
 
 // State is the Postfix queue a message would be in.
-type State int
+type State uint8
 
 // The states, named like Postfix's queue directories.
 const (
@@ -153,6 +153,11 @@ type Options struct {
 
 // DefaultSegmentSize is the segment size when Options.SegmentSize is 0.
 const DefaultSegmentSize = 64 << 20
+
+// maxSegmentSize bounds Options.SegmentSize: every record then starts at
+// an offset that fits the index's 32 bits (a record starts a new segment
+// rather than cross the size, unless it is the first).
+const maxSegmentSize = 1 << 32
 
 // Errors returned by the Store.
 var (
