@@ -445,7 +445,11 @@ func (s *session) rewriteEnvelope(env *queue.Envelope) bool {
 			}
 		}
 	}()
-	if err := s.canonicalEnvelope(env, warn); err != nil {
+	err := s.canonicalEnvelope(env, warn)
+	if err == nil {
+		err = s.addAutoBCC(env, warn)
+	}
+	if err != nil {
 		warn("%v -- message not accepted, try again later", err)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
 		return false

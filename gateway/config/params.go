@@ -376,6 +376,10 @@ var paramTable = []param{
 	list("canonical_classes", "envelope_sender, envelope_recipient, header_sender, header_recipient"),
 	list("sender_canonical_classes", "envelope_sender, header_sender"),
 	list("recipient_canonical_classes", "envelope_recipient, header_recipient"),
+	// Automatic BCC recipients (gateway/bcc.go).
+	list("sender_bcc_maps", ""),
+	list("recipient_bcc_maps", ""),
+	str("always_bcc", ""),
 	list("local_header_rewrite_clients", "permit_inet_interfaces"),
 	str("remote_header_rewrite_domain", ""),
 	later(list("virtual_maps", "")),
