@@ -121,6 +121,9 @@ func (s *session) ehloKeywords() []string {
 	if s.svc.smtputf8 {
 		add(ehloSMTPUTF8, "SMTPUTF8")
 	}
-	add(ehloChunking, "CHUNKING")
+	if s.svc.proxy == nil {
+		// postgate relays no BDAT to a before-queue filter.
+		add(ehloChunking, "CHUNKING")
+	}
 	return out
 }

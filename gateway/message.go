@@ -46,6 +46,9 @@ func (s *session) data(args []command.Token) bool {
 		s.reply(*r)
 		return false
 	}
+	if s.svc.proxy != nil {
+		return s.proxyData()
+	}
 	s.reply(rules.Reply{Code: 354, Text: "End data with <CR><LF>.<CR><LF>"})
 	s.where = "DATA content"
 	s.nc.beginRequest(true)
@@ -94,7 +97,7 @@ func (s *session) checkData() *rules.Reply {
 }
 
 func (s *session) bdat(args []command.Token) bool {
-	if s.ehloMask&ehloChunking != 0 {
+	if s.ehloMask&ehloChunking != 0 || s.svc.proxy != nil {
 		// The next input would be message content: hang up.
 		s.reply(rules.Reply{Code: 521, DSN: "5.5.1", Text: "Error: command not implemented"})
 		return false
@@ -411,8 +414,10 @@ func (s *session) appendReceived(b []byte, now time.Time) []byte {
 	b = append(b, s.svc.mailName...)
 	b = append(b, ") with "...)
 	b = append(b, s.receivedProto(proto)...)
-	b = append(b, " id "...)
-	b = append(b, s.txn.id...)
+	if s.txn.id != "" { // none before a proxy filter, as Postfix
+		b = append(b, " id "...)
+		b = append(b, s.txn.id...)
+	}
 	if len(s.txn.rcpts) == 1 {
 		b = append(b, "\r\n\tfor <"...)
 		b = append(b, s.txn.rcpts[0].Addr...)

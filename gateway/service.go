@@ -102,6 +102,7 @@ type service struct {
 	proxyTimeout time.Duration
 	milters      *milterConfig
 	tls          *serverTLS
+	proxy        *proxyFilter // smtpd_proxy_filter (proxyfilter.go), nil for none
 }
 
 type bareLFMode int
@@ -349,6 +350,9 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, err
 	}
 	if s.bcc, err = newAutoBCC(cfg, tables); err != nil {
+		return nil, nil, err
+	}
+	if s.proxy, err = newProxyFilter(cfg, tables.warn); err != nil {
 		return nil, nil, err
 	}
 	if s.auth, err = newAuthenticator(cfg, tables, dns, mynetworks, inetInterfaces); err != nil {

@@ -154,6 +154,11 @@ var paramTable = []param{
 	boolean("disable_mime_input_processing", "no"),
 	integer("mime_nesting_limit", "100", 1),
 	integer("mime_boundary_length_limit", "2048", 1),
+	// Before-queue content filter (gateway/proxyfilter.go).
+	str("smtpd_proxy_filter", ""),
+	str("smtpd_proxy_ehlo", "$myhostname"),
+	seconds("smtpd_proxy_timeout", "100s", 's', 1),
+	list("smtpd_proxy_options", ""),
 	// Recipient validation at RCPT (restrictions/unlisted.go).
 	boolean("smtpd_reject_unlisted_recipient", "yes"),
 	boolean("smtpd_reject_unlisted_sender", "no"),
