@@ -129,10 +129,14 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 	})
 	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp, lmtp: lmtp}
 	d.route.Store(rt)
-	st := smtpTransport{smtp}
+	checks, err := newOutboundChecks(cfg, tables, "smtp", log)
+	if err != nil {
+		return nil, err
+	}
+	st := smtpTransport{t: smtp, checks: checks}
 	transports := map[string]queue.Transport{
 		"smtp": st, "relay": st,
-		"lmtp":    smtpTransport{lmtp},
+		"lmtp":    smtpTransport{t: lmtp},
 		"error":   errorTransport{},
 		"discard": discardTransport{},
 		"local":   localTransport{},
@@ -213,7 +217,10 @@ func (rt router) Route(ctx context.Context, rcpt string) (string, string, error)
 }
 
 // smtpTransport adapts relay.SMTP to the queue manager.
-type smtpTransport struct{ t *relay.SMTP }
+type smtpTransport struct {
+	t      *relay.SMTP
+	checks *outboundChecks // smtp_header_checks and the like (smtpchecks.go); nil for none
+}
 
 func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
 	content, err := d.Content()
@@ -221,14 +228,18 @@ func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.R
 		return all(d, queue.Result{Status: queue.StatusDeferred, DSN: "4.3.0", Reason: "queue file read error: " + err.Error(), Relay: "none"})
 	}
 	defer content.Close()
+	body, size, err := s.checks.apply(ctx, d.ID, content, d.Size)
+	if err != nil {
+		return all(d, checksFailure(err))
+	}
 	m := &relay.Message{
 		QueueID: d.ID,
 		Nexthop: d.Nexthop,
 		Sender:  d.Envelope.Sender,
 		RET:     d.Envelope.RET,
 		EnvID:   d.Envelope.EnvID,
-		Size:    d.Size,
-		Content: content,
+		Size:    size,
+		Content: body,
 	}
 	for _, i := range d.Rcpts {
 		r := d.Envelope.Recipients[i]

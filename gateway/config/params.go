@@ -149,6 +149,11 @@ var paramTable = []param{
 	list("mime_header_checks", "$header_checks"),
 	list("nested_header_checks", "$header_checks"),
 	list("body_checks", ""),
+	// The smtp client's checks (gateway/smtpchecks.go).
+	list("smtp_header_checks", ""),
+	list("smtp_mime_header_checks", ""),
+	list("smtp_nested_header_checks", ""),
+	list("smtp_body_checks", ""),
 	integer("header_size_limit", "102400", 1),
 	integer("body_checks_size_limit", "51200", 0),
 	boolean("disable_mime_input_processing", "no"),
