@@ -121,9 +121,6 @@ func (s *session) ehloKeywords() []string {
 	if s.svc.smtputf8 {
 		add(ehloSMTPUTF8, "SMTPUTF8")
 	}
-	if s.svc.proxy == nil {
-		// postgate relays no BDAT to a before-queue filter.
-		add(ehloChunking, "CHUNKING")
-	}
+	add(ehloChunking, "CHUNKING")
 	return out
 }

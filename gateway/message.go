@@ -21,7 +21,8 @@ import (
 
 // bdatState is a message arriving in BDAT chunks.
 type bdatState struct {
-	msg     *assembly
+	msg     *assembly // nil before a proxy filter (proxyfilter.go)
+	proxied int64     // the bytes relayed to the proxy filter
 	arrival time.Time
 }
 
@@ -97,7 +98,7 @@ func (s *session) checkData() *rules.Reply {
 }
 
 func (s *session) bdat(args []command.Token) bool {
-	if s.ehloMask&ehloChunking != 0 || s.svc.proxy != nil {
+	if s.ehloMask&ehloChunking != 0 {
 		// The next input would be message content: hang up.
 		s.reply(rules.Reply{Code: 521, DSN: "5.5.1", Text: "Error: command not implemented"})
 		return false
@@ -132,18 +133,29 @@ func (s *session) bdat(args []command.Token) bool {
 		if r := s.checkData(); r != nil {
 			return s.skipChunk(size, last, *r)
 		}
+		if s.svc.proxy != nil {
+			if r := s.proxyBegin(); r != nil {
+				return s.skipChunk(size, last, *r)
+			}
+		}
 	}
 	received := int64(0)
 	if s.txn.bdat != nil {
-		received = s.txn.bdat.msg.raw
+		received = s.txn.bdat.received()
 	}
 	if limit := s.svc.messageSizeLimit; limit > 0 && received > limit-size {
 		s.svc.log.Logf("smtpd", "warning: %s: BDAT request from %s exceeds message size limit", s.idOrNoqueue(), s.client)
 		return s.skipChunk(size, last, rules.Reply{Code: 552, DSN: "5.3.4", Text: "Chunk exceeds message size limit"})
 	}
-	if s.txn.bdat == nil {
+	switch {
+	case s.txn.bdat == nil && s.svc.proxy != nil:
+		s.txn.bdat = &bdatState{arrival: time.Now()}
+	case s.txn.bdat == nil:
 		arrival := time.Now()
 		s.txn.bdat = &bdatState{msg: s.newAssembly(arrival), arrival: arrival}
+	}
+	if s.svc.proxy != nil {
+		return s.proxyChunk(size, last)
 	}
 	b := s.txn.bdat
 	s.where = "BDAT content"

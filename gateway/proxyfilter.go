@@ -357,29 +357,15 @@ func (p *proxyConn) close() {
 // 354; then our headers and the content go to the filter as they arrive,
 // and the filter's reply to the end of data is the client's.
 func (s *session) proxyData() bool {
-	defer s.resetTransaction()
-	if r, ok := s.proxyCmd("DATA", '3'); !ok {
-		s.reply(r)
+	if r := s.proxyBegin(); r != nil {
+		s.resetTransaction()
+		s.reply(*r)
 		return false
 	}
-	p := s.txn.proxy
-	p.data = textproto.NewWriter(p.w).DotWriter()
-	arrival := time.Now()
-	var head []byte
-	for _, h := range s.txn.prepend {
-		head = append(append(head, h...), '\r', '\n')
-	}
-	head = s.appendReceivedSPF(head)
-	if !s.txn.xforward.set {
-		// Postfix leaves its Received: header out when it is itself an
-		// intermediate proxy (its client sent XFORWARD).
-		head = s.appendReceived(head, arrival)
-	}
-	s.proxyWrite(head)
 	s.reply(rules.Reply{Code: 354, Text: "End data with <CR><LF>.<CR><LF>"})
 	s.where = "DATA content"
 	s.nc.beginRequest(true)
-	n, tooBig, err := s.proxyContent(s.c.DataReader())
+	n, tooBig, err := s.proxyContent(s.c.DataReader(), s.svc.messageSizeLimit)
 	if err != nil {
 		s.contentLost("DATA", n, err)
 		return false
@@ -388,6 +374,65 @@ func (s *session) proxyData() bool {
 	if tooBig {
 		return s.messageTooBig()
 	}
+	return s.proxyEnd(n)
+}
+
+// proxyBegin sends DATA to the filter (at DATA, or at the first BDAT
+// chunk, which the filter gets as DATA) and then our headers. It returns
+// the client's reply when the filter refuses.
+func (s *session) proxyBegin() *rules.Reply {
+	if r, ok := s.proxyCmd("DATA", '3'); !ok {
+		return &r
+	}
+	p := s.txn.proxy
+	p.data = textproto.NewWriter(p.w).DotWriter()
+	var head []byte
+	for _, h := range s.txn.prepend {
+		head = append(append(head, h...), '\r', '\n')
+	}
+	head = s.appendReceivedSPF(head)
+	if !s.txn.xforward.set {
+		// Postfix leaves its Received: header out when it is itself an
+		// intermediate proxy (its client sent XFORWARD).
+		head = s.appendReceived(head, time.Now())
+	}
+	s.proxyWrite(head)
+	return nil
+}
+
+// proxyChunk relays a BDAT chunk to the filter; the last one ends the
+// message. A failed filter fails the chunk, and the chunks after it are
+// dropped until BDAT LAST or RSET, as Postfix does.
+func (s *session) proxyChunk(size int64, last bool) bool {
+	b := s.txn.bdat
+	s.where = "BDAT content"
+	s.nc.beginRequest(true)
+	n, _, err := s.proxyContent(s.c.ChunkReader(size), 0)
+	b.proxied += n
+	if err != nil {
+		s.contentLost("BDAT", b.proxied, err)
+		return false
+	}
+	if last {
+		s.where = "END-OF-MESSAGE"
+		return s.proxyEnd(b.proxied)
+	}
+	if s.txn.proxy.failed {
+		s.resetTransaction()
+		s.txn.bdatError = true
+		s.reply(proxyFailed)
+		return false
+	}
+	s.reply(rules.Reply{Code: 250, DSN: "2.0.0", Text: "Ok: " + strconv.FormatInt(size, 10) + " bytes"})
+	return true
+}
+
+// proxyEnd ends the message the client sent (n bytes): the end-of-data
+// restrictions, then the end of data to the filter, whose reply is the
+// client's.
+func (s *session) proxyEnd(n int64) bool {
+	defer s.resetTransaction()
+	p := s.txn.proxy
 	s.txn.received = n
 	if p.failed {
 		s.reply(proxyFailed)
@@ -417,15 +462,22 @@ func (s *session) proxyData() bool {
 	return what == "accept"
 }
 
+// received is what the client has sent of a BDAT message so far.
+func (b *bdatState) received() int64 {
+	if b.msg == nil {
+		return b.proxied
+	}
+	return b.msg.raw
+}
+
 // proxyContent copies the client's content to the filter, reading it all
 // even when the filter has failed (the client must be answered after its
-// end). Past message_size_limit the message is too big: the rest is read
-// and dropped. It returns the bytes the client sent.
-func (s *session) proxyContent(r io.Reader) (n int64, tooBig bool, err error) {
+// end). Past limit (0: none) the message is too big: the rest is read and
+// dropped. It returns the bytes the client sent.
+func (s *session) proxyContent(r io.Reader, limit int64) (n int64, tooBig bool, err error) {
 	bp := getBuffer()
 	defer bufferPool.Put(bp)
 	buf := (*bp)[:cap(*bp)]
-	limit := s.svc.messageSizeLimit
 	for {
 		k, rerr := r.Read(buf)
 		n += int64(k)

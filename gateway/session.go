@@ -586,7 +586,7 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 // resetTransaction ends the mail transaction (RSET, HELO/EHLO, the end of
 // a message, a refused MAIL).
 func (s *session) resetTransaction() {
-	if s.txn.bdat != nil {
+	if s.txn.bdat != nil && s.txn.bdat.msg != nil {
 		s.txn.bdat.msg.release()
 	}
 	if s.txn.milterMail {

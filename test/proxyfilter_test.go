@@ -62,12 +62,26 @@ transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }
 		t.Fatalf("DATA accepted by the filter: %d %s", code, text)
 	}
 	filterID := strings.TrimPrefix(text, "2.0.0 Ok: queued as ")
+	// BDAT chunks reach the filter as one DATA; its reply ends the last.
+	c.Expect(250, "MAIL FROM:<a@src.test>")
+	c.Expect(250, "RCPT TO:<u@relay.test>")
+	c.Send("BDAT 21\r\nSubject: chunked\r\n\r\n.")
+	if code, text := c.Reply(); code != 250 || text != "2.0.0 Ok: 21 bytes" {
+		t.Errorf("BDAT: %d %s", code, text)
+	}
+	c.Send("BDAT 7 LAST\r\nstart\r\n")
+	if code, text := c.Reply(); code != 250 || !strings.HasPrefix(text, "2.0.0 Ok: queued as ") {
+		t.Errorf("BDAT LAST accepted by the filter: %d %s", code, text)
+	}
 
-	sink.WaitMessages(1, 30*time.Second)
+	sink.WaitMessages(2, 30*time.Second)
 	time.Sleep(time.Second) // a second copy, if there were one, would be on its way
 	msgs := sink.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("sink got %d messages, want 1\n%s\n%s", len(msgs), gw.Log(""), filter.Log(""))
+	if len(msgs) != 2 {
+		t.Fatalf("sink got %d messages, want 2\n%s\n%s", len(msgs), gw.Log(""), filter.Log(""))
+	}
+	if _, msg := harness.SinkBody(msgs[1]); !strings.Contains(msg, "Subject: chunked\n\n.start\n") {
+		t.Errorf("chunked message:\n%s", msg)
 	}
 	_, msg := harness.SinkBody(msgs[0])
 	for _, want := range []string{
