@@ -194,7 +194,7 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 	if sc.out != nil && !deliverySafe[strings.ToUpper(cmd)] {
 		// The smtp client can only edit what it sends (Postfix's
 		// header_body_checks without call-backs for other actions).
-		sc.warnf("unsupported command in %s map: %s", param, cmd)
+		sc.warnf("unsupported command in %s map: %s", param, value)
 		return
 	}
 	log := func(what, text string) { sc.logAction(what, context, key, text) }

@@ -60,7 +60,7 @@ smtp_body_checks = regexp:{ {/^password: / REPLACE password: xxx} }
 		id + ": warning: header Content-Type: text/html: html part",
 		id + ": replace: body password: hunter2: password: xxx",
 		id + ": replace: header Subject: inner: Subject: nested replaced",
-		"warning: unsupported command in smtp_header_checks map: REJECT",
+		"warning: unsupported command in smtp_header_checks map: REJECT no",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
