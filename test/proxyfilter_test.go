@@ -3,6 +3,8 @@ package test
 import (
 	"fmt"
 	"net"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -183,3 +185,103 @@ func TestProxyFilterTimeout(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", want, log)
 	}
 }
+
+// proxyFilterConfig is the filter's main.cf in TestProxyFilterAgainstPostfix:
+// it refuses bad@relay.test at RCPT and a "reject me" message at the end
+// of DATA, and hands what it accepts to the reinjection port REINJECT.
+const proxyFilterConfig = `myhostname = filter.gateway.test
+relay_domains = relay.test
+smtpd_authorized_xforward_hosts = 127.0.0.1
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = check_recipient_access inline:{ {bad@relay.test=REJECT no such user here} }
+transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:REINJECT }
+header_checks = regexp:{ {/^Subject: reject me/ REJECT 5.7.1 the filter says no} }
+`
+
+// TestProxyFilterAgainstPostfix runs one dialog through the real Postfix
+// and through postgate, each with smtpd_proxy_filter to its own filter (a
+// postgate) that reinjects into a second listener of its front, which
+// relays to its own sink. The client's replies (the filter's refusals at
+// RCPT and at the end of DATA, its 250 for DATA and for BDAT), the
+// proxy-accept/proxy-reject log lines and the messages at the sinks
+// (without Received: headers) must be the same.
+func TestProxyFilterAgainstPostfix(t *testing.T) {
+	t.Parallel()
+	type run struct {
+		replies []string
+		log     []string
+		msgs    []string
+	}
+	dialog := func(addr string, sink *harness.Sink, log func() string) run {
+		var r run
+		c := harness.Dial(t, addr, outside)
+		record := func(code int, text string) {
+			r.replies = append(r.replies, fmt.Sprintf("%d %s", code, protocolQueueID.ReplaceAllString(text, "${1}QUEUEID")))
+		}
+		cmd := func(line string) { record(c.Cmd("%s", line)) }
+		// Headers the front's cleanup would add otherwise (Postfix adds
+		// them for a local client, the filter).
+		head := "From: a@src.test\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nMessage-ID: <m@src.test>\r\n"
+		cmd("EHLO client.test")
+		r.replies = r.replies[:0] // the EHLO keywords differ by configuration
+		for _, m := range []struct{ subject, rcpt string }{{"reject me", "bad@relay.test"}, {"pass", ""}} {
+			cmd("MAIL FROM:<a@src.test>")
+			if m.rcpt != "" {
+				cmd("RCPT TO:<" + m.rcpt + ">")
+			}
+			cmd("RCPT TO:<u@relay.test>")
+			cmd("DATA")
+			c.Send(head + "Subject: " + m.subject + "\r\n\r\n..dotted\r\n.\r\n")
+			record(c.Reply())
+		}
+		cmd("MAIL FROM:<a@src.test>")
+		cmd("RCPT TO:<u@relay.test>")
+		for _, chunk := range []string{"BDAT %d\r\n" + head + "Subject: chunked\r\n", "BDAT %d LAST\r\n\r\n.start\r\n"} {
+			body := chunk[strings.Index(chunk, "\n")+1:]
+			c.Send(fmt.Sprintf(chunk[:len(chunk)-len(body)], len(body)) + body)
+			record(c.Reply())
+		}
+		cmd("QUIT")
+		for _, m := range sink.WaitMessages(2, 30*time.Second) {
+			_, msg := harness.SinkBody(m)
+			r.msgs = append(r.msgs, receivedRe.ReplaceAllString(msg, ""))
+		}
+		sort.Strings(r.msgs)
+		for deadline := time.Now().Add(10 * time.Second); len(r.log) < 3 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			r.log = r.log[:0]
+			for _, m := range proxyLogRe.FindAllStringSubmatch(log(), -1) {
+				r.log = append(r.log, protocolQueueID.ReplaceAllString(m[1], "${1}QUEUEID"))
+			}
+		}
+		return r
+	}
+	// start starts a filter reinjecting into a fresh port and returns its
+	// port and the reinjection port.
+	start := func() (filterPort, reinjectPort int) {
+		reinjectPort = harness.FreePort(t)
+		f := harness.Start(t, strings.ReplaceAll(proxyFilterConfig, "REINJECT", fmt.Sprint(reinjectPort)), "")
+		return f.Port, reinjectPort
+	}
+	front := func(sink *harness.Sink) string {
+		return fmt.Sprintf("relay_domains = relay.test\ntransport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n", sink.Port)
+	}
+
+	postfixSink, postgateSink := harness.StartSink(t), harness.StartSink(t)
+	fp, rp := start()
+	pf := harness.StartPostfixWith(t, front(postfixSink), fmt.Sprintf("PORT inet n - n - - smtpd\n  -o smtpd_proxy_filter=127.0.0.1:%d\n127.0.0.1:%d inet n - n - - smtpd\n", fp, rp))
+	fg, rg := start()
+	pg := harness.Start(t, front(postgateSink), fmt.Sprintf("127.0.0.1:PORT inet n - n - - smtpd\n  -o smtpd_proxy_filter=127.0.0.1:%d\n127.0.0.1:%d inet n - n - - smtpd\n", fg, rg))
+
+	want := dialog(pf.Addr, postfixSink, pf.Log)
+	got := dialog(pg.Addr, postgateSink, func() string { return pg.Log("") })
+	for _, v := range []struct {
+		what      string
+		got, want []string
+	}{{"replies", got.replies, want.replies}, {"proxy log lines", got.log, want.log}, {"messages at the sink", got.msgs, want.msgs}} {
+		if strings.Join(v.got, "\n") != strings.Join(v.want, "\n") || len(v.want) == 0 {
+			t.Errorf("%s, postgate:\n%s\nPostfix:\n%s", v.what, strings.Join(v.got, "\n"), strings.Join(v.want, "\n"))
+		}
+	}
+}
+
+var proxyLogRe = regexp.MustCompile(`/smtpd\[\d+\]: (proxy-(?:accept|reject): .*)`)
