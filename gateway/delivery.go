@@ -129,14 +129,18 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 	})
 	d := &delivery{route: new(atomic.Pointer[route.Resolver]), smtp: smtp, lmtp: lmtp}
 	d.route.Store(rt)
-	checks, err := newOutboundChecks(cfg, tables, "smtp", log)
+	smtpChecks, err := newOutboundChecks(cfg, tables, "smtp", log)
 	if err != nil {
 		return nil, err
 	}
-	st := smtpTransport{t: smtp, checks: checks}
+	lmtpChecks, err := newOutboundChecks(cfg, tables, "lmtp", log)
+	if err != nil {
+		return nil, err
+	}
+	st := smtpTransport{t: smtp, checks: smtpChecks}
 	transports := map[string]queue.Transport{
 		"smtp": st, "relay": st,
-		"lmtp":    smtpTransport{t: lmtp},
+		"lmtp":    smtpTransport{t: lmtp, checks: lmtpChecks},
 		"error":   errorTransport{},
 		"discard": discardTransport{},
 		"local":   localTransport{},
@@ -219,7 +223,7 @@ func (rt router) Route(ctx context.Context, rcpt string) (string, string, error)
 // smtpTransport adapts relay.SMTP to the queue manager.
 type smtpTransport struct {
 	t      *relay.SMTP
-	checks *outboundChecks // smtp_header_checks and the like (smtpchecks.go); nil for none
+	checks *outboundChecks // smtp_header_checks or lmtp_header_checks and the like (smtpchecks.go); nil for none
 }
 
 func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {

@@ -12,8 +12,8 @@ import (
 )
 
 // smtp_header_checks, smtp_mime_header_checks, smtp_nested_header_checks
-// and smtp_body_checks, as Postfix's smtp client applies them to what it
-// sends: the same tables and MIME walk as cleanup's checks (checks.go),
+// and smtp_body_checks (lmtp_* for the lmtp client), as Postfix's smtp
+// client applies them to what it sends: the same tables and MIME walk as cleanup's checks (checks.go),
 // limited to the actions that only edit the content or log (REPLACE,
 // PREPEND, STRIP, IGNORE, WARN, INFO, DUNNO, OK; others are logged as
 // unsupported and ignored), with no body_checks_size_limit and no MIME
@@ -24,7 +24,7 @@ import (
 // outboundChecks are a transport's content checks; nil when it has none.
 type outboundChecks struct {
 	checks contentChecks
-	prog   string // the transport's log name: "smtp"
+	prog   string // the transport's log name and parameter prefix: "smtp" or "lmtp"
 	log    *MailLog
 }
 
@@ -110,7 +110,7 @@ func (o *outboundChecks) apply(ctx context.Context, id string, stored io.Reader,
 func checksFailure(err error) queue.Result {
 	reason := "queue file read error: " + err.Error()
 	if errors.Is(err, errChecksLookup) {
-		reason = "local data error while applying smtp_header_checks or smtp_body_checks"
+		reason = "local data error while applying the header or body checks of the smtp client"
 	}
 	return queue.Result{Status: queue.StatusDeferred, DSN: "4.3.0", Reason: reason, Relay: "none"}
 }
