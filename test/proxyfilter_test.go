@@ -3,6 +3,9 @@ package test
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -285,3 +288,56 @@ func TestProxyFilterAgainstPostfix(t *testing.T) {
 }
 
 var proxyLogRe = regexp.MustCompile(`/smtpd\[\d+\]: (proxy-(?:accept|reject): .*)`)
+
+// TestProxyFilterUnix: smtpd_proxy_filter = unix:/path, with smtp-sink on
+// a unix socket as the filter: the client's reply at the end of DATA is
+// the filter's, and the filter got the message with our Received: header.
+func TestProxyFilterUnix(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "postgate-proxyunix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil { // smtp-sink writes its dumps as nobody
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "filter.sock")
+	args := []string{"-d", filepath.Join(dir, "%M.")}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "nobody")
+	}
+	sink := exec.Command(harness.Need(t, "smtp-sink", "postfix"), append(args, "unix:"+sock, "64")...)
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Process.Kill(); sink.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("smtp-sink did not listen on %s", sock)
+		}
+	}
+	gw := harness.Start(t, "smtpd_proxy_filter = unix:"+sock+"\n", "")
+	if code, text := sendThrough(t, gw.Addr, "a@src.test", "u@relay.test", "Subject: over unix\r\n\r\nx\r\n"); code != 250 || text != "2.0.0 Ok" {
+		t.Errorf("DATA: %d %s, want smtp-sink's 250 2.0.0 Ok", code, text)
+	}
+	var dump []byte
+	for deadline := time.Now().Add(10 * time.Second); len(dump) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.*"))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "Subject: over unix") {
+				dump = b
+			}
+		}
+	}
+	if !strings.Contains(string(dump), "Received: from client.test (unknown [127.0.0.5])\n\tby mx.gateway.test (postgate) with ESMTP\n\tfor <u@relay.test>;") {
+		t.Errorf("the filter got:\n%s", dump)
+	}
+	if n := len(queueJSON(t, gw)); n != 0 {
+		t.Errorf("%d messages queued", n)
+	}
+}
