@@ -429,23 +429,23 @@ func (s *session) proxyChunk(size int64, last bool) bool {
 
 // proxyEnd ends the message the client sent (n bytes): the end-of-data
 // restrictions, then the end of data to the filter, whose reply is the
-// client's.
+// client's (the generic one if the filter failed), logged as Postfix
+// logs it.
 func (s *session) proxyEnd(n int64) bool {
 	defer s.resetTransaction()
 	p := s.txn.proxy
 	s.txn.received = n
-	if p.failed {
-		s.reply(proxyFailed)
+	if !p.failed && s.svc.hasEndOfDataRestrictions && !s.passes("END-OF-MESSAGE", s.onlyRecipient(), s.check(restrictions.EndOfData, s.onlyRecipient())) {
 		return false
 	}
-	if s.svc.hasEndOfDataRestrictions && !s.passes("END-OF-MESSAGE", s.onlyRecipient(), s.check(restrictions.EndOfData, s.onlyRecipient())) {
-		return false
+	r := proxyFailed
+	if !p.failed {
+		if err := p.data.Close(); err != nil {
+			s.proxyBroken(err)
+		} else {
+			r, _ = s.proxyCmd("", 0)
+		}
 	}
-	if err := p.data.Close(); err != nil {
-		s.reply(s.proxyBroken(err))
-		return false
-	}
-	r, _ := s.proxyCmd("", 0)
 	what := "reject"
 	if r.Code/100 == 2 && !p.failed {
 		what = "accept"
