@@ -121,11 +121,9 @@ func (x proxyIO) Write(b []byte) (int, error) {
 // refuses the recipient, or nil.
 func (s *session) proxyRcpt() *rules.Reply {
 	if s.txn.proxy == nil {
-		p, r := s.proxyConnect()
-		if r != nil {
+		if r := s.proxyConnect(); r != nil {
 			return r
 		}
-		s.txn.proxy = p
 	}
 	if r, ok := s.proxyCmd(s.line, '2'); !ok {
 		return &r
@@ -133,23 +131,23 @@ func (s *session) proxyRcpt() *rules.Reply {
 	return nil
 }
 
-// proxyConnect connects to the filter and opens the transaction: greeting,
-// EHLO, XFORWARD, MAIL. On failure the connection is closed and the reply
-// is the client's.
-func (s *session) proxyConnect() (*proxyConn, *rules.Reply) {
+// proxyConnect connects to the filter (s.txn.proxy) and opens the
+// transaction: greeting, EHLO, XFORWARD, MAIL. On failure the connection
+// is closed and the reply is the client's.
+func (s *session) proxyConnect() *rules.Reply {
 	f := s.svc.proxy
 	d := net.Dialer{Timeout: f.timeout}
 	c, err := d.DialContext(s.ctx, f.network, f.addr)
 	if err != nil {
 		s.svc.log.Logf("smtpd", "warning: connect to proxy filter %s: %v", f.name, dialReason(err))
 		r := proxyFailed
-		return nil, &r
+		return &r
 	}
 	p := &proxyConn{f: f, c: c, line: s.svc.lineLimit}
 	p.r, p.w = bufio.NewReader(proxyIO{p}), bufio.NewWriter(proxyIO{p})
 	p.stop = context.AfterFunc(s.ctx, func() { c.Close() })
 	s.txn.proxy = p
-	fail := func(r rules.Reply, fake bool) (*proxyConn, *rules.Reply) {
+	fail := func(r rules.Reply, fake bool) *rules.Reply {
 		s.txn.proxy = nil
 		p.close()
 		// The client waits for a reply to MAIL or RCPT, not to a
@@ -157,7 +155,7 @@ func (s *session) proxyConnect() (*proxyConn, *rules.Reply) {
 		if fake {
 			r = proxyFailed
 		}
-		return nil, &r
+		return &r
 	}
 	if r, ok := s.proxyCmd("", '2'); !ok {
 		return fail(r, true)
@@ -174,7 +172,7 @@ func (s *session) proxyConnect() (*proxyConn, *rules.Reply) {
 	if r, ok := s.proxyCmd(s.txn.proxyMail, '2'); !ok {
 		return fail(r, false)
 	}
-	return p, nil
+	return nil
 }
 
 // dialReason is the system's reason of a failed connect, as Postfix's %m.
