@@ -70,3 +70,23 @@ always_bcc = journal@corp.test
 		}
 	}
 }
+
+// TestAutoBCCLookupError: a sender_bcc_maps table that cannot answer
+// refuses the message for now, as Postfix's cleanup does ("map lookup
+// problem -- message not accepted, try again later"), and queues nothing.
+func TestAutoBCCLookupError(t *testing.T) {
+	t.Parallel()
+	dead := harness.FreePort(t)
+	p := harness.Start(t, fmt.Sprintf("sender_bcc_maps = tcp:127.0.0.1:%d\n", dead), "")
+	code, text := sendThrough(t, p.Addr, "boss@src.test", "u@relay.test", "Subject: x\r\n\r\nx\r\n")
+	if code != 451 || text != "4.3.0 Error: queue file write error" {
+		t.Errorf("DATA with sender_bcc_maps failing: %d %s", code, text)
+	}
+	want := "sender_bcc_maps map lookup problem"
+	if log := p.Log(want); !strings.Contains(log, want) || !strings.Contains(log, "message not accepted, try again later") {
+		t.Errorf("log:\n%s", log)
+	}
+	if n := len(queueJSON(t, p)); n != 0 {
+		t.Errorf("%d messages queued", n)
+	}
+}
