@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -30,6 +31,7 @@ type contentChecks struct {
 	header, mime, nested, body []rules.Table
 	bodySizeLimit              int64 // 0: no limit
 	limits                     mimeLimits
+	prefix                     string // of the parameters' names: "smtp_" for the smtp client's
 }
 
 func (c *contentChecks) empty() bool {
@@ -54,9 +56,13 @@ type contentEdit struct {
 }
 
 // checkScan is one run of the checks over a message; it is the MIME
-// parser's handler.
+// parser's handler. It runs for a session receiving the message (s:
+// cleanup's checks), or for a delivery sending it (out: the smtp client's
+// smtp_header_checks and the like).
 type checkScan struct {
 	s       *session
+	out     *outboundScan
+	ctx     context.Context
 	c       *contentChecks
 	res     checkResult
 	stopped bool // REJECT, DISCARD, PASS, REDIRECT end the checks (CLEANUP_FLAG_FILTER_ALL)
@@ -69,9 +75,15 @@ type checkScan struct {
 // what the checks decided; an error is a lookup failure.
 func (s *session) runContentChecks(content io.ReaderAt, size int64) (checkResult, error) {
 	c := &s.svc.checks
-	sc := &checkScan{s: s, c: c, reportNesting: len(c.header)+len(c.mime)+len(c.nested) > 0}
-	p := newMIMEParser(c.limits, sc)
-	r := bufio.NewReaderSize(io.NewSectionReader(content, 0, size), 64<<10)
+	sc := &checkScan{s: s, ctx: s.ctx, c: c, reportNesting: len(c.header)+len(c.mime)+len(c.nested) > 0}
+	return sc.run(io.NewSectionReader(content, 0, size))
+}
+
+// run reads the content and returns what the checks decided; an error is
+// a lookup failure, or the content's own read error.
+func (sc *checkScan) run(content io.Reader) (checkResult, error) {
+	p := newMIMEParser(sc.c.limits, sc)
+	r := bufio.NewReaderSize(content, 64<<10)
 	var off int64
 	var long []byte // a line longer than the reader's buffer, whole
 	// After a decision the parse goes on only to find a nesting error,
@@ -85,6 +97,9 @@ func (s *session) runContentChecks(content io.ReaderAt, size int64) (checkResult
 				long = append(long, line...)
 			}
 			line = long
+		}
+		if err != nil && err != io.EOF {
+			return sc.res, err
 		}
 		if len(line) == 0 {
 			break
@@ -106,12 +121,12 @@ func (s *session) runContentChecks(content io.ReaderAt, size int64) (checkResult
 }
 
 func (sc *checkScan) mimeHeader(block mimeBlock, key string, raw []byte, off int64) error {
-	tables, param := sc.c.header, "header_checks"
+	tables, param := sc.c.header, sc.c.prefix+"header_checks"
 	switch {
 	case block == mimeMultipart || isMIMEHeader(key):
-		tables, param = sc.c.mime, "mime_header_checks"
+		tables, param = sc.c.mime, sc.c.prefix+"mime_header_checks"
 	case block == mimeNested:
-		tables, param = sc.c.nested, "nested_header_checks"
+		tables, param = sc.c.nested, sc.c.prefix+"nested_header_checks"
 	}
 	return sc.lookup(tables, param, "header", key, raw, off)
 }
@@ -120,13 +135,13 @@ func (sc *checkScan) mimeBody(text, raw []byte, off, bodyOff int64) error {
 	if len(text) == 0 || len(sc.c.body) == 0 || sc.c.bodySizeLimit > 0 && bodyOff >= sc.c.bodySizeLimit {
 		return nil
 	}
-	return sc.lookup(sc.c.body, "body_checks", "body", string(text), raw, off)
+	return sc.lookup(sc.c.body, sc.c.prefix+"body_checks", "body", string(text), raw, off)
 }
 
 // mimeNesting rejects the message, as Postfix's cleanup does for a MIME
 // error, and logs it when it is found.
 func (sc *checkScan) mimeNesting(header string) {
-	if !sc.reportNesting {
+	if !sc.reportNesting || sc.s == nil {
 		return
 	}
 	s := sc.s
@@ -152,9 +167,14 @@ func (sc *checkScan) lookup(tables []rules.Table, param, context, key string, ra
 		return nil
 	}
 	for _, t := range tables {
-		v, found, err := t.Lookup(sc.s.ctx, key)
-		if err != nil {
-			sc.s.svc.log.Logf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later: %v", sc.s.txn.id, param, err)
+		v, found, err := t.Lookup(sc.ctx, key)
+		switch {
+		case err != nil && sc.out != nil:
+			sc.out.lookupFailed = true
+			sc.warnf("%s: %s %s checks lookup error: %v", sc.out.id, sc.out.prog, context, err)
+			return err
+		case err != nil:
+			sc.warnf("%s: %s map lookup problem -- message not accepted, try again later: %v", sc.s.txn.id, param, err)
 			return err
 		}
 		if found {
@@ -171,6 +191,12 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 	if i := strings.IndexAny(value, " \t"); i >= 0 {
 		cmd, text = value[:i], strings.TrimLeft(value[i:], " \t")
 	}
+	if sc.out != nil && !deliverySafe[strings.ToUpper(cmd)] {
+		// The smtp client can only edit what it sends (Postfix's
+		// header_body_checks without call-backs for other actions).
+		sc.warnf("unsupported command in %s map: %s", param, value)
+		return
+	}
 	log := func(what, text string) { sc.logAction(what, context, key, text) }
 	drop := contentEdit{off: off, n: int64(len(raw))}
 	res := &sc.res
@@ -182,7 +208,7 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 			if dsn, _ := rules.SplitDSN(text); dsn == "" {
 				reason = "5.7.1 " + text
 			} else if dsn[0] != '4' && dsn[0] != '5' {
-				sc.s.svc.log.Logf("cleanup", "warning: bad DSN action in %s -- need 4.x.x or 5.x.x", text)
+				sc.warnf("bad DSN action in %s -- need 4.x.x or 5.x.x", text)
 				reason = "4" + reason[1:]
 			}
 		}
@@ -200,7 +226,7 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 		log("info", text)
 	case "FILTER":
 		if !strings.Contains(text, ":") {
-			sc.s.svc.log.Logf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, param)
+			sc.warnf("bad FILTER command %s in %s -- need transport:destination", text, param)
 			return
 		}
 		log("filter", text)
@@ -219,9 +245,9 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 	case "PREPEND":
 		switch {
 		case text == "":
-			sc.s.svc.log.Logf("cleanup", "warning: PREPEND action without text in %s map", param)
+			sc.warnf("PREPEND action without text in %s map", param)
 		case context == "header" && headerNameLen([]byte(text)) == 0:
-			sc.s.svc.log.Logf("cleanup", "warning: bad PREPEND header text \"%s\" in %s map -- need \"headername: headervalue\"", text, param)
+			sc.warnf("bad PREPEND header text \"%s\" in %s map -- need \"headername: headervalue\"", text, param)
 		default:
 			log("prepend", text)
 			res.edits = append(res.edits, contentEdit{off: off, insert: []byte(text + "\r\n")})
@@ -229,9 +255,9 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 	case "REPLACE":
 		switch {
 		case text == "":
-			sc.s.svc.log.Logf("cleanup", "warning: REPLACE action without text in %s map", param)
+			sc.warnf("REPLACE action without text in %s map", param)
 		case context == "header" && headerNameLen([]byte(text)) == 0:
-			sc.s.svc.log.Logf("cleanup", "warning: bad REPLACE header text \"%s\" in %s map -- need \"headername: headervalue\"", text, param)
+			sc.warnf("bad REPLACE header text \"%s\" in %s map -- need \"headername: headervalue\"", text, param)
 		default:
 			log("replace", text)
 			drop.insert = []byte(text + "\r\n")
@@ -239,14 +265,14 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 		}
 	case "REDIRECT":
 		if !strings.Contains(text, "@") {
-			sc.s.svc.log.Logf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, param)
+			sc.warnf("bad REDIRECT target \"%s\" in %s map -- need user@domain", text, param)
 			return
 		}
 		log("redirect", text)
 		res.redirect, sc.stopped = text, true
 	case "BCC":
 		if !strings.Contains(text, "@") {
-			sc.s.svc.log.Logf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, param)
+			sc.warnf("bad BCC address \"%s\" in %s map -- need user@domain", text, param)
 			return
 		}
 		log("bcc", text)
@@ -258,13 +284,31 @@ func (sc *checkScan) act(param, context, key, value string, raw []byte, off int6
 		res.edits = append(res.edits, drop)
 	case "DUNNO", "OK":
 	default:
-		sc.s.svc.log.Logf("cleanup", "warning: unknown command in %s map: %s", param, value)
+		sc.warnf("unknown command in %s map: %s", param, value)
 	}
+}
+
+// deliverySafe are the actions the smtp client's checks take (Postfix's
+// hbc_action): those that only edit the content or log.
+var deliverySafe = map[string]bool{"WARN": true, "INFO": true, "REPLACE": true, "PREPEND": true,
+	"STRIP": true, "IGNORE": true, "DUNNO": true, "OK": true}
+
+// warnf logs a warning of the checks: cleanup's, or the smtp client's.
+func (sc *checkScan) warnf(format string, args ...any) {
+	if sc.out != nil {
+		sc.out.log.Logf(sc.out.prog, "warning: "+format, args...)
+		return
+	}
+	sc.s.svc.log.Logf("cleanup", "warning: "+format, args...)
 }
 
 // logAction writes cleanup's line for an action:
 // "ID: reject: header Subject: x from name[addr]; from=<> to=<> proto=ESMTP helo=<h>: text".
 func (sc *checkScan) logAction(what, context, content, text string) {
+	if sc.out != nil {
+		sc.out.logAction(what, context, content, text)
+		return
+	}
 	s := sc.s
 	if len(content) > 200 {
 		content = content[:200]

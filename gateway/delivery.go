@@ -100,10 +100,18 @@ func newDelivery(cfg *config.Config, rt *route.Resolver, resolver relay.Resolver
 		return nil, err
 	}
 	d := &delivery{route: routes, smtp: smtp, lmtp: lmtp}
-	st := smtpTransport{smtp}
+	smtpChecks, err := newOutboundChecks(cfg, tables, "smtp", log)
+	if err != nil {
+		return nil, err
+	}
+	lmtpChecks, err := newOutboundChecks(cfg, tables, "lmtp", log)
+	if err != nil {
+		return nil, err
+	}
+	st := smtpTransport{t: smtp, checks: smtpChecks}
 	transports := map[string]queue.Transport{
 		"smtp": st, "relay": st,
-		"lmtp":    smtpTransport{lmtp},
+		"lmtp":    smtpTransport{t: lmtp, checks: lmtpChecks},
 		"error":   errorTransport{},
 		"discard": discardTransport{},
 		"local":   localTransport{},
@@ -216,7 +224,10 @@ func (rt router) RouteFrom(ctx context.Context, sender, rcpt string) (string, st
 }
 
 // smtpTransport adapts relay.SMTP to the queue manager.
-type smtpTransport struct{ t *relay.SMTP }
+type smtpTransport struct {
+	t      *relay.SMTP
+	checks *outboundChecks // smtp_header_checks or lmtp_header_checks and the like (smtpchecks.go); nil for none
+}
 
 func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Result {
 	content, err := d.Content()
@@ -224,14 +235,18 @@ func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.R
 		return all(d, queue.Result{Status: queue.StatusDeferred, DSN: "4.3.0", Reason: "queue file read error: " + err.Error(), Relay: "none"})
 	}
 	defer content.Close()
+	body, size, err := s.checks.apply(ctx, d.ID, content, d.Size)
+	if err != nil {
+		return all(d, checksFailure(err))
+	}
 	m := &relay.Message{
 		QueueID: d.ID,
 		Nexthop: d.Nexthop,
 		Sender:  d.Envelope.Sender,
 		RET:     d.Envelope.RET,
 		EnvID:   d.Envelope.EnvID,
-		Size:    d.Size,
-		Content: content,
+		Size:    size,
+		Content: body,
 	}
 	for _, i := range d.Rcpts {
 		r := d.Envelope.Recipients[i]

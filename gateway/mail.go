@@ -76,7 +76,10 @@ func (s *session) mail(args []command.Token) bool {
 		s.reply(needSMTPUTF8)
 		return false
 	}
-	if free, ok := s.svc.store.Space(s.svc.messageSizeLimit); !ok {
+	if s.svc.proxy != nil {
+		// The filter's listener queues the mail, and checks its space.
+		s.txn.proxyMail = s.line
+	} else if free, ok := s.svc.store.Space(s.svc.messageSizeLimit); !ok {
 		// Postfix's smtpd_check_queue, the last check: its reject line
 		// has no from=<...>, the sender not being taken yet.
 		s.resetTransaction()
@@ -215,7 +218,12 @@ func (s *session) rcpt(args []command.Token) bool {
 	if !s.milterRcpt(to, args[3:]) {
 		return false
 	}
-	if s.txn.id == "" {
+	if s.svc.proxy != nil {
+		if r := s.proxyRcpt(); r != nil {
+			s.reply(*r)
+			return false
+		}
+	} else if s.txn.id == "" {
 		// Postfix assigns the queue ID at the first accepted recipient.
 		s.txn.id = s.svc.store.NewID()
 		s.svc.log.Logf("smtpd", "%s: client=%s%s", s.txn.id, s.client, s.saslLog())

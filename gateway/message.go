@@ -21,7 +21,8 @@ import (
 
 // bdatState is a message arriving in BDAT chunks.
 type bdatState struct {
-	msg     *assembly
+	msg     *assembly // nil before a proxy filter (proxyfilter.go)
+	proxied int64     // the bytes relayed to the proxy filter
 	arrival time.Time
 }
 
@@ -45,6 +46,9 @@ func (s *session) data(args []command.Token) bool {
 	if r := s.checkData(); r != nil {
 		s.reply(*r)
 		return false
+	}
+	if s.svc.proxy != nil {
+		return s.proxyData()
 	}
 	s.reply(rules.Reply{Code: 354, Text: "End data with <CR><LF>.<CR><LF>"})
 	s.where = "DATA content"
@@ -129,18 +133,29 @@ func (s *session) bdat(args []command.Token) bool {
 		if r := s.checkData(); r != nil {
 			return s.skipChunk(size, last, *r)
 		}
+		if s.svc.proxy != nil {
+			if r := s.proxyBegin(); r != nil {
+				return s.skipChunk(size, last, *r)
+			}
+		}
 	}
 	received := int64(0)
 	if s.txn.bdat != nil {
-		received = s.txn.bdat.msg.raw
+		received = s.txn.bdat.received()
 	}
 	if limit := s.svc.messageSizeLimit; limit > 0 && received > limit-size {
 		s.svc.log.Logf("smtpd", "warning: %s: BDAT request from %s exceeds message size limit", s.idOrNoqueue(), s.client)
 		return s.skipChunk(size, last, rules.Reply{Code: 552, DSN: "5.3.4", Text: "Chunk exceeds message size limit"})
 	}
-	if s.txn.bdat == nil {
+	switch {
+	case s.txn.bdat == nil && s.svc.proxy != nil:
+		s.txn.bdat = &bdatState{arrival: time.Now()}
+	case s.txn.bdat == nil:
 		arrival := time.Now()
 		s.txn.bdat = &bdatState{msg: s.newAssembly(arrival), arrival: arrival}
+	}
+	if s.svc.proxy != nil {
+		return s.proxyChunk(size, last)
 	}
 	b := s.txn.bdat
 	s.where = "BDAT content"
@@ -411,8 +426,10 @@ func (s *session) appendReceived(b []byte, now time.Time) []byte {
 	b = append(b, s.svc.mailName...)
 	b = append(b, ") with "...)
 	b = append(b, s.receivedProto(proto)...)
-	b = append(b, " id "...)
-	b = append(b, s.txn.id...)
+	if s.txn.id != "" { // none before a proxy filter, as Postfix
+		b = append(b, " id "...)
+		b = append(b, s.txn.id...)
+	}
 	if len(s.txn.rcpts) == 1 {
 		b = append(b, "\r\n\tfor <"...)
 		b = append(b, s.txn.rcpts[0].Addr...)
@@ -445,7 +462,11 @@ func (s *session) rewriteEnvelope(env *queue.Envelope) bool {
 			}
 		}
 	}()
-	if err := s.canonicalEnvelope(env, warn); err != nil {
+	err := s.canonicalEnvelope(env, warn)
+	if err == nil {
+		err = s.addAutoBCC(env, warn)
+	}
+	if err != nil {
 		warn("%v -- message not accepted, try again later", err)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Error: queue file write error"})
 		return false

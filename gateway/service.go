@@ -84,6 +84,7 @@ type service struct {
 	checks                   contentChecks
 	virtual                  virtualAliases
 	canonical                *canonical
+	bcc                      autoBCC        // sender_bcc_maps, recipient_bcc_maps, always_bcc (bcc.go)
 	auth                     *authenticator // nil: no DKIM, DMARC (auth.go)
 	contentFilter            string         // content_filter: transport:destination, "" for none
 	queueMinFree             int64          // queue_minfree, for MAIL SIZE=
@@ -101,6 +102,7 @@ type service struct {
 	proxyTimeout time.Duration
 	milters      *milterConfig
 	tls          *serverTLS
+	proxy        *proxyFilter // smtpd_proxy_filter (proxyfilter.go), nil for none
 }
 
 type bareLFMode int
@@ -357,6 +359,12 @@ func buildService(cfg, stressed *config.Config, svc config.Service, tables *tabl
 		return nil, nil, paramError(cfg, "inet_interfaces", err)
 	}
 	if s.canonical, err = newCanonical(cfg, tables, rt, mynetworks, inetInterfaces); err != nil {
+		return nil, nil, err
+	}
+	if s.bcc, err = newAutoBCC(cfg, tables); err != nil {
+		return nil, nil, err
+	}
+	if s.proxy, err = newProxyFilter(cfg, tables.warn); err != nil {
 		return nil, nil, err
 	}
 	if s.auth, err = newAuthenticator(cfg, tables, dns, mynetworks, inetInterfaces); err != nil {
@@ -655,7 +663,8 @@ func receiveOverrides(cfg *config.Config) (map[string]bool, error) {
 // no_header_body_checks the header, MIME-header, nested-header and body
 // checks; no_milters the milters; no_address_mappings canonical mapping
 // and virtual and local alias expansion (the headers are still
-// qualified). no_unknown_recipient_checks was applied to the restrictions.
+// qualified), and automatic BCC recipients. no_unknown_recipient_checks
+// was applied to the restrictions.
 func (s *service) applyOverrides(o map[string]bool) {
 	if o["no_header_body_checks"] {
 		s.checks.header, s.checks.mime, s.checks.nested, s.checks.body = nil, nil, nil, nil
@@ -666,5 +675,6 @@ func (s *service) applyOverrides(o map[string]bool) {
 	if o["no_address_mappings"] {
 		s.canonical.sender.tables, s.canonical.recipient.tables, s.canonical.common.tables = nil, nil, nil
 		s.virtual.maps, s.virtual.aliases = nil, nil
+		s.bcc = autoBCC{}
 	}
 }

@@ -70,6 +70,10 @@ type session struct {
 	local     bool
 	lastReply *rules.Reply
 
+	// line is the command line being handled, as received (up to a NUL):
+	// smtpd_proxy_filter forwards MAIL and RCPT commands as they came.
+	line string
+
 	tls    *tlsSession      // nil until STARTTLS succeeded
 	checks restrictions.Txn // defer_if_permit and HOLD/DISCARD state across stages
 	txn    transaction
@@ -144,6 +148,10 @@ type transaction struct {
 	// Milters: the MAIL event was sent (an ABORT ends the transaction),
 	// and a milter asked to hold or discard the message.
 	milterMail, milterHold, milterDiscard bool
+	// smtpd_proxy_filter (proxyfilter.go): the MAIL command to forward,
+	// and the connection to the filter from the first accepted RCPT.
+	proxyMail string
+	proxy     *proxyConn
 }
 
 // NewHandlerSession starts the session of an accepted connection.
@@ -273,6 +281,7 @@ func (s *session) command(line smtp.CommandLine) {
 	if i := strings.IndexByte(text, 0); i >= 0 {
 		text = text[:i]
 	}
+	s.line = text
 	if s.svc.smtputf8 && !utf8.ValidString(text) {
 		s.reply(rules.Reply{Code: 500, DSN: "5.5.2", Text: "Error: bad UTF-8 syntax"})
 		s.unknownCommand()
@@ -577,11 +586,14 @@ func (s *session) logEvents(stage, rcpt string, v restrictions.Verdict) {
 // resetTransaction ends the mail transaction (RSET, HELO/EHLO, the end of
 // a message, a refused MAIL).
 func (s *session) resetTransaction() {
-	if s.txn.bdat != nil {
+	if s.txn.bdat != nil && s.txn.bdat.msg != nil {
 		s.txn.bdat.msg.release()
 	}
 	if s.txn.milterMail {
 		s.milters.Abort()
+	}
+	if s.txn.proxy != nil {
+		s.txn.proxy.close()
 	}
 	rcpts := s.txn.rcpts[:0]
 	s.txn = transaction{rcpts: rcpts}
