@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"golang.org/x/sys/unix"
 
 	"postgate/test/harness"
 )
@@ -78,20 +75,9 @@ func BenchmarkRelayVsPostfix(b *testing.B) {
 
 func relayVsPostfix(b *testing.B, servers []server) { relayMessages(b, servers, 20000) }
 
-// pin, when set, gives the servers CPU 0 and everything else (smtp-source,
-// the sinks, this process) CPU 1, so that a server's rate is what it can
-// serve on one core, as when its clients are other machines. Unpinned, the
-// load generator takes its share of the same cores, and the faster server
-// pays more for it (smtp-source and the sink cost about 300 µs of CPU per
-// message here, more than half of what postgate costs).
-var pin = flag.Bool("pin", false, "run the servers on CPU 0 and the load generator and sinks on CPU 1")
-
 // relayMessages is relayVsPostfix with a number of messages per shape.
 func relayMessages(b *testing.B, servers []server, messages int) {
 	source := harness.Need(b, "smtp-source", "postfix")
-	if *pin {
-		pinCPUs(b, servers)
-	}
 	shapes := []struct {
 		name string
 		args []string
@@ -297,29 +283,6 @@ func (s server) waitSink(b *testing.B, want int, since time.Time) time.Time {
 	b.Fatalf("%s: sink counted %d of %d messages after %v; maillog tail:\n%s",
 		s.name, s.sink.n.Load(), want, time.Since(since), log)
 	return time.Time{}
-}
-
-// pinCPUs applies -pin: every thread of each server's process tree to CPU
-// 0 (processes a server starts later inherit it), every thread of this
-// process to CPU 1 (smtp-source, started from it, inherits that).
-func pinCPUs(b *testing.B, servers []server) {
-	set := func(pid, cpu int) {
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, t := range tasks {
-			tid, _ := strconv.Atoi(t.Name())
-			var cs unix.CPUSet
-			cs.Set(cpu)
-			if err := unix.SchedSetaffinity(tid, &cs); err != nil && !errors.Is(err, unix.ESRCH) {
-				b.Fatalf("pin thread %d of %d to CPU %d: %v", tid, pid, cpu, err)
-			}
-		}
-	}
-	for _, s := range servers {
-		for _, pid := range harness.ProcessTree(s.root) {
-			set(pid, 0)
-		}
-	}
-	set(os.Getpid(), 1)
 }
 
 // treeCPU is the CPU seconds (user+system) used so far by root's process
