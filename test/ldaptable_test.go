@@ -61,19 +61,12 @@ virtual_alias_maps = %s
 smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
 `, ad, groups)+routes("example.test", sink), "")
 
-	for _, c := range []struct{ key, table, want string }{
+	expectMapAnswers(t, []mapAnswer{
 		{"user@example.test", ad, "primary@example.test\n"},
 		{"Primary@Example.TEST", ad, "primary@example.test\n"},
 		{"team@example.test", groups, "primary@example.test,other@example.test\n"},
 		{"user@example.test", plain, "SMTP:Primary@example.test,smtp:user@example.test,X500:/o=Example/ou=people/cn=user\n"},
-	} {
-		if out, errOut, code := mapQuery(t, c.key, c.table); out != c.want || code != 0 {
-			t.Errorf("map -q %s %s: %q (exit %d, %s), want %q", c.key, c.table, out, code, errOut, c.want)
-		}
-	}
-	if out, errOut, code := mapQuery(t, "nobody@example.test", ad); out != "" || code != 1 || errOut != "" {
-		t.Errorf("map -q of a missing key: %q, exit %d, %s", out, code, errOut)
-	}
+	}, mapAnswer{key: "nobody@example.test", table: ad})
 
 	c := harness.Dial(t, p.Addr, "")
 	c.Expect(250, "EHLO client.test")
@@ -130,4 +123,22 @@ func mapQuery(t *testing.T, key, table string) (string, string, int) {
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.Run()
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+}
+
+// mapAnswer is what `postgate map -q key table` prints: want, or for a
+// key the table lacks, nothing.
+type mapAnswer struct{ key, table, want string }
+
+// expectMapAnswers checks each answer (exit 0), then that missing gets no
+// output, no error and exit 1, as postmap -q answers a missing key.
+func expectMapAnswers(t *testing.T, answers []mapAnswer, missing mapAnswer) {
+	t.Helper()
+	for _, c := range answers {
+		if out, errOut, code := mapQuery(t, c.key, c.table); out != c.want || code != 0 {
+			t.Errorf("map -q %s %s: %q (exit %d, %s), want %q", c.key, c.table, out, code, errOut, c.want)
+		}
+	}
+	if out, errOut, code := mapQuery(t, missing.key, missing.table); out != "" || code != 1 || errOut != "" {
+		t.Errorf("map -q of a missing key %s: %q, exit %d, %s", missing.key, out, code, errOut)
+	}
 }
