@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -520,7 +519,7 @@ func (s *session) request(rcpt string) *restrictions.Request {
 // smtpd does for policy servers: pid, time and a per-session counter, in hex.
 func (s *session) beginInstance() {
 	now := time.Now()
-	s.txn.instance = fmt.Sprintf("%x.%x.%x.%x", os.Getpid(), now.Unix(), now.Nanosecond()/1000, s.seqno)
+	s.txn.instance = fmt.Sprintf("%x.%x.%x.%x", s.svc.log.pid, now.Unix(), now.Nanosecond()/1000, s.seqno)
 	s.seqno++
 }
 

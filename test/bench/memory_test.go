@@ -32,7 +32,7 @@ func BenchmarkMemoryBigMessages(b *testing.B) {
 			"message_size_limit = 10240000\n"+limit.main, "")
 		pid := p.Pid()
 		idle := treePSS(pid)
-		peak := samplePSS(pid)
+		peak := samplePSS(pid, 250*time.Millisecond)
 		var wg sync.WaitGroup
 		errs := make(chan error, clients)
 		for range clients {
