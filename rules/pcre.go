@@ -41,8 +41,11 @@ func openPCRE(_, name string, o OpenOptions) (Table, error) {
 // hold a session or a cleanup worker. Postfix relies on PCRE2's match
 // limit and then treats the rule as not matching; here the lookup fails
 // instead, which callers turn into a temporary failure: a check that could
-// not be evaluated must not quietly let the mail through.
-const pcreTimeout = 100 * time.Millisecond
+// not be evaluated must not quietly let the mail through. The bound is
+// wall-clock time (regexp2 has no step count like PCRE2's match limit), so
+// it is long enough that a busy machine descheduling the matcher does not
+// trip it: about what PCRE2's default match limit allows a bad pattern.
+const pcreTimeout = time.Second
 
 // pcreStackSlots bounds the backtracking stack of one match (8 bytes a
 // slot). regexp2's default, 100,000, fails common patterns such as

@@ -470,7 +470,7 @@ func TestPCRETimeout(t *testing.T) {
 	tb := openPCREText(t, "/^x/ X\nif /^Subject:/\n/^Subject: (a+)+$/ evil\nendif")
 	key := "Subject: " + strings.Repeat("a", 40) + "!"
 	_, _, err := tb.Lookup(context.Background(), key)
-	if err == nil || !strings.Contains(err.Error(), ", line 3: match not decided within 100ms") {
+	if err == nil || !strings.Contains(err.Error(), ", line 3: match not decided within 1s") {
 		t.Fatalf("Lookup error = %v, want a timeout at line 3", err)
 	}
 	if strings.Contains(err.Error(), key) {
