@@ -426,6 +426,8 @@ var paramTable = append([]param{
 	str("always_bcc", ""),
 	list("local_header_rewrite_clients", "permit_inet_interfaces"),
 	str("remote_header_rewrite_domain", ""),
+	boolean("always_add_missing_headers", "no"),
+	str("undisclosed_recipients_header", ""),
 	later(list("virtual_maps", "")),
 	list("virtual_mailbox_domains", "$virtual_mailbox_maps"),
 	later(list("virtual_mailbox_maps", "")),
