@@ -471,10 +471,13 @@ func (s *session) rewriteEnvelope(env *queue.Envelope) bool {
 	warn := func(format string, args ...any) {
 		s.svc.log.Logf("cleanup", "warning: %s: %s", s.txn.id, fmt.Sprintf(format, args...))
 	}
-	// Each recipient remembers the address it was received as; expansion
-	// copies it to every address an alias gives.
+	// Each recipient remembers the address it was received as (pickup's
+	// before it was qualified); expansion copies it to every address an
+	// alias gives.
 	for i := range env.Recipients {
-		env.Recipients[i].Orig = env.Recipients[i].Addr
+		if r := &env.Recipients[i]; r.Orig == "" {
+			r.Orig = r.Addr
+		}
 	}
 	defer func() {
 		for i := range env.Recipients {

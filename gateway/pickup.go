@@ -92,7 +92,9 @@ func (svc *service) pickup(ctx context.Context, path string, uid int) {
 	s.txn.sender = qualify(d.Sender, svc.virtual.myorigin)
 	s.txn.fullName = d.FullName
 	for _, r := range d.Recipients {
-		s.txn.rcpts = append(s.txn.rcpts, queue.Recipient{Addr: qualify(r, svc.virtual.myorigin)})
+		// Postfix's cleanup keeps the address as submitted as the
+		// original recipient (orig_to=, ORCPT).
+		s.txn.rcpts = append(s.txn.rcpts, queue.Recipient{Addr: qualify(r, svc.virtual.myorigin), Orig: r})
 	}
 	s.txn.active = true
 	if uid < 0 {
