@@ -267,13 +267,18 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup error"})
 		return false
 	}
-	if (domain != "" || s.svc.canonical.alwaysAddHeaders) && msg.spoolErr == nil {
-		// Added before the rewriting, as the From: made from the envelope
+	if msg.spoolErr == nil {
+		// Before the rewriting, as the From: made from the envelope
 		// sender is then written as the canonical sender.
 		content, size := msg.content()
-		seen, end := seeHeaders(content, size)
-		if add := s.missingHeaders(seen, arrival, s.txn.fullName); len(add) > 0 {
-			msg = s.reassemble(msg, []contentEdit{{off: end, insert: add}})
+		seen, end, edits := cleanupHeaders(content, size, s.svc.canonical.dropHeaders)
+		if domain != "" || s.svc.canonical.alwaysAddHeaders {
+			if add := s.missingHeaders(seen, arrival, s.txn.fullName); len(add) > 0 {
+				edits = append(edits, contentEdit{off: end, insert: add})
+			}
+		}
+		if len(edits) > 0 {
+			msg = s.reassemble(msg, edits)
 			defer msg.release()
 		}
 	}

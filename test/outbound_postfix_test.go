@@ -204,3 +204,47 @@ func smtpActions(log string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestMissingHeadersAgainstPostfix: with always_add_missing_headers and
+// undisclosed_recipients_header, messages from outside get cleanup's
+// missing headers from the real Postfix and from postgate alike: all of
+// them, the Resent- ones for a message with a Resent- header, the
+// undisclosed recipients header for one with only a Bcc:, and none for
+// one that has them all. The messages at the sinks are compared.
+func TestMissingHeadersAgainstPostfix(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"bare":     "Subject: bare\r\n\r\nbody\r\n",
+		"resent":   "Subject: resent\r\nFrom: a@src.test\r\nTo: b@corp.test\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nMessage-ID: <r@src.test>\r\nResent-To: c@corp.test\r\n\r\nbody\r\n",
+		"bcc":      "Subject: bcc\r\nBcc: d@corp.test\r\n\r\nbody\r\n",
+		"complete": "Subject: complete\r\nFrom: a@src.test\r\nCc: b@corp.test\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nMessage-ID: <c@src.test>\r\n\r\nbody\r\n",
+	}
+	run := func(start func(string) string, sink *harness.Sink) map[string]string {
+		addr := start("myhostname = mx.gateway.test\nrelay_domains = corp.test\nalways_add_missing_headers = yes\n" +
+			"undisclosed_recipients_header = To: undisclosed-recipients:;\n" + rejectUnauth + routes("corp.test", sink))
+		for name, msg := range cases {
+			if code, text := sendThrough(t, addr, "s@src.test", "u@corp.test", msg); code != 250 {
+				t.Fatalf("%s at %s: %d %s", name, addr, code, text)
+			}
+		}
+		out := map[string]string{}
+		for _, dump := range sink.WaitMessages(len(cases), 30*time.Second) {
+			_, msg := harness.SinkBody(dump)
+			if m := subjectRe.FindStringSubmatch(msg); m != nil {
+				out[m[1]] = comparable(msg)
+			}
+		}
+		return out
+	}
+	postfixSink, postgateSink := harness.StartSink(t), harness.StartSink(t)
+	want := run(func(cf string) string { return harness.StartPostfix(t, cf).Addr }, postfixSink)
+	got := run(func(cf string) string { return harness.Start(t, cf, "").Addr }, postgateSink)
+	for name := range cases {
+		if got[name] != want[name] || want[name] == "" {
+			t.Errorf("%s: postgate relayed\n%s\nPostfix\n%s", name, got[name], want[name])
+		}
+	}
+	if !strings.Contains(want["bare"], "Message-Id: <YYYYMMDDHHMMSS.QUEUEID@mx.gateway.test>\nDate: DATE\nFrom: s@src.test\nTo: undisclosed-recipients:;\n") {
+		t.Errorf("Postfix did not add the headers to the bare message:\n%s", want["bare"])
+	}
+}

@@ -427,6 +427,7 @@ var paramTable = append([]param{
 	list("local_header_rewrite_clients", "permit_inet_interfaces"),
 	str("remote_header_rewrite_domain", ""),
 	boolean("always_add_missing_headers", "no"),
+	list("message_drop_headers", "bcc, content-length, resent-bcc, return-path"),
 	str("undisclosed_recipients_header", ""),
 	later(list("virtual_maps", "")),
 	list("virtual_mailbox_domains", "$virtual_mailbox_maps"),

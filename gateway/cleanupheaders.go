@@ -10,7 +10,9 @@ import (
 	"postgate/rules/tok822"
 )
 
-// Missing headers, as Postfix's cleanup adds them
+// Cleanup's own work on a message's primary header block, as Postfix's
+// cleanup does it after the header checks: it removes the headers named in
+// message_drop_headers (cleanup_header_callback), and adds missing ones
 // (cleanup_header_done_callback): in a header rewriting context (a local
 // client, local mail, or remote_header_rewrite_domain set) or with
 // always_add_missing_headers, a message whose header block lacks them gets
@@ -27,14 +29,21 @@ type headersSeen struct {
 	resentMessageID, resentDate, resentFrom bool
 }
 
-// seeHeaders scans content's header block, after the header checks, as
-// cleanup counts headers_seen, and returns the offset where it ends.
-func seeHeaders(content io.ReaderAt, size int64) (headersSeen, int64) {
+// cleanupHeaders scans content's header block, after the header checks,
+// as cleanup counts headers_seen. It returns what it saw, the offset where
+// the block ends, and the edits that remove the headers named in
+// message_drop_headers (they still count as seen, as in Postfix).
+func cleanupHeaders(content io.ReaderAt, size int64, drop map[string]bool) (headersSeen, int64, []contentEdit) {
 	var h headersSeen
 	var end int64
+	var edits []contentEdit
 	eachHeader(content, size, func(raw []byte, off int64) bool {
 		end = off + int64(len(raw))
-		switch strings.ToLower(string(raw[:addrheader.NameLen(raw)])) {
+		name := strings.ToLower(string(raw[:addrheader.NameLen(raw)]))
+		if drop[name] {
+			edits = append(edits, contentEdit{off: off, n: int64(len(raw))})
+		}
+		switch name {
 		case "message-id":
 			h.messageID = true
 		case "date":
@@ -56,7 +65,7 @@ func seeHeaders(content io.ReaderAt, size int64) (headersSeen, int64) {
 		}
 		return true
 	})
-	return h, end
+	return h, end, edits
 }
 
 // missingHeaders are the header lines cleanup adds to a message with the

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestMissingHeaders(t *testing.T) {
 			canonical: &canonical{undisclosed: c.undisclosed, longQueueIDs: c.long}}}
 		s.txn.id, s.txn.sender = "ID", c.sender
 		content := c.header + "\r\nbody\r\n"
-		seen, end := seeHeaders(strings.NewReader(content), int64(len(content)))
+		seen, end, _ := cleanupHeaders(strings.NewReader(content), int64(len(content)), nil)
 		if end != int64(len(c.header)) {
 			t.Errorf("%s: header block ends at %d, want %d", c.name, end, len(c.header))
 		}
@@ -49,5 +50,21 @@ func TestMissingHeaders(t *testing.T) {
 	log.Close() // writes what it holds
 	if !strings.Contains(out.String(), `warning: bad undisclosed_recipients_header header text "undisclosed" -- need "headername: headervalue"`) {
 		t.Errorf("no warning about the bad header text:\n%s", out.String())
+	}
+}
+
+// TestDropHeaders: the headers of message_drop_headers leave the primary
+// header block (any case, folded or not) and still count as seen; a
+// nested message's stay.
+func TestDropHeaders(t *testing.T) {
+	content := "Subject: a\r\nBCC: x@y\r\n z@y\r\nResent-Bcc: w@y\r\nReturn-Path: <r@y>\r\nTo: t@y\r\n\r\nBcc: in the body\r\n"
+	drop := map[string]bool{"bcc": true, "resent-bcc": true, "return-path": true}
+	seen, end, edits := cleanupHeaders(strings.NewReader(content), int64(len(content)), drop)
+	if !seen.resent || !seen.visibleRcpt || end != int64(strings.Index(content, "\r\n\r\n")+2) {
+		t.Errorf("seen %+v, end %d", seen, end)
+	}
+	b, _ := io.ReadAll(editedContent(strings.NewReader(content), int64(len(content)), edits))
+	if want := "Subject: a\r\nTo: t@y\r\n\r\nBcc: in the body\r\n"; string(b) != want {
+		t.Errorf("got %q, want %q", b, want)
 	}
 }
