@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-msgauth/authres"
 
@@ -69,7 +68,7 @@ type headField struct {
 // authenticate runs the mail authentication on msg. It returns the
 // message to queue (msg, or a new one the caller releases) and whether it
 // goes on hold; ok is false when the client has its refusal.
-func (s *session) authenticate(msg *assembly, arrival time.Time) (out *assembly, hold, ok bool) {
+func (s *session) authenticate(msg *assembly) (out *assembly, hold, ok bool) {
 	a := s.svc.auth
 	if a == nil || msg.spoolErr != nil {
 		return msg, false, true
@@ -114,7 +113,7 @@ func (s *session) authenticate(msg *assembly, arrival time.Time) (out *assembly,
 	if len(edits) == 0 {
 		return msg, hold, true
 	}
-	return s.reassemble(msg, edits, arrival), hold, true
+	return s.reassemble(msg, edits), hold, true
 }
 
 // forgedAuthResults are the edits that remove the Authentication-Results:

@@ -139,9 +139,11 @@ func (b *bouncer) Notify(ctx context.Context, n *queue.Notice) ([]queue.Outgoing
 // and its lines joined with spaces, as Postfix's smtp client joins them;
 // "smtp" for LMTP too) and its host the Remote-MTA. Without a reply the
 // notice gives the reason (X-Postfix) and no Remote-MTA, as Postfix does
-// for failures of its own such as a lost connection.
+// for failures of its own such as a lost connection. A recipient that
+// nothing rewrote was received as it is, so its Original-Recipient is its
+// own address, as Postfix's cleanup records one for every recipient.
 func noticeRcpt(r queue.Recipient, f queue.FailedRcpt, action string) bounce.Rcpt {
-	n := bounce.Rcpt{Addr: r.Addr, OrigAddr: r.Orig, ORCPT: r.ORCPT, Notify: r.Notify, Action: action,
+	n := bounce.Rcpt{Addr: r.Addr, OrigAddr: cmp.Or(r.Orig, r.Addr), ORCPT: r.ORCPT, Notify: r.Notify, Action: action,
 		Status: f.DSN, Reason: f.Reason}
 	if rp := f.Reply; rp != nil {
 		n.Diagnostic = "smtp; " + strings.ReplaceAll(rp.Text, "\n", " ")

@@ -52,6 +52,12 @@ type canonical struct {
 	// Header rewriting context (smtpd_check_rewrite).
 	localClients []rewriteClient // local_header_rewrite_clients
 	remoteDomain string          // remote_header_rewrite_domain
+
+	// Cleanup's header work (cleanupheaders.go).
+	dropHeaders      map[string]bool // message_drop_headers, lowercase
+	alwaysAddHeaders bool            // always_add_missing_headers
+	undisclosed      string          // undisclosed_recipients_header
+	longQueueIDs     bool            // enable_long_queue_ids: the Message-Id form
 }
 
 // maxCanonRecursion is Postfix's MAX_RECURSION of cleanup_map11.
@@ -59,7 +65,12 @@ const maxCanonRecursion = 10
 
 func newCanonical(cfg *config.Config, tables *tableCache, rt *route.Resolver, mynetworks *rules.AddrList, ours []netip.Addr) (*canonical, error) {
 	c := &canonical{delims: cfg.Get("recipient_delimiter"), myorigin: cfg.Get("myorigin"), route: rt,
-		remoteDomain: cfg.Get("remote_header_rewrite_domain")}
+		remoteDomain: cfg.Get("remote_header_rewrite_domain"), alwaysAddHeaders: cfg.Bool("always_add_missing_headers"),
+		undisclosed: cfg.Get("undisclosed_recipients_header"), longQueueIDs: cfg.Bool("enable_long_queue_ids")}
+	c.dropHeaders = map[string]bool{}
+	for _, h := range cfg.List("message_drop_headers") {
+		c.dropHeaders[strings.ToLower(h)] = true
+	}
 	for _, f := range cfg.List("propagate_unmatched_extensions") {
 		c.propagateExt = c.propagateExt || strings.EqualFold(f, "canonical")
 	}

@@ -379,6 +379,18 @@ func (a *assembly) contentLen() int64 {
 	return n
 }
 
+// prefix is what the message has before the client's content: PREPEND
+// headers, Received-SPF: and our Received: (pickup's Received: by ... for
+// local mail).
+func (a *assembly) prefix() ([]byte, error) {
+	if a.file == nil {
+		return a.buf[:a.start], nil
+	}
+	b := make([]byte, a.start)
+	_, err := a.file.ReadAt(b, 0)
+	return b, err
+}
+
 // content is the client's content as stored, for header and body checks.
 func (a *assembly) content() (io.ReaderAt, int64) {
 	if a.file != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -250,7 +251,7 @@ func (s smtpTransport) Deliver(ctx context.Context, d *queue.Delivery) []queue.R
 	}
 	for _, i := range d.Rcpts {
 		r := d.Envelope.Recipients[i]
-		m.Recipients = append(m.Recipients, relay.Recipient{Addr: r.Addr, Notify: r.Notify, ORCPT: r.ORCPT})
+		m.Recipients = append(m.Recipients, relay.Recipient{Addr: r.Addr, Notify: r.Notify, ORCPT: r.ORCPT, Orig: cmp.Or(r.Orig, r.Addr)})
 	}
 	results := s.t.Deliver(ctx, m)
 	out := make([]queue.Result, len(results))

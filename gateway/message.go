@@ -255,17 +255,34 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 			return true
 		}
 		if len(res.edits) > 0 {
-			msg = s.reassemble(msg, res.edits, arrival)
+			msg = s.reassemble(msg, res.edits)
 			defer msg.release()
 		}
 		held = held || res.hold
 		checked = res
 	}
-	if domain, err := s.headerContext(); err != nil {
+	domain, err := s.headerContext()
+	if err != nil {
 		s.svc.log.Logf("smtpd", "warning: %s: local_header_rewrite_clients: %v", s.txn.id, err)
 		s.reply(rules.Reply{Code: 451, DSN: "4.3.0", Text: "Temporary lookup error"})
 		return false
-	} else if domain != "" && msg.spoolErr == nil {
+	}
+	if msg.spoolErr == nil {
+		// Before the rewriting, as the From: made from the envelope
+		// sender is then written as the canonical sender.
+		content, size := msg.content()
+		seen, end, edits := cleanupHeaders(content, size, s.svc.canonical.dropHeaders)
+		if domain != "" || s.svc.canonical.alwaysAddHeaders {
+			if add := s.missingHeaders(seen, arrival, s.txn.fullName); len(add) > 0 {
+				edits = append(edits, contentEdit{off: end, insert: add})
+			}
+		}
+		if len(edits) > 0 {
+			msg = s.reassemble(msg, edits)
+			defer msg.release()
+		}
+	}
+	if domain != "" && msg.spoolErr == nil {
 		content, size := msg.content()
 		edits, err := s.rewriteHeaders(content, size, domain)
 		if err != nil {
@@ -274,7 +291,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 			return false
 		}
 		if len(edits) > 0 {
-			msg = s.reassemble(msg, edits, arrival)
+			msg = s.reassemble(msg, edits)
 			defer msg.release()
 		}
 	}
@@ -290,7 +307,7 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 		msg = edited
 		defer msg.release()
 	}
-	authed, authHold, ok := s.authenticate(msg, arrival)
+	authed, authHold, ok := s.authenticate(msg)
 	if !ok {
 		return false
 	}
@@ -340,18 +357,27 @@ func (s *session) finishMessage(msg *assembly, arrival time.Time) bool {
 // always the local one for mail from the maildrop, as Postfix rewrites
 // the headers of sendmail mail.
 func (s *session) headerContext() (string, error) {
-	if s.local {
+	switch {
+	case s.local || s.txn.xforward.source == "LOCAL":
 		return s.svc.canonical.myorigin, nil
+	case s.txn.xforward.source == "REMOTE":
+		return s.svc.canonical.remoteDomain, nil
 	}
 	return s.svc.canonical.rewriteContext(s.ctx, s.client.addr, s.peer)
 }
 
 // reassemble returns a new message (for the caller to release): msg's
-// content with edits applied (in content order).
-func (s *session) reassemble(msg *assembly, edits []contentEdit, arrival time.Time) *assembly {
+// prefix as it is, and its content with edits applied (in content order).
+func (s *session) reassemble(msg *assembly, edits []contentEdit) *assembly {
 	content, size := msg.content()
-	edited := s.newAssembly(arrival)
-	if _, err := edited.readFrom(editedContent(content, size, edits), 0); err != nil {
+	edited := newAssembly(s.svc.budget, s.svc.spoolDir)
+	prefix, err := msg.prefix()
+	edited.buf = append(edited.buf, prefix...)
+	edited.start = len(edited.buf)
+	if err == nil {
+		_, err = edited.readFrom(editedContent(content, size, edits), 0)
+	}
+	if err != nil {
 		edited.fail(err)
 	}
 	return edited
@@ -450,10 +476,13 @@ func (s *session) rewriteEnvelope(env *queue.Envelope) bool {
 	warn := func(format string, args ...any) {
 		s.svc.log.Logf("cleanup", "warning: %s: %s", s.txn.id, fmt.Sprintf(format, args...))
 	}
-	// Each recipient remembers the address it was received as; expansion
-	// copies it to every address an alias gives.
+	// Each recipient remembers the address it was received as (pickup's
+	// before it was qualified); expansion copies it to every address an
+	// alias gives.
 	for i := range env.Recipients {
-		env.Recipients[i].Orig = env.Recipients[i].Addr
+		if r := &env.Recipients[i]; r.Orig == "" {
+			r.Orig = r.Addr
+		}
 	}
 	defer func() {
 		for i := range env.Recipients {

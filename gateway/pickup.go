@@ -90,8 +90,11 @@ func (svc *service) pickup(ctx context.Context, path string, uid int) {
 	s.peer = s.client.addr
 	s.txn.id = svc.store.NewID()
 	s.txn.sender = qualify(d.Sender, svc.virtual.myorigin)
+	s.txn.fullName = d.FullName
 	for _, r := range d.Recipients {
-		s.txn.rcpts = append(s.txn.rcpts, queue.Recipient{Addr: qualify(r, svc.virtual.myorigin)})
+		// Postfix's cleanup keeps the address as submitted as the
+		// original recipient (orig_to=, ORCPT).
+		s.txn.rcpts = append(s.txn.rcpts, queue.Recipient{Addr: qualify(r, svc.virtual.myorigin), Orig: r})
 	}
 	s.txn.active = true
 	if uid < 0 {
@@ -113,7 +116,7 @@ func (svc *service) pickup(ctx context.Context, path string, uid int) {
 	msg.buf = fmt.Appendf(msg.buf, "Received: by %s (%s, from userid %d)\r\n\tid %s; ", svc.hostname, svc.mailName, uid, s.txn.id)
 	msg.buf = append(arrival.AppendFormat(msg.buf, mailDateLayout), "\r\n"...)
 	msg.start = len(msg.buf)
-	if _, err := msg.readFrom(bytes.NewReader(localContent(content, s.txn.id, s.txn.sender, d.FullName, svc.hostname, arrival)), 0); err != nil {
+	if _, err := msg.readFrom(bytes.NewReader(localContent(content)), 0); err != nil {
 		svc.log.Logf("pickup", "warning: %s: %v", s.txn.id, err)
 		return
 	}
@@ -153,63 +156,33 @@ func qualify(addr, origin string) string {
 }
 
 // localContent is a submitted message as cleanup queues it: CRLF line
-// ends, and the Message-Id:, Date: and From: headers Postfix's cleanup
-// adds to local mail that lacks them, in that order, at the end of the
-// header section. The header section is the leading lines that are
-// header fields or their continuations; a body that follows without an
-// empty line gets one.
-func localContent(b []byte, id, sender, fullName, hostname string, arrival time.Time) []byte {
+// ends, and an empty line after the header section when a body follows
+// it without one. The header section is the leading lines that are
+// header fields or their continuations. (The headers cleanup adds to
+// local mail that lacks them come later: missingheaders.go.)
+func localContent(b []byte) []byte {
 	b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
 	end := 0 // of the header section
-	seen := map[string]bool{}
 	for end < len(b) {
 		line, _, _ := bytes.Cut(b[end:], []byte("\r\n"))
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') && end > 0 {
 			end += len(line) + 2
 			continue
 		}
-		name, _, ok := addrheader.SplitHeader(string(line))
-		if !ok {
+		if _, _, ok := addrheader.SplitHeader(string(line)); !ok {
 			break
 		}
-		seen[strings.ToLower(name)] = true
 		end = min(end+len(line)+2, len(b))
 	}
-	var add []byte
-	if !seen["message-id"] {
-		add = fmt.Appendf(add, "Message-Id: <%s.%s@%s>\r\n", arrival.UTC().Format("20060102150405"), id, hostname)
-	}
-	if !seen["date"] {
-		add = append(append(append(add, "Date: "...), arrival.Format(mailDateLayout)...), "\r\n"...)
-	}
-	if !seen["from"] {
-		add = append(add, fromHeader(sender, fullName)...)
-	}
+	var sep []byte
 	rest := b[end:]
 	if end > 0 && !bytes.HasSuffix(b[:end], []byte("\r\n")) {
-		add = append([]byte("\r\n"), add...) // the last header line had no line end
+		sep = []byte("\r\n") // the last header line had no line end
 	}
 	if len(rest) > 0 && !bytes.HasPrefix(rest, []byte("\r\n")) {
-		add = append(add, '\r', '\n')
+		sep = append(sep, '\r', '\n')
 	}
-	return slices.Concat(b[:end], add, rest)
-}
-
-// fromHeader is cleanup's From: for local mail without one:
-// "From: Full Name <sender>" (header_from_format = standard), the name
-// quoted when it has specials, or just the sender.
-func fromHeader(sender, fullName string) string {
-	if sender == "" {
-		return "From: MAILER-DAEMON\r\n"
-	}
-	name := strings.Join(strings.Fields(fullName), " ")
-	if name == "" {
-		return "From: " + sender + "\r\n"
-	}
-	if strings.ContainsAny(name, "%!()<>@,;:\\\".[]") {
-		name = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
-	}
-	return "From: " + name + " <" + sender + ">\r\n"
+	return slices.Concat(b[:end], sep, rest)
 }
 
 // fileUID is the owner of a maildrop file: who submitted it.

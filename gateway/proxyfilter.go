@@ -213,9 +213,12 @@ func (s *session) xforwardLines(ehlo rules.Reply) []string {
 	if s.client.port > 0 {
 		port = strconv.Itoa(s.client.port)
 	}
-	source := "REMOTE"
-	if local, err := matchClients(s.ctx, s.svc.canonical.localClients, s.client.addr, s.peer); err == nil && local {
-		source = "LOCAL"
+	source := s.txn.xforward.source // as it was forwarded to us
+	if source == "" {
+		source = "REMOTE"
+		if local, err := matchClients(s.ctx, s.svc.canonical.localClients, s.client.addr, s.peer); err == nil && local {
+			source = "LOCAL"
+		}
 	}
 	attrs := []struct{ name, value string }{
 		{"NAME", name}, {"ADDR", addr}, {"PORT", port}, {"HELO", helo},

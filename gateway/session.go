@@ -122,6 +122,7 @@ type transaction struct {
 	active   bool // MAIL was accepted
 	id       string
 	sender   string
+	fullName string // of a local submitter, for a From: cleanup adds
 	ret      string
 	envID    string
 	size     int64 // MAIL SIZE=

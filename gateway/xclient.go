@@ -15,15 +15,17 @@ import (
 // smtpd_authorized_xforward_hosts.
 
 // xforward is what XFORWARD says of the original client of a message;
-// it replaces the connection's client in the message's trace and envelope.
-// PORT, IDENT and SOURCE are checked, but postgate's envelope has no place
-// for them yet.
+// it replaces the connection's client in the message's trace and envelope,
+// and SOURCE, when given, chooses the header rewriting context in place of
+// local_header_rewrite_clients (Postfix's FORWARD_DOMAIN). PORT and IDENT
+// are checked, but postgate's envelope has no place for them yet.
 type xforward struct {
-	set   bool
-	name  string
-	addr  string
-	proto string
-	helo  string
+	set    bool
+	name   string
+	addr   string
+	proto  string
+	helo   string
+	source string // "LOCAL", "REMOTE" or "" when not given
 }
 
 // xattr splits NAME=value, decoding xtext; a reply is returned for an
@@ -257,7 +259,12 @@ func (s *session) xforwardCmd(args []command.Token) bool {
 			x.proto = neuter(v)
 		case "IDENT":
 		case "SOURCE":
-			if !unavailable && !strings.EqualFold(v, "LOCAL") && !strings.EqualFold(v, "REMOTE") {
+			switch {
+			case unavailable:
+				x.source = "LOCAL"
+			case strings.EqualFold(v, "LOCAL") || strings.EqualFold(v, "REMOTE"):
+				x.source = strings.ToUpper(v)
+			default:
 				return badAttr(attr, v)
 			}
 		default:

@@ -167,6 +167,12 @@ type Recipient struct {
 	Addr   string
 	Notify string // "SUCCESS,FAILURE", "NEVER", ... or ""
 	ORCPT  string // "rfc822;addr" (decoded, not xtext) or ""
+	// Orig is the address as first received (internal form), before
+	// canonical or alias rewriting; "" when unknown. A recipient without
+	// an ORCPT is sent with one made from it, as Postfix's smtp client
+	// does from the original recipient that cleanup records for every
+	// recipient.
+	Orig string
 }
 
 // Status is what happened to a recipient.

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"postgate/rules"
+	"postgate/rules/tok822"
 )
 
 // failure is why a recipient was not delivered, as Postfix words it.
@@ -176,6 +177,28 @@ func utf8AddrText(s string, unitext bool) string {
 		}
 	}
 	return b.String()
+}
+
+// quote821 is an envelope address (internal form) as smtp_quote_821_address
+// writes it in MAIL and RCPT: the local part quoted unless it is a
+// dot-string (quote_821_local quotes as quote_822_local for any address
+// that passes safeCommandArg); the null address stays empty.
+func quote821(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return string(tok822.QuoteLocal(nil, addr))
+}
+
+// orcpt is the "type;address" of the ORCPT= r is sent with: the one it
+// was received with, else "rfc822;" and its original address with the
+// local part quoted (quote_822_local), as smtp_proto.c makes it; "" with
+// neither.
+func (r *Recipient) orcpt() string {
+	if r.ORCPT != "" || r.Orig == "" {
+		return r.ORCPT
+	}
+	return "rfc822;" + string(tok822.QuoteLocal(nil, r.Orig))
 }
 
 // orcptParam is the ORCPT= value for a recipient's "type;address", or ""

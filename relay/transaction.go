@@ -345,7 +345,7 @@ func (d *delivery) mailCommand(s *session, utf8 bool) string {
 	m := d.m
 	var b strings.Builder
 	b.WriteString("MAIL FROM:<")
-	b.WriteString(m.Sender)
+	b.WriteString(quote821(m.Sender))
 	b.WriteString(">")
 	if s.size && m.Size > 0 {
 		b.WriteString(" SIZE=")
@@ -376,10 +376,10 @@ func (d *delivery) mailCommand(s *session, utf8 bool) string {
 func rcptCommand(s *session, r *Recipient) string {
 	var b strings.Builder
 	b.WriteString("RCPT TO:<")
-	b.WriteString(r.Addr)
+	b.WriteString(quote821(r.Addr))
 	b.WriteString(">")
 	if s.dsn {
-		if v := orcptParam(r.ORCPT, s.smtputf8); v != "" {
+		if v := orcptParam(r.orcpt(), s.smtputf8); v != "" {
 			b.WriteString(" ORCPT=")
 			b.WriteString(v)
 		}

@@ -131,6 +131,15 @@ func TestSendmail(t *testing.T) {
 		t.Errorf("maildrop/rejected holds %d files, want 1", len(files))
 	}
 
+	// An unqualified recipient is qualified with $myorigin; the address as
+	// submitted is its original one, as Postfix's log shows it.
+	if out, err := sendmail("Subject: unqualified\n\nx\n", "nobody"); err != nil {
+		t.Fatalf("sendmail: %v: %s", err, out)
+	}
+	if want := "to=<nobody@mx.gateway.test>, orig_to=<nobody>,"; !strings.Contains(p.Log(want), want) {
+		t.Errorf("log lacks %q", want)
+	}
+
 	// No recipient: a usage error, nothing dropped.
 	if out, err := sendmail("Subject: none\n\nx\n", "-t"); err == nil || !strings.Contains(out, "No recipient addresses found in message header") {
 		t.Errorf("sendmail -t without recipients: %v: %s", err, out)
