@@ -37,13 +37,27 @@ func cleanupHeaders(content io.ReaderAt, size int64, drop map[string]bool) (head
 	var h headersSeen
 	var end int64
 	var edits []contentEdit
+	var lower [32]byte // every name cleanup looks for fits; longer ones match none
 	eachHeader(content, size, func(raw []byte, off int64) bool {
 		end = off + int64(len(raw))
-		name := strings.ToLower(string(raw[:addrheader.NameLen(raw)]))
-		if drop[name] {
+		n := addrheader.NameLen(raw)
+		if n > len(lower) {
+			if drop[strings.ToLower(string(raw[:n]))] {
+				edits = append(edits, contentEdit{off: off, n: int64(len(raw))})
+			}
+			return true
+		}
+		for i, c := range raw[:n] {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[i] = c
+		}
+		// string(lower[:n]) in a map index or a switch makes no copy.
+		if drop[string(lower[:n])] {
 			edits = append(edits, contentEdit{off: off, n: int64(len(raw))})
 		}
-		switch name {
+		switch string(lower[:n]) {
 		case "message-id":
 			h.messageID = true
 		case "date":
@@ -110,7 +124,7 @@ func fromHeader(sender, fullName string) string {
 	if sender == "" {
 		return "From: MAILER-DAEMON\r\n"
 	}
-	sender = string(tok822.QuoteLocal(nil, sender))
+	sender = tok822.QuotedLocal(sender)
 	name := strings.Join(strings.Fields(fullName), " ")
 	if name == "" {
 		return "From: " + sender + "\r\n"

@@ -48,7 +48,10 @@ func (a *authServer) session(c net.Conn) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	read := func() string {
-		line, _ := br.ReadString('\n')
+		line, err := br.ReadString('\n')
+		if err != nil && line == "" {
+			return "" // the client hung up: nothing it said
+		}
 		line = strings.TrimRight(line, "\r\n")
 		a.mu.Lock()
 		a.lines = append(a.lines, line)

@@ -187,7 +187,7 @@ func quote821(addr string) string {
 	if addr == "" {
 		return ""
 	}
-	return string(tok822.QuoteLocal(nil, addr))
+	return tok822.QuotedLocal(addr)
 }
 
 // orcpt is the "type;address" of the ORCPT= r is sent with: the one it
@@ -198,7 +198,7 @@ func (r *Recipient) orcpt() string {
 	if r.ORCPT != "" || r.Orig == "" {
 		return r.ORCPT
 	}
-	return "rfc822;" + string(tok822.QuoteLocal(nil, r.Orig))
+	return "rfc822;" + tok822.QuotedLocal(r.Orig)
 }
 
 // orcptParam is the ORCPT= value for a recipient's "type;address", or ""

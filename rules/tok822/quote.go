@@ -7,18 +7,7 @@ import "strings"
 // bytes left alone. A source route (@a,@b:) is skipped; the local part
 // ends at the last '@'.
 func QuoteLocal(b []byte, addr string) []byte {
-	start := 0
-	if strings.HasPrefix(addr, "@") {
-		if i := strings.IndexByte(addr, ':'); i >= 0 {
-			start = i + 1
-		}
-	}
-	end := strings.LastIndexByte(addr[start:], '@')
-	if end < 0 {
-		end = len(addr)
-	} else {
-		end += start
-	}
+	start, end := localPart(addr)
 	local := addr[start:end]
 	if isDotString(local) {
 		return append(b, addr...)
@@ -33,6 +22,30 @@ func QuoteLocal(b []byte, addr string) []byte {
 	}
 	b = append(b, '"')
 	return append(b, addr[end:]...)
+}
+
+// QuotedLocal is QuoteLocal as a string: addr itself, not a copy, when
+// its local part needs no quotes, as almost every address's does.
+func QuotedLocal(addr string) string {
+	if start, end := localPart(addr); isDotString(addr[start:end]) {
+		return addr
+	}
+	return string(QuoteLocal(nil, addr))
+}
+
+// localPart is where addr's local part starts and ends: after a source
+// route (@a,@b:), up to the last '@'.
+func localPart(addr string) (start, end int) {
+	if strings.HasPrefix(addr, "@") {
+		if i := strings.IndexByte(addr, ':'); i >= 0 {
+			start = i + 1
+		}
+	}
+	end = strings.LastIndexByte(addr[start:], '@')
+	if end < 0 {
+		return start, len(addr)
+	}
+	return start, end + start
 }
 
 // isDotString tells whether a local part is atoms separated by single
