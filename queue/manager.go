@@ -264,6 +264,7 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 		}
 		return now, true
 	})
+	s.queueRun(s.idx.horizon, 0)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -279,7 +280,7 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 // destinations, like postqueue -f. Without a running manager it does
 // nothing.
 func (s *Store) Flush() {
-	s.flushWhere(nil)
+	s.flushWhere(nil, nil)
 }
 
 // FlushDomain makes the deferred messages due now that have a recipient
@@ -294,27 +295,34 @@ func (s *Store) FlushDomain(domain string) {
 			cands = append(cands, *e)
 		}
 	}
+	if s.mgr != nil {
+		cands = append(cands, s.allParked()...)
+	}
 	s.mu.Unlock()
 	// The envelopes are read outside the lock.
 	match := make(map[string]bool)
+	segs := make(map[uint32]bool)
 	for i, env := range s.envelopes(cands) {
-		if cands[i].hasDomain(env, domain) {
+		if cands[i].state == Deferred && cands[i].hasDomain(env, domain) {
 			match[cands[i].id] = true
+			segs[cands[i].seg] = true
 		}
 	}
-	s.flushWhere(func(e *entry) bool { return e.state == Deferred && match[e.id] })
+	s.flushWhere(match, segs)
 }
 
-// flushWhere makes the scheduled messages match chooses (nil: all) due
-// now and revives dead destinations.
-func (s *Store) flushWhere(match func(*entry) bool) {
+// flushWhere makes the scheduled messages ids names (nil: all) due now,
+// and revives dead destinations. The messages parked on disk in segs
+// come back into memory for it; with segs nil, those ids may name.
+func (s *Store) flushWhere(ids map[string]bool, segs map[uint32]bool) {
 	s.mu.Lock()
 	m := s.mgr
 	if m != nil {
-		if match == nil {
+		s.unparkWhere(ids, segs)
+		if ids == nil {
 			s.idx.dueAll(0)
 		} else {
-			s.idx.dueWhere(0, match)
+			s.idx.dueWhere(0, func(e *entry) bool { return ids[e.id] })
 		}
 	}
 	s.mu.Unlock()
@@ -477,11 +485,16 @@ func (m *manager) horizon(now int64) int64 {
 }
 
 // scan is the periodic queue run: it brings into the schedule's heap the
-// parked messages due before the new horizon, forgets destinations that
-// are neither busy nor dead, and lets compaction look again.
+// parked messages due before the new horizon, parks the others on disk
+// (park.go), forgets destinations that are neither busy nor dead, and
+// lets compaction look again.
 func (m *manager) scan(now time.Time) {
+	keep := uint32(0)
+	if m.compacting {
+		keep = m.compactTo
+	}
 	m.s.mu.Lock()
-	m.s.idx.advance(m.horizon(now.UnixNano()))
+	m.s.queueRun(m.horizon(now.UnixNano()), keep)
 	m.s.mu.Unlock()
 	m.mu.Lock()
 	for k, d := range m.dests {

@@ -7,7 +7,7 @@ import (
 )
 
 // scheduled counts the messages in the schedule's heap and the parked
-// ones.
+// ones, in memory or on disk.
 func scheduled(s *Store) (inHeap, parkedN int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -19,6 +19,7 @@ func scheduled(s *Store) (inHeap, parkedN int) {
 			parkedN++
 		}
 	}
+	parkedN += s.idx.parkedCount()
 	if inHeap != len(s.idx.sched) {
 		panic(fmt.Sprintf("%d entries say they are in the heap, which holds %d", inHeap, len(s.idx.sched)))
 	}

@@ -1,0 +1,366 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// onDisk counts the messages parked on disk and those the index holds in
+// memory.
+func onDisk(s *Store) (parkedN, inMemory int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idx.parkedCount(), s.idx.m.len()
+}
+
+// parkFiles lists the state files of parked messages in dir's log.
+func parkFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	return logFiles(t, dir, parkSuffix)
+}
+
+// runParking runs a queue manager on s at clock's time, with a transport
+// that delivers, and returns the transport.
+func runParking(t *testing.T, s *Store, clock *fakeClock) (*fakeTransport, func()) {
+	t.Helper()
+	tr := newFakeTransport(nil)
+	stop := runManager(t, s, ManagerOptions{
+		Transports: map[string]Transport{"smtp": tr}, Now: clock.Now, alarm: clock.alarm,
+		MaximalQueueLifetime: DefaultQueueLifetime,
+	})
+	looping(t, clock)
+	return tr, stop
+}
+
+// looping waits until a manager on clock has set its first alarm: it
+// times its queue runs from then, so a clock moved before would go
+// unseen.
+func looping(t *testing.T, clock *fakeClock) {
+	t.Helper()
+	waitFor(t, "the manager's first alarm", func() bool {
+		clock.mu.Lock()
+		defer clock.mu.Unlock()
+		return len(clock.alarms) > 0
+	})
+}
+
+const parkedReason = "connect to mx.a.example[192.0.2.1]:25: Connection refused"
+
+// parkedBacklog queues n messages in small segments, half to a.example
+// and half to b.example, each deferred until t0+2h, past the horizon of
+// a queue manager started at t0.
+func parkedBacklog(t *testing.T, s *Store, t0 time.Time, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		dom := []string{"a.example", "b.example"}[i%2]
+		id := mustAppend(t, s, oneRcpt("s@example.net", fmt.Sprintf("u%d@%s", i, dom), t0.Add(-time.Hour)), testContent(i, 300))
+		mustChange(t, s, id, Change{Kind: ChangeDeferred, Until: t0.Add(2 * time.Hour), Reason: parkedReason})
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestParkedFoundByID: a queue manager's start parks a deferred backlog on
+// disk, and everything that finds a message by ID still finds it there:
+// Get, Content, listings, counts, postsuper -h/-H/-d/-r, ETRN, a second
+// Append of its ID; NewID never hands one out.
+func TestParkedFoundByID(t *testing.T) {
+	dir := t.TempDir()
+	s := openQ(t, dir, Options{SegmentSize: 4096})
+	clock := newFakeClock()
+	t0 := clock.Now()
+	const n = 40
+	ids := parkedBacklog(t, s, t0, n)
+	before := s.List()
+	tr, _ := runParking(t, s, clock)
+	if p, mem := onDisk(s); p != n || mem != 0 {
+		t.Fatalf("after the manager's start: %d parked on disk, %d in memory; want %d and 0", p, mem, n)
+	}
+	if len(parkFiles(t, dir)) < 2 {
+		t.Fatalf("state files %v: want one per segment", parkFiles(t, dir))
+	}
+	if got := s.List(); !reflect.DeepEqual(got, before) {
+		t.Fatalf("List of the parked backlog differs:\n%+v\nwant\n%+v", got, before)
+	}
+	m, ok := s.Get(ids[0])
+	if !ok || m.State != Deferred || m.Reasons[0] != parkedReason || !m.NextTry.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("Get of a parked message: %v %+v", ok, m)
+	}
+	if c, err := s.Content(ids[1]); err != nil || string(c) != string(testContent(1, 300)) {
+		t.Fatalf("Content of a parked message: %q, %v", c, err)
+	}
+	if msgs, _ := s.Counts(); msgs[Deferred] != n {
+		t.Fatalf("Counts: %v", msgs)
+	}
+	if p, _ := onDisk(s); p != n {
+		t.Fatalf("reading brought messages back into memory: %d parked", p)
+	}
+	err := s.Append(context.Background(), &Envelope{ID: ids[5], Recipients: []Recipient{{Addr: "x@example.com"}}}, []byte("x\r\n"))
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("Append with a parked message's ID: %v", err)
+	}
+	parkedIDs := make(map[string]bool)
+	for _, id := range ids {
+		parkedIDs[id] = true
+	}
+	for range 2000 {
+		if id := s.NewID(); parkedIDs[id] {
+			t.Fatalf("NewID returned %s, a parked message's ID", id)
+		}
+	}
+
+	admin := func(op, id string) {
+		t.Helper()
+		if n, errs := s.Admin(context.Background(), op, []string{id}); n != 1 || errs != nil {
+			t.Fatalf("%s %s: %d, %v", op, id, n, errs)
+		}
+	}
+	admin("hold", ids[2])
+	if m, _ := s.Get(ids[2]); m.State != Hold {
+		t.Fatalf("held parked message is %v", m.State)
+	}
+	admin("release", ids[2])
+	if m, _ := s.Get(ids[2]); m.State != Deferred || m.Reasons[0] != parkedReason {
+		t.Fatalf("released message: %+v", m)
+	}
+	admin("delete", ids[3])
+	if _, ok := s.Get(ids[3]); ok {
+		t.Fatal("deleted parked message still queued")
+	}
+	admin("requeue", ids[4])
+	waitFor(t, "the requeued message", gone(s, ids[4]))
+	if tr.nCalls() != 1 {
+		t.Fatalf("%d deliveries after requeueing one message", tr.nCalls())
+	}
+
+	// ETRN a.example: the a.example half (even indexes) goes, whether
+	// parked on disk or brought back by the commands above.
+	s.FlushDomain("a.example")
+	for i, id := range ids {
+		if i%2 == 0 && i != 4 {
+			waitFor(t, "the ETRN'd message "+id, gone(s, id))
+		}
+	}
+	idle(t, s)
+	left := 0
+	for i, id := range ids {
+		_, ok := s.Get(id)
+		if want := i%2 == 1 && i != 3; ok != want {
+			t.Errorf("message %d (%s): queued %v, want %v", i, id, ok, want)
+		}
+		if ok {
+			left++
+		}
+	}
+	// The next queue run parks on disk again what the commands brought
+	// back.
+	clock.Advance(DefaultQueueRunDelay)
+	waitFor(t, "the queue run to park the rest", func() bool { p, mem := onDisk(s); return p == left && mem == 0 })
+	if got := len(s.List()); got != left {
+		t.Fatalf("List shows %d messages, want %d", got, left)
+	}
+}
+
+// TestParkedExpiry: a message parked on disk comes back when its next
+// try nears, and past maximal_queue_lifetime it is returned to the
+// sender.
+func TestParkedExpiry(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{})
+	clock := newFakeClock()
+	t0 := clock.Now()
+	id := mustAppend(t, s, oneRcpt("s@example.net", "r@example.org", t0.Add(-3*time.Hour)), []byte("Subject: x\r\n\r\nbody\r\n"))
+	mustChange(t, s, id, Change{Kind: ChangeDeferred, Until: t0.Add(90 * time.Minute), Reason: parkedReason})
+	tr := newFakeTransport(func(d *Delivery, rcpt string) Result {
+		if rcpt == "r@example.org" {
+			return Result{Status: StatusDeferred, DSN: "4.4.1", Reason: parkedReason, SiteFail: true}
+		}
+		return sentResult()
+	})
+	var bouncer fakeBouncer
+	var log mailLog
+	runManager(t, s, ManagerOptions{
+		Transports: map[string]Transport{"smtp": tr}, Bouncer: &bouncer, Log: &log,
+		Now: clock.Now, alarm: clock.alarm,
+		MaximalQueueLifetime: 4 * time.Hour, BounceQueueLifetime: 4 * time.Hour,
+	})
+	looping(t, clock)
+	if p, mem := onDisk(s); p != 1 || mem != 0 {
+		t.Fatalf("%d parked on disk, %d in memory; want 1 and 0", p, mem)
+	}
+	for clock.Now().Before(t0.Add(90 * time.Minute)) {
+		clock.Advance(DefaultQueueRunDelay)
+		if tr.nCalls() != 0 {
+			t.Fatalf("tried at %v, before its next try", clock.Now().Sub(t0))
+		}
+	}
+	waitFor(t, "the expired message's removal", gone(s, id))
+	line := fmt.Sprintf("qmgr: %s: from=<s@example.net>, status=expired, returned to sender", id)
+	if len(log.find(line)) != 1 {
+		t.Fatalf("no %q in\n%s", line, log.String())
+	}
+	if ns := bouncer.list(); len(ns) != 1 || len(ns[0].Failed) != 1 || ns[0].Failed[0].Reason != parkedReason {
+		t.Fatalf("notices %+v", ns)
+	}
+}
+
+// TestParkedStateFileNotUsed: a state file found damaged, stale (not the
+// one last written) or missing is not used: its messages' state is
+// rebuilt from the log, exactly.
+func TestParkedStateFileNotUsed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(t *testing.T, s *Store, path string)
+	}{
+		{"damaged", func(t *testing.T, s *Store, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x20
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"stale", func(t *testing.T, s *Store, path string) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, g := range s.idx.parked {
+				if parkPath(s.logDir, g.seq) != path {
+					continue
+				}
+				es := s.parkedEntries(g)
+				es[0].nextTry = 1 // an older state
+				if err := os.WriteFile(path, encodePark(g.seq, g.gen-1, es), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"missing", func(t *testing.T, s *Store, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var logs logBuf
+			s := openQ(t, dir, Options{SegmentSize: 4096, Logf: logs.logf})
+			clock := newFakeClock()
+			t0 := clock.Now()
+			const n = 30
+			ids := parkedBacklog(t, s, t0, n)
+			before := s.List()
+			tr, _ := runParking(t, s, clock)
+			if p, _ := onDisk(s); p != n {
+				t.Fatalf("%d parked on disk, want %d", p, n)
+			}
+			for _, path := range parkFiles(t, dir) {
+				tc.edit(t, s, path)
+			}
+			if got := s.List(); !reflect.DeepEqual(got, before) {
+				t.Fatalf("List with the state files %s differs:\n%+v\nwant\n%+v", tc.name, got, before)
+			}
+			if !logs.has("not used") || !logs.has("rebuilding its") {
+				t.Fatalf("no line about the state file in\n%s", logs.String())
+			}
+			if n, errs := s.Admin(context.Background(), "hold", ids[:1]); n != 1 || errs != nil {
+				t.Fatalf("hold: %d %v", n, errs)
+			}
+			// Each is still tried at its next try, once.
+			clock.Set(t0.Add(2 * time.Hour))
+			for _, id := range ids[1:] {
+				waitFor(t, "delivery of "+id, gone(s, id))
+			}
+			if got := tr.nCalls(); got != n-1 {
+				t.Fatalf("%d deliveries, want %d", got, n-1)
+			}
+			if m, ok := s.Get(ids[0]); !ok || m.State != Hold {
+				t.Fatalf("held message: %v %v", ok, m.State)
+			}
+		})
+	}
+}
+
+// TestParkedRestart: a daemon killed with a backlog parked on disk, its
+// state files in any state (whole, torn, a temporary one left), restarts
+// with the state the log gives, exactly: Open deletes the state files,
+// the next queue manager parks the backlog again, and each message is
+// tried at its next try, once.
+func TestParkedRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(t *testing.T, path string)
+	}{
+		{"whole", func(*testing.T, string) {}},
+		{"torn", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 40); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"temporary left", func(t *testing.T, path string) {
+			if err := os.Rename(path, strings.TrimSuffix(path, parkSuffix)+parkTmpSuffix); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir, Options{SegmentSize: 4096})
+			clock := newFakeClock()
+			t0 := clock.Now()
+			const n = 30
+			ids := parkedBacklog(t, s, t0, n)
+			mustChange(t, s, ids[1], Change{Kind: ChangeHold})
+			before := s.List()
+			_, stop := runParking(t, s, clock)
+			if p, _ := onDisk(s); p != n-1 {
+				t.Fatalf("%d parked on disk, want %d", p, n-1)
+			}
+			stop()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files := parkFiles(t, dir)
+			if len(files) == 0 {
+				t.Fatal("no state files to restart with")
+			}
+			for _, path := range files {
+				tc.edit(t, path)
+			}
+
+			s = openQ(t, dir, Options{SegmentSize: 4096})
+			clock = newFakeClock() // without the stopped manager's alarm
+			if left, _ := filepath.Glob(filepath.Join(dir, "log", "*.park*")); len(left) != 0 {
+				t.Fatalf("state files left after Open: %v", left)
+			}
+			if got := s.List(); !reflect.DeepEqual(got, before) {
+				t.Fatalf("List after the restart differs:\n%+v\nwant\n%+v", got, before)
+			}
+			tr, _ := runParking(t, s, clock)
+			if p, mem := onDisk(s); p != n-1 || mem != 1 {
+				t.Fatalf("after the restart: %d parked on disk, %d in memory; want %d and the held one", p, mem, n-1)
+			}
+			clock.Advance(time.Hour)
+			if tr.nCalls() != 0 {
+				t.Fatal("tried before its next try")
+			}
+			clock.Set(t0.Add(2 * time.Hour))
+			for i, id := range ids {
+				if i != 1 {
+					waitFor(t, "delivery of "+id, gone(s, id))
+				}
+			}
+			if got := tr.nCalls(); got != n-1 {
+				t.Fatalf("%d deliveries, want %d", got, n-1)
+			}
+		})
+	}
+}
