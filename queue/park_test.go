@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,11 +54,13 @@ func looping(t *testing.T, clock *fakeClock) {
 
 const parkedReason = "connect to mx.a.example[192.0.2.1]:25: Connection refused"
 
-// parkedBacklog queues n messages in small segments, half to a.example
-// and half to b.example, each deferred until t0+2h, past the horizon of
-// a queue manager started at t0.
-func parkedBacklog(t *testing.T, s *Store, t0 time.Time, n int) []string {
+// parkedBacklog queues n messages, half to a.example and half to
+// b.example, each deferred until 2 hours after the time of the clock it
+// returns, past the horizon of a queue manager started then.
+func parkedBacklog(t *testing.T, s *Store, n int) (*fakeClock, time.Time, []string) {
 	t.Helper()
+	clock := newFakeClock()
+	t0 := clock.Now()
 	var ids []string
 	for i := range n {
 		dom := []string{"a.example", "b.example"}[i%2]
@@ -65,7 +68,7 @@ func parkedBacklog(t *testing.T, s *Store, t0 time.Time, n int) []string {
 		mustChange(t, s, id, Change{Kind: ChangeDeferred, Until: t0.Add(2 * time.Hour), Reason: parkedReason})
 		ids = append(ids, id)
 	}
-	return ids
+	return clock, t0, ids
 }
 
 // TestParkedFoundByID: a queue manager's start parks a deferred backlog on
@@ -75,10 +78,8 @@ func parkedBacklog(t *testing.T, s *Store, t0 time.Time, n int) []string {
 func TestParkedFoundByID(t *testing.T) {
 	dir := t.TempDir()
 	s := openQ(t, dir, Options{SegmentSize: 4096})
-	clock := newFakeClock()
-	t0 := clock.Now()
 	const n = 40
-	ids := parkedBacklog(t, s, t0, n)
+	clock, t0, ids := parkedBacklog(t, s, n)
 	before := s.List()
 	tr, _ := runParking(t, s, clock)
 	if p, mem := onDisk(s); p != n || mem != 0 {
@@ -253,10 +254,8 @@ func TestParkedStateFileNotUsed(t *testing.T) {
 			dir := t.TempDir()
 			var logs logBuf
 			s := openQ(t, dir, Options{SegmentSize: 4096, Logf: logs.logf})
-			clock := newFakeClock()
-			t0 := clock.Now()
 			const n = 30
-			ids := parkedBacklog(t, s, t0, n)
+			clock, t0, ids := parkedBacklog(t, s, n)
 			before := s.List()
 			tr, _ := runParking(t, s, clock)
 			if p, _ := onDisk(s); p != n {
@@ -314,10 +313,8 @@ func TestParkedRestart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir, Options{SegmentSize: 4096})
-			clock := newFakeClock()
-			t0 := clock.Now()
 			const n = 30
-			ids := parkedBacklog(t, s, t0, n)
+			clock, t0, ids := parkedBacklog(t, s, n)
 			mustChange(t, s, ids[1], Change{Kind: ChangeHold})
 			before := s.List()
 			_, stop := runParking(t, s, clock)
@@ -362,5 +359,119 @@ func TestParkedRestart(t *testing.T) {
 				t.Fatalf("%d deliveries, want %d", got, n-1)
 			}
 		})
+	}
+}
+
+// TestParkedCompaction: messages parked on disk in old segments are
+// copied forward like the others when the messages around them are
+// delivered, the old segments and their state files go, and each parked
+// message keeps its state and content, is parked again, and is tried at
+// its next try, once; a reopen finds the same.
+func TestParkedCompaction(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{SegmentSize: 4096})
+	const n = 6
+	clock, t0, ids := parkedBacklog(t, s, n)
+	before := s.List()
+	firstSeg := scanLog(t, dir)[ids[0]][0].seg
+	var others []string
+	for i := range 60 {
+		others = append(others, mustAppend(t, s, oneRcpt("s@example.net", fmt.Sprintf("v%d@c.example", i), t0), testContent(i, 500)))
+	}
+	peak := s.SegmentCount()
+	tr, stop := runParking(t, s, clock)
+	for _, id := range others {
+		waitFor(t, "the other messages", gone(s, id))
+	}
+	waitFor(t, "old segments to be deleted", func() bool { return s.SegmentCount() <= compactMinSegments })
+	if peak < 2*compactMinSegments {
+		t.Fatalf("the log peaked at %d segments; the test proves little", peak)
+	}
+	if _, err := os.Stat(parkPath(filepath.Join(dir, "log"), firstSeg)); !os.IsNotExist(err) {
+		t.Errorf("the first segment's state file is still there: %v", err)
+	}
+	// Copies are made in parallel: the log order of the messages may
+	// change.
+	byID := func(msgs []Message) []Message {
+		slices.SortFunc(msgs, func(a, b Message) int { return strings.Compare(a.ID, b.ID) })
+		return msgs
+	}
+	before = byID(before)
+	if got := byID(s.List()); !reflect.DeepEqual(got, before) {
+		t.Fatalf("List after compaction differs:\n%+v\nwant\n%+v", got, before)
+	}
+	for i, id := range ids {
+		if recs := scanLog(t, dir)[id]; len(recs) == 0 || recs[0].typ != recState {
+			t.Errorf("%s was not copied forward: %+v", id, recs)
+		}
+		if c, err := s.Content(id); err != nil || string(c) != string(testContent(i, 300)) {
+			t.Fatalf("Content of %s after compaction: %v", id, err)
+		}
+	}
+	clock.Advance(DefaultQueueRunDelay)
+	waitFor(t, "the copies to be parked again", func() bool { p, _ := onDisk(s); return p == n })
+	stop()
+	s.Close()
+
+	s = openQ(t, dir, Options{SegmentSize: 4096})
+	if got := byID(s.List()); !reflect.DeepEqual(got, before) {
+		t.Fatalf("List after reopen differs:\n%+v\nwant\n%+v", got, before)
+	}
+	clock = newFakeClock()
+	clock.Set(t0.Add(time.Hour))
+	tr2, _ := runParking(t, s, clock)
+	clock.Set(t0.Add(2 * time.Hour))
+	for _, id := range ids {
+		waitFor(t, "delivery of "+id, gone(s, id))
+	}
+	if got := tr.nCalls() + tr2.nCalls(); got != len(others)+n {
+		t.Fatalf("%d deliveries, want %d", got, len(others)+n)
+	}
+}
+
+// TestParkedJoin: a message deferred while others of its segment are
+// parked on disk joins them in their state file at the next queue run,
+// and each is still tried at its own next try.
+func TestParkedJoin(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{})
+	clock, t0, ids := parkedBacklog(t, s, 3)
+	tr, _ := runParking(t, s, clock)
+	tr.setFn(func(d *Delivery, rcpt string) Result {
+		return Result{Status: StatusDeferred, DSN: "4.4.1", Reason: parkedReason}
+	})
+	// Three hours old: deferred for maximal_backoff_time (4000 s), past
+	// the horizon.
+	late := mustAppend(t, s, oneRcpt("s@example.net", "late@a.example", t0.Add(-3*time.Hour)), []byte("x\r\n"))
+	waitFor(t, "the deferral", func() bool { m, _ := s.Get(late); return m.State == Deferred })
+	idle(t, s)
+	if p, mem := onDisk(s); p != 3 || mem != 1 {
+		t.Fatalf("before the queue run: %d parked on disk, %d in memory; want 3 and 1", p, mem)
+	}
+	clock.Advance(DefaultQueueRunDelay)
+	waitFor(t, "the queue run", func() bool { p, mem := onDisk(s); return p == 4 && mem == 0 })
+	s.mu.Lock()
+	files := len(s.idx.parked)
+	s.mu.Unlock()
+	if files != 1 {
+		t.Fatalf("%d state files for one segment", files)
+	}
+	m, ok := s.Get(late)
+	if want := t0.Add(DefaultMaximalBackoff); !ok || m.State != Deferred || !m.NextTry.Equal(want) {
+		t.Fatalf("joined message: %v %+v, want next try %v", ok, m, want)
+	}
+	tr.setFn(nil)
+	calls := tr.nCalls()
+	clock.Set(t0.Add(DefaultMaximalBackoff + time.Second))
+	waitFor(t, "the late message", gone(s, late))
+	idle(t, s)
+	if tr.nCalls() != calls+1 {
+		t.Fatalf("%d deliveries at the late message's next try, want 1", tr.nCalls()-calls)
+	}
+	clock.Set(t0.Add(2 * time.Hour))
+	for _, id := range ids {
+		waitFor(t, "delivery of "+id, gone(s, id))
+	}
+	if tr.nCalls() != calls+4 {
+		t.Fatalf("%d deliveries, want 4", tr.nCalls()-calls)
 	}
 }
