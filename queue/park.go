@@ -216,7 +216,7 @@ func (s *Store) parkedEntries(g *parkGroup) []*entry {
 // hold. No record about them was placed since they were parked, so the
 // log says what the file said.
 func (s *Store) rebuildParked(g *parkGroup) []*entry {
-	x := newIndex(s.opts.Logf)
+	x := newIndex(nil) // Open logged the log's damage already
 	if _, _, _, err := recoverLog(s.logDir, x, false); err != nil {
 		s.opts.Logf("queue: segment %d: cannot rebuild its parked messages: %v", g.seq, err)
 	}
