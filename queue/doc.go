@@ -8,19 +8,24 @@
 // An internal server down for a day leaves a gateway a million deferred
 // messages. While a queue manager runs, memory holds only what its
 // schedule needs now, as Postfix's active queue holds only what
-// qmgr_message_active_limit lets in: the messages due before the
-// horizon (the next queue run plus a minimal backoff, sched.go), those
-// being delivered, held and corrupt ones; and, for the deferred backlog
-// due later, a summary per segment. Each queue run parks the messages
-// due after the horizon on disk (park.go): their state (ID, place,
-// lengths, next try, recipients' done and reasons, flags) goes to a
-// state file per segment of their records, DIR/log/NNN.park, and memory
-// keeps per segment their count, bytes by state, earliest next try and a
-// Bloom filter of their IDs (10 bits a message: 1.5 bytes a parked
-// message in all, 1.5 MB for a million, where the index took 97 MB). A
-// queue run reads back the files whose earliest next try falls before
-// the new horizon, keeps in memory the messages now due and writes the
-// others back.
+// qmgr_message_active_limit lets in: the messages being delivered, up
+// to as many again due before the horizon (the next queue run plus a
+// minimal backoff, sched.go), those deferred since parking last ran,
+// held and corrupt ones; and, for the deferred backlog, a summary per
+// segment. Each queue run parks the messages due after the horizon on
+// disk (park.go): their state (ID, place, lengths, next try, recipients'
+// done and reasons, flags) goes to a state file per segment of their
+// records, DIR/log/NNN.park, and memory keeps per segment their count,
+// bytes by state, earliest next try and a Bloom filter of their IDs (10
+// bits a message: 1.5 bytes a parked message in all, 1.5 MB for a
+// million, where the index took 97 MB). A queue run reads back, earliest
+// first, the messages due before the new horizon until the schedule's
+// heap holds qmgr_message_active_limit of them, and writes back the
+// rest of each file it reads; when the heap runs low, more come in, and
+// when twice the limit have been deferred since parking last ran, they
+// go to disk without waiting for the next queue run. In an outage, then,
+// memory holds a few times the active queue's limit, however long the
+// backlog (TestParkedActiveLimit).
 //
 // What finds a message by ID finds a parked one: the filters say which
 // files may hold it, and reads (Get, Content, Append's check that an ID
@@ -59,11 +64,11 @@
 // never their bodies: 3 to 5 CPU-seconds for a million messages.
 //
 // Not bounded yet: a restart's peak (above); held messages, which stay in
-// memory; what ETRN or postqueue -f make due at once, which all waits in
-// the schedule's heap, not only up to qmgr_message_active_limit; and in
-// a long outage, the messages due before the horizon, about
-// (queue_run_delay + minimal_backoff_time) / maximal_backoff_time of the
-// backlog.
+// memory; and what ETRN or postqueue -f make due at once, which all
+// waits in the schedule's heap, not only up to qmgr_message_active_limit.
+// Parking and bringing in read and write state files under the Store's
+// lock: the manager's start holds it about 3 s to park a million
+// messages, and a queue run that rewrites many files holds it as long.
 //
 // # Why a log
 //
@@ -78,6 +83,7 @@
 //	DIR/lock                     flock'd by the one Store that owns DIR
 //	DIR/log/000000000001.seg     segments, numbered in append order
 //	DIR/log/000000000001.idx     a sealed segment's index file (segindex.go)
+//	DIR/log/000000000001.park    the state of its messages parked on disk (park.go)
 //
 // A segment is written until it would grow past Options.SegmentSize, or
 // for five minutes (rotate.go), then the next one is created, its header

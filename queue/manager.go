@@ -229,6 +229,7 @@ type manager struct {
 	blocked     []string // due while their segment was being compacted
 	planned     planKey
 	blockedBy   string // the message being delivered that cut the last plan short
+	parkAt      int    // messages in memory past which take parks them on disk
 	scans       uint64
 	segSeen     uint32    // the active segment last seen holding records
 	segSince    time.Time // when it was first seen so
@@ -264,7 +265,8 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 		}
 		return now, true
 	})
-	s.queueRun(s.idx.horizon, 0)
+	s.queueRun(s.idx.horizon, 0, m.o.ActiveLimit)
+	m.parked()
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -489,12 +491,9 @@ func (m *manager) horizon(now int64) int64 {
 // (park.go), forgets destinations that are neither busy nor dead, and
 // lets compaction look again.
 func (m *manager) scan(now time.Time) {
-	keep := uint32(0)
-	if m.compacting {
-		keep = m.compactTo
-	}
 	m.s.mu.Lock()
-	m.s.queueRun(m.horizon(now.UnixNano()), keep)
+	m.s.queueRun(m.horizon(now.UnixNano()), m.keep(), m.o.ActiveLimit)
+	m.parked()
 	m.s.mu.Unlock()
 	m.mu.Lock()
 	for k, d := range m.dests {
@@ -506,13 +505,39 @@ func (m *manager) scan(now time.Time) {
 	m.scans++
 }
 
+// keep is the last segment a compaction in progress copies from, whose
+// messages stay in memory; 0 if none runs.
+func (m *manager) keep() uint32 {
+	if m.compacting {
+		return m.compactTo
+	}
+	return 0
+}
+
+// parked notes, under s.mu, how many messages memory holds once parking
+// has moved what it could to disk: parking runs again, between queue
+// runs, once twice the active queue's limit more are held (take), so a
+// long outage's deferrals do not pile up in memory until the next run.
+func (m *manager) parked() {
+	m.parkAt = m.s.idx.m.len() + 2*m.o.ActiveLimit
+}
+
 // take starts an attempt for every due message while the active queue
-// has room, and reports whether it is full.
+// has room, and reports whether it is full. It first brings in messages
+// parked on disk when the heap runs low, and parks those waiting in
+// memory when they have piled up.
 func (m *manager) take() (full bool) {
 	now := m.now()
 	var due []*attempt
 	s := m.s
 	s.mu.Lock()
+	if len(s.idx.sched) < m.o.ActiveLimit/2 {
+		s.bringIn(m.o.ActiveLimit)
+	}
+	if s.idx.m.len() > m.parkAt {
+		s.parkOut(m.keep())
+		m.parked()
+	}
 	for {
 		if len(s.delivering) >= m.o.ActiveLimit {
 			full = true

@@ -19,9 +19,11 @@ import (
 // memory into a state file per segment of their records, DIR/log/NNN.park,
 // and keeps in memory only a summary of each: how many, their bytes,
 // their earliest next try, and a Bloom filter of their IDs (10 bits a
-// message). A queue run brings back the messages of the files whose
-// earliest next try falls before the new horizon, and writes the rest
-// back. So memory holds what the schedule needs now, not the backlog.
+// message). A queue run, and the queue manager whenever its heap runs
+// low, brings back the messages due before the horizon, earliest first,
+// as far as the heap has room (bringIn), and writes the rest of each
+// file back. So memory holds what the schedule needs now, not the
+// backlog.
 //
 // A state file is derived data, never the truth: it holds each message's
 // state as the log left it when the file was written, and a message
@@ -316,35 +318,53 @@ func (s *Store) allParked() []entry {
 }
 
 // queueRun moves, under s.mu, the horizon on to horizon: the messages
-// parked on disk due before it come back into memory, then into the
-// heap with the ones parked in memory (index.advance), and what is
+// parked in memory due before it join the heap (index.advance), and so
+// do those parked on disk, as far as room allows (bringIn); what is
 // parked in memory then goes to disk, except in segments up to keep,
 // which a compaction is copying forward.
-func (s *Store) queueRun(horizon int64, keep uint32) {
+func (s *Store) queueRun(horizon int64, keep uint32, room int) {
+	s.idx.advance(horizon)
+	s.bringIn(room)
+	s.parkOut(keep)
+}
+
+// bringIn moves, under s.mu, messages parked on disk and due before the
+// horizon into the heap, earliest first, until the heap holds room
+// messages. The others wait on disk until the heap runs low (take) or
+// the next queue run: memory holds what the active queue can take soon,
+// not all that a long outage makes due before the horizon, as Postfix's
+// qmgr leaves deferred mail where it is while its active queue is full.
+func (s *Store) bringIn(room int) {
 	x := s.idx
-	x.horizon = horizon
-	for _, seq := range s.parkedSegs() {
-		g := x.parked[seq]
-		if g.minNext >= horizon {
-			continue
-		}
-		var later []*entry
-		for _, e := range s.parkedEntries(g) {
-			if e.nextTry < horizon {
-				s.restore(e)
-			} else {
-				later = append(later, e)
+	for len(x.sched) < room {
+		var g *parkGroup
+		for _, c := range x.parked {
+			if c.minNext < x.horizon && (g == nil || c.minNext < g.minNext) {
+				g = c
 			}
 		}
+		if g == nil {
+			return
+		}
+		es := s.parkedEntries(g)
+		slices.SortFunc(es, func(a, b *entry) int { return cmp.Or(cmp.Compare(a.nextTry, b.nextTry), cmp.Compare(a.off, b.off)) })
+		var later []*entry
+		for _, e := range es {
+			if e.nextTry >= x.horizon || len(x.sched) >= room {
+				later = append(later, e)
+				continue
+			}
+			e.hpos = 0
+			x.m.put(e)
+			x.schedule(e, e.nextTry)
+		}
 		s.dropPark(g)
-		if len(later) > 0 && !s.writePark(seq, later) {
+		if len(later) > 0 && !s.writePark(g.seq, later) {
 			for _, e := range later {
-				s.restore(e)
+				s.restore(e) // into the heap at the next queue run
 			}
 		}
 	}
-	x.advance(horizon)
-	s.parkOut(keep)
 }
 
 // parkedSegs lists the segments with messages parked on disk, in order.

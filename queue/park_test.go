@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -504,4 +505,44 @@ func FuzzDecodePark(f *testing.F) {
 			t.Fatalf("decoded %d messages of %d", len(got), g.n)
 		}
 	})
+}
+
+// TestParkedActiveLimit: when a long outage's backlog comes due, memory
+// holds what the active queue can take soon, not the backlog: messages
+// come in from disk as the heap runs low and go back to disk as their
+// deferrals pile up, each tried once.
+func TestParkedActiveLimit(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{})
+	const n, limit = 120, 4
+	clock, t0, _ := parkedBacklog(t, s, n)
+	var mu sync.Mutex
+	most := 0
+	tr := newFakeTransport(func(d *Delivery, rcpt string) Result {
+		_, mem := onDisk(s)
+		mu.Lock()
+		most = max(most, mem)
+		mu.Unlock()
+		// A host answered: the destination is not suspended, so each
+		// message is tried.
+		return Result{Status: StatusDeferred, DSN: "4.3.0", Reason: "451 4.3.0 try again", Relay: "mx.a.example[192.0.2.1]:25"}
+	})
+	runManager(t, s, ManagerOptions{
+		Transports: map[string]Transport{"smtp": tr}, Now: clock.Now, alarm: clock.alarm,
+		MaximalQueueLifetime: DefaultQueueLifetime, ActiveLimit: limit,
+	})
+	looping(t, clock)
+	clock.Set(t0.Add(2 * time.Hour))
+	waitFor(t, "every message's attempt", func() bool { return tr.nCalls() == n })
+	idle(t, s)
+	mu.Lock()
+	defer mu.Unlock()
+	if most > 8*limit {
+		t.Errorf("memory held %d messages at once, with %d in the active queue at most", most, limit)
+	}
+	clock.Advance(DefaultQueueRunDelay)
+	waitFor(t, "the queue run to park them all", func() bool { p, mem := onDisk(s); return p == n && mem == 0 })
+	if tr.nCalls() != n {
+		t.Fatalf("%d attempts of %d messages", tr.nCalls(), n)
+	}
+	t.Logf("at most %d of %d messages in memory", most, n)
 }

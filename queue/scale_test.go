@@ -121,7 +121,7 @@ func BenchmarkQueueAtScale(b *testing.B) {
 	// messages' earliest next try (none come due here) and the few
 	// messages in memory.
 	walk := time.Now()
-	s.queueRun(s.idx.horizon, 0)
+	s.queueRun(s.idx.horizon, 0, DefaultActiveLimit)
 	b.ReportMetric(float64(time.Since(walk).Microseconds())/1000, "queue-run-ms")
 	s.mu.Unlock()
 	// The server is back: ETRN for its domain makes the whole backlog due
