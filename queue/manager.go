@@ -265,9 +265,9 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 		}
 		return now, true
 	})
-	s.queueRun(s.idx.horizon, 0, m.o.ActiveLimit)
-	m.parked()
+	s.queueRun(s.idx.horizon, m.o.ActiveLimit)
 	s.mu.Unlock()
+	m.park()
 	defer func() {
 		s.mu.Lock()
 		s.mgr = nil
@@ -492,9 +492,9 @@ func (m *manager) horizon(now int64) int64 {
 // lets compaction look again.
 func (m *manager) scan(now time.Time) {
 	m.s.mu.Lock()
-	m.s.queueRun(m.horizon(now.UnixNano()), m.keep(), m.o.ActiveLimit)
-	m.parked()
+	m.s.queueRun(m.horizon(now.UnixNano()), m.o.ActiveLimit)
 	m.s.mu.Unlock()
+	m.park()
 	m.mu.Lock()
 	for k, d := range m.dests {
 		if d.refs == 0 && !now.Before(d.deadUntil) {
@@ -514,12 +514,16 @@ func (m *manager) keep() uint32 {
 	return 0
 }
 
-// parked notes, under s.mu, how many messages memory holds once parking
-// has moved what it could to disk: parking runs again, between queue
-// runs, once twice the active queue's limit more are held (take), so a
-// long outage's deferrals do not pile up in memory until the next run.
-func (m *manager) parked() {
+// park moves what waits in memory to disk (Store.parkOut), then notes
+// how many messages memory still holds: parking runs again between
+// queue runs once twice the active queue's limit more are held (take),
+// so a long outage's deferrals do not pile up in memory until the next
+// queue run.
+func (m *manager) park() {
+	m.s.parkOut(m.keep())
+	m.s.mu.Lock()
 	m.parkAt = m.s.idx.m.len() + 2*m.o.ActiveLimit
+	m.s.mu.Unlock()
 }
 
 // take starts an attempt for every due message while the active queue
@@ -527,16 +531,18 @@ func (m *manager) parked() {
 // parked on disk when the heap runs low, and parks those waiting in
 // memory when they have piled up.
 func (m *manager) take() (full bool) {
+	s := m.s
+	s.mu.Lock()
+	piled := s.idx.m.len() > m.parkAt
+	s.mu.Unlock()
+	if piled {
+		m.park()
+	}
 	now := m.now()
 	var due []*attempt
-	s := m.s
 	s.mu.Lock()
 	if len(s.idx.sched) < m.o.ActiveLimit/2 {
 		s.bringIn(m.o.ActiveLimit)
-	}
-	if s.idx.m.len() > m.parkAt {
-		s.parkOut(m.keep())
-		m.parked()
 	}
 	for {
 		if len(s.delivering) >= m.o.ActiveLimit {

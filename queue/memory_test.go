@@ -93,7 +93,9 @@ func TestParkedMemory(t *testing.T) {
 		for e := range s.idx.m.all() {
 			e.hpos = parked
 		}
+		s.mu.Unlock()
 		s.parkOut(0)
+		s.mu.Lock()
 		parkedN, inMemory := s.idx.parkedCount(), s.idx.m.len()
 		s.mu.Unlock()
 		if parkedN != n || inMemory != 0 {

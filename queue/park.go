@@ -319,13 +319,11 @@ func (s *Store) allParked() []entry {
 
 // queueRun moves, under s.mu, the horizon on to horizon: the messages
 // parked in memory due before it join the heap (index.advance), and so
-// do those parked on disk, as far as room allows (bringIn); what is
-// parked in memory then goes to disk, except in segments up to keep,
-// which a compaction is copying forward.
-func (s *Store) queueRun(horizon int64, keep uint32, room int) {
+// do those parked on disk, as far as room allows (bringIn). The queue
+// manager then parks what waits in memory (parkOut).
+func (s *Store) queueRun(horizon int64, room int) {
 	s.idx.advance(horizon)
 	s.bringIn(room)
-	s.parkOut(keep)
 }
 
 // bringIn moves, under s.mu, messages parked on disk and due before the
@@ -377,11 +375,36 @@ func (s *Store) parkedSegs() []uint32 {
 	return seqs
 }
 
-// parkOut moves, under s.mu, the messages parked in memory to their
-// segments' state files, joining those already there. A message with a
-// record in flight (written, not yet applied) stays: applying it needs the
-// entry.
+// parkOut moves the messages parked in memory to their segments' state
+// files, joining those already there, except in segments up to keep,
+// which a compaction is copying forward. It takes s.mu itself, for one
+// segment's file at a time: appends wait for one file's writing at most,
+// not for a whole backlog's (a million messages take seconds).
 func (s *Store) parkOut(keep uint32) {
+	s.mu.Lock()
+	bySeg := make(map[uint32][]*entry)
+	for e := range s.idx.m.all() {
+		if parkable(e, keep) {
+			bySeg[e.seg] = append(bySeg[e.seg], e)
+		}
+	}
+	s.mu.Unlock()
+	for seq, es := range bySeg {
+		s.mu.Lock()
+		s.parkSegment(seq, es, keep)
+		s.mu.Unlock()
+	}
+}
+
+func parkable(e *entry, keep uint32) bool {
+	return e.hpos == parked && e.seg > keep && (e.state == Active || e.state == Deferred) && !e.damaged()
+}
+
+// parkSegment moves, under s.mu, the messages of segment seq among cands
+// that are still parked in memory to the segment's state file. A message
+// with a record in flight (written, not yet applied) stays: applying it
+// needs the entry.
+func (s *Store) parkSegment(seq uint32, cands []*entry, keep uint32) {
 	x := s.idx
 	inFlight := make(map[string]bool)
 	for _, b := range [...]*batch{s.flushing, s.cur} {
@@ -397,25 +420,27 @@ func (s *Store) parkOut(keep uint32) {
 			}
 		}
 	}
-	bySeg := make(map[uint32][]*entry)
-	for e := range x.m.all() {
-		if e.hpos == parked && e.seg > keep && (e.state == Active || e.state == Deferred) && !e.damaged() && !inFlight[e.id] {
-			bySeg[e.seg] = append(bySeg[e.seg], e)
+	es := cands[:0]
+	for _, e := range cands {
+		// Still the message's entry (not removed, nor replaced by a
+		// copy), and still parked.
+		if x.m.get(e.id) == e && parkable(e, keep) && !inFlight[e.id] {
+			es = append(es, e)
 		}
 	}
-	for seq, es := range bySeg {
-		all := es
-		old := x.parked[seq]
-		if old != nil {
-			all = append(s.parkedEntries(old), es...)
-		}
-		if !s.writePark(seq, all) {
-			continue // they stay in memory; the old file still holds
-		}
-		for _, e := range es {
-			x.m.del(e.id)
-			e.hpos = 0
-		}
+	if len(es) == 0 {
+		return
+	}
+	all := es
+	if old := x.parked[seq]; old != nil {
+		all = append(s.parkedEntries(old), es...)
+	}
+	if !s.writePark(seq, all) {
+		return // they stay in memory; the old file still holds
+	}
+	for _, e := range es {
+		x.m.del(e.id)
+		e.hpos = 0
 	}
 }
 
