@@ -516,9 +516,9 @@ func (m *manager) keep() uint32 {
 
 // park moves what waits in memory to disk (Store.parkOut), then notes
 // how many messages memory still holds: parking runs again between
-// queue runs once twice the active queue's limit more are held (take),
-// so a long outage's deferrals do not pile up in memory until the next
-// queue run.
+// queue runs once twice the active queue's limit more than the least
+// since are held (take), so a long outage's deferrals do not pile up in
+// memory until the next queue run.
 func (m *manager) park() {
 	m.s.parkOut(m.keep())
 	m.s.mu.Lock()
@@ -533,8 +533,11 @@ func (m *manager) park() {
 func (m *manager) take() (full bool) {
 	s := m.s
 	s.mu.Lock()
-	piled := s.idx.m.len() > m.parkAt
+	held := s.idx.m.len()
 	s.mu.Unlock()
+	// Twice the limit over the least memory held since parking last ran.
+	piled := held > m.parkAt
+	m.parkAt = min(m.parkAt, held+2*m.o.ActiveLimit)
 	if piled {
 		m.park()
 	}
