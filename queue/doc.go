@@ -10,15 +10,16 @@
 // schedule needs now, as Postfix's active queue holds only what
 // qmgr_message_active_limit lets in: the messages being delivered, up
 // to as many again due before the horizon (the next queue run plus a
-// minimal backoff, sched.go), those deferred since parking last ran,
-// held and corrupt ones; and, for the deferred backlog, a summary per
-// segment. Each queue run parks the messages due after the horizon on
-// disk (park.go): their state (ID, place, lengths, next try, recipients'
-// done and reasons, flags) goes to a state file per segment of their
-// records, DIR/log/NNN.park, and memory keeps per segment their count,
-// bytes by state, earliest next try and a Bloom filter of their IDs (10
-// bits a message: 1.5 bytes a parked message in all, 1.5 MB for a
-// million, where the index took 97 MB). A queue run reads back, earliest
+// minimal backoff, sched.go), those deferred or held since parking last
+// ran, and corrupt ones; and, for the deferred and held backlog, a
+// summary per segment. Each queue run parks on disk the messages due
+// after the horizon and the held ones (park.go): their state (ID, place,
+// lengths, next try, recipients' done and reasons, flags) goes to a
+// state file per segment of their records, DIR/log/NNN.park, and memory
+// keeps per segment their count, bytes by state, earliest next try and
+// a Bloom filter of their IDs (10 bits a message: 1.5 bytes a parked
+// message in all, 1.5 MB for a million, where the index took 97 MB).
+// Held ones stay there until released. A queue run reads back, earliest
 // first, the messages due before the new horizon until the schedule's
 // heap holds qmgr_message_active_limit of them, and writes back the
 // rest of each file it reads; when the heap runs low, more come in, and
@@ -40,7 +41,8 @@
 // live ones, so it is never deleted under them. Expiry needs nothing
 // more: a parked message comes back before its next try, at most
 // maximal_backoff_time away, and its attempt returns it when its
-// lifetime is over.
+// lifetime is over; a held one comes back when it is released, and is
+// returned then, as before.
 //
 // A state file is derived data, never the truth: a message's state
 // changes only in memory, after its record is durable, and it is in
@@ -63,9 +65,9 @@
 // Open. A restart replays the sealed segments' index files (segindex.go),
 // never their bodies: 3 to 5 CPU-seconds for a million messages.
 //
-// Not bounded yet: a restart's peak (above); held messages, which stay in
-// memory; and what ETRN or postqueue -f make due at once, which all
-// waits in the schedule's heap, not only up to qmgr_message_active_limit.
+// Not bounded yet: a restart's peak (above), and what ETRN or postqueue
+// -f make due at once, which all waits in the schedule's heap, not only
+// up to qmgr_message_active_limit.
 // Parking takes the Store's lock for one segment's state file at a time
 // (parking a million messages takes 4 s, and appends wait 0.35 s at
 // most, BenchmarkQueueAtScale), but ETRN, postqueue -f and listings read

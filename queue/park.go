@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/maphash"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +65,7 @@ type parkGroup struct {
 	seq     uint32
 	gen     uint64
 	n       int
-	minNext int64 // the earliest next try among them (Unix ns)
+	minNext int64 // the earliest next try among them, held ones aside (Unix ns)
 	msgs    [Corrupt + 1]int
 	bytes   [Corrupt + 1]int64 // content bytes, by state
 	ids     idFilter
@@ -246,10 +247,10 @@ func (s *Store) unpark(g *parkGroup) {
 
 // restore puts a message read from a state file back in memory: parked
 // while a manager runs (the queue run that brought it in schedules it),
-// else unscheduled.
+// else, or held, unscheduled.
 func (s *Store) restore(e *entry) {
 	e.hpos = 0
-	if s.idx.horizon != 0 {
+	if s.idx.horizon != 0 && e.state != Hold {
 		e.hpos = parked
 	}
 	s.idx.m.put(e)
@@ -348,7 +349,7 @@ func (s *Store) bringIn(room int) {
 		slices.SortFunc(es, func(a, b *entry) int { return cmp.Or(cmp.Compare(a.nextTry, b.nextTry), cmp.Compare(a.off, b.off)) })
 		var later []*entry
 		for _, e := range es {
-			if e.nextTry >= x.horizon || len(x.sched) >= room {
+			if e.state == Hold || e.nextTry >= x.horizon || len(x.sched) >= room {
 				later = append(later, e)
 				continue
 			}
@@ -384,7 +385,7 @@ func (s *Store) parkOut(keep uint32) {
 	s.mu.Lock()
 	bySeg := make(map[uint32][]*entry)
 	for e := range s.idx.m.all() {
-		if parkable(e, keep) {
+		if s.parkable(e, keep) {
 			bySeg[e.seg] = append(bySeg[e.seg], e)
 		}
 	}
@@ -396,8 +397,18 @@ func (s *Store) parkOut(keep uint32) {
 	}
 }
 
-func parkable(e *entry, keep uint32) bool {
-	return e.hpos == parked && e.seg > keep && (e.state == Active || e.state == Deferred) && !e.damaged()
+// parkable reports, under s.mu, whether e waits for nothing the queue
+// manager does soon: parked in the schedule, or held and not being
+// delivered.
+func (s *Store) parkable(e *entry, keep uint32) bool {
+	if e.seg <= keep || e.damaged() {
+		return false
+	}
+	if e.state == Hold {
+		_, busy := s.delivering[e.id]
+		return e.hpos <= 0 && !busy // not in the heap
+	}
+	return e.hpos == parked && (e.state == Active || e.state == Deferred)
 }
 
 // parkSegment moves, under s.mu, the messages of segment seq among cands
@@ -424,7 +435,7 @@ func (s *Store) parkSegment(seq uint32, cands []*entry, keep uint32) {
 	for _, e := range cands {
 		// Still the message's entry (not removed, nor replaced by a
 		// copy), and still parked.
-		if x.m.get(e.id) == e && parkable(e, keep) && !inFlight[e.id] {
+		if x.m.get(e.id) == e && s.parkable(e, keep) && !inFlight[e.id] {
 			es = append(es, e)
 		}
 	}
@@ -450,9 +461,11 @@ func (s *Store) writePark(seq uint32, es []*entry) bool {
 	x := s.idx
 	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.off, b.off) })
 	x.parkGen++
-	g := &parkGroup{seq: seq, gen: x.parkGen, n: len(es), minNext: es[0].nextTry, ids: newIDFilter(len(es))}
+	g := &parkGroup{seq: seq, gen: x.parkGen, n: len(es), minNext: math.MaxInt64, ids: newIDFilter(len(es))}
 	for _, e := range es {
-		g.minNext = min(g.minNext, e.nextTry)
+		if e.state != Hold { // due only once released
+			g.minNext = min(g.minNext, e.nextTry)
+		}
 		g.msgs[e.state]++
 		g.bytes[e.state] += e.contentLen()
 		g.ids.add(x.idHash(e.id))

@@ -291,11 +291,11 @@ func TestParkedStateFileNotUsed(t *testing.T) {
 	}
 }
 
-// TestParkedRestart: a daemon killed with a backlog parked on disk, its
-// state files in any state (whole, torn, a temporary one left), restarts
-// with the state the log gives, exactly: Open deletes the state files,
-// the next queue manager parks the backlog again, and each message is
-// tried at its next try, once.
+// TestParkedRestart: a daemon killed with a backlog parked on disk, a
+// held message among it, its state files in any state (whole, torn, a
+// temporary one left), restarts with the state the log gives, exactly:
+// Open deletes the state files, the next queue manager parks the backlog
+// again, and each message is tried at its next try, once.
 func TestParkedRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -321,8 +321,8 @@ func TestParkedRestart(t *testing.T) {
 			mustChange(t, s, ids[1], Change{Kind: ChangeHold})
 			before := s.List()
 			_, stop := runParking(t, s, clock)
-			if p, _ := onDisk(s); p != n-1 {
-				t.Fatalf("%d parked on disk, want %d", p, n-1)
+			if p, mem := onDisk(s); p != n || mem != 0 {
+				t.Fatalf("%d parked on disk, %d in memory; want %d and 0", p, mem, n)
 			}
 			stop()
 			if err := s.Close(); err != nil {
@@ -345,8 +345,8 @@ func TestParkedRestart(t *testing.T) {
 				t.Fatalf("List after the restart differs:\n%+v\nwant\n%+v", got, before)
 			}
 			tr, _ := runParking(t, s, clock)
-			if p, mem := onDisk(s); p != n-1 || mem != 1 {
-				t.Fatalf("after the restart: %d parked on disk, %d in memory; want %d and the held one", p, mem, n-1)
+			if p, mem := onDisk(s); p != n || mem != 0 {
+				t.Fatalf("after the restart: %d parked on disk, %d in memory; want %d and 0", p, mem, n)
 			}
 			clock.Advance(time.Hour)
 			if tr.nCalls() != 0 {
@@ -545,4 +545,38 @@ func TestParkedActiveLimit(t *testing.T) {
 		t.Fatalf("%d attempts of %d messages", tr.nCalls(), n)
 	}
 	t.Logf("at most %d of %d messages in memory", most, n)
+}
+
+// TestParkedHeld: held messages wait on disk too (postsuper -h ALL in an
+// outage), counted as held, never brought in by queue runs; released,
+// they come back and are delivered.
+func TestParkedHeld(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{SegmentSize: 4096})
+	const n = 20
+	clock, t0, ids := parkedBacklog(t, s, n)
+	tr, _ := runParking(t, s, clock)
+	if held, errs := s.Admin(context.Background(), "hold", []string{"ALL"}); held != n || errs != nil {
+		t.Fatalf("hold ALL: %d, %v", held, errs)
+	}
+	clock.Advance(DefaultQueueRunDelay)
+	waitFor(t, "the held messages to go to disk", func() bool { p, mem := onDisk(s); return p == n && mem == 0 })
+	if msgs, _ := s.Counts(); msgs[Hold] != n {
+		t.Fatalf("Counts: %v", msgs)
+	}
+	// Past their next try: queue runs leave them on disk.
+	clock.Set(t0.Add(3 * time.Hour))
+	clock.Advance(DefaultQueueRunDelay)
+	idle(t, s)
+	if p, mem := onDisk(s); p != n || mem != 0 || tr.nCalls() != 0 {
+		t.Fatalf("held and due: %d on disk, %d in memory, %d deliveries", p, mem, tr.nCalls())
+	}
+	if released, errs := s.Admin(context.Background(), "release", []string{"ALL"}); released != n || errs != nil {
+		t.Fatalf("release ALL: %d, %v", released, errs)
+	}
+	for _, id := range ids {
+		waitFor(t, "delivery of "+id, gone(s, id))
+	}
+	if tr.nCalls() != n {
+		t.Fatalf("%d deliveries, want %d", tr.nCalls(), n)
+	}
 }
