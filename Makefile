@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 75000x ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime 6000x ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSegIndex$$' -fuzztime 25000x ./queue
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePark$$' -fuzztime 400000x ./queue
 	$(GO) test -run '^$$' -fuzz '^FuzzCIDRTable$$' -fuzztime 300000x ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzRegexpTable$$' -fuzztime 40000x ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzTexthash$$' -fuzztime 400000x ./rules

@@ -36,24 +36,24 @@ func (s *Store) Admin(ctx context.Context, op string, ids []string) (int, []erro
 	var errs []error
 	var due []string // requeued: made due now
 	for _, id := range ids {
-		m, ok := s.Get(id)
+		st, ok := s.adminState(id)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%w: %s", ErrNotFound, id))
 			continue
 		}
 		var c Change
 		switch {
-		case op == "hold" && (m.State == Active || m.State == Deferred):
+		case op == "hold" && (st == Active || st == Deferred):
 			c.Kind = ChangeHold
-		case (op == "release" || op == "requeue") && m.State == Hold:
+		case (op == "release" || op == "requeue") && st == Hold:
 			c.Kind = ChangeRelease // scheduled at once when it becomes deferred
-		case op == "requeue" && m.State == Deferred:
+		case op == "requeue" && st == Deferred:
 			due = append(due, id)
 			n++
 			continue
 		case op == "delete":
 			c.Kind = ChangeDelete
-		case op == "expire" && m.State != Corrupt:
+		case op == "expire" && st != Corrupt:
 			c.Kind = ChangeExpire
 		default:
 			continue
@@ -71,7 +71,22 @@ func (s *Store) Admin(ctx context.Context, op string, ids []string) (int, []erro
 		for _, id := range due {
 			want[id] = true
 		}
-		s.flushWhere(func(e *entry) bool { return want[e.id] })
+		s.flushWhere(want, nil)
 	}
 	return n, errs
+}
+
+// adminState returns the state of a message as admins see it. A message
+// parked on disk comes back into memory with its segment's (park.go), for
+// the change that follows: "ALL" reads each state file once, not once a
+// message.
+func (s *Store) adminState(id string) (State, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.find(id)
+	if e == nil {
+		return 0, false
+	}
+	c := s.shown(e)
+	return c.state, true
 }

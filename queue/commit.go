@@ -190,9 +190,10 @@ func (s *Store) admit(ctx context.Context, p *pendingRec) error {
 		return err
 	}
 	if p.ent == nil {
+		s.find(p.id) // a parked message comes back into memory, where changes apply
 		return s.idx.checkChange(p.id, &p.change)
 	}
-	if s.idx.m.get(p.ent.id) != nil {
+	if _, ok := s.peek(p.ent.id); ok {
 		return fmt.Errorf("%w: %s", ErrExists, p.ent.id)
 	}
 	if _, ok := s.pending[p.ent.id]; ok {

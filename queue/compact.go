@@ -116,7 +116,13 @@ func (s *Store) planCompaction(freeOnly bool) (p compactPlan, blockedBy string, 
 	}
 	// The live records of the prefix, in log order: a walk of the whole
 	// index (tens of milliseconds at a million messages), which only a
-	// compaction about to copy pays, once.
+	// compaction about to copy pays, once. Those parked on disk come back
+	// into memory to be copied (queue runs leave them there meanwhile).
+	for _, seq := range s.parkedSegs() {
+		if seq <= cand {
+			s.unpark(s.idx.parked[seq])
+		}
+	}
 	copies := s.idx.liveThrough(cand)
 	for i, e := range copies {
 		_, busy := s.delivering[e.id]

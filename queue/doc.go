@@ -6,45 +6,72 @@
 // # Memory: the queue at scale
 //
 // An internal server down for a day leaves a gateway a million deferred
-// messages. What memory they take now, and where that is headed.
+// messages. While a queue manager runs, memory holds only what its
+// schedule needs now, as Postfix's active queue holds only what
+// qmgr_message_active_limit lets in: the messages being delivered, up
+// to as many again due before the horizon (the next queue run plus a
+// minimal backoff, sched.go), those deferred or held since parking last
+// ran, and corrupt ones; and, for the deferred and held backlog, a
+// summary per segment. Each queue run parks on disk the messages due
+// after the horizon and the held ones (park.go): their state (ID, place,
+// lengths, next try, recipients' done and reasons, flags) goes to a
+// state file per segment of their records, DIR/log/NNN.park, and memory
+// keeps per segment their count, bytes by state, earliest next try and
+// a Bloom filter of their IDs (10 bits a message: 1.5 bytes a parked
+// message in all, 1.5 MB for a million, where the index took 97 MB).
+// Held ones stay there until released. A queue run reads back, earliest
+// first, the messages due before the new horizon until the schedule's
+// heap holds qmgr_message_active_limit of them, and writes back the
+// rest of each file it reads; when the heap runs low, more come in, and
+// when twice the limit have been deferred since parking last ran, they
+// go to disk without waiting for the next queue run. In an outage, then,
+// memory holds a few times the active queue's limit, however long the
+// backlog (TestParkedActiveLimit).
 //
-// Now: the index keeps per message a 64-byte entry (index.go: ID,
-// place, lengths, state, next try, a pointer to recipients' state that
-// messages in the same state share), its ID and one slot in an
-// open-addressing ID table (idtable.go): about 97 bytes a message, 92 MB
-// for a million (184 bytes before). Envelopes stay on disk: the queue
-// manager reads a message's when it takes it, and listings and ETRN read
-// them too, a sealed segment's from its index file in one read
-// (envelope.go); a record found damaged only then, after Open trusted its
-// segment's index file, puts its message in the corrupt queue like
-// damage found at Open. While a queue manager runs, its schedule's heap
-// holds only the messages due before the next queue run and a minimal
-// backoff; a deferred backlog waits parked in the index (sched.go) and
-// costs the schedule nothing, and each queue run walks the index to
-// bring in what comes due. A restart replays the sealed segments' index
-// files (segindex.go), never their bodies: 3 to 5 CPU-seconds for a
-// million messages.
+// What finds a message by ID finds a parked one: the filters say which
+// files may hold it, and reads (Get, Content, Append's check that an ID
+// is new) look into those files; a change (Change, postsuper
+// -d/-h/-H/-r/-e through Admin) first brings the message's whole segment
+// back into memory, where changes apply, until the next queue run.
+// NewID skips an ID any filter may hold. Listings (List: mailq, postqueue
+// -j, qshape) and Counts read or add up the files; ETRN, requeue and
+// postqueue -f bring back the files holding what they make due.
+// Compaction brings back the segments it copies forward (queue runs
+// leave them in memory meanwhile); a segment holding parked messages has
+// live ones, so it is never deleted under them. Expiry needs nothing
+// more: a parked message comes back before its next try, at most
+// maximal_backoff_time away, and its attempt returns it when its
+// lifetime is over; a held one comes back when it is released, and is
+// returned then, as before.
 //
-// Where it is headed (not built): memory that does not grow with the
-// deferred backlog. In memory, only the active set (the messages due
-// before the horizon, at most qmgr_message_active_limit of them being
-// delivered) and, per segment, a summary: its live count and bytes, and
-// the earliest next try among its parked messages. A parked message's
-// state (ID, place, next try, recipients' state) lives on disk only: the
-// queue run that parks messages writes their state to a per-segment
-// state file (the state-record trailer, staterec.go, keyed by offset),
-// so a message's state no longer needs the changes that follow it in
-// later segments; a queue run brings in the segments whose earliest next
-// try falls before the horizon and reads their parked messages back.
-// What finds a message by ID (Get, Change, postsuper -d/-h/-H/-r, bounce
-// by ID, NewID's uniqueness) then needs an ID-to-segment map on disk too,
-// or a scan of the state files; listings (mailq, qshape, postqueue -j)
-// and ETRN by domain read the state files along with the index files
-// they read envelopes from already. Compaction's copy-forward already
-// writes a long-lived message's whole state as one record, the same
-// shape. A state file is derived data like an index file: written
-// behind the log, and ignored (the log replayed instead) when it does
-// not describe its segment as it is, so crash recovery stays exact.
+// A state file is derived data, never the truth: a message's state
+// changes only in memory, after its record is durable, and it is in
+// memory before any record about it is placed in the log, so a file
+// says what the log says. Files are not synced: each holds only for the
+// Store that wrote it (a generation in its header), Open deletes them
+// all, and a file that is damaged, stale or missing when read is not
+// used: its messages' state is rebuilt from the log (the whole log
+// replayed, as a snapshot does: slow, and never expected).
+//
+// Without a running queue manager nothing is parked: a restart reads the
+// log as it did, the index holding every message (97 bytes each, 92 MB
+// for a million: a 64-byte entry, index.go, its ID and an ID-table
+// slot, idtable.go), until the manager's start parks the backlog again.
+// Envelopes stay on disk throughout: the queue manager reads a
+// message's when it takes it, and listings and ETRN read them too, a
+// sealed segment's from its index file in one read (envelope.go); a
+// record found damaged only then, after Open trusted its segment's
+// index file, puts its message in the corrupt queue like damage found at
+// Open. A restart replays the sealed segments' index files (segindex.go),
+// never their bodies: 3 to 5 CPU-seconds for a million messages.
+//
+// Not bounded yet: a restart's peak (above), and what ETRN or postqueue
+// -f make due at once, which all waits in the schedule's heap, not only
+// up to qmgr_message_active_limit.
+// Parking takes the Store's lock for one segment's state file at a time
+// (parking a million messages takes 4 s, and appends wait 0.35 s at
+// most, BenchmarkQueueAtScale), but ETRN, postqueue -f and listings read
+// every file they need under it.
 //
 // # Why a log
 //
@@ -59,6 +86,7 @@
 //	DIR/lock                     flock'd by the one Store that owns DIR
 //	DIR/log/000000000001.seg     segments, numbered in append order
 //	DIR/log/000000000001.idx     a sealed segment's index file (segindex.go)
+//	DIR/log/000000000001.park    the state of its messages parked on disk (park.go)
 //
 // A segment is written until it would grow past Options.SegmentSize, or
 // for five minutes (rotate.go), then the next one is created, its header

@@ -15,7 +15,7 @@ import (
 //     base-52 microseconds (4), 'z', then the counter in base 51.
 //
 // The counter alone makes IDs distinct for ~983,000 consecutive IDs; NewID
-// also skips any ID still queued.
+// also skips any ID still queued, or that may be parked on disk.
 
 const base52 = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
 
@@ -82,7 +82,8 @@ func (s *Store) NewID() string {
 	defer s.mu.Unlock()
 	for {
 		id := s.ids.next(now)
-		queued := s.idx.m.get(id) != nil
+		// An ID the filters cannot rule out is skipped, not looked up.
+		queued := s.idx.m.get(id) != nil || s.idx.mayBeParked(id)
 		_, pending := s.pending[id]
 		if !queued && !pending {
 			return id

@@ -3,6 +3,8 @@ package queue
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
 	"slices"
 	"strings"
 )
@@ -115,7 +117,13 @@ type index struct {
 	removals  uint64  // records that stopped being live; compaction watches it
 	sched     dueHeap // messages waiting for the queue manager, while one runs
 	horizon   int64   // ... and due before this (Unix ns); later ones are parked
-	logf      func(format string, args ...any)
+	// parked holds, per segment, the summary of its messages parked on
+	// disk, which m does not hold (park.go); liveBySeg and liveBytes
+	// count them.
+	parked   map[uint32]*parkGroup
+	parkSeed maphash.Seed // for the groups' ID filters
+	parkGen  uint64       // the generation of the last state file written
+	logf     func(format string, args ...any)
 	// lastReason shares one copy of a delay reason among the messages
 	// deferred for it: a backlog behind one dead next hop repeats it.
 	lastReason string
@@ -136,6 +144,10 @@ func newIndex(logf func(string, ...any)) *index {
 		liveBySeg: make(map[uint32]int),
 		liveBytes: make(map[uint32]int64),
 		logf:      logf,
+		parked:    make(map[uint32]*parkGroup),
+		parkSeed:  maphash.MakeSeed(),
+		// A random start: a state file from another Store never matches.
+		parkGen: rand.Uint64(),
 	}
 }
 

@@ -229,6 +229,7 @@ type manager struct {
 	blocked     []string // due while their segment was being compacted
 	planned     planKey
 	blockedBy   string // the message being delivered that cut the last plan short
+	parkAt      int    // messages in memory past which take parks them on disk
 	scans       uint64
 	segSeen     uint32    // the active segment last seen holding records
 	segSince    time.Time // when it was first seen so
@@ -264,7 +265,9 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 		}
 		return now, true
 	})
+	s.queueRun(s.idx.horizon, m.o.ActiveLimit)
 	s.mu.Unlock()
+	m.park()
 	defer func() {
 		s.mu.Lock()
 		s.mgr = nil
@@ -279,7 +282,7 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 // destinations, like postqueue -f. Without a running manager it does
 // nothing.
 func (s *Store) Flush() {
-	s.flushWhere(nil)
+	s.flushWhere(nil, nil)
 }
 
 // FlushDomain makes the deferred messages due now that have a recipient
@@ -294,27 +297,34 @@ func (s *Store) FlushDomain(domain string) {
 			cands = append(cands, *e)
 		}
 	}
+	if s.mgr != nil {
+		cands = append(cands, s.allParked()...)
+	}
 	s.mu.Unlock()
 	// The envelopes are read outside the lock.
 	match := make(map[string]bool)
+	segs := make(map[uint32]bool)
 	for i, env := range s.envelopes(cands) {
-		if cands[i].hasDomain(env, domain) {
+		if cands[i].state == Deferred && cands[i].hasDomain(env, domain) {
 			match[cands[i].id] = true
+			segs[cands[i].seg] = true
 		}
 	}
-	s.flushWhere(func(e *entry) bool { return e.state == Deferred && match[e.id] })
+	s.flushWhere(match, segs)
 }
 
-// flushWhere makes the scheduled messages match chooses (nil: all) due
-// now and revives dead destinations.
-func (s *Store) flushWhere(match func(*entry) bool) {
+// flushWhere makes the scheduled messages ids names (nil: all) due now,
+// and revives dead destinations. The messages parked on disk in segs
+// come back into memory for it; with segs nil, those ids may name.
+func (s *Store) flushWhere(ids map[string]bool, segs map[uint32]bool) {
 	s.mu.Lock()
 	m := s.mgr
 	if m != nil {
-		if match == nil {
+		s.unparkWhere(ids, segs)
+		if ids == nil {
 			s.idx.dueAll(0)
 		} else {
-			s.idx.dueWhere(0, match)
+			s.idx.dueWhere(0, func(e *entry) bool { return ids[e.id] })
 		}
 	}
 	s.mu.Unlock()
@@ -477,12 +487,14 @@ func (m *manager) horizon(now int64) int64 {
 }
 
 // scan is the periodic queue run: it brings into the schedule's heap the
-// parked messages due before the new horizon, forgets destinations that
-// are neither busy nor dead, and lets compaction look again.
+// parked messages due before the new horizon, parks the others on disk
+// (park.go), forgets destinations that are neither busy nor dead, and
+// lets compaction look again.
 func (m *manager) scan(now time.Time) {
 	m.s.mu.Lock()
-	m.s.idx.advance(m.horizon(now.UnixNano()))
+	m.s.queueRun(m.horizon(now.UnixNano()), m.o.ActiveLimit)
 	m.s.mu.Unlock()
+	m.park()
 	m.mu.Lock()
 	for k, d := range m.dests {
 		if d.refs == 0 && !now.Before(d.deadUntil) {
@@ -493,13 +505,48 @@ func (m *manager) scan(now time.Time) {
 	m.scans++
 }
 
+// keep is the last segment a compaction in progress copies from, whose
+// messages stay in memory; 0 if none runs.
+func (m *manager) keep() uint32 {
+	if m.compacting {
+		return m.compactTo
+	}
+	return 0
+}
+
+// park moves what waits in memory to disk (Store.parkOut), then notes
+// how many messages memory still holds: parking runs again between
+// queue runs once twice the active queue's limit more than the least
+// since are held (take), so a long outage's deferrals do not pile up in
+// memory until the next queue run.
+func (m *manager) park() {
+	m.s.parkOut(m.keep())
+	m.s.mu.Lock()
+	m.parkAt = m.s.idx.m.len() + 2*m.o.ActiveLimit
+	m.s.mu.Unlock()
+}
+
 // take starts an attempt for every due message while the active queue
-// has room, and reports whether it is full.
+// has room, and reports whether it is full. It first brings in messages
+// parked on disk when the heap runs low, and parks those waiting in
+// memory when they have piled up.
 func (m *manager) take() (full bool) {
-	now := m.now()
-	var due []*attempt
 	s := m.s
 	s.mu.Lock()
+	held := s.idx.m.len()
+	s.mu.Unlock()
+	// Twice the limit over the least memory held since parking last ran.
+	piled := held > m.parkAt
+	m.parkAt = min(m.parkAt, held+2*m.o.ActiveLimit)
+	if piled {
+		m.park()
+	}
+	now := m.now()
+	var due []*attempt
+	s.mu.Lock()
+	if len(s.idx.sched) < m.o.ActiveLimit/2 {
+		s.bringIn(m.o.ActiveLimit)
+	}
 	for {
 		if len(s.delivering) >= m.o.ActiveLimit {
 			full = true

@@ -11,8 +11,9 @@ import (
 // heap ordered by the time it is due, then by log position, so arrival
 // order breaks ties; or, when it is due after the horizon, parked: it
 // waits in the index alone (hpos == parked), its due time being its next
-// try, and each queue run (every queue_run_delay) moves the horizon on
-// and brings into the heap the parked messages due before it, as
+// try, until the next queue run moves it to disk (park.go). Each queue
+// run (every queue_run_delay) moves the horizon on and brings into the
+// heap the parked messages due before it, from memory and disk, as
 // Postfix's queue runs bring deferred messages whose time has come into
 // the active queue. So the heap holds what is due before the next queue
 // run or soon after, not a backlog of a million deferred messages: 16

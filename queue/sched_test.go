@@ -7,7 +7,7 @@ import (
 )
 
 // scheduled counts the messages in the schedule's heap and the parked
-// ones.
+// ones, in memory or on disk (held ones on disk aside).
 func scheduled(s *Store) (inHeap, parkedN int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -18,6 +18,9 @@ func scheduled(s *Store) (inHeap, parkedN int) {
 		case e.hpos == parked:
 			parkedN++
 		}
+	}
+	for _, g := range s.idx.parked {
+		parkedN += g.msgs[Active] + g.msgs[Deferred]
 	}
 	if inHeap != len(s.idx.sched) {
 		panic(fmt.Sprintf("%d entries say they are in the heap, which holds %d", inHeap, len(s.idx.sched)))

@@ -288,8 +288,10 @@ func (s *Store) writeSegIndex(seq uint32) error {
 }
 
 // removeStrayIndexes deletes, at Open, temporary index files (a crash
-// while writing one) and index files whose segment is gone (a crash
-// between deleting a segment and its index).
+// while writing one), index files whose segment is gone (a crash
+// between deleting a segment and its index), and every state file of
+// parked messages: those hold only for the Store that wrote them
+// (park.go), and the log says the same.
 func removeStrayIndexes(logDir string, seqs []uint32) error {
 	ents, err := os.ReadDir(logDir)
 	if err != nil {
@@ -301,7 +303,8 @@ func removeStrayIndexes(logDir string, seqs []uint32) error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, idxTmpSuffix) || strings.HasSuffix(name, idxSuffix) && !have[name] {
+		stray := strings.HasSuffix(name, idxTmpSuffix) || strings.HasSuffix(name, idxSuffix) && !have[name]
+		if stray || strings.HasSuffix(name, parkSuffix) || strings.HasSuffix(name, parkTmpSuffix) {
 			if err := os.Remove(filepath.Join(logDir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("queue: %w", err)
 			}

@@ -58,7 +58,13 @@ func indexedQueue(t *testing.T, dir string) []string {
 
 func idxFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "log", "*"+idxSuffix))
+	return logFiles(t, dir, idxSuffix)
+}
+
+// logFiles lists the files in dir's log whose names end in suffix.
+func logFiles(t *testing.T, dir, suffix string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "log", "*"+suffix))
 	if err != nil {
 		t.Fatal(err)
 	}

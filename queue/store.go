@@ -1,12 +1,14 @@
 package queue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -256,11 +258,9 @@ func (s *Store) closeFiles() error {
 // Get returns a message's envelope and state from the index (no content).
 func (s *Store) Get(id string) (Message, bool) {
 	s.mu.Lock()
-	e := s.idx.m.get(id)
-	ok := e != nil
-	var c entry
+	c, ok := s.peek(id)
 	if ok {
-		c = s.shown(e)
+		c = s.shown(&c)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -273,11 +273,14 @@ func (s *Store) Get(id string) (Message, bool) {
 // included.
 func (s *Store) List() []Message {
 	s.mu.Lock()
-	es := s.idx.snapshot()
+	es := append(s.idx.snapshot(), s.allParked()...)
 	for i := range es {
 		es[i] = s.shown(&es[i])
 	}
 	s.mu.Unlock()
+	slices.SortFunc(es, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
+	})
 	return messages(es, s.envelopes(es))
 }
 
@@ -295,6 +298,12 @@ func (s *Store) Counts() (msgs [Corrupt + 1]int, bytes [Corrupt + 1]int64) {
 		if st >= Active && st <= Corrupt {
 			msgs[st]++
 			bytes[st] += e.contentLen()
+		}
+	}
+	for _, g := range s.idx.parked {
+		for st := range g.msgs {
+			msgs[st] += g.msgs[st]
+			bytes[st] += g.bytes[st]
 		}
 	}
 	return msgs, bytes
@@ -346,11 +355,11 @@ func (s *Store) Content(id string) ([]byte, error) {
 func (s *Store) locate(id string) (entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.idx.m.get(id)
-	if e == nil {
+	c, ok := s.peek(id)
+	if !ok {
 		return entry{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return *e, nil
+	return c, nil
 }
 
 // moved reports whether c's message now has its record elsewhere.
