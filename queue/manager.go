@@ -520,7 +520,7 @@ func (m *manager) keep() uint32 {
 // since are held (take), so a long outage's deferrals do not pile up in
 // memory until the next queue run.
 func (m *manager) park() {
-	m.s.parkOut(m.keep())
+	m.s.parkOut(m.keep(), m.o.ActiveLimit)
 	m.s.mu.Lock()
 	m.parkAt = m.s.idx.m.len() + 2*m.o.ActiveLimit
 	m.s.mu.Unlock()

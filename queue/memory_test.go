@@ -94,7 +94,7 @@ func TestParkedMemory(t *testing.T) {
 			e.hpos = parked
 		}
 		s.mu.Unlock()
-		s.parkOut(0)
+		s.parkOut(0, DefaultActiveLimit)
 		s.mu.Lock()
 		parkedN, inMemory := s.idx.parkedCount(), s.idx.m.len()
 		s.mu.Unlock()

@@ -376,13 +376,15 @@ func (s *Store) parkedSegs() []uint32 {
 	return seqs
 }
 
-// parkOut moves the messages parked in memory to their segments' state
+// parkOut moves the messages parked in memory, and those the schedule's
+// heap holds beyond room (trimSchedule), to their segments' state
 // files, joining those already there, except in segments up to keep,
 // which a compaction is copying forward. It takes s.mu itself, for one
 // segment's file at a time: appends wait for one file's writing at most,
 // not for a whole backlog's (a million messages take seconds).
-func (s *Store) parkOut(keep uint32) {
+func (s *Store) parkOut(keep uint32, room int) {
 	s.mu.Lock()
+	s.idx.trimSchedule(room)
 	bySeg := make(map[uint32][]*entry)
 	for e := range s.idx.m.all() {
 		if s.parkable(e, keep) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -592,4 +593,81 @@ func TestParkedHeld(t *testing.T) {
 	if tr.nCalls() != n {
 		t.Fatalf("%d deliveries, want %d", tr.nCalls(), n)
 	}
+}
+
+// TestParkedOutageInflow: mail keeps arriving while the next hop defers
+// everything. Each deferral is due a backoff from now, before the
+// horizon, so only the heap's limit parks it: memory holds a few times
+// the active queue's limit however much arrives, and every message is
+// tried again once its backoff has passed.
+func TestParkedOutageInflow(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{SegmentSize: 16 << 10})
+	const n, limit = 300, 5
+	clock := newFakeClock()
+	var mu sync.Mutex
+	most := 0
+	note := func() {
+		_, mem := onDisk(s)
+		mu.Lock()
+		most = max(most, mem)
+		mu.Unlock()
+	}
+	tr := newFakeTransport(func(d *Delivery, rcpt string) Result {
+		note()
+		return Result{Status: StatusDeferred, DSN: "4.3.0", Reason: "451 4.3.0 try again", Relay: "mx.a.example[192.0.2.1]:25"}
+	})
+	runManager(t, s, ManagerOptions{
+		Transports: map[string]Transport{"smtp": tr}, Now: clock.Now, alarm: clock.alarm,
+		MaximalQueueLifetime: DefaultQueueLifetime, ActiveLimit: limit,
+	})
+	looping(t, clock)
+	for i := range n {
+		mustAppend(t, s, oneRcpt("s@example.net", fmt.Sprintf("u%d@a.example", i), clock.Now()), testContent(i, 300))
+		note()
+		if i%limit == 0 {
+			// The inflow outpaces nothing: each message is tried before
+			// many more arrive, as at a gateway whose next hop refuses.
+			waitFor(t, "the arrivals to be tried", func() bool { return tr.nCalls() > i-2*limit })
+		}
+	}
+	waitFor(t, "every message's first attempt", func() bool { return tr.nCalls() == n })
+	idle(t, s)
+	mu.Lock()
+	if most > 10*limit {
+		t.Errorf("memory held %d messages at once, with an active queue limit of %d", most, limit)
+	}
+	mu.Unlock()
+	if p, mem := onDisk(s); p+mem != n || mem > 10*limit {
+		t.Errorf("after the inflow: %d parked on disk, %d in memory, of %d", p, mem, n)
+	}
+	// Past the backoff every message comes back, a limit's worth at a
+	// time, and is tried again: none is left behind on disk.
+	tries := func() (least int) {
+		per := make(map[string]int)
+		for _, c := range tr.callList() {
+			per[c.id]++
+		}
+		least = len(per) - n // negative while some message was never tried
+		if least == 0 {
+			least = math.MaxInt
+			for _, k := range per {
+				least = min(least, k)
+			}
+		}
+		return least
+	}
+	for range 20 {
+		if tries() >= 2 {
+			break
+		}
+		clock.Advance(DefaultQueueRunDelay)
+		idle(t, s)
+	}
+	if least := tries(); least < 2 {
+		p, mem := onDisk(s)
+		t.Fatalf("a message was tried %d times after 20 queue runs (%d parked, %d in memory)", least, p, mem)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("at most %d of %d messages in memory", most, n)
 }

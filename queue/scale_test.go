@@ -129,7 +129,7 @@ func BenchmarkQueueAtScale(b *testing.B) {
 	walk := time.Now()
 	s.queueRun(s.idx.horizon, DefaultActiveLimit)
 	s.mu.Unlock()
-	s.parkOut(0)
+	s.parkOut(0, DefaultActiveLimit)
 	b.ReportMetric(float64(time.Since(walk).Microseconds())/1000, "queue-run-ms")
 	// The server is back: ETRN for its domain makes the whole backlog due
 	// (the files read, the envelopes matched, the messages back in

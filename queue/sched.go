@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"iter"
+	"slices"
 )
 
 // The schedule: while a queue manager runs, every message waiting for it
@@ -34,9 +35,12 @@ type dueHeap []dueItem
 
 func (h dueHeap) Len() int { return len(h) }
 
-func (h dueHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
-	return cmp.Or(cmp.Compare(a.due, b.due), cmp.Compare(a.e.seg, b.e.seg), cmp.Compare(a.e.off, b.e.off)) < 0
+func (h dueHeap) Less(i, j int) bool { return compareDue(h[i], h[j]) < 0 }
+
+// compareDue orders scheduled messages by when they are due, then by log
+// position.
+func compareDue(a, b dueItem) int {
+	return cmp.Or(cmp.Compare(a.due, b.due), cmp.Compare(a.e.seg, b.e.seg), cmp.Compare(a.e.off, b.e.off))
 }
 
 func (h dueHeap) Swap(i, j int) {
@@ -106,6 +110,32 @@ func (x *index) advance(horizon int64) {
 			heap.Push(&x.sched, dueItem{e.nextTry, e})
 		}
 	}
+}
+
+// trimSchedule leaves in the heap the room messages due first, and parks
+// (hpos = parked) the deferred ones due after them at their next try. An
+// outage defers the whole inflow to a backoff from now, before the
+// horizon: without this the heap, and memory, would hold all of it until
+// delivery resumes. They come back, earliest first, as the heap runs low
+// (Store.bringIn).
+func (x *index) trimSchedule(room int) {
+	if len(x.sched) <= room {
+		return
+	}
+	// Sorted, the heap is still a heap; kept in order, so is what stays.
+	slices.SortFunc(x.sched, compareDue)
+	kept := x.sched[:0]
+	for i, it := range x.sched {
+		e := it.e
+		if i >= room && it.due == e.nextTry && e.nextTry != 0 && (e.state == Active || e.state == Deferred) {
+			e.hpos = parked
+			continue
+		}
+		kept = append(kept, it)
+		e.hpos = int32(len(kept))
+	}
+	clear(x.sched[len(kept):])
+	x.sched = kept
 }
 
 func (x *index) unschedule(e *entry) {
