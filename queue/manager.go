@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -266,8 +267,18 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 		return now, true
 	})
 	s.queueRun(s.idx.horizon, m.o.ActiveLimit)
+	held := s.idx.m.len()
 	s.mu.Unlock()
 	m.park()
+	s.mu.Lock()
+	parkedNow := held - s.idx.m.len()
+	s.mu.Unlock()
+	if parkedNow > 100_000 {
+		// Open built the whole index; what parking freed (97 bytes a
+		// message) goes back to the system now, not as the scavenger
+		// gets to it over minutes.
+		debug.FreeOSMemory()
+	}
 	defer func() {
 		s.mu.Lock()
 		s.mgr = nil
