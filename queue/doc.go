@@ -9,12 +9,14 @@
 // messages. While a queue manager runs, memory holds only what its
 // schedule needs now, as Postfix's active queue holds only what
 // qmgr_message_active_limit lets in: the messages being delivered, up
-// to as many again due before the horizon (the next queue run plus a
-// minimal backoff, sched.go), those deferred or held since parking last
-// ran, and corrupt ones; and, for the deferred and held backlog, a
-// summary per segment. Each queue run parks on disk the messages due
-// after the horizon and the held ones (park.go): their state (ID, place,
-// lengths, next try, recipients' done and reasons, flags) goes to a
+// to as many again due first (before the horizon: the next queue run
+// plus a minimal backoff, sched.go), those deferred or held since
+// parking last ran, and corrupt ones; and, for the deferred and held
+// backlog, a summary per segment. Each queue run parks on disk the
+// messages due after the horizon, the deferred ones the heap holds
+// beyond the limit (an outage defers the whole inflow to a backoff from
+// now, before the horizon), and the held ones (park.go): their state
+// (ID, place, lengths, next try, recipients' done and reasons, flags) goes to a
 // state file per segment of their records, DIR/log/NNN.park, and memory
 // keeps per segment their count, bytes by state, earliest next try and
 // a Bloom filter of their IDs (10 bits a message: 1.5 bytes a parked
@@ -26,7 +28,8 @@
 // when twice the limit have been deferred since parking last ran, they
 // go to disk without waiting for the next queue run. In an outage, then,
 // memory holds a few times the active queue's limit, however long the
-// backlog (TestParkedActiveLimit).
+// backlog and however fast it arrives (TestParkedActiveLimit,
+// TestParkedOutageInflow).
 //
 // What finds a message by ID finds a parked one: the filters say which
 // files may hold it, and reads (Get, Content, Append's check that an ID
