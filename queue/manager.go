@@ -261,10 +261,11 @@ func (s *Store) RunManager(ctx context.Context, o ManagerOptions) error {
 		switch {
 		case e.state == Hold || e.state == Corrupt:
 			return 0, false
-		case e.state == Deferred && e.nextTry > now:
-			return e.nextTry, true
 		}
-		return now, true
+		// Due at its next try, past or not (0: never tried, so first):
+		// what the heap holds beyond the active limit can then wait on
+		// disk (trimSchedule), to come back in the same order.
+		return e.nextTry, true
 	})
 	s.queueRun(s.idx.horizon, m.o.ActiveLimit)
 	held := s.idx.m.len()

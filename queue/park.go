@@ -245,15 +245,15 @@ func (s *Store) unpark(g *parkGroup) {
 	s.dropPark(g)
 }
 
-// restore puts a message read from a state file back in memory: parked
-// while a manager runs (the queue run that brought it in schedules it),
-// else, or held, unscheduled.
+// restore puts a message read from a state file back in memory: while a
+// manager runs, in the schedule (the heap when due before the horizon,
+// else parked in memory), else, or held, unscheduled.
 func (s *Store) restore(e *entry) {
 	e.hpos = 0
-	if s.idx.horizon != 0 && e.state != Hold {
-		e.hpos = parked
-	}
 	s.idx.m.put(e)
+	if s.idx.horizon != 0 && e.state != Hold {
+		s.idx.schedule(e, e.nextTry)
+	}
 }
 
 func (s *Store) dropPark(g *parkGroup) {
@@ -360,7 +360,7 @@ func (s *Store) bringIn(room int) {
 		s.dropPark(g)
 		if len(later) > 0 && !s.writePark(g.seq, later) {
 			for _, e := range later {
-				s.restore(e) // into the heap at the next queue run
+				s.restore(e)
 			}
 		}
 	}
@@ -397,6 +397,12 @@ func (s *Store) parkOut(keep uint32, room int) {
 		s.parkSegment(seq, es, keep)
 		s.mu.Unlock()
 	}
+	// What the trim took out of the heap but could not go to disk (a
+	// segment being compacted, a record in flight, a failed write) waits
+	// in the heap again, not for the next queue run.
+	s.mu.Lock()
+	s.idx.advance(s.idx.horizon)
+	s.mu.Unlock()
 }
 
 // parkable reports, under s.mu, whether e waits for nothing the queue

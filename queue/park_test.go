@@ -671,3 +671,36 @@ func TestParkedOutageInflow(t *testing.T) {
 	defer mu.Unlock()
 	t.Logf("at most %d of %d messages in memory", most, n)
 }
+
+// TestParkedDueAtStart: a queue manager starting on a backlog that is all
+// due (a restart after the outage, or of a queue filled while none ran)
+// holds no more of it in memory than its active limit allows, and
+// delivers every message once.
+func TestParkedDueAtStart(t *testing.T) {
+	s := openQ(t, t.TempDir(), Options{SegmentSize: 16 << 10})
+	const n, limit = 200, 5
+	clock := newFakeClock()
+	for i := range n {
+		mustAppend(t, s, oneRcpt("s@example.net", fmt.Sprintf("u%d@a.example", i), clock.Now()), testContent(i, 300))
+	}
+	tr := newFakeTransport(nil)
+	tr.gate = make(chan struct{}) // nothing is delivered until memory is counted
+	runManager(t, s, ManagerOptions{
+		Transports: map[string]Transport{"smtp": tr}, Now: clock.Now, alarm: clock.alarm,
+		MaximalQueueLifetime: DefaultQueueLifetime, ActiveLimit: limit,
+	})
+	if p, mem := onDisk(s); p+mem != n || mem > 3*limit {
+		t.Errorf("at the manager's start: %d parked on disk, %d in memory, of %d", p, mem, n)
+	}
+	close(tr.gate)
+	waitFor(t, "every message delivered", func() bool { return len(tr.sentCounts()) == n })
+	idle(t, s)
+	for rcpt, k := range tr.sentCounts() {
+		if k != 1 {
+			t.Errorf("%s delivered %d times", rcpt, k)
+		}
+	}
+	if p, mem := onDisk(s); p+mem != 0 {
+		t.Errorf("after delivery: %d parked, %d in memory", p, mem)
+	}
+}

@@ -113,7 +113,7 @@ func (x *index) advance(horizon int64) {
 }
 
 // trimSchedule leaves in the heap the room messages due first, and parks
-// (hpos = parked) the deferred ones due after them at their next try. An
+// (hpos = parked) those due after them at their next try. An
 // outage defers the whole inflow to a backoff from now, before the
 // horizon: without this the heap, and memory, would hold all of it until
 // delivery resumes. They come back, earliest first, as the heap runs low
@@ -127,7 +127,7 @@ func (x *index) trimSchedule(room int) {
 	kept := x.sched[:0]
 	for i, it := range x.sched {
 		e := it.e
-		if i >= room && it.due == e.nextTry && e.nextTry != 0 && (e.state == Active || e.state == Deferred) {
+		if i >= room && it.due == e.nextTry && (e.state == Active || e.state == Deferred) {
 			e.hpos = parked
 			continue
 		}
