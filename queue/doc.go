@@ -28,8 +28,9 @@
 // when twice the limit have been deferred since parking last ran, they
 // go to disk without waiting for the next queue run. In an outage, then,
 // memory holds a few times the active queue's limit, however long the
-// backlog and however fast it arrives (TestParkedActiveLimit,
-// TestParkedOutageInflow).
+// backlog and however fast it arrives, or however much of it is due when
+// a manager starts (TestParkedActiveLimit, TestParkedOutageInflow,
+// TestParkedDueAtStart).
 //
 // What finds a message by ID finds a parked one: the filters say which
 // files may hold it, and reads (Get, Content, Append's check that an ID
