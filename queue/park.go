@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -156,19 +155,11 @@ func encodePark(seq uint32, gen uint64, es []*entry) []byte {
 // decodePark reads the state file of group g back into entries, or says
 // why it does not describe g.
 func (x *index) decodePark(data []byte, g *parkGroup) ([]*entry, error) {
-	if len(data) < parkHeaderSize+4 || !bytes.Equal(data[:8], parkMagic) {
-		return nil, errors.New("not a state file")
+	data, err := checkDerived(data, parkMagic, parkVersion, parkHeaderSize, g.seq)
+	if err != nil {
+		return nil, fmt.Errorf("not a state file: %w", err)
 	}
-	n := len(data) - 4
-	if crc32.Checksum(data[:n], castagnoli) != binary.LittleEndian.Uint32(data[n:]) {
-		return nil, errors.New("checksum mismatch")
-	}
-	if v := binary.LittleEndian.Uint32(data[8:]); v != parkVersion {
-		return nil, fmt.Errorf("format version %d", v)
-	}
-	if got := binary.LittleEndian.Uint32(data[12:]); got != g.seq {
-		return nil, fmt.Errorf("describes segment %d", got)
-	}
+	n := len(data)
 	if got := binary.LittleEndian.Uint64(data[16:]); got != g.gen {
 		return nil, errors.New("stale: not the file last written")
 	}

@@ -147,24 +147,38 @@ func (ib *segIndexBuilder) finish(size int64) []byte {
 	return binary.LittleEndian.AppendUint32(ib.b, crc32.Checksum(ib.b, castagnoli))
 }
 
+// checkDerived checks the framing the queue's derived files share (a
+// segment's index file, its state file of parked messages): an 8-byte
+// magic, the format version and the segment number (little-endian
+// uint32s) in a header of size bytes, and a CRC32C of everything before
+// it at the end. It returns data without the checksum.
+func checkDerived(data, magic []byte, version uint32, size int, seq uint32) ([]byte, error) {
+	if len(data) < size+4 || !bytes.Equal(data[:8], magic) {
+		return nil, errors.New("wrong magic or too short")
+	}
+	n := len(data) - 4
+	if crc32.Checksum(data[:n], castagnoli) != binary.LittleEndian.Uint32(data[n:]) {
+		return nil, errors.New("checksum mismatch")
+	}
+	if v := binary.LittleEndian.Uint32(data[8:]); v != version {
+		return nil, fmt.Errorf("format version %d", v)
+	}
+	if got := binary.LittleEndian.Uint32(data[12:]); got != seq {
+		return nil, fmt.Errorf("describes segment %d", got)
+	}
+	return data[:n], nil
+}
+
 // decodeSegIndex checks an index file of segment seq, size bytes long,
 // and calls rec for each of its records (their bodies alias data: the
 // kept bytes only). It checks every record before the first call, so a
 // damaged file replays nothing.
 func decodeSegIndex(data []byte, seq uint32, size int64, rec func(*rawRecord)) error {
-	if len(data) < idxHeaderSize+4 || !bytes.Equal(data[:8], idxMagic) {
-		return errors.New("not an index file")
+	data, err := checkDerived(data, idxMagic, idxVersion, idxHeaderSize, seq)
+	if err != nil {
+		return fmt.Errorf("not an index file: %w", err)
 	}
-	n := len(data) - 4
-	if crc32.Checksum(data[:n], castagnoli) != binary.LittleEndian.Uint32(data[n:]) {
-		return errors.New("checksum mismatch")
-	}
-	if v := binary.LittleEndian.Uint32(data[8:]); v != idxVersion {
-		return fmt.Errorf("format version %d", v)
-	}
-	if got := binary.LittleEndian.Uint32(data[12:]); got != seq {
-		return fmt.Errorf("describes segment %d", got)
-	}
+	n := len(data)
 	if got := int64(binary.LittleEndian.Uint64(data[16:])); got != size {
 		return fmt.Errorf("describes %d bytes, the segment has %d", got, size)
 	}
