@@ -210,7 +210,9 @@ func smtpActions(log string) []string {
 // missing headers from the real Postfix and from postgate alike: all of
 // them, the Resent- ones for a message with a Resent- header, the
 // undisclosed recipients header for one with only a Bcc:, and none for
-// one that has them all. The messages at the sinks are compared.
+// one that has them all; message_drop_headers set to a list of its own
+// removes its headers and no longer the default Return-Path:. The
+// messages at the sinks are compared.
 func TestMissingHeadersAgainstPostfix(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
@@ -218,10 +220,12 @@ func TestMissingHeadersAgainstPostfix(t *testing.T) {
 		"resent":   "Subject: resent\r\nFrom: a@src.test\r\nTo: b@corp.test\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nMessage-ID: <r@src.test>\r\nResent-To: c@corp.test\r\n\r\nbody\r\n",
 		"bcc":      "Subject: bcc\r\nBcc: d@corp.test\r\n\r\nbody\r\n",
 		"complete": "Subject: complete\r\nFrom: a@src.test\r\nCc: b@corp.test\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nMessage-ID: <c@src.test>\r\n\r\nbody\r\n",
+		"dropped":  "Subject: dropped\r\nFrom: a@src.test\r\nTo: b@corp.test\r\nX-Internal-Route: 7\r\nReturn-Path: <x@src.test>\r\nDate: Fri, 4 Dec 2026 12:00:00 +0000\r\nMessage-ID: <d@src.test>\r\n\r\nbody\r\n",
 	}
 	run := func(start func(string) string, sink *harness.Sink) map[string]string {
 		addr := start("myhostname = mx.gateway.test\nrelay_domains = corp.test\nalways_add_missing_headers = yes\n" +
-			"undisclosed_recipients_header = To: undisclosed-recipients:;\n" + rejectUnauth + routes("corp.test", sink))
+			"undisclosed_recipients_header = To: undisclosed-recipients:;\n" +
+			"message_drop_headers = bcc, resent-bcc, x-internal-route\n" + rejectUnauth + routes("corp.test", sink))
 		for name, msg := range cases {
 			if code, text := sendThrough(t, addr, "s@src.test", "u@corp.test", msg); code != 250 {
 				t.Fatalf("%s at %s: %d %s", name, addr, code, text)
@@ -243,6 +247,9 @@ func TestMissingHeadersAgainstPostfix(t *testing.T) {
 		if got[name] != want[name] || want[name] == "" {
 			t.Errorf("%s: postgate relayed\n%s\nPostfix\n%s", name, got[name], want[name])
 		}
+	}
+	if d := want["dropped"]; strings.Contains(d, "X-Internal-Route") || !strings.Contains(d, "Return-Path: <x@src.test>") {
+		t.Errorf("Postfix did not drop what message_drop_headers lists, or dropped more:\n%s", d)
 	}
 	if !strings.Contains(want["bare"], "Message-Id: <YYYYMMDDHHMMSS.QUEUEID@mx.gateway.test>\nDate: DATE\nFrom: s@src.test\nTo: undisclosed-recipients:;\n") {
 		t.Errorf("Postfix did not add the headers to the bare message:\n%s", want["bare"])
