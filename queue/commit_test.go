@@ -152,3 +152,115 @@ func TestCancelBeforeWrite(t *testing.T) {
 		t.Fatalf("log grew from %d to %d bytes", size, got)
 	}
 }
+
+// TestDeliveredLingers: a "delivered" record starts no sync of its own. It
+// waits for the next record that does (here a new message's) and is
+// durable with it; alone it is synced once deliveredLinger has passed, or
+// once lingerRecords of them wait together; and Close syncs it.
+func TestDeliveredLingers(t *testing.T) {
+	defer func(d time.Duration) { deliveredLinger = d }(deliveredLinger)
+	delivered := Change{Kind: ChangeDelivered, Rcpts: []int{0}}
+	// open sets the linger and opens a Store in dir ("": a new one) with n
+	// messages; it returns their IDs and the syncs so far.
+	open := func(t *testing.T, dir string, linger time.Duration, n int) (*Store, *testSyncer, []string, int) {
+		deliveredLinger = linger
+		if dir == "" {
+			dir = t.TempDir()
+		}
+		ts := newTestSyncer()
+		s := openT(t, dir, Options{Syncer: ts})
+		var ids []string
+		for i := range n {
+			ids = append(ids, mustAppend(t, s, testEnvelope(i), []byte("x")))
+		}
+		before, _ := ts.counts()
+		return s, ts, ids, before
+	}
+	// change starts the Change and waits until its record is placed.
+	change := func(t *testing.T, s *Store, id string) chan error {
+		s.mu.Lock()
+		base := s.submitted
+		s.mu.Unlock()
+		done := make(chan error, 1)
+		go func() { done <- s.Change(context.Background(), id, delivered) }()
+		waitSubmitted(t, s, base+1)
+		return done
+	}
+	// settled checks that the records cost at most syncs syncs since
+	// before, and that each message now shows its delivery.
+	settled := func(t *testing.T, s *Store, ts *testSyncer, before, syncs int, ids ...string) {
+		t.Helper()
+		if n, _ := ts.counts(); n-before < 1 || n-before > syncs {
+			t.Fatalf("%d syncs, want 1 to %d", n-before, syncs)
+		}
+		for _, id := range ids {
+			if m, ok := s.Get(id); !ok || !m.Done[0] || m.Done[1] {
+				t.Fatalf("%s after its delivered record: %+v, %v", id, m, ok)
+			}
+		}
+	}
+
+	t.Run("rides on the next sync", func(t *testing.T) {
+		s, ts, ids, before := open(t, "", time.Hour, 1)
+		defer s.Close()
+		done := change(t, s, ids[0])
+		if n, _ := ts.counts(); n != before {
+			t.Fatalf("the delivered record started a sync (%d, was %d)", n, before)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Change returned (%v) before any sync covered it", err)
+		default:
+		}
+		mustAppend(t, s, testEnvelope(2), []byte("y"))
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		settled(t, s, ts, before, 1, ids[0])
+	})
+
+	t.Run("alone, after the linger", func(t *testing.T) {
+		s, ts, ids, before := open(t, "", time.Millisecond, 1)
+		defer s.Close()
+		if err := <-change(t, s, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		settled(t, s, ts, before, 1, ids[0])
+	})
+
+	t.Run("many together", func(t *testing.T) {
+		s, ts, ids, before := open(t, "", time.Hour, lingerRecords)
+		defer s.Close()
+		errs := make(chan error, len(ids))
+		for _, id := range ids {
+			go func() { errs <- s.Change(context.Background(), id, delivered) }()
+		}
+		for range ids {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%d delivered records waiting together were not synced", lingerRecords)
+			}
+		}
+		settled(t, s, ts, before, 2, ids...)
+	})
+
+	t.Run("at Close", func(t *testing.T) {
+		dir := t.TempDir()
+		s, _, ids, _ := open(t, dir, time.Hour, 1)
+		done := change(t, s, ids[0])
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		s, ts, _, before := open(t, dir, time.Hour, 0)
+		defer s.Close()
+		mustAppend(t, s, testEnvelope(3), []byte("z")) // settled wants a sync
+		settled(t, s, ts, before, 1, ids[0])
+	})
+}

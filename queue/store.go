@@ -23,7 +23,8 @@ type Store struct {
 	logDirF     *os.File // synced after creating a segment
 
 	mu         sync.Mutex
-	wake       sync.Cond // the commit loop waits on it for work
+	wake       sync.Cond   // the commit loop waits on it for work
+	linger     *time.Timer // makes a batch of lingering records due (see deliveredLinger)
 	idx        *index
 	pending    map[string]struct{} // IDs appended but not yet durable
 	ids        idGen
@@ -104,6 +105,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.cur = s.newBatch()
+	s.linger = time.AfterFunc(time.Hour, s.lingered)
+	s.linger.Stop()
 	go s.commitLoop()
 	go s.runIndexer(s.indexer)
 	s.indexer.add(unindexed...)
@@ -228,6 +231,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.linger.Stop()
 	s.wake.Broadcast()
 	s.mu.Unlock()
 	<-s.loopDone
