@@ -82,6 +82,7 @@ func relayMessages(b *testing.B, servers []server, messages int) {
 		name string
 		args []string
 	}{{"conn", nil}, {"kept", []string{"-d"}}}
+	pinServers(b, servers)
 	b.ResetTimer()
 	for _, shape := range shapes {
 		rate := map[string]float64{}
