@@ -55,7 +55,7 @@ const (
 var parkMagic = []byte("\x89PGPRK\r\n")
 
 func parkPath(logDir string, seq uint32) string {
-	return filepath.Join(logDir, fmt.Sprintf("%012d%s", seq, parkSuffix))
+	return filepath.Join(logDir, seqName(seq, parkSuffix))
 }
 
 // parkGroup is what memory keeps of the messages of one segment parked

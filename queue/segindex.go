@@ -45,7 +45,7 @@ const (
 var idxMagic = []byte("\x89PGIDX\r\n")
 
 func idxPath(logDir string, seq uint32) string {
-	return filepath.Join(logDir, fmt.Sprintf("%012d%s", seq, idxSuffix))
+	return filepath.Join(logDir, seqName(seq, idxSuffix))
 }
 
 // segIndexBuilder collects a segment's records as a scan meets them.

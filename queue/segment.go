@@ -24,7 +24,11 @@ const (
 
 var segMagic = []byte("\x89PGSEG\r\n")
 
-func segName(seq uint32) string { return fmt.Sprintf("%012d%s", seq, segSuffix) }
+func segName(seq uint32) string { return seqName(seq, segSuffix) }
+
+// seqName is the name of segment seq's file with suffix: the segment, its
+// index file, its state file.
+func seqName(seq uint32, suffix string) string { return fmt.Sprintf("%012d%s", seq, suffix) }
 
 func segPath(logDir string, seq uint32) string { return filepath.Join(logDir, segName(seq)) }
 
