@@ -11,6 +11,9 @@ import (
 // is not stable when a quoted string or an escape puts specials or white
 // space into a domain, which quote_822_local leaves unquoted (`"@ "`
 // becomes `""@ `, read back as `""@`), so those inputs are only run.
+// Nor is it when a line break is not followed by a blank, which no
+// unfolded header has: cleanup_out_header indents the line with a TAB,
+// and a comment that fit in 250 bytes may not fit any more.
 func FuzzRewrite(f *testing.F) {
 	for _, s := range []string{
 		" joe@old.test", ` "Bloggs, Joe" <joe@old.test> (x (y))`, " team: a@old.test, b;", " <@r:a@old.test>",
@@ -22,7 +25,7 @@ func FuzzRewrite(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		line, changed, _ := Rewrite("To", value, 100, oldToNewTest)
 		// An empty local part comes out quoted (`""@`): the same instability.
-		if !changed || strings.ContainsAny(value, "\"\\[") || strings.Contains(line, `""@`) {
+		if !changed || strings.ContainsAny(value, "\"\\[") || strings.Contains(line, `""@`) || bareBreak(value) {
 			return
 		}
 		name, v, ok := SplitHeader(line)
@@ -36,4 +39,15 @@ func FuzzRewrite(f *testing.F) {
 			t.Errorf("Rewrite(%q) = %q, then %q", value, line, again)
 		}
 	})
+}
+
+// bareBreak reports whether s has a "\n" that neither space nor tab follows.
+func bareBreak(s string) bool {
+	for i := strings.IndexByte(s, '\n'); i >= 0; i = strings.IndexByte(s, '\n') {
+		if i+1 == len(s) || (s[i+1] != ' ' && s[i+1] != '\t') {
+			return true
+		}
+		s = s[i+1:]
+	}
+	return false
 }
