@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,3 +59,40 @@ func benchmarkAppend(b *testing.B, writers int) {
 func BenchmarkAppend1(b *testing.B)   { benchmarkAppend(b, 1) }
 func BenchmarkAppend20(b *testing.B)  { benchmarkAppend(b, 20) }
 func BenchmarkAppend100(b *testing.B) { benchmarkAppend(b, 100) }
+
+// BenchmarkIndexSegment indexes a sealed segment of 2 KiB messages, each
+// with its "delivered" record, as the indexer does when the log moves on;
+// it reports the CPU per message (this process, its system calls
+// included), the price every message pays later out of the sessions' CPU.
+func BenchmarkIndexSegment(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{Syncer: nopSyncer{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const msgs = 5000
+	content := testContent(0, 2048)
+	for i := range msgs {
+		env := *testEnvelope(i)
+		env.ID = ""
+		if err := s.Append(context.Background(), &env, content); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Change(context.Background(), env.ID, Change{Kind: ChangeDelivered}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	seq := s.segSeq
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		ib := newSegIndexBuilder(seq)
+		if _, err := indexSegmentFile(segPath(filepath.Join(dir, "log"), seq), seq, ib); err != nil || !ib.ok {
+			b.Fatalf("index: %v, ok %v", err, ib.ok)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N*msgs), "cpu-us/msg")
+}
