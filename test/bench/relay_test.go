@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -68,59 +69,90 @@ func startServersDNS(b *testing.B, extra, nameserver string) []server {
 // the messages over the time from smtp-source's start to the last message
 // at the sink. CPU is the server's whole process tree; per connection it is
 // reported for the one-message shape, where every message is a connection.
-// The workload is fixed, so b.N is ignored: run with -benchtime 1x.
+// The servers take turns (-relay.rounds), and each figure sums a server's
+// turns. The workload is fixed, so b.N is ignored: run with -benchtime 1x.
 func BenchmarkRelayVsPostfix(b *testing.B) {
 	relayVsPostfix(b, startServers(b))
 }
 
 func relayVsPostfix(b *testing.B, servers []server) { relayMessages(b, servers, 20000) }
 
+var relayRounds = flag.Int("relay.rounds", 4, "relay benchmarks: the servers take turns this many times per traffic shape, each sending its share of the messages, so that a change in the machine's speed during the run (this machine's CPU time per message has moved by half from minute to minute) falls on both servers alike")
+
+// shapeTotals is what one server did in one traffic shape, summed over
+// its turns.
+type shapeTotals struct {
+	secs, cpu, sink, self, client float64
+	pss                           float64 // the peak
+}
+
 // relayMessages is relayVsPostfix with a number of messages per shape.
+// The servers take turns (-relay.rounds): postgate's share takes seconds
+// and Postfix's more than a minute, so one turn each would compare two
+// different stretches of the machine's time.
 func relayMessages(b *testing.B, servers []server, messages int) {
 	source := harness.Need(b, "smtp-source", "postfix")
 	shapes := []struct {
 		name string
 		args []string
 	}{{"conn", nil}, {"kept", []string{"-d"}}}
+	rounds := max(1, min(*relayRounds, messages/100))
 	pinServers(b, servers)
 	b.ResetTimer()
 	for _, shape := range shapes {
-		rate := map[string]float64{}
-		for _, s := range servers {
-			base := s.sink.n.Load()
-			cpu0, sink0, self0 := treeCPU(s.root), treeCPU(s.sink.pid), selfCPU()
-			pss := samplePSS(s.root, time.Second)
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			args := append([]string{"-s", "20", "-l", "2048", "-m", fmt.Sprint(messages),
-				"-f", "a@src.test", "-t", "u@relay.test"}, shape.args...)
-			cmd := exec.CommandContext(ctx, source, append(args, s.addr)...)
-			out, err := cmd.CombinedOutput()
-			cancel()
-			if err != nil {
-				b.Fatalf("%s: smtp-source: %v\n%s", s.name, err, out)
+		totals := make([]shapeTotals, len(servers))
+		for r := range rounds {
+			share := messages / rounds
+			if r == rounds-1 {
+				share = messages - share*(rounds-1)
 			}
-			end := s.waitSink(b, int(base)+messages, start)
-			cpu := treeCPU(s.root) - cpu0
-			sink, self := treeCPU(s.sink.pid)-sink0, selfCPU()-self0
-			client := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
-			peak := pss()
-			n := float64(messages)
-			rate[s.name] = n / end.Sub(start).Seconds()
+			for i, s := range servers {
+				relayTurn(b, source, s, shape.args, share, &totals[i])
+			}
+		}
+		rate := map[string]float64{}
+		for i, s := range servers {
+			t, n := totals[i], float64(messages)
+			rate[s.name] = n / t.secs
 			b.ReportMetric(rate[s.name], shape.name+"-msgs/s-"+s.name)
-			b.ReportMetric(cpu/(n/1000), shape.name+"-cpu-s/1k-"+s.name)
+			b.ReportMetric(t.cpu/(n/1000), shape.name+"-cpu-s/1k-"+s.name)
 			if shape.name == "conn" {
-				b.ReportMetric(cpu/n*1e6, "cpu-us/conn-"+s.name)
+				b.ReportMetric(t.cpu/n*1e6, "cpu-us/conn-"+s.name)
 			}
 			// What the client, the sink and this process spent on the
 			// same cores: CPU the server under test could not have.
-			b.ReportMetric(client/n*1e6, shape.name+"-source-cpu-us/msg-"+s.name)
-			b.ReportMetric(sink/n*1e6, shape.name+"-sink-cpu-us/msg-"+s.name)
-			b.ReportMetric(self/n*1e6, shape.name+"-bench-cpu-us/msg-"+s.name)
-			b.ReportMetric(peak, shape.name+"-pss-MB-"+s.name)
+			b.ReportMetric(t.client/n*1e6, shape.name+"-source-cpu-us/msg-"+s.name)
+			b.ReportMetric(t.sink/n*1e6, shape.name+"-sink-cpu-us/msg-"+s.name)
+			b.ReportMetric(t.self/n*1e6, shape.name+"-bench-cpu-us/msg-"+s.name)
+			b.ReportMetric(t.pss, shape.name+"-pss-MB-"+s.name)
 		}
 		b.ReportMetric(rate["postgate"]/rate["postfix"], shape.name+"-ratio-pg/pf")
 	}
+}
+
+// relayTurn sends messages through s with smtp-source and adds the time
+// until the last reached the sink, and the CPU each party used, to t.
+func relayTurn(b *testing.B, source string, s server, args []string, messages int, t *shapeTotals) {
+	base := s.sink.n.Load()
+	cpu0, sink0, self0 := treeCPU(s.root), treeCPU(s.sink.pid), selfCPU()
+	pss := samplePSS(s.root, time.Second)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	argv := append([]string{"-s", "20", "-l", "2048", "-m", fmt.Sprint(messages),
+		"-f", "a@src.test", "-t", "u@relay.test"}, args...)
+	cmd := exec.CommandContext(ctx, source, append(argv, s.addr)...)
+	out, err := cmd.CombinedOutput()
+	cancel()
+	if err != nil {
+		b.Fatalf("%s: smtp-source: %v\n%s", s.name, err, out)
+	}
+	end := s.waitSink(b, int(base)+messages, start)
+	t.secs += end.Sub(start).Seconds()
+	t.cpu += treeCPU(s.root) - cpu0
+	t.sink += treeCPU(s.sink.pid) - sink0
+	t.self += selfCPU() - self0
+	t.client += (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	t.pss = max(t.pss, pss())
 }
 
 // BenchmarkDataLatency: 2,000 messages of 2 KiB over 20 concurrent
