@@ -272,6 +272,7 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration) error {
 	if g.opts.Describe != "" {
 		g.log.Logf("master", "daemon started -- %s", g.opts.Describe)
 	}
+	go keepProcs(sessions)
 	// The queue manager delivers until the sessions are over.
 	manager, endManager := context.WithCancel(context.WithoutCancel(ctx))
 	defer endManager()

@@ -1,0 +1,71 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"postgate/test/harness"
+)
+
+// TestProcsOnOneCPU: the daemon started on one CPU runs with two Ps
+// (GOMAXPROCS), so a session never waits behind the queue's fdatasync
+// holding the only one; an admin's GOMAXPROCS wins. Read from the
+// daemon's own /metrics (go_sched_gomaxprocs_threads).
+func TestProcsOnOneCPU(t *testing.T) {
+	t.Parallel()
+	taskset := harness.Need(t, "taskset", "util-linux")
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{{"", "2"}, {"GOMAXPROCS=1", "1"}} {
+		t.Run("env="+tc.env, func(t *testing.T) {
+			mport := harness.FreePort(t)
+			dir, _ := harness.Config(t, fmt.Sprintf("postgate_metrics_address = 127.0.0.1:%d\n", mport), "")
+			cmd := exec.Command(taskset, "-c", "0", harness.Binary(t), "serve", "-c", dir)
+			cmd.Env = os.Environ()
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, tc.env)
+			}
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+			// The floor is set as the daemon starts serving, and /metrics
+			// may answer just before: read until it shows or time is up.
+			got := ""
+			for deadline := time.Now().Add(30 * time.Second); got != tc.want && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				got = gomaxprocs(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+			}
+			if got != tc.want {
+				t.Fatalf("on one CPU with %q, go_sched_gomaxprocs_threads = %q, want %s\n%s", tc.env, got, tc.want, out.String())
+			}
+		})
+	}
+}
+
+// gomaxprocs is the value of go_sched_gomaxprocs_threads at url, "" when
+// it cannot be read.
+func gomaxprocs(url string) string {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_sched_gomaxprocs_threads "); ok {
+			return v
+		}
+	}
+	return ""
+}
