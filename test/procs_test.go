@@ -59,6 +59,13 @@ func TestProcsOnOneCPU(t *testing.T) {
 			if got != tc.want {
 				t.Fatalf("on one CPU with %q, go_sched_gomaxprocs_threads = %q, want %s\n%s", tc.env, got, tc.want, out.String())
 			}
+			// It stays so past the floor's next look (once a second): an
+			// admin's 1 is not raised later either.
+			for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+				if got := gomaxprocs(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)); got != tc.want {
+					t.Fatalf("on one CPU with %q, go_sched_gomaxprocs_threads went from %s to %q", tc.env, tc.want, got)
+				}
+			}
 		})
 	}
 }
