@@ -13,7 +13,7 @@ import (
 	"postgate/test/harness"
 )
 
-var relayPin = flag.Bool("relay.pin", false, "relay benchmarks: run the servers on one half of the CPUs and their load (smtp-source, smtp-sink, this process) on the other, so the load takes no CPU from the server it measures (default: everything shares every CPU, as the figures in the README were taken)")
+var relayPin = flag.Bool("relay.pin", false, "relay benchmarks: run the servers on one half of the CPUs and their load (smtp-source, smtp-sink, this process) on the other, so the load takes no CPU from the server it measures (default: everything shares every CPU, as the README's first relay table was taken)")
 
 // pinServers, with -relay.pin, puts each server's process tree on the
 // upper half of the CPUs and this process and the sinks on the lower half
