@@ -49,7 +49,14 @@ func TestProcsOnOneCPU(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+			defer func() {
+				cmd.Process.Signal(syscall.SIGKILL)
+				cmd.Wait()
+				// As the harness's own daemons (a -race build under make test).
+				if strings.Contains(out.String(), "WARNING: DATA RACE") {
+					t.Errorf("postgate reported a data race:\n%s", out.String())
+				}
+			}()
 			// The floor is set as the daemon starts serving, and /metrics
 			// may answer just before: read until it shows or time is up.
 			got := ""
