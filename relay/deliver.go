@@ -70,13 +70,16 @@ func (t *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 			}
 			d.setup = time.Time{}
 			stop := context.AfterFunc(ctx, s.c.cancel)
-			if !s.probe() {
+			// A server that pipelines gets the RSET probe in the flight
+			// with MAIL, RCPT and DATA (transact): the same check, without
+			// a round trip of its own per message.
+			if !s.pipelining && !s.probe() {
 				stop()
 				s.broken = true
 				s.quit()
 				continue
 			}
-			retry := d.transact(s, false)
+			retry := d.transact(s, s.pipelining, false)
 			if !stop() {
 				s.broken = true
 			}
@@ -152,7 +155,7 @@ func (d *delivery) tryServers(dests []destination, used []netip.AddrPort, sessio
 			continue
 		}
 		sessions++
-		d.transact(s, last || limit > 0 && sessions >= limit && final)
+		d.transact(s, false, last || limit > 0 && sessions >= limit && final)
 		if !stop() {
 			s.broken = true
 		}

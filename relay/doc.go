@@ -56,7 +56,11 @@
 // cached session is checked with an RSET probe before use; one that fails
 // the probe, loses the connection before the MAIL reply or answers MAIL
 // with 421 is dropped and the delivery goes on with another session, unseen
-// in the results.
+// in the results. Postfix waits for the probe's reply before MAIL; relay
+// sends RSET in the same flight as MAIL, RCPT and DATA when the server
+// offers PIPELINING (RSET may open a group, RFC 2920), which saves a round
+// trip per message. A failed probe's flight never gets the content: the
+// connection is closed.
 //
 // SMTPUTF8 is required of the server when the client asked for it and the
 // envelope has a non-ASCII address; Postfix also looks at the headers,

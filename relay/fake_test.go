@@ -202,9 +202,12 @@ type rawServer struct {
 	ehlo     string // whole EHLO reply
 	// dot is the reply to the end of data.
 	dot string
-	// hold keeps the replies to MAIL and RCPT until DATA arrives: only a
-	// pipelining client gets through.
+	// hold keeps the replies to RSET, MAIL and RCPT until DATA arrives:
+	// only a pipelining client gets through.
 	hold bool
+	// rset is the reply to RSET; closeAfterRSET hangs up once it is sent.
+	rset           string
+	closeAfterRSET bool
 
 	mu    sync.Mutex
 	lines []string // command lines, without CRLF
@@ -220,6 +223,7 @@ func newRawServer(t *testing.T, configure func(*rawServer)) *rawServer {
 		greeting: "220 raw.test ESMTP\r\n",
 		ehlo:     "250-raw.test\r\n250 8BITMIME\r\n",
 		dot:      "250 2.0.0 Ok: queued as RAW1\r\n",
+		rset:     "250 2.0.0 Ok\r\n",
 	}
 	if configure != nil {
 		configure(r)
@@ -274,7 +278,13 @@ func (r *rawServer) session(c net.Conn) {
 			io.WriteString(c, r.ehlo)
 		case "MAIL", "RCPT":
 			reply("250 2.0.0 Ok\r\n")
-		case "HELO", "RSET", "NOOP":
+		case "RSET":
+			reply(r.rset)
+			if r.closeAfterRSET {
+				io.WriteString(c, strings.Join(held, ""))
+				return
+			}
+		case "HELO", "NOOP":
 			io.WriteString(c, "250 2.0.0 Ok\r\n")
 		case "DATA":
 			io.WriteString(c, strings.Join(held, "")+"354 End data with <CR><LF>.<CR><LF>\r\n")

@@ -443,6 +443,80 @@ func TestReuseFailsAtMail(t *testing.T) {
 	}
 }
 
+// pipeliningEHLO offers PIPELINING.
+const pipeliningEHLO = "250-raw.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+
+// A pipelining server gets a cached session's RSET probe in one flight
+// with MAIL, RCPT and DATA. This server answers RSET, MAIL and RCPT only
+// once DATA is in, so a lone probe would wait in vain for its reply.
+func TestReuseProbePipelined(t *testing.T) {
+	r := newRawServer(t, func(r *rawServer) {
+		r.ehlo = pipeliningEHLO
+		r.hold = true
+	})
+	tr := newTransport(t, Options{ConnectionReuse: true, MaxIdle: time.Minute, RsetTimeout: 2 * time.Second})
+	for i, want := range []int{1, 2, 3} {
+		res := tr.Deliver(context.Background(), message(r.nexthop(), simpleContent, fmt.Sprintf("r%d@example.com", i)))
+		if res[0].Status != Sent || res[0].ConnUse != want {
+			t.Fatalf("message %d: %+v, want sent with conn_use=%d", i, res[0], want)
+		}
+	}
+	if n := r.l.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+	var rsets []int
+	lines := r.commands("RCPT TO:<r2@example.com>")
+	for i, l := range lines {
+		if l == "RSET" {
+			rsets = append(rsets, i)
+			if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "MAIL FROM:") {
+				t.Errorf("RSET not followed by MAIL FROM: %q", lines)
+			}
+		}
+	}
+	if len(rsets) != 2 {
+		t.Errorf("%d RSET probes, want one per reuse: %q", len(rsets), lines)
+	}
+}
+
+// A cached session that fails the pipelined probe, or loses the
+// connection after answering it, is dropped: the delivery goes on with a
+// fresh session, unseen, and the dropped session's flight never gets the
+// content.
+func TestReuseProbePipelinedFails(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		configure func(*rawServer)
+	}{
+		{"rejected", func(r *rawServer) { r.rset = "421 4.4.2 raw.test Error: timeout exceeded\r\n" }},
+		{"refused", func(r *rawServer) { r.rset = "502 5.5.2 Error: command not recognized\r\n" }},
+		{"hangup", func(r *rawServer) { r.closeAfterRSET = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRawServer(t, func(r *rawServer) {
+				r.ehlo = pipeliningEHLO
+				tc.configure(r)
+			})
+			tr := newTransport(t, Options{ConnectionReuse: true, MaxIdle: time.Minute})
+			for i := range 2 {
+				res := tr.Deliver(context.Background(), message(r.nexthop(), simpleContent, fmt.Sprintf("r%d@example.com", i)))
+				checkResult(t, res[0], Sent, "2.0.0", "250 2.0.0 Ok: queued as RAW1", fmt.Sprintf("127.0.0.1[127.0.0.1]:%d", portOf(r.l)))
+				if res[0].ConnUse != 1 {
+					t.Errorf("message %d: conn_use=%d, want 1 (a fresh session)", i, res[0].ConnUse)
+				}
+			}
+			if n := r.l.accepted.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if len(r.data) != 2 {
+				t.Errorf("server got %d messages, want 2 (none on the dropped session)", len(r.data))
+			}
+		})
+	}
+}
+
 // closeAfterWrite closes the connection once it has written after writes.
 type closeAfterWrite struct {
 	net.Conn

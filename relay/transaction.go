@@ -68,11 +68,12 @@ func (s *session) exchange(cmds []command, handle func(k int, r *reply) bool) (s
 }
 
 // transact runs one mail transaction on s for the recipients not done
-// (smtp_proto.c smtp_loop). final says a soft failure is final. It reports
-// whether a reused session failed before the server answered MAIL, or
-// answered it with 421, so the delivery may go on elsewhere as if s had
-// not been there.
-func (d *delivery) transact(s *session, final bool) (retry bool) {
+// (smtp_proto.c smtp_loop). probe sends a cached session's RSET probe
+// first, in the same flight as MAIL. final says a soft failure is final.
+// It reports whether a reused session failed the probe, failed before the
+// server answered MAIL, or answered it with 421, so the delivery may go
+// on elsewhere as if s had not been there.
+func (d *delivery) transact(s *session, probe, final bool) (retry bool) {
 	m := d.m
 	var idx []int
 	for i := range d.res {
@@ -107,7 +108,10 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 
 	s.uses++
 	use := s.uses
-	cmds := make([]command, 0, len(idx)+2)
+	cmds := make([]command, 0, len(idx)+3)
+	if probe {
+		cmds = append(cmds, command{st: stageProbe, line: "RSET"})
+	}
 	cmds = append(cmds, command{st: stageMail, line: d.mailCommand(s, utf8)})
 	for _, i := range idx {
 		r := &m.Recipients[i]
@@ -117,7 +121,7 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		}
 		cmds = append(cmds, command{st: stageRcpt, line: rcptCommand(s, r), rcpt: i})
 	}
-	if len(cmds) == 1 {
+	if cmds[len(cmds)-1].st == stageMail {
 		s.uses--
 		return false
 	}
@@ -149,17 +153,25 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		mailRejected bool
 		accepted     []int
 		dataReply    *reply
-		replies      int
+		mailAnswered bool
 	)
 	st, err := s.exchange(cmds, func(k int, r *reply) bool {
-		replies++
+		if retry {
+			return false // the replies of a dropped session's flight
+		}
 		c := cmds[k]
 		switch c.st {
+		case stageProbe:
+			if r.code/100 != 2 {
+				retry = true // the cached session is no longer good (smtp_reuse.c)
+				return false
+			}
 		case stageMail:
 			if r.code == 421 && reused {
 				retry = true // the server gave up on the idle session
 				return false
 			}
+			mailAnswered = true
 			if r.code/100 != 2 {
 				mailRejected = true
 				d.fail(openIDs(), said(r, stageMail), relay, use, final)
@@ -187,7 +199,7 @@ func (d *delivery) transact(s *session, final bool) (retry bool) {
 		}
 		return true
 	})
-	if retry || err != nil && reused && replies == 0 {
+	if retry || err != nil && reused && !mailAnswered {
 		s.broken = true
 		s.uses--
 		return true

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,48 @@ func TestRelayToSink(t *testing.T) {
 	}
 	if !strings.Contains(log, "postgate/smtp[") || !strings.Contains(log, "postgate/qmgr[") || !strings.Contains(log, id+": removed") {
 		t.Errorf("maillog lacks smtp/qmgr lines:\n%s", log)
+	}
+}
+
+// TestRelayReusesPostfixSession: postgate relays three messages to a real
+// Postfix over one connection. The cached session's RSET probe goes in one
+// flight with MAIL, RCPT and DATA, which Postfix takes even with
+// smtpd_forbid_unauth_pipelining (RSET may open a group).
+func TestRelayReusesPostfixSession(t *testing.T) {
+	t.Parallel()
+	sink := harness.StartSink(t)
+	pf := harness.StartPostfix(t, "mynetworks = 127.0.0.0/8\nrelay_domains = relay.test\n"+
+		"smtpd_forbid_unauth_pipelining = yes\n"+routes("relay.test", sink))
+	p := harness.Start(t, rejectUnauth+fmt.Sprintf("transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:%d }\n"+
+		"smtp_connection_cache_time_limit = 30s\n", pf.Port), "")
+	var ids []string
+	for i := range 3 {
+		id := sendGoSMTP(t, p.Addr, "a@src.test", "u@relay.test", testBody(fmt.Sprintf("reuse-%d@src.test", i)))
+		p.Log(id + ": removed") // delivered before the next, so the session is cached
+		ids = append(ids, id)
+	}
+	if msgs := sink.WaitMessages(3, 20*time.Second); len(msgs) != 3 {
+		t.Fatalf("sink got %d messages, want 3\n%s\n%s", len(msgs), p.Log("status="), pf.Log())
+	}
+	log := p.Log("")
+	for i, id := range ids {
+		use := ""
+		if i > 0 {
+			use = fmt.Sprintf("conn_use=%d, ", i+1)
+		}
+		want := regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("%s: to=<u@relay.test>, relay=127.0.0.1[127.0.0.1]:%d, ", id, pf.Port)) + `[^\n]*` +
+			regexp.QuoteMeta(use+"delay=") + `[^\n]*status=sent`)
+		if !want.MatchString(log) {
+			t.Errorf("message %d: no line matching %s:\n%s", i+1, want, log)
+		}
+	}
+	pflog := pf.Log()
+	// The harness's readiness probe is the other connection.
+	if n := strings.Count(pflog, "]: connect from") - strings.Count(pflog, "lost connection after CONNECT"); n != 1 {
+		t.Errorf("Postfix saw %d connections, want 1:\n%s", n, pflog)
+	}
+	if strings.Contains(pflog, "pipelining") {
+		t.Errorf("Postfix complained of pipelining:\n%s", pflog)
 	}
 }
 
