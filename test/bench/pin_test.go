@@ -22,12 +22,13 @@ var relayPin = flag.Bool("relay.pin", false, "relay benchmarks: run the servers 
 // a larger share from the faster server and the ratio measures the load as
 // much as the servers; pinned, each server has the same CPUs to itself.
 // Other peers a benchmark started (a milter, rbldnsd) are left on every
-// CPU. The affinity is restored when the benchmark ends.
-func pinServers(b *testing.B, servers []server) {
+// CPU. The affinity is restored when the benchmark ends. It returns how
+// many CPUs the servers have.
+func pinServers(b *testing.B, servers []server) int {
 	n := runtime.NumCPU()
 	if !*relayPin || n < 2 {
 		b.Logf("not pinned (-relay.pin=%v, %d CPUs): the load shares the servers' CPUs", *relayPin, n)
-		return
+		return n
 	}
 	var all, load, srv unix.CPUSet
 	for i := range n {
@@ -42,11 +43,14 @@ func pinServers(b *testing.B, servers []server) {
 		for _, pid := range harness.ProcessTree(s.root) {
 			pinProcess(b, pid, &srv)
 		}
-		pinProcess(b, s.sink.pid, &load)
+		if s.sink.pid != s.root { // a floor's sink is the server
+			pinProcess(b, s.sink.pid, &load)
+		}
 	}
 	pinProcess(b, os.Getpid(), &load)
 	b.Cleanup(func() { pinProcess(b, os.Getpid(), &all) })
 	b.Logf("servers on CPUs %d-%d, load on CPUs 0-%d", n/2, n-1, n/2-1)
+	return n - n/2
 }
 
 // pinProcess sets the affinity of every thread of pid; threads and

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,19 @@ type server struct {
 	sink *countSink
 	root int // PID whose process tree is the server
 	log  func() string
+	// floor marks the bare sink as the server (floorServer): measured in
+	// the one-message shape only, as a bound, not compared.
+	floor bool
+}
+
+// floorServer is a server that does nothing but answer SMTP and discard:
+// smtp-sink, a single C process, taking the load straight. Under the same
+// load it shows how fast any server could go on this machine, and so
+// what the load itself leaves of the CPU.
+func floorServer(b *testing.B) server {
+	s := startCountSink(b)
+	return server{name: "floor", addr: fmt.Sprintf("127.0.0.1:%d", s.port), sink: s, root: s.pid,
+		log: func() string { return "" }, floor: true}
 }
 
 // startServers starts postgate and a real Postfix configured alike (relay
@@ -57,8 +71,8 @@ func startServersDNS(b *testing.B, extra, nameserver string) []server {
 		pf = harness.StartPostfixDNS(b, routes(pfSink), nameserver)
 	}
 	return []server{
-		{"postgate", pg.Addr, pgSink, pg.Pid(), func() string { return pg.Log("") }},
-		{"postfix", pf.Addr, pfSink, pf.MasterPid(), pf.Log},
+		{"postgate", pg.Addr, pgSink, pg.Pid(), func() string { return pg.Log("") }, false},
+		{"postfix", pf.Addr, pfSink, pf.MasterPid(), pf.Log, false},
 	}
 }
 
@@ -71,8 +85,15 @@ func startServersDNS(b *testing.B, extra, nameserver string) []server {
 // reported for the one-message shape, where every message is a connection.
 // The servers take turns (-relay.rounds), and each figure sums a server's
 // turns. The workload is fixed, so b.N is ignored: run with -benchtime 1x.
+//
+// A third turn in the one-message shape sends the load straight to a bare
+// sink (floorServer): conn-msgs/s-floor is what a server doing no work
+// would reach, and conn-budget-us/conn-10x is the most CPU per connection
+// a server could spend and still reach 10× Postfix's rate with the CPUs
+// it has: their time per second over 10× Postfix's rate, less what the
+// load took per message on the same CPUs in postgate's turns.
 func BenchmarkRelayVsPostfix(b *testing.B) {
-	relayVsPostfix(b, startServers(b))
+	relayVsPostfix(b, append(startServers(b), floorServer(b)))
 }
 
 func relayVsPostfix(b *testing.B, servers []server) { relayMessages(b, servers, 20000) }
@@ -97,7 +118,7 @@ func relayMessages(b *testing.B, servers []server, messages int) {
 		args []string
 	}{{"conn", nil}, {"kept", []string{"-d"}}}
 	rounds := max(1, min(*relayRounds, messages/100))
-	pinServers(b, servers)
+	cpus := pinServers(b, servers)
 	b.ResetTimer()
 	for _, shape := range shapes {
 		totals := make([]shapeTotals, len(servers))
@@ -107,13 +128,29 @@ func relayMessages(b *testing.B, servers []server, messages int) {
 				share = messages - share*(rounds-1)
 			}
 			for i, s := range servers {
-				relayTurn(b, source, s, shape.args, share, &totals[i])
+				if !s.floor || shape.name == "conn" {
+					relayTurn(b, source, s, shape.args, share, &totals[i])
+				}
 			}
 		}
 		rate := map[string]float64{}
+		var load float64 // the load's CPU per message in postgate's turns
 		for i, s := range servers {
 			t, n := totals[i], float64(messages)
+			if s.floor {
+				if shape.name == "conn" {
+					rate[s.name] = n / t.secs
+					b.ReportMetric(rate[s.name], "conn-msgs/s-floor")
+					b.ReportMetric(t.cpu/n*1e6, "cpu-us/conn-floor")
+				}
+				continue
+			}
 			rate[s.name] = n / t.secs
+			if s.name == "postgate" {
+				if cpus == runtime.NumCPU() { // else the load is on other CPUs
+					load = (t.client + t.sink + t.self) / n
+				}
+			}
 			b.ReportMetric(rate[s.name], shape.name+"-msgs/s-"+s.name)
 			b.ReportMetric(t.cpu/(n/1000), shape.name+"-cpu-s/1k-"+s.name)
 			if shape.name == "conn" {
@@ -127,6 +164,10 @@ func relayMessages(b *testing.B, servers []server, messages int) {
 			b.ReportMetric(t.pss, shape.name+"-pss-MB-"+s.name)
 		}
 		b.ReportMetric(rate["postgate"]/rate["postfix"], shape.name+"-ratio-pg/pf")
+		if f, ok := rate["floor"]; ok {
+			b.ReportMetric(f/rate["postfix"], "conn-ratio-floor/pf")
+			b.ReportMetric((float64(cpus)/(10*rate["postfix"])-load)*1e6, "conn-budget-us/conn-10x")
+		}
 	}
 }
 
