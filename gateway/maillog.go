@@ -14,10 +14,12 @@ import (
 // maillog_file does, so pflogsumm and admins' greps keep working.
 //
 // Lines are buffered and flushed by a background loop (and at Close) so that
-// logging costs no write syscall per line on the hot path.
+// logging costs no write syscall per line on the hot path. The loop wakes
+// only when a line waits, so an idle gateway's log costs no wake-ups.
 type MailLog struct {
 	mu       sync.Mutex
 	w        *bufio.Writer
+	pending  chan struct{} // a line waits in an empty buffer: wakes flushLoop
 	closer   io.Closer
 	prefix   bool // add the syslog timestamp and host
 	host     string
@@ -33,7 +35,7 @@ type MailLog struct {
 // prefix, or to w without it when path is empty.
 func OpenMailLog(path string, w io.Writer, syslogName, host string) (*MailLog, error) {
 	l := &MailLog{name: syslogName, host: host, pid: os.Getpid(), now: time.Now,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		pending: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -47,19 +49,31 @@ func OpenMailLog(path string, w io.Writer, syslogName, host string) (*MailLog, e
 	return l, nil
 }
 
+// flushDelay is how long a logged line may wait in the buffer: the lines
+// that follow it meanwhile share its write.
+const flushDelay = 50 * time.Millisecond
+
+// flushLoop flushes the buffer flushDelay after a line went into it empty.
+// Until that flush more lines find it non-empty and wake nobody.
 func (l *MailLog) flushLoop() {
 	defer close(l.done)
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
+	t := time.NewTimer(flushDelay)
+	t.Stop()
 	for {
 		select {
-		case <-t.C:
-			l.mu.Lock()
-			l.w.Flush()
-			l.mu.Unlock()
+		case <-l.pending:
 		case <-l.stop:
 			return
 		}
+		t.Reset(flushDelay)
+		select {
+		case <-t.C:
+		case <-l.stop:
+			return // Close flushes
+		}
+		l.mu.Lock()
+		l.w.Flush()
+		l.mu.Unlock()
 	}
 }
 
@@ -67,6 +81,12 @@ func (l *MailLog) flushLoop() {
 func (l *MailLog) Logf(prog, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.w.Buffered() == 0 {
+		select {
+		case l.pending <- struct{}{}:
+		default: // already woken
+		}
+	}
 	if l.prefix {
 		l.w.WriteString(l.now().Format(time.Stamp))
 		l.w.WriteByte(' ')
