@@ -2,34 +2,15 @@ package gateway
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a strings.Builder safe for the flush loop and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestMailLogFlushes: a line reaches the writer soon after it is logged,
 // without Close, also a line logged after an earlier flush emptied the
 // buffer and one logged while a flush is pending.
 func TestMailLogFlushes(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer // fuzz_test.go
 	log, err := OpenMailLog("", &out, "postgate", "h")
 	if err != nil {
 		t.Fatal(err)
