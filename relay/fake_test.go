@@ -205,9 +205,10 @@ type rawServer struct {
 	// hold keeps the replies to RSET, MAIL and RCPT until DATA arrives:
 	// only a pipelining client gets through.
 	hold bool
-	// rset is the reply to RSET; closeAfterRSET hangs up once it is sent.
-	rset           string
-	closeAfterRSET bool
+	// rset is the reply to RSET; closeAfterRSET hangs up once it is sent,
+	// muteAfterRSET answers nothing more.
+	rset                          string
+	closeAfterRSET, muteAfterRSET bool
 
 	mu    sync.Mutex
 	lines []string // command lines, without CRLF
@@ -282,6 +283,10 @@ func (r *rawServer) session(c net.Conn) {
 			reply(r.rset)
 			if r.closeAfterRSET {
 				io.WriteString(c, strings.Join(held, ""))
+				return
+			}
+			if r.muteAfterRSET {
+				io.Copy(io.Discard, br)
 				return
 			}
 		case "HELO", "NOOP":

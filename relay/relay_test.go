@@ -465,7 +465,7 @@ func TestReuseProbePipelined(t *testing.T) {
 		t.Errorf("%d connections, want 1", n)
 	}
 	var rsets []int
-	lines := r.commands("RCPT TO:<r2@example.com>")
+	lines := r.commands("DATA") // each delivery is done when Deliver returns
 	for i, l := range lines {
 		if l == "RSET" {
 			rsets = append(rsets, i)
@@ -491,15 +491,22 @@ func TestReuseProbePipelinedFails(t *testing.T) {
 		{"rejected", func(r *rawServer) { r.rset = "421 4.4.2 raw.test Error: timeout exceeded\r\n" }},
 		{"refused", func(r *rawServer) { r.rset = "502 5.5.2 Error: command not recognized\r\n" }},
 		{"hangup", func(r *rawServer) { r.closeAfterRSET = true }},
+		// Nothing after the refused probe: the client must not wait for
+		// the replies to the rest of its flight.
+		{"mute", func(r *rawServer) { r.rset = "502 5.5.2 Error: command not recognized\r\n"; r.muteAfterRSET = true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRawServer(t, func(r *rawServer) {
 				r.ehlo = pipeliningEHLO
 				tc.configure(r)
 			})
-			tr := newTransport(t, Options{ConnectionReuse: true, MaxIdle: time.Minute})
+			tr := newTransport(t, Options{ConnectionReuse: true, MaxIdle: time.Minute, MailTimeout: time.Minute})
 			for i := range 2 {
-				res := tr.Deliver(context.Background(), message(r.nexthop(), simpleContent, fmt.Sprintf("r%d@example.com", i)))
+				// Far less than MailTimeout: a wait for a reply that never
+				// comes ends the context, and the delivery is deferred.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				res := tr.Deliver(ctx, message(r.nexthop(), simpleContent, fmt.Sprintf("r%d@example.com", i)))
+				cancel()
 				checkResult(t, res[0], Sent, "2.0.0", "250 2.0.0 Ok: queued as RAW1", fmt.Sprintf("127.0.0.1[127.0.0.1]:%d", portOf(r.l)))
 				if res[0].ConnUse != 1 {
 					t.Errorf("message %d: conn_use=%d, want 1 (a fresh session)", i, res[0].ConnUse)

@@ -163,7 +163,11 @@ func (d *delivery) transact(s *session, probe, final bool) (retry bool) {
 		switch c.st {
 		case stageProbe:
 			if r.code/100 != 2 {
-				retry = true // the cached session is no longer good (smtp_reuse.c)
+				// The cached session is no longer good (smtp_reuse.c):
+				// closed at once, the rest of its flight unread.
+				retry = true
+				s.broken = true
+				s.c.Close()
 				return false
 			}
 		case stageMail:
