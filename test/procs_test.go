@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,30 +30,13 @@ func TestProcsOnOneCPU(t *testing.T) {
 		cpu++
 	}
 	for _, tc := range []struct {
-		env  string
+		env  []string
 		want string
-	}{{"", "2"}, {"GOMAXPROCS=1", "1"}} {
-		t.Run("env="+tc.env, func(t *testing.T) {
+	}{{nil, "2"}, {[]string{"GOMAXPROCS=1"}, "1"}} {
+		t.Run(fmt.Sprintf("env=%v", tc.env), func(t *testing.T) {
 			mport := harness.FreePort(t)
-			dir, _ := harness.Config(t, fmt.Sprintf("postgate_metrics_address = 127.0.0.1:%d\n", mport), "")
-			cmd := exec.Command(taskset, "-c", fmt.Sprint(cpu), harness.Binary(t), "serve", "-c", dir)
-			cmd.Env = os.Environ()
-			if tc.env != "" {
-				cmd.Env = append(cmd.Env, tc.env)
-			}
-			var out strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				cmd.Process.Signal(syscall.SIGKILL)
-				cmd.Wait()
-				// As the harness's own daemons (a -race build under make test).
-				if strings.Contains(out.String(), "WARNING: DATA RACE") {
-					t.Errorf("postgate reported a data race:\n%s", out.String())
-				}
-			}()
+			p := harness.StartWith(t, fmt.Sprintf("postgate_metrics_address = 127.0.0.1:%d\n", mport), "",
+				[]string{taskset, "-c", fmt.Sprint(cpu)}, tc.env)
 			// The floor is set as the daemon starts serving, and /metrics
 			// may answer just before: read until it shows or time is up.
 			got := ""
@@ -64,7 +44,7 @@ func TestProcsOnOneCPU(t *testing.T) {
 				got = gomaxprocs(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
 			}
 			if got != tc.want {
-				t.Fatalf("on one CPU with %q, go_sched_gomaxprocs_threads = %q, want %s\n%s", tc.env, got, tc.want, out.String())
+				t.Fatalf("on one CPU with %q, go_sched_gomaxprocs_threads = %q, want %s\n%s", tc.env, got, tc.want, p.Stderr())
 			}
 			// It stays so past the floor's next look (once a second): an
 			// admin's 1 is not raised later either.

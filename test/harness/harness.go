@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,7 +157,9 @@ type Postgate struct {
 	cmd     *exec.Cmd
 	stderr  *lockedBuffer
 	waitErr chan error
-	command string // the daemon's subcommand: "serve", or "policyd"
+	command string   // the daemon's subcommand: "serve", or "policyd"
+	wrap    []string // a command the daemon runs under (StartWith)
+	env     []string // added to the daemon's environment (StartWith)
 }
 
 // DefaultMain is the harness's main.cf head; a test's own settings are
@@ -199,9 +202,18 @@ func Config(t testing.TB, extraMain, master string) (dir string, port int) {
 // answers. It is killed when the test ends.
 func Start(t testing.TB, extraMain, master string) *Postgate {
 	t.Helper()
+	return StartWith(t, extraMain, master, nil, nil)
+}
+
+// StartWith is Start with the daemon run under wrap, a
+// command and its arguments that end by running the daemon (taskset -c 0;
+// nil for none), and env added to its environment (GOMAXPROCS=1).
+func StartWith(t testing.TB, extraMain, master string, wrap, env []string) *Postgate {
+	t.Helper()
 	dir, port := Config(t, extraMain, master)
 	p := &Postgate{t: t, Dir: dir, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port),
-		Queue: filepath.Join(dir, "queue"), Maillog: filepath.Join(dir, "maillog"), command: "serve"}
+		Queue: filepath.Join(dir, "queue"), Maillog: filepath.Join(dir, "maillog"), command: "serve",
+		wrap: wrap, env: env}
 	p.Restart()
 	t.Cleanup(p.Kill)
 	return p
@@ -211,7 +223,11 @@ func Start(t testing.TB, extraMain, master string) *Postgate {
 func (p *Postgate) Restart() {
 	p.t.Helper()
 	p.stderr = new(lockedBuffer)
-	p.cmd = exec.Command(Binary(p.t), p.command, "-c", p.Dir)
+	argv := append(slices.Clip(p.wrap), Binary(p.t), p.command, "-c", p.Dir)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	if err := p.cmd.Start(); err != nil {
